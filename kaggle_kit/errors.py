@@ -1,0 +1,39 @@
+"""User-facing errors: one line, a hint, a named exit status. Kernel-side code raises these too."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    FAILED = 1  # validation failure, remote error, bad data
+    USAGE = 2  # bad flags or arguments (click's own convention)
+
+
+class KitError(Exception):
+    """An expected failure the user can act on; the CLI prints it as one line, without a traceback."""
+
+    exit_code: int = ExitStatus.FAILED
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def format_line(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class DataError(KitError):
+    """A competition file that cannot be read or does not follow the schema."""
+
+
+class RemoteError(KitError):
+    """Kaggle refused or failed a request."""
+
+
+class UsageProblem(KitError):
+    """Arguments that cannot work together; exits 2 like click's usage errors."""
+
+    exit_code = ExitStatus.USAGE

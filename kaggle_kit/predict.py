@@ -1,0 +1,158 @@
+"""Fast inference: length-sorted token-budget batches, dynamic padding, inference_mode, optional multi-GPU, swap TTA, blends."""
+
+from __future__ import annotations
+
+import copy
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .competition import CompetitionSpec
+from .data import Pairs
+from .encode import EncodingSpec, Encoder
+from .errors import KitError
+from .model import TrainedModel, load_trained
+
+
+def token_budget_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
+    """Rows sorted longest first, packed so rows x longest <= max_tokens (a single longer row gets a batch alone)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        longest = lengths[current[0]] if current else lengths[i]
+        if current and (len(current) + 1) * longest > max_tokens:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def pad_batch(rows: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _run_batches(model, batches: list[list[int]], encoded: list[list[int]], pad_id: int, out: np.ndarray, bar) -> None:
+    device = model_device(model)
+    with torch.inference_mode():
+        for batch in batches:
+            inputs = {k: v.to(device) for k, v in pad_batch([encoded[i] for i in batch], pad_id).items()}
+            logits = model(**inputs).logits.float().cpu().numpy()
+            out[batch] = logits
+            bar.update(len(batch))
+
+
+def predict_logits(model, pad_id: int, encoded: list[list[int]], max_tokens: int, num_labels: int,
+                   progress: bool = True, replicas: list[torch.nn.Module] | None = None) -> np.ndarray:
+    """Logits in the input order; sorted batches are shared round-robin between replicas (one per GPU)."""
+    batches = token_budget_batches([len(e) for e in encoded], max_tokens)
+    logits = np.zeros((len(encoded), num_labels), dtype=np.float32)
+    models = replicas or [model]
+    with tqdm(total=len(encoded), desc="predict", unit="row", disable=not progress) as bar:
+        if len(models) == 1:
+            _run_batches(models[0], batches, encoded, pad_id, logits, bar)
+        else:
+            with ThreadPoolExecutor(len(models)) as pool:
+                jobs = [pool.submit(_run_batches, m, batches[k::len(models)], encoded, pad_id, logits, bar)
+                        for k, m in enumerate(models)]
+                for job in jobs:
+                    job.result()
+    return logits
+
+
+def gpu_replicas(model: torch.nn.Module) -> list[torch.nn.Module] | None:
+    """One copy per visible GPU (Kaggle's T4 x2); None on CPU or a single GPU."""
+    count = torch.cuda.device_count()
+    if count < 2:
+        return None
+    return [model] + [copy.deepcopy(model).to(f"cuda:{k}") for k in range(1, count)]
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits / temperature
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def unswap(probs_of_swapped: np.ndarray, spec: CompetitionSpec) -> np.ndarray:
+    """Probabilities predicted on A/B-swapped rows, mapped back to the original columns."""
+    return probs_of_swapped[:, list(spec.label_swap)]
+
+
+def encoder_for(trained: TrainedModel) -> Encoder:
+    return Encoder(trained.tokenizer, EncodingSpec.from_dict(trained.info["encoding"]))
+
+
+def predict_probs(trained: TrainedModel, pairs: Pairs, spec: CompetitionSpec, max_tokens: int, tta: str = "none",
+                  progress: bool = True) -> np.ndarray:
+    encoder = encoder_for(trained)
+    tokens = encoder.tokenize_turns(pairs, progress=progress)
+    fields = encoder.spec.fields
+    encoded = [encoder.assemble([tokens[f][r] for f in fields]) for r in range(len(pairs))]
+    replicas = gpu_replicas(trained.model)
+    pad_id = trained.tokenizer.pad_token_id
+    n = trained.info["num_labels"]
+    probs = softmax(predict_logits(trained.model, pad_id, encoded, max_tokens, n, progress, replicas), trained.temperature)
+    if tta == "swap":
+        order = [{a: b, b: a}.get(f, f) for a, b in spec.swap_pairs[:1] for f in fields]
+        swapped = [encoder.assemble([tokens[f][r] for f in order]) for r in range(len(pairs))]
+        swapped_probs = softmax(predict_logits(trained.model, pad_id, swapped, max_tokens, n, progress, replicas), trained.temperature)
+        probs = (probs + unswap(swapped_probs, spec)) / 2
+    elif tta != "none":
+        raise KitError(f"unknown --tta '{tta}'", hint="choose none or swap")
+    return probs
+
+
+def blend(prob_sets: list[np.ndarray], weights: list[float] | None = None, how: str = "prob") -> np.ndarray:
+    """Weighted average of probabilities, or of log-probabilities (geometric mean, renormalised)."""
+    weights = list(weights) if weights else [1.0] * len(prob_sets)
+    if len(weights) != len(prob_sets):
+        raise KitError(f"{len(prob_sets)} models but {len(weights)} weights", hint="give one --weights value per --model")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise KitError("weights must be non-negative and not all zero")
+    w = np.asarray(weights, dtype=np.float64) / sum(weights)
+    stack = np.stack([np.asarray(p, dtype=np.float64) for p in prob_sets])
+    if how == "prob":
+        return np.tensordot(w, stack, axes=1)
+    if how == "logprob":
+        mixed = np.exp(np.tensordot(w, np.log(np.clip(stack, 1e-12, 1.0)), axes=1))
+        return mixed / mixed.sum(axis=1, keepdims=True)
+    raise KitError(f"unknown --blend '{how}'", hint="choose prob or logprob")
+
+
+@dataclass
+class PredictionRun:
+    probs: np.ndarray
+    seconds: float
+    rows: int
+
+
+def predict_models(model_dirs: list[Path], pairs: Pairs, spec: CompetitionSpec, max_tokens: int, tta: str = "none",
+                   weights: list[float] | None = None, how: str = "prob", backbone: str | None = None,
+                   precision: str = "auto", quantize: str | None = None, progress: bool = True) -> PredictionRun:
+    start = time.perf_counter()
+    prob_sets = []
+    for model_dir in model_dirs:
+        trained = load_trained(model_dir, backbone=backbone, precision=precision, quantize=quantize)
+        prob_sets.append(predict_probs(trained, pairs, spec, max_tokens, tta=tta, progress=progress))
+        del trained
+    probs = prob_sets[0] if len(prob_sets) == 1 and not weights else blend(prob_sets, weights, how)
+    return PredictionRun(probs=probs, seconds=time.perf_counter() - start, rows=len(pairs))

@@ -1,0 +1,141 @@
+"""The submission schema: validate any file against sample_submission/test ids, and the one writer every producer uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path, refuse_overwrite
+from .competition import CompetitionSpec
+from .data import MAX_IDS_SHOWN, read_csv_checked
+from .errors import DataError
+
+SUM_TOLERANCE = 1e-6
+EPS = 1e-7
+SUBMISSIONS_DIR = Path("submissions")
+
+
+@dataclass
+class ValidationReport:
+    path: str
+    rows: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"{self.path}: valid ({self.rows} rows)"
+        return f"{self.path}: INVALID, {len(self.problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in self.problems)
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "rows": self.rows, "valid": self.ok, "problems": self.problems}
+
+
+def _examples(values) -> str:
+    values = list(values)
+    shown = ", ".join(str(v) for v in values[:MAX_IDS_SHOWN])
+    return shown + (", ..." if len(values) > MAX_IDS_SHOWN else "")
+
+
+def expected_ids(spec: CompetitionSpec, sample_submission: Path | None = None, test: Path | None = None) -> list[str]:
+    if sample_submission is not None:
+        frame = read_csv_checked(sample_submission, spec.submission_columns)
+    elif test is not None:
+        frame = read_csv_checked(test, spec.test_columns)
+    else:
+        raise DataError("no reference to validate against", hint="pass --sample-submission or --test")
+    return frame[spec.id_column].astype(str).tolist()
+
+
+def validate_frame(frame: pd.DataFrame, ids: list[str], spec: CompetitionSpec, name: str) -> ValidationReport:
+    """Every kind of problem is reported with a count and examples, not just the first."""
+    report = ValidationReport(path=name, rows=len(frame))
+    columns = [str(c) for c in frame.columns]
+    if columns != spec.submission_columns:
+        report.problems.append(f"header is {columns}, expected exactly {spec.submission_columns}")
+        if any(c not in columns for c in spec.submission_columns):
+            return report
+    got = frame[spec.id_column].astype(str)
+    dup = got[got.duplicated()].unique()
+    if len(dup):
+        report.problems.append(f"{len(dup)} duplicated id(s): {_examples(dup)}")
+    expected = set(ids)
+    missing = [i for i in ids if i not in set(got)]
+    if missing:
+        report.problems.append(f"{len(missing)} missing id(s): {_examples(missing)}")
+    extra = [i for i in got.unique() if i not in expected]
+    if extra:
+        report.problems.append(f"{len(extra)} unexpected id(s): {_examples(extra)}")
+    values = frame[list(spec.label_columns)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    bad_value = ~np.isfinite(values).all(axis=1)
+    if bad_value.any():
+        report.problems.append(f"{int(bad_value.sum())} row(s) with missing/non-numeric/infinite values: id(s) {_examples(got[bad_value])}")
+    finite = np.where(np.isfinite(values), values, 0.5)
+    out_of_range = ((finite < 0) | (finite > 1)).any(axis=1) & ~bad_value
+    if out_of_range.any():
+        report.problems.append(f"{int(out_of_range.sum())} row(s) with values outside [0, 1]: id(s) {_examples(got[out_of_range])}")
+    bad_sum = (np.abs(finite.sum(axis=1) - 1.0) > SUM_TOLERANCE) & ~bad_value
+    if bad_sum.any():
+        report.problems.append(f"{int(bad_sum.sum())} row(s) not summing to 1 (+/- {SUM_TOLERANCE}): id(s) {_examples(got[bad_sum])}")
+    return report
+
+
+def validate_file(path: Path, ids: list[str], spec: CompetitionSpec) -> ValidationReport:
+    try:
+        frame = pd.read_csv(path, encoding="utf-8-sig", dtype={spec.id_column: str})
+    except FileNotFoundError:
+        return ValidationReport(str(path), problems=["file not found"])
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        return ValidationReport(str(path), problems=[f"cannot read as CSV: {str(exc).splitlines()[0]}"])
+    return validate_frame(frame, ids, spec, str(path))
+
+
+def normalise(probs: np.ndarray) -> np.ndarray:
+    """Clip to [EPS, 1-EPS] and renormalise rows, so no row can cost infinite log loss."""
+    probs = np.clip(np.asarray(probs, dtype=np.float64), EPS, 1 - EPS)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def submission_frame(ids: list[str], probs: np.ndarray, order: list[str], spec: CompetitionSpec) -> pd.DataFrame:
+    """Rows in `order` (sample_submission's ids), probabilities normalised."""
+    if len(ids) != len(probs):
+        raise DataError(f"{len(ids)} ids but {len(probs)} prediction rows")
+    frame = pd.DataFrame(normalise(probs), columns=list(spec.label_columns))
+    frame.insert(0, spec.id_column, [str(i) for i in ids])
+    frame = frame.drop_duplicates(spec.id_column).set_index(spec.id_column)
+    missing = [i for i in order if i not in frame.index]
+    if missing:
+        raise DataError(f"no prediction for {len(missing)} id(s): {_examples(missing)}")
+    return frame.loc[order].reset_index()
+
+
+def write_submission(
+    ids: list[str],
+    probs: np.ndarray,
+    order: list[str],
+    spec: CompetitionSpec,
+    path: Path,
+    overwrite: bool = False,
+) -> ValidationReport:
+    """Order, normalise, validate, then write atomically; an invalid frame is never written."""
+    refuse_overwrite(path, overwrite)
+    frame = submission_frame(ids, probs, order, spec)
+    report = validate_frame(frame, order, spec, str(path))
+    if not report.ok:
+        raise DataError(report.summary())
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.8f")
+    return report
+
+
+def submission_path(name: str, directory: Path = SUBMISSIONS_DIR) -> Path:
+    name = name if name.endswith(".csv") else f"{name}.csv"
+    if Path(name).name != name:
+        raise DataError(f"submission name '{name}' must be a plain file name (it is written under {directory}/)")
+    return directory / name
