@@ -41,11 +41,12 @@ def is_decoder(model_type_name: str) -> bool:
 
 
 def _train_unigram(lines: list[str], vocab_size: int, special: list[str]):
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tokenizer = Tokenizer(models.Unigram())
     tokenizer.normalizer = normalizers.NFKC()
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
+    tokenizer.decoder = decoders.Metaspace()
     trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=special, unk_token=special[1])
     tokenizer.train_from_iterator(lines, trainer=trainer)
     return tokenizer

@@ -6,6 +6,7 @@ import fnmatch
 import json
 import logging
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from .errors import DataError
 log = logging.getLogger(__name__)
 
 MAX_IDS_SHOWN = 5
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _some(ids) -> str:
@@ -50,7 +52,7 @@ def _clean_text(text: str, repairs: RepairCounts) -> str:
     except UnicodeEncodeError:
         # Lone UTF-16 surrogates (from escapes like "\ud83d") crash tokenizers: replace them with U+FFFD.
         repairs.add("lone surrogates replaced")
-        text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        text = _SURROGATE.sub("\ufffd", text)
     return text
 
 

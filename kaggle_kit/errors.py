@@ -24,6 +24,9 @@ class KitError(Exception):
     def format_line(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
 
+    def __str__(self) -> str:
+        return self.format_line()
+
 
 class DataError(KitError):
     """A competition file that cannot be read or does not follow the schema."""

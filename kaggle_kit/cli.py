@@ -1,0 +1,265 @@
+"""The `kaggle-kit` command line: thin commands that turn flags into one call and print the result."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import ExitStatus, KitError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+class KitGroup(click.Group):
+    """Expected failures become one line on stderr with their exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KitError as exc:
+            click.secho(f"Error: {exc.format_line()}", err=True, fg="red" if _tty_err() else None)
+            ctx.exit(exc.exit_code)
+
+
+def _tty_err() -> bool:
+    return sys.stderr.isatty() and "NO_COLOR" not in os.environ
+
+
+def emit(data, as_json: bool, text: str | None = None) -> None:
+    click.echo(json.dumps(data, indent=2, default=str) if as_json else (text if text is not None else str(data)))
+
+
+def quiet_libraries() -> None:
+    """Library chatter (HF load reports, advisory warnings) would bury our one-line facts."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+config_option = click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+                             help="Project config (default: ./kaggle-kit.toml if present).")
+
+
+def load(config_path: Path | None):
+    from .config import load_config
+
+    return load_config(config_path)
+
+
+@click.group(cls=KitGroup, context_settings=CONTEXT)
+@click.version_option(__version__, "--version", prog_name="kaggle-kit")
+def main() -> None:
+    """Train, predict, package and submit LoRA preference classifiers for Kaggle code competitions."""
+    quiet_libraries()
+
+
+@main.command("config")
+@config_option
+def config_cmd(config_path: Path | None) -> None:
+    """Print the resolved configuration (defaults < kaggle-kit.toml) as JSON."""
+    cfg = load(config_path)
+    emit(cfg.to_dict(), as_json=True)
+
+
+@main.command("sample-data")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--rows", default=1000, show_default=True, type=click.IntRange(min=10), help="Training rows.")
+@click.option("--test-rows", default=None, type=click.IntRange(min=1), help="Test rows (default: rows/4).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--overwrite", is_flag=True, help="Replace existing files.")
+def sample_data_cmd(directory: Path, rows: int, test_rows: int | None, seed: int, overwrite: bool) -> None:
+    """Write competition-shaped train.csv, test.csv and sample_submission.csv."""
+    from .sample_data import write_sample_data
+
+    files = write_sample_data(directory, rows=rows, test_rows=test_rows, seed=seed, overwrite=overwrite)
+    click.echo(f"wrote {files.train}, {files.test}, {files.sample_submission}")
+
+
+@main.command("validate")
+@click.argument("submission", type=click.Path(path_type=Path))
+@click.option("--test", "test_path", type=click.Path(path_type=Path), help="test.csv whose ids the file must cover.")
+@click.option("--sample-submission", type=click.Path(path_type=Path), help="sample_submission.csv to match.")
+@config_option
+@json_option
+def validate_cmd(submission: Path, test_path: Path | None, sample_submission: Path | None, config_path, as_json: bool) -> None:
+    """Check a submission: header, ids, finite values in [0, 1], rows summing to 1."""
+    from .competition import get_spec
+    from .submission import expected_ids, validate_file
+
+    spec = get_spec(load(config_path).competition)
+    report = validate_file(submission, expected_ids(spec, sample_submission, test_path), spec)
+    emit(report.to_dict(), as_json, report.summary())
+    if not report.ok:
+        sys.exit(ExitStatus.FAILED)
+
+
+@main.command("tiny-backbone")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--arch", type=click.Choice(["deberta-v3", "gemma2", "llama"]), default="deberta-v3", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int)
+def tiny_backbone_cmd(directory: Path, arch: str, seed: int) -> None:
+    """Build a tiny random backbone with a locally trained tokenizer (for tests and trying things out)."""
+    from .backbone import build_tiny_backbone
+
+    click.echo(f"wrote {build_tiny_backbone(directory, arch=arch, seed=seed)} ({arch})")
+
+
+@main.command("train")
+@click.option("--train", "train_files", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="train.csv in the competition's format; repeat for extra data (deduplicated).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Model output folder.")
+@click.option("--backbone", help="Local model folder (or /kaggle/input/<slug>).")
+@click.option("--exclude-test", type=click.Path(path_type=Path), help="Drop training rows that also appear in this test.csv.")
+@click.option("--max-len", type=click.IntRange(min=16))
+@click.option("--epochs", type=float)
+@click.option("--max-steps", type=int)
+@click.option("--lr", "learning_rate", type=float)
+@click.option("--batch-size", type=click.IntRange(min=1))
+@click.option("--grad-accum", type=click.IntRange(min=1))
+@click.option("--lora-r", type=click.IntRange(min=1))
+@click.option("--lora-alpha", type=click.IntRange(min=1))
+@click.option("--lora-dropout", type=float)
+@click.option("--rslora/--no-rslora", default=None)
+@click.option("--quantize", type=click.Choice(["4bit", "8bit"]), default=None, help="QLoRA via bitsandbytes (CUDA only).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default=None)
+@click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None)
+@click.option("--valid-frac", type=float)
+@click.option("--fold", help="Train on k-1 folds and evaluate on fold i: 'i/k'.")
+@click.option("--eval-steps", type=click.IntRange(min=1))
+@click.option("--patience", type=click.IntRange(min=1))
+@click.option("--seed", type=int)
+@click.option("--swap-augment/--no-swap-augment", default=None, help="Also train on A/B-swapped rows.")
+@click.option("--merge/--no-merge", default=None, help="Also write a merged full model.")
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing model in --out.")
+@config_option
+@json_option
+def train_cmd(train_files, out: Path, config_path, resume: bool, overwrite: bool, exclude_test, as_json: bool, **flags) -> None:
+    """Train a LoRA preference classifier; prints holdout log loss against the class-prior baseline."""
+    from .competition import get_spec
+    from .config import with_overrides
+    from .train import train
+
+    cfg = load(config_path)
+    train_cfg = with_overrides(cfg.train, **flags)
+    result = train(list(train_files), out, train_cfg, get_spec(cfg.competition), cfg.column_maps, exclude_test,
+                   resume=resume, overwrite=overwrite)
+    m = result.metrics
+    text = (f"holdout log loss {m['holdout']['log_loss']:.4f} (prior {m['prior_log_loss']:.4f}, accuracy "
+            f"{m['holdout']['accuracy']:.3f}, temperature {m['temperature']:.2f}); model in {out}")
+    emit(m, as_json, text)
+
+
+@main.command("predict")
+@click.option("--test", "test_path", required=True, type=click.Path(path_type=Path))
+@click.option("--model", "models", multiple=True, type=click.Path(path_type=Path),
+              help="Model dir written by train; repeat to ensemble.")
+@click.option("--weights", help="Comma-separated ensemble weights, one per --model.")
+@click.option("--blend", type=click.Choice(["prob", "logprob"]), default=None)
+@click.option("--backbone", help="Backbone folder to use instead of the one recorded at training time.")
+@click.option("--tta", type=click.Choice(["none", "swap"]), default=None)
+@click.option("--max-tokens", type=click.IntRange(min=16), default=None, help="Padded tokens per batch.")
+@click.option("--quantize", type=click.Choice(["4bit", "8bit"]), default=None)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default=None)
+@click.option("--sample-submission", type=click.Path(path_type=Path), help="Default: sample_submission.csv beside test.csv.")
+@click.option("--name", default="submission", show_default=True, help="Written to submissions/<name>.csv.")
+@click.option("--out", "out_path", type=click.Path(path_type=Path), help="Exact output path instead of submissions/<name>.csv.")
+@click.option("--overwrite", is_flag=True)
+@config_option
+@json_option
+def predict_cmd(test_path: Path, models, weights, blend, backbone, tta, max_tokens, quantize, precision, sample_submission,
+                name: str, out_path, overwrite: bool, config_path, as_json: bool) -> None:
+    """Predict test.csv and write a validated, sample_submission-ordered CSV."""
+    from .competition import get_spec
+    from .config import with_overrides
+    from .data import read_test
+    from .predict import predict_models
+    from .atomic import refuse_overwrite
+    from .submission import expected_ids, submission_path, write_submission
+
+    cfg = load(config_path)
+    spec = get_spec(cfg.competition)
+    if not models:
+        raise click.UsageError("give at least one --model DIR")
+    pcfg = with_overrides(cfg.predict, tta=tta, blend=blend, max_tokens=max_tokens, quantize=quantize, precision=precision)
+    weight_list = _parse_weights(weights)
+    path = out_path or submission_path(name)
+    refuse_overwrite(path, overwrite)
+    sample = sample_submission or test_path.parent / "sample_submission.csv"
+    order = expected_ids(spec, sample_submission=sample) if sample.exists() else expected_ids(spec, test=test_path)
+    pairs = read_test(test_path, spec)
+    run = predict_models(list(models), pairs, spec, pcfg.max_tokens, pcfg.tta, weight_list, pcfg.blend, backbone,
+                         pcfg.precision, pcfg.quantize, progress=not as_json)
+    report = write_submission(pairs.ids, run.probs, order, spec, path, overwrite=overwrite)
+    emit({"path": str(path), "rows": report.rows, "seconds": round(run.seconds, 2)}, as_json,
+         f"wrote {path} ({report.rows} rows, valid) in {run.seconds:.1f}s")
+
+
+def _parse_weights(weights: str | None) -> list[float] | None:
+    if not weights:
+        return None
+    try:
+        return [float(w) for w in weights.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"'{weights}' is not a comma-separated list of numbers", param_hint="--weights") from None
+
+
+@main.command("quickstart")
+@click.option("--workdir", default="quickstart", show_default=True, type=click.Path(path_type=Path))
+@click.option("--rows", default=1000, show_default=True, type=click.IntRange(min=100))
+@click.option("--seed", default=0, show_default=True, type=int)
+@json_option
+def quickstart_cmd(workdir: Path, rows: int, seed: int, as_json: bool) -> None:
+    """Sample data -> tiny backbone -> train -> predict with swap TTA -> validated CSV, offline, on CPU."""
+    from .quickstart import run_quickstart
+
+    r = run_quickstart(workdir, rows=rows, seed=seed)
+    data = {"submission": str(r.submission), "workdir": str(r.workdir), "holdout_log_loss": r.holdout_log_loss,
+            "prior_log_loss": r.prior_log_loss, "seconds": round(r.seconds, 1)}
+    emit(data, as_json, f"holdout log loss {r.holdout_log_loss:.4f} vs class-prior baseline {r.prior_log_loss:.4f}\n"
+                        f"validated submission: {r.submission}  (work files in {r.workdir}, {r.seconds:.0f}s)")
+
+
+@main.group("bench", cls=KitGroup)
+def bench_group() -> None:
+    """Benchmarks (not tests): our paths against the notebook's, measured in one run."""
+
+
+@bench_group.command("predict")
+@click.option("--rows", default=200, show_default=True, type=click.IntRange(min=8))
+@click.option("--max-len", default=1024, show_default=True, type=int)
+@click.option("--hidden", default=256, show_default=True, type=int, help="Hidden size of the random backbone.")
+@click.option("--layers", default=4, show_default=True, type=int)
+@click.option("--max-tokens", default=8192, show_default=True, type=int)
+@json_option
+def bench_predict_cmd(rows: int, max_len: int, hidden: int, layers: int, max_tokens: int, as_json: bool) -> None:
+    """Notebook inference path (dataset.map, unsorted batches of 16, Trainer.predict) vs ours."""
+    from .bench import bench_predict
+
+    result = bench_predict(rows=rows, max_len=max_len, hidden=hidden, layers=layers, max_tokens=max_tokens)
+    emit(result.to_dict(), as_json, result.table())
+
+
+@bench_group.command("padding")
+@click.option("--rows", default=1000, show_default=True, type=int)
+@click.option("--max-len", default=1024, show_default=True, type=int)
+@click.option("--batch-size", default=8, show_default=True, type=int)
+@json_option
+def bench_padding_cmd(rows: int, max_len: int, batch_size: int, as_json: bool) -> None:
+    """Padding tokens per training batch with and without length grouping."""
+    from .bench import bench_padding
+
+    result = bench_padding(rows=rows, max_len=max_len, batch_size=batch_size)
+    emit(result, as_json, "\n".join(f"{k}: {v}" for k, v in result.items()))

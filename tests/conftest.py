@@ -1,0 +1,69 @@
+"""Shared fixtures: sample data, tiny backbones and one trained tiny model, built once per session.
+
+The Kaggle client reads its environment at import, so the fake-server recipe is set here, before anything imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SANDBOX = Path(tempfile.mkdtemp(prefix="kk-tests-"))
+for key in [k for k in os.environ if k.startswith("KAGGLE_")]:
+    del os.environ[key]
+os.environ.update({
+    "KAGGLE_API_ENVIRONMENT": "LOCALHOST",
+    "KAGGLE_USERNAME": "tester",
+    "KAGGLE_KEY": "0123456789abcdef",
+    "KAGGLE_CONFIG_DIR": str(_SANDBOX / "kaggle-config"),
+    "HOME": str(_SANDBOX / "home"),
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TOKENIZERS_PARALLELISM": "false",
+})
+for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+    os.environ.pop(name, None)
+(_SANDBOX / "home").mkdir(parents=True, exist_ok=True)
+
+from kaggle_kit.backbone import build_tiny_backbone  # noqa: E402
+from kaggle_kit.competition import LMSYS  # noqa: E402
+from kaggle_kit.config import TrainConfig  # noqa: E402
+from kaggle_kit.sample_data import write_sample_data  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def spec():
+    return LMSYS
+
+
+@pytest.fixture(scope="session")
+def sample_files(tmp_path_factory):
+    return write_sample_data(tmp_path_factory.mktemp("sample"), rows=1000, seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_files(tmp_path_factory):
+    return write_sample_data(tmp_path_factory.mktemp("small"), rows=120, test_rows=24, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory):
+    return build_tiny_backbone(tmp_path_factory.mktemp("bb") / "tiny-deberta-v3")
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, sample_files, tiny_backbone):
+    """The issue's acceptance run: default flags, only max_len 256, on sample-data --rows 1000."""
+    from kaggle_kit.train import train
+
+    out = tmp_path_factory.mktemp("trained") / "model"
+    return train([sample_files.train], out, TrainConfig(backbone=str(tiny_backbone), max_len=256), LMSYS)
+
+
+def quick_config(backbone: Path, **kw) -> TrainConfig:
+    base = dict(backbone=str(backbone), max_len=128, max_steps=6, eval_steps=3, batch_size=8, patience=10)
+    base.update(kw)
+    return TrainConfig(**base)
