@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import shutil
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -75,6 +76,25 @@ def split_holdout(labels: np.ndarray, valid_frac: float, fold: str | None, seed:
     return np.sort(train_idx), np.sort(valid_idx)
 
 
+def _stderr_progress_class():
+    from tqdm.auto import tqdm
+    from transformers.trainer_callback import ProgressCallback
+
+    class _StderrProgress(ProgressCallback):
+        """Progress bar as usual, but eval results as one short line on stderr: stdout stays clean for --json."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs and "eval_log_loss" in logs:
+                tqdm.write(f"step {state.global_step}: holdout log loss {logs['eval_log_loss']:.4f}, "
+                           f"accuracy {logs['eval_accuracy']:.3f}", file=sys.stderr)
+
+    return _StderrProgress
+
+
+def StderrProgress():  # noqa: N802 - a factory standing in for the class, so transformers is imported lazily
+    return _stderr_progress_class()()
+
+
 @dataclass
 class TrainResult:
     out_dir: Path
@@ -136,6 +156,7 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     """The whole run: data -> split -> encode -> LoRA model -> Trainer -> best checkpoint -> model dir + metrics."""
     import torch
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from .backbone import resolve_backbone_path
 
@@ -172,6 +193,9 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
         data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), *(callbacks or [])],
     )
+    trainer.remove_callback(ProgressCallback)
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(StderrProgress())
     trainer.train(resume_from_checkpoint=True if resume else None)
 
     # Our own ordered inference (Trainer's eval sampler groups by length and would reorder rows).
