@@ -1,0 +1,59 @@
+"""Fetch the competition's files through KaggleApi, unzip, verify against the spec; a good file is never clobbered."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from .competition import CompetitionSpec
+from .data import read_test, read_train
+from .errors import DataError, KitError, RemoteError
+from .kaggle_client import call, get_api
+from .submission import expected_ids
+
+
+def verify(folder: Path, spec: CompetitionSpec) -> dict:
+    train = read_train(folder / "train.csv", spec)
+    test = read_test(folder / "test.csv", spec)
+    ids = expected_ids(spec, sample_submission=folder / "sample_submission.csv")
+    if ids != test.ids:
+        raise DataError(f"{folder}: sample_submission ids differ from test ids")
+    balance = {c: int((train.labels == k).sum()) for k, c in enumerate(spec.label_columns)}
+    return {"train_rows": len(train), "test_rows": len(test), "class_balance": balance}
+
+
+def download(spec: CompetitionSpec, to: Path, dry_run: bool = False) -> dict:
+    api = get_api()
+    listing = call("list competition files", lambda: api.competition_list_files(spec.slug), competition=spec.slug)
+    names = [f.name for f in (getattr(listing, "files", None) or [])]
+    if dry_run:
+        return {"dry_run": True, "files": names, "to": str(to)}
+    try:
+        return {"skipped": True, **verify(to, spec)}
+    except DataError:
+        pass  # missing or bad: fetch
+    tmp = Path(tempfile.mkdtemp(prefix="kk-download-", dir=to.parent if to.parent.exists() else None))
+    try:
+        call("download competition files", lambda: api.competition_download_files(spec.slug, path=str(tmp), quiet=True),
+             competition=spec.slug)
+        archives = list(tmp.glob("*.zip"))
+        unpacked = tmp / "unpacked"
+        for archive in archives:
+            try:
+                with zipfile.ZipFile(archive) as zf:
+                    zf.extractall(unpacked)
+            except zipfile.BadZipFile:
+                raise RemoteError(f"the downloaded archive {archive.name} is corrupt", hint="run download again") from None
+        summary = verify(unpacked, spec)
+        to.mkdir(parents=True, exist_ok=True)
+        for path in unpacked.iterdir():
+            path.replace(to / path.name)  # same filesystem: an atomic rename per verified file
+        return {"skipped": False, **summary}
+    except RemoteError as exc:
+        if "(403" in exc.message:
+            raise KitError(f"download {spec.slug}: the competition rules are not accepted", hint=f"accept them at {spec.rules_url}") from None
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,137 @@
+"""The one door to Kaggle: lazy import of the official client, our own timeouts, retries with backoff, one-line errors.
+
+Kernel-side code never imports this module (the kaggle client needs Python 3.11 and credentials)."""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import io
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .errors import RemoteError
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT_S = float(os.environ.get("KAGGLE_KIT_TIMEOUT", "120"))
+RETRIES = 4
+CREDENTIALS_HINT = "put kaggle.json in ~/.kaggle/ (chmod 600) or set KAGGLE_USERNAME and KAGGLE_KEY"
+
+
+def get_api():
+    """An authenticated KaggleApi. Importing the client prints help and may exit when credentials are missing."""
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            from kaggle.api.kaggle_api_extended import KaggleApi
+    except ImportError as exc:
+        raise RemoteError(f"the kaggle client is not importable ({exc})", hint="pip install 'kaggle>=2.2' six (Python >= 3.11)") from None
+    api = KaggleApi()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            api.authenticate()
+    except SystemExit:
+        raise RemoteError("no Kaggle credentials found", hint=CREDENTIALS_HINT) from None
+    return api
+
+
+def credentials_source() -> str | None:
+    """Where credentials would come from (never their value)."""
+    if os.environ.get("KAGGLE_API_TOKEN"):
+        return "KAGGLE_API_TOKEN"
+    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
+        return "KAGGLE_USERNAME/KAGGLE_KEY"
+    config_dir = os.environ.get("KAGGLE_CONFIG_DIR") or os.path.expanduser("~/.kaggle")
+    path = os.path.join(config_dir, "kaggle.json")
+    return path if os.path.exists(path) else None
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _retry_after(exc: BaseException, attempt: int) -> float:
+    response = getattr(exc, "response", None)
+    header = response.headers.get("Retry-After") if response is not None else None
+    if header:
+        try:
+            return max(0.0, float(header))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(header)
+            return max(0.0, parsed.timestamp() - time.time())
+    return min(30.0, 0.5 * 2**attempt)
+
+
+def _server_message(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if response is not None:
+        try:
+            return str(response.json().get("message") or response.reason)
+        except ValueError:
+            return str(response.reason or "")
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def explain(exc: BaseException, what: str, competition: str | None = None) -> RemoteError:
+    status = _status(exc)
+    message = _server_message(exc)
+    if status == 401:
+        return RemoteError(f"{what}: Kaggle rejected the credentials (401)", hint=CREDENTIALS_HINT)
+    if status == 403:
+        hint = (f"accept the competition rules at https://www.kaggle.com/competitions/{competition}/rules"
+                if competition else "check that this account may access it")
+        return RemoteError(f"{what}: permission denied (403: {message})", hint=hint)
+    if status == 404:
+        return RemoteError(f"{what}: not found (404)", hint="check the owner/slug spelling")
+    if status == 429:
+        return RemoteError(f"{what}: rate limited by Kaggle (429) after {RETRIES} tries", hint="wait a few minutes and retry")
+    if status is not None:
+        return RemoteError(f"{what}: Kaggle answered {status} ({message})")
+    return RemoteError(f"{what}: {type(exc).__name__}: {message}")
+
+
+def _with_timeout(fn: Callable[[], T], timeout: float) -> T:
+    """The client sets no timeout on its RPCs: run in a daemon thread so a hung server cannot hang us (or exit)."""
+    box: dict[str, Any] = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {timeout:.0f}s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def call(what: str, fn: Callable[[], T], timeout: float | None = None, retries: int = RETRIES,
+         competition: str | None = None, sleep: Callable[[float], None] = time.sleep) -> T:
+    """Run one remote operation with a timeout; retry 429 (honouring Retry-After), 5xx and connection errors."""
+    import requests
+
+    timeout = timeout or DEFAULT_TIMEOUT_S
+    for attempt in range(retries):
+        try:
+            return _with_timeout(fn, timeout)
+        except TimeoutError as exc:
+            raise RemoteError(f"{what}: {exc}", hint="Kaggle may be slow; retry, or raise KAGGLE_KIT_TIMEOUT") from None
+        except (requests.HTTPError, requests.ConnectionError) as exc:
+            status = _status(exc)
+            transient = status is None and isinstance(exc, requests.ConnectionError) or status == 429 or (status or 0) >= 500
+            if not transient or attempt == retries - 1:
+                raise explain(exc, what, competition) from None
+            sleep(_retry_after(exc, attempt))
+        except SystemExit:
+            raise RemoteError(f"{what}: the kaggle client gave up (no credentials?)", hint=CREDENTIALS_HINT) from None
+        except ValueError as exc:
+            raise RemoteError(f"{what}: {exc}") from None
+    raise AssertionError("unreachable")

@@ -1,0 +1,206 @@
+"""Kaggle kernels: a reproducible self-contained build, a local dry run, and push / status / pull through KaggleApi."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import kaggle_kit
+
+from . import __version__
+from .config import ProjectConfig
+from .errors import KitError, RemoteError, UsageProblem
+
+PACKAGE_DIR = Path(kaggle_kit.__file__).parent
+TEMPLATE = PACKAGE_DIR.parent / "kernels" / "bootstrap.py.tmpl"
+TASKS = ("train", "infer")
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+REF_RE = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+$")
+
+
+def package_archive() -> bytes:
+    """The kaggle_kit sources as a zip with fixed timestamps and order: the same tree gives the same bytes."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(PACKAGE_DIR.rglob("*.py")):
+            info = zipfile.ZipInfo(str(Path("kaggle_kit") / path.relative_to(PACKAGE_DIR)), ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
+
+
+def git_state() -> dict:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=10).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--", "."))}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def kernel_config(cfg: ProjectConfig) -> dict:
+    """What the kernel needs, nothing else: no credentials ever live in ProjectConfig."""
+    data = cfg.to_dict()
+    data.pop("source", None)
+    return data
+
+
+@dataclass
+class KernelBuild:
+    folder: Path
+    script: Path
+    metadata: dict
+
+
+def kernel_metadata(task: str, cfg: ProjectConfig) -> dict:
+    if not cfg.username:
+        raise UsageProblem("no Kaggle username", hint="set username in kaggle-kit.toml (kaggle-kit init --username U)")
+    slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
+    datasets = [d for d in (cfg.datasets.backbone, cfg.datasets.wheels) if d]
+    kernel_sources: list[str] = []
+    if task == "infer":
+        if cfg.datasets.model:
+            datasets.insert(0, cfg.datasets.model)
+        else:
+            kernel_sources.append(f"{cfg.username}/{cfg.kernel.train_slug}")
+    meta = {
+        "id": f"{cfg.username}/{slug}", "title": slug.replace("-", " ").title(), "code_file": f"{slug}.py",
+        "language": "python", "kernel_type": "script", "is_private": True, "enable_gpu": cfg.kernel.enable_gpu,
+        "enable_tpu": False,
+        "enable_internet": cfg.kernel.train_internet if task == "train" else cfg.kernel.infer_internet,
+        "machine_shape": cfg.kernel.accelerator, "dataset_sources": datasets,
+        "competition_sources": [cfg.competition], "kernel_sources": kernel_sources, "model_sources": [],
+    }
+    validate_metadata(meta)
+    return meta
+
+
+def validate_metadata(meta: dict) -> None:
+    """What the client checks, checked before anything is sent, each with a clear message."""
+    owner_slug = meta["id"].split("/")
+    if len(owner_slug) != 2 or not all(owner_slug):
+        raise UsageProblem(f"kernel id '{meta['id']}' must be owner/slug")
+    if len(owner_slug[1]) < 5:
+        raise UsageProblem(f"kernel slug '{owner_slug[1]}' is too short", hint="at least 5 characters")
+    if len(meta["title"]) < 5:
+        raise UsageProblem(f"kernel title '{meta['title']}' is too short", hint="at least 5 characters")
+    for key in ("dataset_sources", "kernel_sources"):
+        for ref in meta[key]:
+            if not REF_RE.match(ref):
+                raise UsageProblem(f"{key}: '{ref}' is not owner/slug")
+
+
+def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = False) -> KernelBuild:
+    if task not in TASKS:
+        raise UsageProblem(f"unknown kernel task '{task}'", hint="train or infer")
+    if not TEMPLATE.exists():
+        raise KitError(f"kernel template {TEMPLATE} not found", hint="build kernels from a kaggle-kit source checkout")
+    meta = kernel_metadata(task, cfg)
+    config = kernel_config(cfg)
+    archive = package_archive()
+    manifest = {"kaggle_kit_version": __version__, **git_state(), "task": task,
+                "config_sha256": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
+                "package_sha256": hashlib.sha256(archive).hexdigest()}
+    script = TEMPLATE.read_text().format(task=task, archive=base64.b64encode(archive).decode(),
+                                         config=json.dumps(config, sort_keys=True), manifest=json.dumps(manifest, sort_keys=True))
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise KitError(f"{out} already holds a build", hint="pass --overwrite to rebuild it")
+    out.mkdir(parents=True, exist_ok=True)
+    from .atomic import write_text_atomic
+
+    write_text_atomic(out / meta["code_file"], script)
+    write_text_atomic(out / "kernel-metadata.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return KernelBuild(out, out / meta["code_file"], meta)
+
+
+def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, timeout: float = 3600) -> list[Path]:
+    """Run the built script in a fresh process with a simulated /kaggle layout and no network."""
+    meta = json.loads((build / "kernel-metadata.json").read_text())
+    root = working.parent / f".{working.name}-root"
+    (root / "input").mkdir(parents=True, exist_ok=True)
+    for slug, path in inputs.items():
+        link = root / "input" / slug
+        if not link.exists():
+            link.symlink_to(path.resolve(), target_is_directory=True)
+    working.mkdir(parents=True, exist_ok=True)
+    if not (root / "working").exists():
+        (root / "working").symlink_to(working.resolve(), target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
+    env.update({"KAGGLE_KIT_ROOT": str(root), "KAGGLE_KERNEL_RUN_TYPE": "Batch", "HF_HUB_OFFLINE": "1",
+                "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "",
+                "PYTHONPATH": ""})
+    proc = subprocess.run([sys.executable, str(build / meta["code_file"])], cwd=working, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    (working / "kernel.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise KitError(f"kernel failed (exit {proc.returncode}): {last}", hint=f"full log in {working / 'kernel.log'}")
+    return sorted(p for p in working.rglob("*") if p.is_file())
+
+
+# ---- remote: push / status / pull
+def push_kernel(build: KernelBuild, dry_run: bool = False, timeout_s: int = 0) -> dict:
+    from .kaggle_client import call, get_api
+
+    if dry_run:
+        return {"dry_run": True, "id": build.metadata["id"], "folder": str(build.folder), "metadata": build.metadata}
+    api = get_api()
+    response = call("push kernel", lambda: api.kernels_push(str(build.folder), timeout=str(timeout_s) if timeout_s else None))
+    if getattr(response, "error", None):
+        raise RemoteError(f"push kernel {build.metadata['id']}: {response.error}")
+    invalid = {k: getattr(response, k, None) for k in ("invalid_dataset_sources", "invalid_competition_sources",
+                                                       "invalid_kernel_sources", "invalid_model_sources")}
+    invalid = {k: v for k, v in invalid.items() if v}
+    if invalid:
+        raise RemoteError(f"push kernel {build.metadata['id']}: invalid sources {invalid}")
+    return {"id": build.metadata["id"], "version": response.version_number, "url": response.url}
+
+
+def kernel_status(kernel: str) -> tuple[str, str]:
+    from .kaggle_client import call, get_api
+
+    api = get_api()
+    response = call(f"status of {kernel}", lambda: api.kernels_status(kernel))
+    status = getattr(response.status, "name", str(response.status)).split(".")[-1]
+    return status, response.failure_message or ""
+
+
+def wait_for_kernel(kernel: str, interval: float = 30, timeout: float = 12 * 3600, echo=print,
+                    sleep=time.sleep) -> tuple[str, str]:
+    start = time.monotonic()
+    while True:
+        status, failure = kernel_status(kernel)
+        elapsed = time.monotonic() - start
+        echo(f"{kernel}: {status} ({elapsed:.0f}s)")
+        if status in ("COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED"):
+            return status, failure
+        if elapsed > timeout:
+            raise RemoteError(f"{kernel} still {status} after {timeout:.0f}s", hint="check it later with kaggle-kit status")
+        sleep(interval)
+
+
+def pull_kernel(kernel: str, to: Path) -> tuple[Path, list[str]]:
+    """Outputs + log into a new versioned folder under `to`; never into an existing one."""
+    from .kaggle_client import call, get_api
+    from .quickstart import next_free
+
+    target = next_free(to, kernel.split("/")[-1])
+    target.mkdir(parents=True)
+    api = get_api()
+    files, _ = call(f"pull {kernel}", lambda: api.kernels_output(kernel, str(target), quiet=True))
+    root = target.resolve()
+    for path in target.rglob("*"):
+        if not path.resolve().is_relative_to(root):
+            raise RemoteError(f"pull {kernel}: output '{path.name}' escapes {target}")
+    return target, sorted(str(Path(f).relative_to(target)) if Path(f).is_absolute() else str(f) for f in files)

@@ -1,0 +1,106 @@
+"""Submissions: validate first, respect the deadline and the daily limit, then submit a file or a kernel version."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from .competition import CompetitionSpec
+from .errors import KitError, RemoteError
+from .kaggle_client import call, get_api
+from .submission import expected_ids, validate_file
+
+WARN_WITHIN = timedelta(hours=24)
+
+
+@dataclass
+class Deadline:
+    deadline: datetime | None
+    remaining_today: int | None
+
+    def left(self, now: datetime) -> timedelta | None:
+        return None if self.deadline is None else self.deadline - now
+
+
+def deadline_info(api, spec: CompetitionSpec) -> Deadline:
+    listing = call("competition listing", lambda: api.competitions_list(search=spec.slug), competition=spec.slug)
+    deadline = None
+    for comp in getattr(listing, "competitions", None) or []:
+        if str(comp.ref).rstrip("/").split("/")[-1] == spec.slug:
+            deadline = comp.deadline
+    if deadline is not None and deadline.tzinfo is None:
+        deadline = deadline.replace(tzinfo=timezone.utc)
+    limits = call("submission limits", lambda: api.competition_get_submission_limits(spec.slug), competition=spec.slug)
+    return Deadline(deadline, getattr(limits, "num_allowed_now", None))
+
+
+def check_window(info: Deadline, now: datetime, force: bool) -> str | None:
+    """Refuse after the deadline or with no submissions left today; warn (override: force) within 24 h."""
+    left = info.left(now)
+    if left is not None and left <= timedelta(0):
+        raise KitError(f"the competition closed at {info.deadline:%Y-%m-%d %H:%M} UTC", hint="no submission is possible")
+    if info.remaining_today is not None and info.remaining_today <= 0:
+        raise KitError("no submissions left today", hint="the daily limit resets at 00:00 UTC")
+    if left is not None and left < WARN_WITHIN:
+        warning = f"the deadline is in {left.total_seconds() / 3600:.1f} h ({info.deadline:%Y-%m-%d %H:%M} UTC)"
+        if not force:
+            raise KitError(warning, hint="pass --force to submit anyway")
+        return warning
+    return None
+
+
+def submit_file(path: Path, message: str, spec: CompetitionSpec, sample_submission: Path, now: datetime,
+                force: bool = False, dry_run: bool = False) -> dict:
+    report = validate_file(path, expected_ids(spec, sample_submission=sample_submission), spec)
+    if not report.ok:
+        raise KitError(f"refusing to submit an invalid file:\n{report.summary()}")
+    if dry_run:
+        return {"dry_run": True, "file": str(path), "rows": report.rows}
+    api = get_api()
+    warning = check_window(deadline_info(api, spec), now, force)
+    response = call("submit", lambda: api.competition_submit(str(path), message, spec.slug, quiet=True), competition=spec.slug)
+    return _result(api, spec, response, warning)
+
+
+def submit_kernel(kernel: str, version: int | None, message: str, spec: CompetitionSpec, now: datetime,
+                  force: bool = False, dry_run: bool = False) -> dict:
+    if len(kernel.split("/")) != 2:
+        raise KitError(f"kernel '{kernel}' must be owner/slug")
+    if dry_run:
+        return {"dry_run": True, "kernel": kernel, "version": version, "file": spec.submission_file}
+    api = get_api()
+    warning = check_window(deadline_info(api, spec), now, force)
+    response = call("submit kernel", lambda: api.competition_submit_code(spec.submission_file, message, spec.slug, kernel,
+                                                                         version, quiet=True), competition=spec.slug)
+    return _result(api, spec, response, warning)
+
+
+def _result(api, spec, response, warning) -> dict:
+    limits = call("submission limits", lambda: api.competition_get_submission_limits(spec.slug), competition=spec.slug)
+    return {"ref": response.ref, "message": response.message, "remaining_today": limits.num_allowed_now,
+            "warning": warning}
+
+
+def list_submissions(spec: CompetitionSpec) -> list[dict]:
+    api = get_api()
+    subs = call("list submissions", lambda: api.competition_submissions(spec.slug), competition=spec.slug) or []
+    return [{"ref": s.ref, "date": str(s.date), "description": s.description, "status": getattr(s.status, "name", str(s.status)),
+             "public_score": s.public_score, "file": s.file_name} for s in subs]
+
+
+def wait_for_score(spec: CompetitionSpec, ref: int, interval: float = 10, timeout: float = 3600, echo=print,
+                   sleep=time.sleep) -> dict:
+    start = time.monotonic()
+    while True:
+        match = [s for s in list_submissions(spec) if str(s["ref"]) == str(ref)]
+        if not match:
+            raise RemoteError(f"submission {ref} not found")
+        status = match[0]["status"].split(".")[-1]
+        echo(f"submission {ref}: {status} ({time.monotonic() - start:.0f}s)")
+        if status in ("COMPLETE", "ERROR"):
+            return match[0]
+        if time.monotonic() - start > timeout:
+            raise RemoteError(f"submission {ref} still {status} after {timeout:.0f}s")
+        sleep(interval)
