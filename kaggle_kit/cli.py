@@ -263,3 +263,219 @@ def bench_padding_cmd(rows: int, max_len: int, batch_size: int, as_json: bool) -
 
     result = bench_padding(rows=rows, max_len=max_len, batch_size=batch_size)
     emit(result, as_json, "\n".join(f"{k}: {v}" for k, v in result.items()))
+
+
+def _now():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
+
+
+dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing.")
+
+
+@main.command("build-kernel")
+@click.argument("task", type=click.Choice(["train", "infer"]))
+@click.option("--out", type=click.Path(path_type=Path), help="Default: kernels/build/<slug>.")
+@click.option("--model", help="Dataset owner/slug holding the trained model dir (infer).")
+@click.option("--backbone", help="Dataset owner/slug holding the backbone weights.")
+@click.option("--overwrite", is_flag=True)
+@config_option
+@json_option
+def build_kernel_cmd(task, out, model, backbone, overwrite, config_path, as_json) -> None:
+    """Build a self-contained Kaggle kernel (script + kernel-metadata.json) embedding kaggle_kit."""
+    from .config import with_overrides
+    from .kernels import build_kernel
+
+    cfg = load(config_path)
+    cfg.datasets = with_overrides(cfg.datasets, model=model, backbone=backbone)
+    slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
+    build = build_kernel(task, cfg, out or Path("kernels/build") / slug, overwrite=overwrite)
+    emit({"folder": str(build.folder), "script": str(build.script), "metadata": build.metadata}, as_json,
+         f"built {build.script} ({build.script.stat().st_size // 1024} KiB) for {build.metadata['id']}")
+
+
+@main.command("run-kernel")
+@click.argument("build", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--input", "inputs", multiple=True, help="SLUG=PATH mounted as kaggle/input/SLUG (repeatable).")
+@click.option("--working", type=click.Path(path_type=Path), help="Default: a new folder beside the build.")
+@json_option
+def run_kernel_cmd(build: Path, inputs, working, as_json) -> None:
+    """Dry-run a built kernel locally with a simulated /kaggle layout and no network."""
+    from .kernels import run_kernel_locally
+    from .quickstart import next_free
+
+    mounts = {}
+    for item in inputs:
+        slug, sep, path = item.partition("=")
+        if not sep or not slug or not Path(path).is_dir():
+            raise click.BadParameter(f"'{item}' is not SLUG=EXISTING_DIR", param_hint="--input")
+        mounts[slug] = Path(path)
+    working = working or next_free(build.parent, f"{build.name}-working")
+    outputs = run_kernel_locally(build, mounts, working)
+    emit([str(p) for p in outputs], as_json, "\n".join(["outputs:", *(f"  {p}" for p in outputs)]))
+
+
+@main.command("push-kernel")
+@click.argument("task", type=click.Choice(["train", "infer"]))
+@click.option("--wait", is_flag=True, help="Wait until the run ends.")
+@click.option("--interval", default=30.0, show_default=True)
+@dry_run_option
+@config_option
+@json_option
+def push_kernel_cmd(task, wait, interval, dry_run, config_path, as_json) -> None:
+    """Build, then push a kernel to run on Kaggle; prints version and URL."""
+    from .kernels import build_kernel, push_kernel, wait_for_kernel
+
+    cfg = load(config_path)
+    slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
+    build = build_kernel(task, cfg, Path("kernels/build") / slug, overwrite=True)
+    result = push_kernel(build, dry_run=dry_run, timeout_s=cfg.kernel.timeout_s)
+    emit(result, as_json, json.dumps(result, indent=2) if dry_run else f"pushed {result['id']} version {result['version']}: {result['url']}")
+    if wait and not dry_run:
+        status, failure = wait_for_kernel(result["id"], interval=interval, echo=lambda m: click.echo(m, err=True))
+        if status != "COMPLETE":
+            raise KitError(f"{result['id']} ended {status}: {failure or 'no message'}")
+
+
+@main.command("status")
+@click.argument("kernel")
+@click.option("--wait", is_flag=True)
+@click.option("--interval", default=30.0, show_default=True)
+@click.option("--timeout", default=12 * 3600.0, show_default=True)
+@json_option
+def status_cmd(kernel, wait, interval, timeout, as_json) -> None:
+    """A kernel's state (QUEUED/RUNNING/COMPLETE/ERROR); exit 1 on ERROR."""
+    from .kernels import kernel_status, wait_for_kernel
+
+    if wait:
+        status, failure = wait_for_kernel(kernel, interval, timeout, echo=lambda m: click.echo(m, err=True))
+    else:
+        status, failure = kernel_status(kernel)
+    emit({"kernel": kernel, "status": status, "failure": failure}, as_json, f"{kernel}: {status}")
+    if status == "ERROR":
+        raise KitError(f"{kernel} failed: {failure or 'no message'}")
+
+
+@main.command("pull")
+@click.argument("kernel")
+@click.option("--to", default="outputs", show_default=True, type=click.Path(path_type=Path))
+@json_option
+def pull_cmd(kernel, to, as_json) -> None:
+    """Download a kernel's outputs and log into a new versioned folder."""
+    from .kernels import pull_kernel
+
+    folder, files = pull_kernel(kernel, to)
+    emit({"folder": str(folder), "files": files}, as_json, f"pulled {len(files)} file(s) into {folder}")
+
+
+@main.command("upload")
+@click.argument("kind", type=click.Choice(["model", "code", "wheels"]))
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--dataset", required=True, help="owner/slug")
+@click.option("-m", "--message", default="", help="Version notes.")
+@click.option("--with-checkpoints", is_flag=True, help="Also send training checkpoints.")
+@dry_run_option
+@json_option
+def upload_cmd(kind, path, dataset, message, with_checkpoints, dry_run, as_json) -> None:
+    """Upload a model dir, the kaggle-kit wheel, or offline wheels as a dataset (create or new version)."""
+    from .datasets import manifest, stage, upload
+
+    if kind == "model" and path is None:
+        raise click.UsageError("upload model needs PATH (a train --out folder)")
+    staging = stage(kind, path or Path("."), dataset, with_checkpoints)
+    files = manifest(staging)
+    click.echo("\n".join(f"  {f['path']} ({f['bytes']:,} bytes)" for f in files), err=True)
+    result = {"dry_run": True, "dataset": dataset, "files": files} if dry_run else upload(staging, dataset, message)
+    emit(result, as_json, "dry run: nothing sent" if dry_run else f"{result['action']}d {dataset}: {result['url']}")
+
+
+@main.command("datasets-status")
+@click.argument("dataset")
+def datasets_status_cmd(dataset) -> None:
+    """A dataset's processing state (ready when usable)."""
+    from .datasets import dataset_status
+
+    click.echo(f"{dataset}: {dataset_status(dataset)}")
+
+
+@main.command("submit")
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+@click.option("-m", "--message", required=True)
+@click.option("--kernel", help="owner/slug of a code-competition kernel.")
+@click.option("--version", "kernel_version", type=int)
+@click.option("--sample-submission", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Submit within 24 h of the deadline.")
+@dry_run_option
+@config_option
+@json_option
+def submit_cmd(file, message, kernel, kernel_version, sample_submission, force, dry_run, config_path, as_json) -> None:
+    """Validate, then submit a file or a kernel version; refuses after the deadline or past the daily limit."""
+    from .competition import get_spec
+    from .submit import submit_file, submit_kernel
+
+    cfg = load(config_path)
+    spec = get_spec(cfg.competition)
+    if (file is None) == (kernel is None):
+        raise click.UsageError("give either FILE or --kernel owner/slug")
+    if kernel:
+        result = submit_kernel(kernel, kernel_version, message, spec, _now(), force, dry_run)
+    else:
+        sample = sample_submission or cfg.competition_data_dir / "sample_submission.csv"
+        result = submit_file(file, message, spec, sample, _now(), force, dry_run)
+    if result.get("warning"):
+        click.echo(f"warning: {result['warning']}", err=True)
+    emit(result, as_json, "dry run: nothing sent" if dry_run else
+         f"submitted: ref {result['ref']}; {result['remaining_today']} submission(s) left today")
+
+
+@main.command("deadline")
+@config_option
+@json_option
+def deadline_cmd(config_path, as_json) -> None:
+    """The competition deadline, time left and today's remaining submissions."""
+    from .competition import get_spec
+    from .kaggle_client import get_api
+    from .submit import deadline_info
+
+    spec = get_spec(load(config_path).competition)
+    info = deadline_info(get_api(), spec)
+    left = info.left(_now())
+    emit({"deadline": info.deadline, "seconds_left": left.total_seconds() if left else None,
+          "remaining_today": info.remaining_today}, as_json,
+         f"{spec.slug}: deadline {info.deadline} ({left} left); {info.remaining_today} submission(s) left today")
+
+
+@main.command("submissions")
+@click.option("--wait", "wait_ref", type=int, help="Wait until this submission is scored.")
+@config_option
+@json_option
+def submissions_cmd(wait_ref, config_path, as_json) -> None:
+    """List submissions with status and public score."""
+    from .competition import get_spec
+    from .submit import list_submissions, wait_for_score
+
+    spec = get_spec(load(config_path).competition)
+    if wait_ref:
+        sub = wait_for_score(spec, wait_ref, echo=lambda m: click.echo(m, err=True))
+        emit(sub, as_json, f"{sub['ref']}: {sub['status']} {sub['public_score']}")
+        return
+    subs = list_submissions(spec)
+    emit(subs, as_json, "\n".join(f"{s['ref']}  {s['status']:<10} {s['public_score'] or '-':>8}  {s['description']}" for s in subs))
+
+
+@main.command("download")
+@click.option("--competition", help="Default: from kaggle-kit.toml.")
+@click.option("--to", type=click.Path(path_type=Path), help="Default: data/<competition>.")
+@dry_run_option
+@config_option
+@json_option
+def download_cmd(competition, to, dry_run, config_path, as_json) -> None:
+    """Download, unzip and verify the competition's files (skips files already verified)."""
+    from .competition import get_spec
+    from .download import download
+
+    cfg = load(config_path)
+    spec = get_spec(competition or cfg.competition)
+    result = download(spec, to or cfg.competition_data_dir, dry_run)
+    emit(result, as_json, json.dumps(result, indent=2))

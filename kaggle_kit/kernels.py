@@ -127,6 +127,7 @@ def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = Fal
 def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, timeout: float = 3600) -> list[Path]:
     """Run the built script in a fresh process with a simulated /kaggle layout and no network."""
     meta = json.loads((build / "kernel-metadata.json").read_text())
+    working = working.resolve()
     root = working.parent / f".{working.name}-root"
     (root / "input").mkdir(parents=True, exist_ok=True)
     for slug, path in inputs.items():
@@ -140,7 +141,7 @@ def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, time
     env.update({"KAGGLE_KIT_ROOT": str(root), "KAGGLE_KERNEL_RUN_TYPE": "Batch", "HF_HUB_OFFLINE": "1",
                 "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "",
                 "PYTHONPATH": ""})
-    proc = subprocess.run([sys.executable, str(build / meta["code_file"])], cwd=working, env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, str((build / meta["code_file"]).resolve())], cwd=working, env=env, capture_output=True,
                           text=True, timeout=timeout)
     (working / "kernel.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:

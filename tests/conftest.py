@@ -67,3 +67,29 @@ def quick_config(backbone: Path, **kw) -> TrainConfig:
     base = dict(backbone=str(backbone), max_len=128, max_steps=6, eval_steps=3, batch_size=8, patience=10)
     base.update(kw)
     return TrainConfig(**base)
+
+
+@pytest.fixture
+def fake(monkeypatch, tmp_path):
+    """The real kaggle client pointed at a fake server on 127.0.0.1 (env recipe of shared/docs/kaggle-api.md)."""
+    from fake_kaggle import FakeKaggle
+
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir(mode=0o700)
+    monkeypatch.setenv("TMPDIR", str(tmpdir))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmpdir))
+    with FakeKaggle() as server:
+        for key, value in server.env().items():
+            monkeypatch.setenv(key, value)
+        yield server
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A project folder with a kaggle-kit.toml, as cwd."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kaggle-kit.toml").write_text(
+        'username = "tester"\n[datasets]\nbackbone = "tester/tiny-deberta-v3"\n'
+        '[kernel]\ntrain_slug = "lmsys-train"\ninfer_slug = "lmsys-infer"\n[train]\nmax_len = 128\nmax_steps = 4\n'
+        'eval_steps = 2\n')
+    return tmp_path

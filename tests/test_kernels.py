@@ -1,0 +1,135 @@
+import base64
+import io
+import json
+import os
+import shutil
+import zipfile
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from kaggle_kit.cli import main
+from kaggle_kit.config import load_config
+from kaggle_kit.errors import KitError, RemoteError
+from kaggle_kit.kaggle_client import call
+from kaggle_kit.kernels import build_kernel, kernel_metadata, pull_kernel, push_kernel, wait_for_kernel
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_build_is_reproducible_and_has_metadata(project):
+    cfg = load_config()
+    a = build_kernel("infer", cfg, project / "a")
+    b = build_kernel("infer", cfg, project / "b")
+    assert a.script.read_bytes() == b.script.read_bytes()
+    meta = json.loads((project / "a" / "kernel-metadata.json").read_text())
+    assert meta["id"] == "tester/lmsys-infer" and meta["enable_internet"] is False and meta["is_private"] is True
+    assert meta["competition_sources"] == ["lmsys-chatbot-arena"]
+    assert meta["kernel_sources"] == ["tester/lmsys-train"]  # infer reads train's output when no model dataset is set
+    with pytest.raises(KitError, match="already holds a build"):
+        build_kernel("infer", cfg, project / "a")
+
+
+def test_bundle_carries_no_secrets(project, monkeypatch, tmp_path):
+    monkeypatch.setenv("KAGGLE_KEY", "SECRET-KEY-123")
+    monkeypatch.setenv("KAGGLE_API_TOKEN", "SECRET-TOKEN-456")
+    monkeypatch.setenv("WANDB_API_KEY", "SECRET-WANDB-789")
+    (project / ".env").write_text("WANDB_API_KEY=SECRET-WANDB-789\n")
+    (project / "kaggle.json").write_text('{"username": "tester", "key": "SECRET-KEY-123"}')
+    cfg_dir = os.environ["KAGGLE_CONFIG_DIR"]
+    os.makedirs(cfg_dir, exist_ok=True)
+    with open(os.path.join(cfg_dir, "kaggle.json"), "w") as fh:
+        fh.write('{"username": "tester", "key": "SECRET-KEY-123"}')
+    build = build_kernel("train", load_config(), project / "build")
+    script = build.script.read_text()
+    blob = script.split('ARCHIVE = "')[1].split('"')[0]
+    names = zipfile.ZipFile(io.BytesIO(base64.b64decode(blob))).namelist()
+    everything = script + "".join(zipfile.ZipFile(io.BytesIO(base64.b64decode(blob))).read(n).decode() for n in names)
+    for secret in ("SECRET-KEY-123", "SECRET-TOKEN-456", "SECRET-WANDB-789", "0123456789abcdef"):
+        assert secret not in everything
+    assert all(n.startswith("kaggle_kit/") and n.endswith(".py") for n in names)
+
+
+def test_metadata_validation_before_sending(project):
+    cfg = load_config()
+    cfg.kernel.train_slug = "abc"
+    with pytest.raises(KitError, match="too short"):
+        kernel_metadata("train", cfg)
+    cfg = load_config()
+    cfg.datasets.backbone = "not a ref"
+    with pytest.raises(KitError, match="not owner/slug"):
+        kernel_metadata("train", cfg)
+
+
+def test_train_and_infer_kernels_run_locally(project, small_files, tiny_backbone):
+    comp = small_files.train.parent
+    assert run("build-kernel", "train", "--out", "kb/train").exit_code == 0
+    train_out = run("run-kernel", "kb/train", "--input", f"lmsys-chatbot-arena={comp}", "--input",
+                    f"tiny-deberta-v3={tiny_backbone}", "--working", "work-train", "--json")
+    assert train_out.exit_code == 0, train_out.output
+    assert (project / "work-train" / "model" / "kaggle_kit_model.json").exists()
+    manifest = json.loads((project / "work-train" / "kaggle_kit_manifest.json").read_text())
+    assert manifest["task"] == "train" and len(manifest["config_sha256"]) == 64
+    assert run("build-kernel", "infer", "--out", "kb/infer").exit_code == 0
+    infer_out = run("run-kernel", "kb/infer", "--input", f"lmsys-chatbot-arena={comp}", "--input",
+                    f"tiny-deberta-v3={tiny_backbone}", "--input", f"lmsys-train={project / 'work-train'}",
+                    "--working", "work-infer")
+    assert infer_out.exit_code == 0, infer_out.output
+    assert run("validate", "work-infer/submission.csv", "--test", small_files.test).exit_code == 0
+
+
+def test_push_status_pull_against_fake(project, fake):
+    build = build_kernel("train", load_config(), project / "b")
+    result = push_kernel(build)
+    assert result["version"] == 1
+    body = fake.calls("SaveKernel")[0]["body"]
+    assert body["slug"] == "tester/lmsys-train" and body["enableGpu"] is True and body["enableInternet"] is False
+    assert body["datasetDataSources"] == ["tester/tiny-deberta-v3"] and body["competitionDataSources"] == ["lmsys-chatbot-arena"]
+    assert body["machineShape"] == "NvidiaTeslaT4"
+    fake.kernel_status["tester/lmsys-train"] = [("QUEUED", ""), ("RUNNING", ""), ("COMPLETE", "")]
+    seen = []
+    status, _ = wait_for_kernel("tester/lmsys-train", interval=0, echo=seen.append, sleep=lambda s: None)
+    assert status == "COMPLETE" and [s.split(": ")[1].split(" ")[0] for s in seen] == ["QUEUED", "RUNNING", "COMPLETE"]
+    fake.kernel_outputs["tester/lmsys-train"] = [("submission.csv", b"id,x\n1,2\n"), ("../../evil.txt", b"pwned")]
+    with pytest.raises((RemoteError, ValueError)):
+        pull_kernel("tester/lmsys-train", project / "outputs")
+    assert not (project / "evil.txt").exists() and not (project.parent / "evil.txt").exists()
+    fake.kernel_outputs["tester/lmsys-train"] = [("submission.csv", b"id,x\n1,2\n")]
+    folder, files = pull_kernel("tester/lmsys-train", project / "outputs")
+    assert (folder / "submission.csv").read_bytes() == b"id,x\n1,2\n" and folder.name == "lmsys-train-2"
+
+
+def test_kernel_error_exits_1_with_message(project, fake):
+    fake.kernel_status["tester/lmsys-train"] = [("ERROR", "CUDA out of memory")]
+    result = run("status", "tester/lmsys-train")
+    assert result.exit_code == 1 and "CUDA out of memory" in result.output
+
+
+def test_push_error_field_and_dry_run(project, fake):
+    fake.fail_next["SaveKernel"] = (200, {"error": "Notebook slug already taken"})
+    result = run("push-kernel", "train")
+    assert result.exit_code == 1 and "slug already taken" in result.output
+    before = len(fake.requests)
+    assert run("push-kernel", "train", "--dry-run").exit_code == 0
+    assert len(fake.requests) == before
+
+
+def test_429_then_success_and_401(project, fake):
+    fake.fail_next["GetKernelSessionStatus"] = (429, {"code": 429, "message": "slow down"}, {"Retry-After": "0"})
+    assert run("status", "tester/lmsys-train").exit_code == 0
+    assert len(fake.calls("GetKernelSessionStatus")) == 2
+    fake.fail_next["SaveKernel"] = (401, {"code": 401, "message": "Unauthenticated"})
+    result = run("push-kernel", "train")
+    assert result.exit_code == 1 and "credentials (401)" in result.output and "0123456789abcdef" not in result.output
+
+
+def test_hanging_server_hits_our_timeout(fake):
+    from kaggle_kit.kaggle_client import get_api
+
+    fake.hang.add("GetKernelSessionStatus")
+    api = get_api()
+    with pytest.raises(RemoteError, match="no answer within 1s"):
+        call("status", lambda: api.kernels_status("tester/lmsys-train"), timeout=1)
