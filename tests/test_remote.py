@@ -1,0 +1,127 @@
+"""Datasets, submissions and competition download: the REAL kaggle client against the fake server."""
+
+import io
+import json
+import zipfile
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from kaggle_kit.cli import main
+from kaggle_kit.competition import LMSYS
+from kaggle_kit.errors import KitError
+from kaggle_kit.submit import submit_file, submit_kernel
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_upload_model_creates_then_versions_and_excludes(project, fake, trained):
+    model = project / "model"
+    import shutil
+
+    shutil.copytree(trained.out_dir, model)
+    (model / ".env").write_text("WANDB_API_KEY=SECRET")
+    (model / "kaggle.json").write_text('{"key": "SECRET"}')
+    first = run("upload", "model", model, "--dataset", "tester/lmsys-model", "--json")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["action"] == "create"
+    created = fake.calls("CreateDataset")[0]["body"]
+    assert created["slug"] == "lmsys-model"
+    sent = b"".join(fake.blobs.values())
+    assert b"SECRET" not in sent
+    names = [c["body"]["name"] for c in fake.calls("StartBlobUpload")]
+    assert "adapter.zip" in names and "checkpoints.zip" not in names and ".env" not in names and "kaggle.json" not in names
+    assert not (model / "dataset-metadata.json").exists()  # the user's folder is never written
+    second = run("upload", "model", model, "--dataset", "tester/lmsys-model", "-m", "v2", "--json")
+    assert json.loads(second.stdout)["action"] == "version"
+    assert fake.calls("CreateDatasetVersion")[0]["body"]["body"]["versionNotes"] == "v2"
+
+
+def test_upload_dry_run_sends_nothing(project, fake, trained):
+    result = run("upload", "model", trained.out_dir, "--dataset", "tester/lmsys-model", "--dry-run")
+    assert result.exit_code == 0 and fake.requests == []
+
+
+def test_upload_resumes_after_failed_put(project, fake, tmp_path):
+    folder = tmp_path / "stuff"
+    folder.mkdir()
+    (folder / "data.bin").write_bytes(b"x" * 1000)
+    fake.fail_next_put = 500
+    assert run("upload", "model", folder, "--dataset", "tester/stuff-data").exit_code == 1
+    assert run("upload", "model", folder, "--dataset", "tester/stuff-data").exit_code == 0
+    assert "tester/stuff-data" in fake.datasets
+
+
+def test_invalid_submission_refused_before_any_request(project, fake, small_files):
+    bad = pd.read_csv(small_files.sample_submission).iloc[1:]
+    bad.to_csv(project / "bad.csv", index=False)
+    with pytest.raises(KitError, match="invalid"):
+        submit_file(project / "bad.csv", "x", LMSYS, small_files.sample_submission, NOW)
+    assert fake.requests == []
+
+
+def test_file_and_code_submission_with_limits(project, fake, small_files):
+    fake.competitions["lmsys-chatbot-arena"] = {"deadline": "2026-12-31T23:59:00Z"}
+    result = submit_file(small_files.sample_submission, "first", LMSYS, small_files.sample_submission, NOW)
+    assert result["remaining_today"] == 4 and len(fake.blobs) == 1
+    code = submit_kernel("tester/lmsys-infer", 3, "code", LMSYS, NOW)
+    body = fake.calls("CreateCodeSubmission")[0]["body"]
+    assert body["kernelSlug"] == "lmsys-infer" and body["kernelVersion"] == 3 and code["remaining_today"] == 3
+    listing = run("submissions", "--json")
+    assert [s["description"] for s in json.loads(listing.stdout)] == ["code", "first"]
+    fake.limits["numAllowedNow"] = 0
+    with pytest.raises(KitError, match="no submissions left today"):
+        submit_kernel("tester/lmsys-infer", 3, "again", LMSYS, NOW)
+
+
+def test_deadline_refusal_and_warning(project, fake, small_files):
+    fake.competitions["lmsys-chatbot-arena"] = {"deadline": "2026-11-25T20:00:00Z"}
+    with pytest.raises(KitError, match="--force"):
+        submit_kernel("tester/lmsys-infer", 1, "late", LMSYS, NOW)
+    assert submit_kernel("tester/lmsys-infer", 1, "late", LMSYS, NOW, force=True)["warning"].startswith("the deadline is in 8.0 h")
+    with pytest.raises(KitError, match="closed"):
+        submit_kernel("tester/lmsys-infer", 1, "too late", LMSYS, NOW + timedelta(days=1), force=True)
+
+
+def test_submit_403_message(project, fake, small_files):
+    fake.competitions["lmsys-chatbot-arena"] = {"deadline": "2026-12-31T23:59:00Z", "forbidden": True}
+    with pytest.raises(KitError, match="accept the competition rules"):
+        submit_file(small_files.sample_submission, "x", LMSYS, small_files.sample_submission, NOW)
+
+
+def _zip(files):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for path in files:
+            zf.write(path, path.name)
+    return buffer.getvalue()
+
+
+def test_download_verify_skip_corrupt_403_404(project, fake, small_files):
+    files = [small_files.train, small_files.test, small_files.sample_submission]
+    payload = _zip(files)
+    fake.competitions["lmsys-chatbot-arena"] = {"files": {p.name: p.read_bytes() for p in files}, "zip": payload}
+    first = run("download", "--to", "data", "--json")
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    assert summary["train_rows"] == 120 and summary["test_rows"] == 24 and not summary["skipped"]
+    assert json.loads(run("download", "--to", "data", "--json").stdout)["skipped"] is True
+    (project / "data" / "test.csv").write_text("id,prompt\n")  # damage: the next run re-fetches
+    fake.competitions["lmsys-chatbot-arena"]["zip"] = payload[: len(payload) // 2]
+    corrupt = run("download", "--to", "data")
+    assert corrupt.exit_code == 1 and "corrupt" in corrupt.output
+    assert (project / "data" / "train.csv").read_bytes() == small_files.train.read_bytes()  # old files kept
+    fake.competitions["lmsys-chatbot-arena"]["forbidden"] = True
+    forbidden = run("download", "--to", "other")
+    assert forbidden.exit_code == 1 and "accept the competition rules at" in forbidden.output and "/rules" in forbidden.output
+    missing = run("download", "--competition", "lmsys-chatbot-arena", "--to", "x", "--dry-run")
+    assert missing.exit_code == 1
+    del fake.competitions["lmsys-chatbot-arena"]
+    not_found = run("download", "--to", "y")
+    assert not_found.exit_code == 1 and "not found (404)" in not_found.output
