@@ -279,10 +279,11 @@ dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would b
 @click.option("--out", type=click.Path(path_type=Path), help="Default: kernels/build/<slug>.")
 @click.option("--model", help="Dataset owner/slug holding the trained model dir (infer).")
 @click.option("--backbone", help="Dataset owner/slug holding the backbone weights.")
+@click.option("--notebook", is_flag=True, help="Write an .ipynb (kernel_type notebook) instead of a script.")
 @click.option("--overwrite", is_flag=True)
 @config_option
 @json_option
-def build_kernel_cmd(task, out, model, backbone, overwrite, config_path, as_json) -> None:
+def build_kernel_cmd(task, out, model, backbone, notebook, overwrite, config_path, as_json) -> None:
     """Build a self-contained Kaggle kernel (script + kernel-metadata.json) embedding kaggle_kit."""
     from .config import with_overrides
     from .kernels import build_kernel
@@ -290,7 +291,7 @@ def build_kernel_cmd(task, out, model, backbone, overwrite, config_path, as_json
     cfg = load(config_path)
     cfg.datasets = with_overrides(cfg.datasets, model=model, backbone=backbone)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
-    build = build_kernel(task, cfg, out or Path("kernels/build") / slug, overwrite=overwrite)
+    build = build_kernel(task, cfg, out or Path("kernels/build") / slug, overwrite=overwrite, notebook=notebook)
     emit({"folder": str(build.folder), "script": str(build.script), "metadata": build.metadata}, as_json,
          f"built {build.script} ({build.script.stat().st_size // 1024} KiB) for {build.metadata['id']}")
 
@@ -390,13 +391,25 @@ def upload_cmd(kind, path, dataset, message, with_checkpoints, dry_run, as_json)
     emit(result, as_json, "dry run: nothing sent" if dry_run else f"{result['action']}d {dataset}: {result['url']}")
 
 
-@main.command("datasets-status")
-@click.argument("dataset")
-def datasets_status_cmd(dataset) -> None:
-    """A dataset's processing state (ready when usable)."""
-    from .datasets import dataset_status
+@main.group("datasets", cls=KitGroup)
+def datasets_group() -> None:
+    """Kaggle datasets: processing state after an upload."""
 
-    click.echo(f"{dataset}: {dataset_status(dataset)}")
+
+@datasets_group.command("status")
+@click.argument("dataset")
+@click.option("--wait", is_flag=True, help="Poll until READY (or FAILED).")
+@click.option("--interval", default=10.0, show_default=True)
+@click.option("--timeout", default=3600.0, show_default=True)
+@json_option
+def datasets_status_cmd(dataset, wait, interval, timeout, as_json) -> None:
+    """A dataset's processing state (ready when kernels can use it)."""
+    from .datasets import wait_for_dataset
+
+    state = wait_for_dataset(dataset, interval if wait else None, timeout, echo=lambda m: click.echo(m, err=True))
+    emit({"dataset": dataset, "status": state}, as_json, f"{dataset}: {state}")
+    if state.lower() == "failed":
+        raise KitError(f"{dataset} processing failed", hint="upload it again")
 
 
 @main.command("submit")
@@ -479,3 +492,48 @@ def download_cmd(competition, to, dry_run, config_path, as_json) -> None:
     spec = get_spec(competition or cfg.competition)
     result = download(spec, to or cfg.competition_data_dir, dry_run)
     emit(result, as_json, json.dumps(result, indent=2))
+
+
+@main.command("init")
+@click.argument("directory", default=".", type=click.Path(path_type=Path))
+@click.option("--competition", default="lmsys-chatbot-arena", show_default=True)
+@click.option("--username", default="your-kaggle-username", show_default=True)
+def init_cmd(directory: Path, competition: str, username: str) -> None:
+    """Write a commented kaggle-kit.toml and a .gitignore (never overwrites), then print the next commands."""
+    from .project import init_project
+
+    for path in init_project(directory, competition, username):
+        click.echo(f"wrote {path}")
+    click.echo("next:\n  kaggle-kit doctor\n  kaggle-kit download\n  kaggle-kit quickstart")
+
+
+@main.command("doctor")
+@click.option("--offline", is_flag=True, help="Skip the checks that call Kaggle.")
+@config_option
+@json_option
+def doctor_cmd(offline: bool, config_path, as_json: bool) -> None:
+    """Green/red checks of the environment, credentials (never their value), rules and config; exit 1 if one required fails."""
+    from .doctor import as_dicts, run_checks
+
+    checks = run_checks(load(config_path), offline)
+    if as_json:
+        emit(as_dicts(checks), True)
+    else:
+        for c in checks:
+            mark = click.style("ok  ", fg="green") if c.ok else click.style("FAIL" if c.required else "warn", fg="red" if c.required else "yellow")
+            click.echo(f"{mark} {c.name}: {c.detail}" + ("" if c.ok or not c.fix else f"  -> {c.fix}"))
+    if any(c.required and not c.ok for c in checks):
+        sys.exit(ExitStatus.FAILED)
+
+
+@main.command("report")
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Default: MODEL_DIR/report.")
+@json_option
+def report_cmd(model_dir: Path, out, as_json: bool) -> None:
+    """Holdout log loss/accuracy vs the prior, confusion matrix, reliability diagram and loss curves (PNG + HTML)."""
+    from .report import build_report
+
+    s = build_report(model_dir, out)
+    emit(s, as_json, f"holdout log loss {s['log_loss']:.4f} vs prior {s['prior_log_loss']:.4f}, accuracy "
+                     f"{s['accuracy']:.3f}; open {s['html']}")

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from .errors import KitError, RemoteError, UsageProblem
@@ -111,8 +112,18 @@ def upload(staging: Path, dataset: str, notes: str) -> dict:
     return {"action": action, "dataset": dataset, "url": response.url}
 
 
-def dataset_status(dataset: str) -> str:
+def wait_for_dataset(dataset: str, interval: float | None = None, timeout: float = 3600, echo=print,
+                     sleep=time.sleep) -> str:
+    """The processing state; with an interval, poll until ready or failed, showing state and elapsed time."""
     from .kaggle_client import call, get_api
 
     api = get_api()
-    return str(call(f"status of {dataset}", lambda: api.dataset_status(dataset)))
+    start = time.monotonic()
+    while True:
+        state = str(call(f"status of {dataset}", lambda: api.dataset_status(dataset)))
+        if interval is None or state.lower() in ("ready", "failed"):
+            return state
+        echo(f"{dataset}: {state} ({time.monotonic() - start:.0f}s)")
+        if time.monotonic() - start > timeout:
+            raise RemoteError(f"{dataset} still {state} after {timeout:.0f}s")
+        sleep(interval)

@@ -63,7 +63,7 @@ class KernelBuild:
     metadata: dict
 
 
-def kernel_metadata(task: str, cfg: ProjectConfig) -> dict:
+def kernel_metadata(task: str, cfg: ProjectConfig, notebook: bool = False) -> dict:
     if not cfg.username:
         raise UsageProblem("no Kaggle username", hint="set username in kaggle-kit.toml (kaggle-kit init --username U)")
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
@@ -75,8 +75,9 @@ def kernel_metadata(task: str, cfg: ProjectConfig) -> dict:
         else:
             kernel_sources.append(f"{cfg.username}/{cfg.kernel.train_slug}")
     meta = {
-        "id": f"{cfg.username}/{slug}", "title": slug.replace("-", " ").title(), "code_file": f"{slug}.py",
-        "language": "python", "kernel_type": "script", "is_private": True, "enable_gpu": cfg.kernel.enable_gpu,
+        "id": f"{cfg.username}/{slug}", "title": slug.replace("-", " ").title(),
+        "code_file": f"{slug}.ipynb" if notebook else f"{slug}.py",
+        "language": "python", "kernel_type": "notebook" if notebook else "script", "is_private": True, "enable_gpu": cfg.kernel.enable_gpu,
         "enable_tpu": False,
         "enable_internet": cfg.kernel.train_internet if task == "train" else cfg.kernel.infer_internet,
         "machine_shape": cfg.kernel.accelerator, "dataset_sources": datasets,
@@ -101,12 +102,28 @@ def validate_metadata(meta: dict) -> None:
                 raise UsageProblem(f"{key}: '{ref}' is not owner/slug")
 
 
-def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = False) -> KernelBuild:
+def as_notebook(script: str) -> str:
+    """One code cell holding the script; sorted keys and no outputs keep the build byte-reproducible."""
+    cell = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": [],
+            "source": script.splitlines(keepends=True)}
+    notebook = {"cells": [cell], "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python",
+                "name": "python3"}, "language_info": {"name": "python"}}, "nbformat": 4, "nbformat_minor": 5}
+    return json.dumps(notebook, indent=1, sort_keys=True) + "\n"
+
+
+def script_of(code_file: Path) -> str:
+    if code_file.suffix == ".ipynb":
+        cells = json.loads(code_file.read_text())["cells"]
+        return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    return code_file.read_text()
+
+
+def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = False, notebook: bool = False) -> KernelBuild:
     if task not in TASKS:
         raise UsageProblem(f"unknown kernel task '{task}'", hint="train or infer")
     if not TEMPLATE.exists():
         raise KitError(f"kernel template {TEMPLATE} not found", hint="build kernels from a kaggle-kit source checkout")
-    meta = kernel_metadata(task, cfg)
+    meta = kernel_metadata(task, cfg, notebook)
     config = kernel_config(cfg)
     archive = package_archive()
     manifest = {"kaggle_kit_version": __version__, **git_state(), "task": task,
@@ -119,7 +136,7 @@ def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = Fal
     out.mkdir(parents=True, exist_ok=True)
     from .atomic import write_text_atomic
 
-    write_text_atomic(out / meta["code_file"], script)
+    write_text_atomic(out / meta["code_file"], as_notebook(script) if notebook else script)
     write_text_atomic(out / "kernel-metadata.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return KernelBuild(out, out / meta["code_file"], meta)
 
@@ -141,13 +158,23 @@ def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, time
     env.update({"KAGGLE_KIT_ROOT": str(root), "KAGGLE_KERNEL_RUN_TYPE": "Batch", "HF_HUB_OFFLINE": "1",
                 "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "",
                 "PYTHONPATH": ""})
-    proc = subprocess.run([sys.executable, str((build / meta["code_file"]).resolve())], cwd=working, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    before = {slug: _snapshot(path) for slug, path in inputs.items()}
+    entry = root / "kernel_entry.py"
+    entry.write_text(script_of(build / meta["code_file"]))
+    proc = subprocess.run([sys.executable, str(entry)], cwd=working, env=env, capture_output=True, text=True, timeout=timeout)
     (working / "kernel.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise KitError(f"kernel failed (exit {proc.returncode}): {last}", hint=f"full log in {working / 'kernel.log'}")
+    for slug, path in inputs.items():
+        if _snapshot(path) != before[slug]:
+            raise KitError(f"the kernel wrote into input/{slug}", hint="/kaggle/input is read-only on Kaggle: write to /kaggle/working")
     return sorted(p for p in working.rglob("*") if p.is_file())
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Sizes and mtimes of an input tree: a local run must leave it exactly as Kaggle's read-only mount would."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 # ---- remote: push / status / pull

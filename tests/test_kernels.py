@@ -133,3 +133,29 @@ def test_hanging_server_hits_our_timeout(fake):
     api = get_api()
     with pytest.raises(RemoteError, match="no answer within 1s"):
         call("status", lambda: api.kernels_status("tester/lmsys-train"), timeout=1)
+
+
+def test_notebook_build_is_reproducible_and_runs(project, small_files, tiny_backbone):
+    cfg = load_config()
+    a = build_kernel("train", cfg, project / "nb1", notebook=True)
+    b = build_kernel("train", cfg, project / "nb2", notebook=True)
+    assert a.script.suffix == ".ipynb" and a.script.read_bytes() == b.script.read_bytes()
+    assert a.metadata["kernel_type"] == "notebook"
+    comp = small_files.train.parent
+    result = run("run-kernel", project / "nb1", "--input", f"lmsys-chatbot-arena={comp}", "--input",
+                 f"tiny-deberta-v3={tiny_backbone}", "--working", "nb-work")
+    assert result.exit_code == 0, result.output
+    assert (project / "nb-work" / "model" / "metrics.json").exists()
+
+
+def test_local_run_refuses_writes_into_inputs(project, tmp_path):
+    from kaggle_kit.kernels import run_kernel_locally
+
+    build = project / "evil"
+    build.mkdir()
+    (build / "kernel-metadata.json").write_text(json.dumps({"code_file": "k.py"}))
+    (build / "k.py").write_text("import os\nopen(os.path.join(os.environ['KAGGLE_KIT_ROOT'], 'input', 'data', 'x.txt'), 'w').write('x')\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    with pytest.raises(KitError, match="wrote into input/data"):
+        run_kernel_locally(build, {"data": data}, project / "evil-work")

@@ -125,3 +125,26 @@ def test_download_verify_skip_corrupt_403_404(project, fake, small_files):
     del fake.competitions["lmsys-chatbot-arena"]
     not_found = run("download", "--to", "y")
     assert not_found.exit_code == 1 and "not found (404)" in not_found.output
+
+
+def test_dataset_429_retried_and_status_wait(project, fake, tmp_path):
+    folder = tmp_path / "w"
+    folder.mkdir()
+    (folder / "a.txt").write_text("hello")
+    fake.fail_next["GetDatasetStatus"] = (429, {"code": 429, "message": "slow"}, {"Retry-After": "0"})
+    result = run("upload", "model", folder, "--dataset", "tester/some-data", "--json")
+    assert result.exit_code == 0, result.output
+    # ours: 429 then 404 (retried, then "free"); then the client's own check inside dataset_create_new
+    assert len(fake.calls("GetDatasetStatus")) == 3 and json.loads(result.stdout)["action"] == "create"
+    fake.datasets["tester/some-data"]["status"] = "READY"
+    status = run("datasets", "status", "tester/some-data", "--wait", "--interval", "0")
+    assert status.exit_code == 0 and "tester/some-data: ready" in status.output.lower()
+
+
+def test_upload_code_builds_an_installable_wheel(project, fake):
+    result = run("upload", "code", "--dataset", "tester/kaggle-kit-code", "--json")
+    assert result.exit_code == 0, result.output
+    names = [c["body"]["name"] for c in fake.calls("StartBlobUpload")]
+    assert len(names) == 1 and names[0].startswith("kaggle_kit-") and names[0].endswith(".whl")
+    wheel = zipfile.ZipFile(io.BytesIO(next(iter(fake.blobs.values()))))
+    assert "kaggle_kit/train.py" in wheel.namelist()

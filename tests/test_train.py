@@ -99,3 +99,17 @@ def test_clear_errors_before_any_work(tmp_path, small_files, spec, tiny_backbone
 def test_kfold_holdout_is_the_fold(tmp_path, small_files, spec, tiny_backbone):
     m = train([small_files.train], tmp_path / "out", quick_config(tiny_backbone, max_steps=1, fold="1/4"), spec).metrics
     assert m["rows"]["holdout"] == 30
+
+
+def test_merge_writes_a_full_model_that_predicts_the_same(tmp_path, small_files, spec, tiny_backbone):
+    from kaggle_kit.data import read_test
+    from kaggle_kit.model import MERGED_DIR, load_trained
+    from kaggle_kit.predict import predict_probs
+
+    out = tmp_path / "out"
+    train([small_files.train], out, quick_config(tiny_backbone, max_steps=3, merge=True), spec)
+    assert (out / MERGED_DIR / "config.json").exists()
+    test = read_test(small_files.test, spec)
+    merged = predict_probs(load_trained(out), test, spec, 4096, progress=False)  # uses merged/
+    adapter = predict_probs(load_trained(out, backbone=str(tiny_backbone)), test, spec, 4096, progress=False)
+    assert np.abs(merged - adapter).max() < 1e-5

@@ -1,0 +1,103 @@
+"""`kaggle-kit doctor`: one screen of green/red checks, each red one with its fix; never prints a secret."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .config import ProjectConfig
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def check_python() -> Check:
+    ok = sys.version_info >= (3, 10)
+    return Check("python", ok, sys.version.split()[0], "" if ok else "use Python >= 3.10 (3.11 for the kaggle client)")
+
+
+def check_torch() -> list[Check]:
+    try:
+        import torch
+    except ImportError:
+        return [Check("torch", False, "not installed", "pip install torch==2.13.0 (CPU) or your CUDA build")]
+    checks = [Check("torch", True, torch.__version__)]
+    if torch.cuda.is_available():
+        for k in range(torch.cuda.device_count()):
+            major, _ = torch.cuda.get_device_capability(k)
+            dtype = "bf16+fp16" if major >= 8 else "fp16"
+            checks.append(Check(f"cuda:{k}", True, f"{torch.cuda.get_device_name(k)} ({dtype})", required=False))
+    else:
+        checks.append(Check("cuda", False, "no GPU: CPU training/inference only (fine for the tiny backbone)",
+                            "run real training in a Kaggle kernel (kaggle-kit push-kernel train)", required=False))
+    return checks
+
+
+def check_libraries() -> list[Check]:
+    checks = []
+    for name in ("transformers", "peft", "datasets", "bitsandbytes", "accelerate"):
+        version = _version(name)
+        checks.append(Check(name, version is not None, version or "not installed", f"pip install {name}"))
+    return checks
+
+
+def check_credentials() -> Check:
+    from .kaggle_client import CREDENTIALS_HINT, credentials_source
+
+    source = credentials_source()
+    return Check("kaggle credentials", source is not None, f"from {source}" if source else "none found", CREDENTIALS_HINT)
+
+
+def check_rules(cfg: ProjectConfig) -> Check:
+    """A 403 on the competition's file listing means its rules are not accepted."""
+    from .errors import KitError
+    from .kaggle_client import call, get_api
+
+    name = "competition rules"
+    try:
+        api = get_api()
+        call("list competition files", lambda: api.competition_list_files(cfg.competition), timeout=30, retries=2,
+             competition=cfg.competition)
+    except KitError as exc:
+        if "(403" in exc.message:
+            return Check(name, False, "not accepted", f"accept them at https://www.kaggle.com/competitions/{cfg.competition}/rules")
+        return Check(name, False, f"could not check: {exc.message}", exc.hint or "")
+    return Check(name, True, f"accepted for {cfg.competition}")
+
+
+def check_disk(path: Path = Path("."), need_gib: float = 5.0) -> Check:
+    free = shutil.disk_usage(path).free / 2**30
+    return Check("free disk", free >= need_gib, f"{free:.1f} GiB free", f"free at least {need_gib:.0f} GiB", required=False)
+
+
+def run_checks(cfg: ProjectConfig, offline: bool) -> list[Check]:
+    checks = [check_python(), *check_torch(), *check_libraries(),
+              Check("config", True, cfg.source or "built-in defaults (no kaggle-kit.toml; `kaggle-kit init` writes one)")]
+    if sys.version_info >= (3, 11):
+        checks.append(Check("kaggle client", _version("kaggle") is not None, _version("kaggle") or "not installed",
+                            "pip install kaggle six"))
+    checks.append(check_credentials())
+    if not offline and checks[-1].ok:
+        checks.append(check_rules(cfg))
+    checks.append(check_disk())
+    return checks
+
+
+def as_dicts(checks: list[Check]) -> list[dict]:
+    return [asdict(c) for c in checks]

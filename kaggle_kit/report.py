@@ -1,0 +1,122 @@
+"""`kaggle-kit report MODEL_DIR`: holdout metrics vs the prior, confusion matrix, reliability diagram, loss curves."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path, write_text_atomic
+from .errors import KitError
+from .train import CURVES_FILE, HOLDOUT_FILE, METRICS_FILE, log_loss, plot_training_curves
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def confusion_png(labels: np.ndarray, probs: np.ndarray, names: list[str], path: Path) -> np.ndarray:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.zeros((len(names), len(names)), dtype=int)
+    for truth, guess in zip(labels, probs.argmax(1)):
+        matrix[truth, guess] += 1
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.imshow(matrix, cmap="Blues")
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(j, i, str(matrix[i, j]), ha="center", va="center")
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("holdout confusion matrix")
+    fig.tight_layout()
+    _save(fig, path)
+    return matrix
+
+
+def reliability_png(labels: np.ndarray, probs: np.ndarray, path: Path, bins: int = 10) -> None:
+    """Predicted probability vs observed frequency, pooled over classes (one-vs-rest)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    onehot = np.eye(probs.shape[1])[labels].ravel()
+    flat = probs.ravel()
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(flat, edges) - 1, 0, bins - 1)
+    centers, observed = [], []
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            centers.append(flat[mask].mean())
+            observed.append(onehot[mask].mean())
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+    ax.plot(centers, observed, marker="o", label="model")
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed frequency")
+    ax.set_title("reliability diagram (holdout)")
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def build_report(model_dir: Path, out: Path | None = None) -> dict:
+    holdout_path, metrics_path = model_dir / HOLDOUT_FILE, model_dir / METRICS_FILE
+    if not holdout_path.exists() or not metrics_path.exists():
+        raise KitError(f"{model_dir} has no {HOLDOUT_FILE}/{METRICS_FILE}", hint="pass a folder written by `kaggle-kit train`")
+    metrics = json.loads(metrics_path.read_text())
+    info = json.loads((model_dir / "kaggle_kit_model.json").read_text())
+    names = info["label_columns"]
+    frame = pd.read_csv(holdout_path)
+    labels = frame["label"].to_numpy(dtype=int)
+    probs = frame[names].to_numpy(dtype=float)
+    out = out or model_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    matrix = confusion_png(labels, probs, names, out / "confusion_matrix.png")
+    reliability_png(labels, probs, out / "reliability.png")
+    plot_training_curves(metrics, out / CURVES_FILE)
+    summary = {"rows": int(len(labels)), "log_loss": log_loss(labels, probs),
+               "accuracy": float((probs.argmax(1) == labels).mean()), "prior_log_loss": metrics["prior_log_loss"],
+               "temperature": metrics.get("temperature"), "best_step": metrics.get("best_step"),
+               "confusion_matrix": matrix.tolist(), "html": str(out / "report.html")}
+    _write_html(out, model_dir, summary, names)
+    return summary
+
+
+def _write_html(out: Path, model_dir: Path, s: dict, names: list[str]) -> None:
+    def img(name: str) -> str:  # embedded, so the page is one self-contained file; also linked to the PNG beside it
+        data = base64.b64encode((out / name).read_bytes()).decode()
+        return f'<a href="{name}"><img alt="{name}" src="data:image/png;base64,{data}"></a>'
+
+    gain = s["prior_log_loss"] - s["log_loss"]
+    rows = "".join(f"<tr><th>{html.escape(names[i])}</th>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>"
+                   for i, row in enumerate(s["confusion_matrix"]))
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>kaggle-kit report</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}td,th{{padding:4px 10px;border:1px solid #ccc}}
+img{{max-width:48%;margin:1%}}</style></head><body>
+<h1>Holdout report: {html.escape(str(model_dir))}</h1>
+<table><tr><th>rows</th><td>{s['rows']}</td></tr>
+<tr><th>log loss (calibrated)</th><td>{s['log_loss']:.4f}</td></tr>
+<tr><th>class-prior baseline</th><td>{s['prior_log_loss']:.4f} ({gain:+.4f} nats better)</td></tr>
+<tr><th>accuracy</th><td>{s['accuracy']:.3f}</td></tr>
+<tr><th>temperature</th><td>{s['temperature']}</td></tr><tr><th>best step</th><td>{s['best_step']}</td></tr></table>
+<h2>Confusion matrix (rows: true, columns: predicted)</h2>
+<table><tr><th></th>{''.join(f'<th>{html.escape(n)}</th>' for n in names)}</tr>{rows}</table>
+<h2>Plots</h2>{img('confusion_matrix.png')}{img('reliability.png')}{img(CURVES_FILE)}
+</body></html>"""
+    write_text_atomic(out / "report.html", page)

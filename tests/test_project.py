@@ -1,0 +1,79 @@
+"""init, doctor, report and the README's command table."""
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from kaggle_kit.cli import main
+from kaggle_kit.config import load_config
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_init_writes_loadable_config_and_never_overwrites(tmp_path):
+    result = run("init", tmp_path / "proj", "--username", "alice")
+    assert result.exit_code == 0 and "kaggle-kit doctor" in result.output
+    cfg = load_config(tmp_path / "proj" / "kaggle-kit.toml")
+    assert cfg.username == "alice" and cfg.datasets.backbone == "alice/deberta-v3-base" and cfg.predict.tta == "swap"
+    assert "kaggle.json" in (tmp_path / "proj" / ".gitignore").read_text()
+    from kaggle_kit.config import config_from_dict
+
+    assert config_from_dict(cfg.to_dict()).to_dict() == {**cfg.to_dict(), "source": None}  # round-trips
+    again = run("init", tmp_path / "proj")
+    assert again.exit_code == 1 and "already exists" in again.output
+    assert load_config(tmp_path / "proj" / "kaggle-kit.toml").username == "alice"
+
+
+def test_init_appends_to_existing_gitignore(tmp_path):
+    (tmp_path / ".gitignore").write_text("mine/\n")
+    assert run("init", tmp_path).exit_code == 0
+    lines = (tmp_path / ".gitignore").read_text().splitlines()
+    assert lines[0] == "mine/" and "submissions/*.csv" in lines
+
+
+def test_doctor_green_with_credentials_and_accepted_rules(project, fake):
+    fake.competitions["lmsys-chatbot-arena"] = {"files": {"train.csv": b"x"}}
+    result = run("doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(result.stdout)}
+    assert checks["kaggle credentials"]["ok"] and "KAGGLE_USERNAME" in checks["kaggle credentials"]["detail"]
+    assert checks["competition rules"]["ok"]
+    assert checks["torch"]["ok"] and not checks["cuda"]["required"]
+    assert result.exit_code == 0
+    assert "0123456789abcdef" not in result.output  # the key itself is never shown
+
+
+def test_doctor_red_for_rules_and_missing_credentials(project, fake, monkeypatch):
+    fake.competitions["lmsys-chatbot-arena"] = {"files": {}, "forbidden": True}
+    result = run("doctor")
+    assert result.exit_code == 1
+    assert "FAIL competition rules: not accepted  -> accept them at https://www.kaggle.com/competitions/lmsys-chatbot-arena/rules" in result.output
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    result = run("doctor", "--offline")
+    assert result.exit_code == 1 and "FAIL kaggle credentials: none found  -> put kaggle.json" in result.output
+
+
+def test_report_renders_png_and_html(trained, tmp_path):
+    result = run("report", trained.out_dir, "--out", tmp_path / "rep", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    for name in ("confusion_matrix.png", "reliability.png", "training_curves.png"):
+        assert (tmp_path / "rep" / name).read_bytes()[:4] == b"\x89PNG"
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "data:image/png;base64," in page and 'href="reliability.png"' in page
+    assert sum(map(sum, summary["confusion_matrix"])) == summary["rows"] == trained.metrics["holdout"]["rows"]
+    assert summary["log_loss"] == pytest.approx(trained.metrics["holdout"]["log_loss_calibrated"], abs=1e-6)
+    assert run("report", tmp_path).exit_code == 1
+
+
+def test_readme_command_table_is_current():
+    from pathlib import Path
+
+    from kaggle_kit.cli_docs import replace_table
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert replace_table(readme) == readme, "run: python -m kaggle_kit.cli_docs README.md"
