@@ -157,6 +157,8 @@ def train_cmd(train_files, out: Path, config_path, resume: bool, overwrite: bool
     result = train(list(train_files), out, train_cfg, get_spec(cfg.competition), cfg.column_maps, exclude_test,
                    resume=resume, overwrite=overwrite)
     m = result.metrics
+    if not m:  # a non-zero DDP rank: rank 0 reports
+        return
     text = (f"holdout log loss {m['holdout']['log_loss']:.4f} (prior {m['prior_log_loss']:.4f}, accuracy "
             f"{m['holdout']['accuracy']:.3f}, temperature {m['temperature']:.2f}); model in {out}")
     emit(m, as_json, text)
@@ -537,3 +539,7 @@ def report_cmd(model_dir: Path, out, as_json: bool) -> None:
     s = build_report(model_dir, out)
     emit(s, as_json, f"holdout log loss {s['log_loss']:.4f} vs prior {s['prior_log_loss']:.4f}, accuracy "
                      f"{s['accuracy']:.3f}; open {s['html']}")
+
+
+if __name__ == "__main__":  # `torchrun --nproc_per_node 2 -m kaggle_kit.cli train ...` for DDP on several GPUs
+    main()

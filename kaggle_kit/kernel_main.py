@@ -31,6 +31,32 @@ def _model_dir(folder: Path) -> Path:
     raise SystemExit(f"kaggle-kit: no trained model found in {folder}")
 
 
+def processes_wanted() -> int:
+    """One training process per GPU (Kaggle's T4 x2); KAGGLE_KIT_NPROC overrides (e.g. 2 CPU processes in tests)."""
+    if os.environ.get("KAGGLE_KIT_NPROC"):
+        return int(os.environ["KAGGLE_KIT_NPROC"])
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 1
+
+
+def _relaunch_distributed(config: dict, manifest: dict) -> bool:
+    """Re-run the train task under torchrun (DDP) when several processes are wanted and we are not one of them yet."""
+    nproc = processes_wanted()
+    if nproc < 2 or "LOCAL_RANK" in os.environ or config.get("train", {}).get("quantize"):
+        return False
+    import subprocess
+    import tempfile
+
+    args_file = Path(tempfile.mkdtemp(prefix="kaggle-kit-ddp-")) / "args.json"
+    args_file.write_text(json.dumps({"config": config, "manifest": manifest}))
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                    "-m", "kaggle_kit.kernel_main", "train", str(args_file)], env=env, check=True)
+    return True
+
+
 def main(task: str, config: dict, manifest: dict) -> None:
     cfg = config_from_dict(config)
     spec = get_spec(cfg.competition)
@@ -39,6 +65,8 @@ def main(task: str, config: dict, manifest: dict) -> None:
     (working / "kaggle_kit_manifest.json").write_text(json.dumps(manifest, indent=2))
     competition = kaggle_root() / "input" / cfg.competition
     backbone = str(input_dir(cfg.datasets.backbone)) if cfg.datasets.backbone else cfg.train.backbone
+    if task == "train" and _relaunch_distributed(config, manifest):
+        return
     if task == "train":
         from dataclasses import replace
 
@@ -62,3 +90,8 @@ def main(task: str, config: dict, manifest: dict) -> None:
         print(f"wrote {working / spec.submission_file} ({len(order)} rows) in {run.seconds:.1f}s")
     else:
         sys.exit(f"unknown task {task}")
+
+
+if __name__ == "__main__":  # the torchrun re-launch: python -m kaggle_kit.kernel_main TASK ARGS.json
+    payload = json.loads(Path(sys.argv[2]).read_text())
+    main(sys.argv[1], payload["config"], payload["manifest"])

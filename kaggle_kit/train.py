@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 from dataclasses import asdict, dataclass
@@ -162,7 +163,9 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
 
     backbone = resolve_backbone_path(cfg.backbone)
     precision = choose_precision(cfg.precision)
-    _prepare_out_dir(out, resume, overwrite)
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))  # set by torchrun
+    if rank == 0:
+        _prepare_out_dir(out, resume, overwrite)
     set_seed(cfg.seed)
 
     train_set = load_training_files(train_files, spec, column_maps, exclude_test)
@@ -184,7 +187,6 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
 
     model = lora_model(model, kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.rslora, cfg.target_modules,
                        cfg.quantize, cfg.gradient_checkpointing)
-    world = int(torch.distributed.get_world_size()) if torch.distributed.is_available() and torch.distributed.is_initialized() else 1
     steps_per_epoch = math.ceil(len(fit_encoded) / (cfg.batch_size * cfg.grad_accum * world))
     args = _training_args(cfg, out, steps_per_epoch, precision.name, distributed=world > 1)
     trainer = Trainer(
@@ -207,6 +209,7 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     temperature = fit_temperature(holdout_logits, valid_pairs.labels) if cfg.calibrate else 1.0
     prior = class_prior(fit_labels, spec.num_labels)
     metrics = _metrics(trainer, holdout_logits, valid_pairs, prior, temperature, train_set, len(fit_pairs))
+    metrics["world_size"] = world
     _save_model_dir(out, trainer.model, tokenizer, backbone, kind, encoding, cfg, spec, temperature, precision.name)
     _save_holdout(out / HOLDOUT_FILE, valid_pairs, holdout_logits, temperature, spec)
     write_text_atomic(out / METRICS_FILE, json.dumps(metrics, indent=2))

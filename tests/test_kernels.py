@@ -159,3 +159,13 @@ def test_local_run_refuses_writes_into_inputs(project, tmp_path):
     data.mkdir()
     with pytest.raises(KitError, match="wrote into input/data"):
         run_kernel_locally(build, {"data": data}, project / "evil-work")
+
+
+def test_train_kernel_relaunches_under_torchrun(project, small_files, tiny_backbone, monkeypatch):
+    monkeypatch.setenv("KAGGLE_KIT_NPROC", "2")  # stands in for Kaggle's two T4s
+    assert run("build-kernel", "train", "--out", "kb/ddp").exit_code == 0
+    result = run("run-kernel", "kb/ddp", "--input", f"lmsys-chatbot-arena={small_files.train.parent}", "--input",
+                 f"tiny-deberta-v3={tiny_backbone}", "--working", "work-ddp")
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((project / "work-ddp" / "model" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
