@@ -154,7 +154,8 @@ def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, time
     working.mkdir(parents=True, exist_ok=True)
     if not (root / "working").exists():
         (root / "working").symlink_to(working.resolve(), target_is_directory=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
+    # no credentials inside a kernel run; our own KAGGLE_KIT_* settings pass through
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") or k.startswith("KAGGLE_KIT_")}
     env.update({"KAGGLE_KIT_ROOT": str(root), "KAGGLE_KERNEL_RUN_TYPE": "Batch", "HF_HUB_OFFLINE": "1",
                 "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "",
                 "PYTHONPATH": ""})
