@@ -39,7 +39,8 @@ def test_bundle_carries_no_secrets(project, monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_API_KEY", "SECRET-WANDB-789")
     (project / ".env").write_text("WANDB_API_KEY=SECRET-WANDB-789\n")
     (project / "kaggle.json").write_text('{"username": "tester", "key": "SECRET-KEY-123"}')
-    cfg_dir = os.environ["KAGGLE_CONFIG_DIR"]
+    cfg_dir = str(tmp_path / "kaggle-config")  # a config dir of this test's own: no kaggle.json left for others
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", cfg_dir)
     os.makedirs(cfg_dir, exist_ok=True)
     with open(os.path.join(cfg_dir, "kaggle.json"), "w") as fh:
         fh.write('{"username": "tester", "key": "SECRET-KEY-123"}')
