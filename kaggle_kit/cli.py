@@ -437,6 +437,8 @@ def submit_cmd(file, message, kernel, kernel_version, sample_submission, force, 
         result = submit_kernel(kernel, kernel_version, message, spec, _now(), force, dry_run)
     else:
         sample = sample_submission or cfg.competition_data_dir / "sample_submission.csv"
+        if sample_submission is not None and not sample_submission.exists():
+            raise click.BadParameter(f"{sample_submission} does not exist", param_hint="--sample-submission")
         result = submit_file(file, message, spec, sample, _now(), force, dry_run)
     if result.get("warning"):
         click.echo(f"warning: {result['warning']}", err=True)

@@ -34,8 +34,10 @@ def stage(kind: str, source: Path, dataset: str, with_checkpoints: bool = False)
     slug = dataset.split("/")[1]
     if not 6 <= len(slug) <= 50:
         raise UsageProblem(f"dataset slug '{slug}' must be 6-50 characters")
-    staging = Path(tempfile.mkdtemp(prefix="kk-upload-")) / slug
-    staging.mkdir()
+    # A stable staging path (same file path, size and mtime on a rerun) lets the client resume an interrupted upload.
+    staging = Path(tempfile.gettempdir()) / "kaggle-kit-staging" / slug
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     if kind == "code":
         _build_wheel(staging)
     elif kind == "wheels":

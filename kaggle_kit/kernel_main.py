@@ -31,6 +31,19 @@ def _model_dir(folder: Path) -> Path:
     raise SystemExit(f"kaggle-kit: no trained model found in {folder}")
 
 
+def _wandb_key_from_kaggle_secrets() -> None:
+    """The wandb key is never bundled: inside Kaggle it comes from the notebook's Secrets (add-on 'Secrets')."""
+    if os.environ.get("WANDB_API_KEY"):
+        return
+    try:
+        from kaggle_secrets import UserSecretsClient  # only exists inside Kaggle kernels
+    except ImportError:
+        print("kaggle-kit: report_to=wandb but no WANDB_API_KEY and no Kaggle Secrets; logging offline", file=sys.stderr)
+        os.environ["WANDB_MODE"] = "offline"
+        return
+    os.environ["WANDB_API_KEY"] = UserSecretsClient().get_secret("WANDB_API_KEY")
+
+
 def processes_wanted() -> int:
     """One training process per GPU (Kaggle's T4 x2); KAGGLE_KIT_NPROC overrides (e.g. 2 CPU processes in tests)."""
     if os.environ.get("KAGGLE_KIT_NPROC"):
@@ -65,6 +78,8 @@ def main(task: str, config: dict, manifest: dict) -> None:
     (working / "kaggle_kit_manifest.json").write_text(json.dumps(manifest, indent=2))
     competition = kaggle_root() / "input" / cfg.competition
     backbone = str(input_dir(cfg.datasets.backbone)) if cfg.datasets.backbone else cfg.train.backbone
+    if task == "train" and cfg.train.report_to == "wandb":
+        _wandb_key_from_kaggle_secrets()
     if task == "train" and _relaunch_distributed(config, manifest):
         return
     if task == "train":

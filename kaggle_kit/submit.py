@@ -51,8 +51,25 @@ def check_window(info: Deadline, now: datetime, force: bool) -> str | None:
     return None
 
 
-def submit_file(path: Path, message: str, spec: CompetitionSpec, sample_submission: Path, now: datetime,
+def fetch_sample_submission(spec: CompetitionSpec) -> Path:
+    """The competition's own sample_submission.csv, fetched through the API when no local copy exists."""
+    import tempfile
+
+    api = get_api()
+    folder = Path(tempfile.mkdtemp(prefix="kk-sample-"))
+    call("download sample_submission.csv", lambda: api.competition_download_file(
+        spec.slug, "sample_submission.csv", path=str(folder), quiet=True), competition=spec.slug)
+    found = sorted(folder.rglob("sample_submission.csv"))
+    if not found:
+        raise RemoteError("Kaggle sent no sample_submission.csv", hint="pass --sample-submission PATH")
+    return found[0]
+
+
+def submit_file(path: Path, message: str, spec: CompetitionSpec, sample_submission: Path | None, now: datetime,
                 force: bool = False, dry_run: bool = False) -> dict:
+    """Validate against the given sample_submission, else the local data folder's, else Kaggle's; then submit."""
+    if sample_submission is None or not sample_submission.exists():
+        sample_submission = fetch_sample_submission(spec)
     report = validate_file(path, expected_ids(spec, sample_submission=sample_submission), spec)
     if not report.ok:
         raise KitError(f"refusing to submit an invalid file:\n{report.summary()}")

@@ -109,10 +109,11 @@ def _prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
         if not has_checkpoints:
             raise KitError(f"--resume: no checkpoint in {out / CHECKPOINTS}", hint="start without --resume")
         return
-    if (done or has_checkpoints) and not overwrite:
-        what = "a trained model" if done else "checkpoints of an interrupted run"
-        hint = "pass --overwrite to start again" + ("" if done else ", or --resume to continue it")
-        raise KitError(f"{out} already holds {what}", hint=hint)
+    if done and not overwrite:
+        raise KitError(f"{out} already holds a trained model", hint="pass --overwrite to start again")
+    if has_checkpoints and not overwrite:
+        raise KitError(f"{out} already holds checkpoints of an interrupted run",
+                       hint="pass --resume to continue it, or --overwrite to start again")
     if overwrite and out.exists():
         shutil.rmtree(out)
 

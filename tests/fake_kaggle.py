@@ -171,6 +171,17 @@ class FakeKaggle:
         self.files[key] = comp["zip"]
         return 302, {"__location__": f"{self.base}/files/{key}"}
 
+    def rpc_DownloadDataFile(self, body, user):
+        comp, error = self._competition(body)
+        if error:
+            return error
+        name = body["fileName"]
+        if name not in comp["files"]:
+            return 404, {"code": 404, "message": "no such file"}
+        key = f"{body['competitionName']}/{name}"
+        self.files[key] = comp["files"][name]
+        return 302, {"__location__": f"{self.base}/files/{key}"}
+
     # ---- HTTP plumbing
     def _handler(self):
         fake = self

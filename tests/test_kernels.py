@@ -170,3 +170,10 @@ def test_train_kernel_relaunches_under_torchrun(project, small_files, tiny_backb
     assert result.exit_code == 0, result.output
     metrics = json.loads((project / "work-ddp" / "model" / "metrics.json").read_text())
     assert metrics["world_size"] == 2
+
+
+def test_push_reports_invalid_sources(project, fake):
+    fake.fail_next["SaveKernel"] = (200, {"ref": "/code/tester/lmsys-train", "versionNumber": 1, "error": "",
+                                          "invalidDatasetSources": ["tester/tiny-deberta-v3"]})
+    result = run("push-kernel", "train")
+    assert result.exit_code == 1 and "invalid sources" in result.output and "tester/tiny-deberta-v3" in result.output

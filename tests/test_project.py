@@ -77,3 +77,21 @@ def test_readme_command_table_is_current():
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert replace_table(readme) == readme, "run: python -m kaggle_kit.cli_docs README.md"
+
+
+def test_readme_troubleshooting_messages_are_the_codes_messages():
+    """Each message quoted in the README's troubleshooting table is printed by the code (placeholders aside)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    readme = (root / "README.md").read_text()
+    section = readme.split("## Troubleshooting", 1)[1]
+    source = "".join(p.read_text() for p in (root / "kaggle_kit").glob("*.py"))
+    messages = re.findall(r"^\| `([^`]+)`", section, flags=re.M)
+    assert len(messages) >= 8
+    for message in messages:
+        for fragment in re.split(r"<[^>]+>|\.\.\.", message):
+            fragment = fragment.strip(" ()")
+            if len(fragment) >= 8:
+                assert fragment.split(" (")[0] in source, f"README message not in code: {fragment!r}"

@@ -56,6 +56,8 @@ def test_upload_resumes_after_failed_put(project, fake, tmp_path):
     assert run("upload", "model", folder, "--dataset", "tester/stuff-data").exit_code == 1
     assert run("upload", "model", folder, "--dataset", "tester/stuff-data").exit_code == 0
     assert "tester/stuff-data" in fake.datasets
+    probes = [r for r in fake.calls("PUT") if r["headers"].get("Content-Range", "").startswith("bytes */")]
+    assert probes, "the second run should resume the stored upload session"
 
 
 def test_invalid_submission_refused_before_any_request(project, fake, small_files):
@@ -148,3 +150,15 @@ def test_upload_code_builds_an_installable_wheel(project, fake):
     assert len(names) == 1 and names[0].startswith("kaggle_kit-") and names[0].endswith(".whl")
     wheel = zipfile.ZipFile(io.BytesIO(next(iter(fake.blobs.values()))))
     assert "kaggle_kit/train.py" in wheel.namelist()
+
+
+def test_submit_fetches_sample_submission_when_none_is_local(project, fake, small_files):
+    fake.competitions["lmsys-chatbot-arena"] = {"deadline": "2026-12-31T23:59:00Z",
+                                                "files": {"sample_submission.csv": small_files.sample_submission.read_bytes()}}
+    good = submit_file(small_files.sample_submission, "ok", LMSYS, project / "missing.csv", NOW)
+    assert good["ref"] and len(fake.calls("DownloadDataFile")) == 1
+    bad = pd.read_csv(small_files.sample_submission).iloc[2:]
+    bad.to_csv(project / "bad.csv", index=False)
+    result = run("submit", project / "bad.csv", "-m", "x")
+    assert result.exit_code == 1 and "2 missing id(s)" in result.output
+    assert len(fake.calls("CreateSubmission")) == 1  # the invalid file never reached CreateSubmission
