@@ -128,3 +128,12 @@ def test_ddp_two_processes_on_cpu(tmp_path, small_files, tiny_backbone):
     metrics = json.loads(proc.stdout)
     assert [e["step"] for e in metrics["eval_history"]][:2] == [2, 4] and metrics["world_size"] == 2
     assert (tmp_path / "out" / MODEL_FILE).exists()
+
+
+def test_gradient_checkpointing_still_trains_lora(tmp_path, small_files, spec, tiny_backbone):
+    """LoRA B matrices start at zero: non-zero after two steps means gradients flowed through checkpointed layers."""
+    out = tmp_path / "gc"
+    train([small_files.train], out, quick_config(tiny_backbone, max_steps=2, eval_steps=2, gradient_checkpointing=True), spec)
+    with safe_open(str(out / ADAPTER_DIR / "adapter_model.safetensors"), "pt") as f:
+        lora_b = [f.get_tensor(k) for k in f.keys() if "lora_B" in k]
+    assert lora_b and all(t.abs().sum() > 0 for t in lora_b)
