@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from .errors import KitError, RemoteError, UsageProblem
+from .kaggle_client import transfer_timeout
 from .kernels import REF_RE
 
 KINDS = ("model", "code", "wheels")
@@ -102,13 +103,15 @@ def upload(staging: Path, dataset: str, notes: str) -> dict:
     from .kaggle_client import call, get_api
 
     api = get_api()
+    timeout = transfer_timeout(sum(f["bytes"] for f in manifest(staging)))
     if dataset_exists(api, dataset):
         action = "version"
         response = call(f"new version of {dataset}", lambda: api.dataset_create_version(
-            str(staging), notes or "new version", quiet=True, dir_mode="zip"))
+            str(staging), notes or "new version", quiet=True, dir_mode="zip"), timeout=timeout, retries=2)
     else:
         action = "create"
-        response = call(f"create {dataset}", lambda: api.dataset_create_new(str(staging), quiet=True, dir_mode="zip"))
+        response = call(f"create {dataset}", lambda: api.dataset_create_new(str(staging), quiet=True, dir_mode="zip"),
+                        timeout=timeout, retries=2)
     if (getattr(response, "status", "") or "").lower() != "ok":
         raise RemoteError(f"{action} {dataset}: {getattr(response, 'error', '') or 'failed'}")
     return {"action": action, "dataset": dataset, "url": response.url}

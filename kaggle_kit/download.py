@@ -10,7 +10,7 @@ from pathlib import Path
 from .competition import CompetitionSpec
 from .data import read_test, read_train
 from .errors import DataError, KitError, RemoteError
-from .kaggle_client import call, get_api
+from .kaggle_client import call, get_api, transfer_timeout
 from .submission import expected_ids
 
 
@@ -34,10 +34,12 @@ def download(spec: CompetitionSpec, to: Path, dry_run: bool = False) -> dict:
         return {"skipped": True, **verify(to, spec)}
     except DataError:
         pass  # missing or bad: fetch
-    tmp = Path(tempfile.mkdtemp(prefix="kk-download-", dir=to.parent if to.parent.exists() else None))
+    to.parent.mkdir(parents=True, exist_ok=True)  # temp dir beside the target: the final renames stay on one filesystem
+    tmp = Path(tempfile.mkdtemp(prefix=".kk-download-", dir=to.parent))
     try:
+        total = sum(getattr(f, "total_bytes", 0) or 0 for f in (getattr(listing, "files", None) or []))
         call("download competition files", lambda: api.competition_download_files(spec.slug, path=str(tmp), quiet=True),
-             competition=spec.slug)
+             competition=spec.slug, timeout=transfer_timeout(total), retries=2)
         archives = list(tmp.glob("*.zip"))
         unpacked = tmp / "unpacked"
         for archive in archives:

@@ -21,6 +21,11 @@ RETRIES = 4
 CREDENTIALS_HINT = "put kaggle.json in ~/.kaggle/ (chmod 600) or set KAGGLE_USERNAME and KAGGLE_KEY"
 
 
+def transfer_timeout(total_bytes: int, min_rate_bytes_s: float = 512 * 1024) -> float:
+    """Uploads and downloads get time in proportion to their size (at least 10 min), not the RPC default."""
+    return max(600.0, DEFAULT_TIMEOUT_S + total_bytes / min_rate_bytes_s)
+
+
 def get_api():
     """An authenticated KaggleApi. Importing the client prints help and may exit when credentials are missing."""
     try:

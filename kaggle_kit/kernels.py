@@ -227,7 +227,7 @@ def pull_kernel(kernel: str, to: Path) -> tuple[Path, list[str]]:
     target = next_free(to, kernel.split("/")[-1])
     target.mkdir(parents=True)
     api = get_api()
-    files, _ = call(f"pull {kernel}", lambda: api.kernels_output(kernel, str(target), quiet=True))
+    files, _ = call(f"pull {kernel}", lambda: api.kernels_output(kernel, str(target), quiet=True), timeout=3600, retries=2)
     root = target.resolve()
     for path in target.rglob("*"):
         if not path.resolve().is_relative_to(root):
