@@ -122,6 +122,9 @@ def test_429_then_success_and_401(project, fake):
     fake.fail_next["GetKernelSessionStatus"] = (429, {"code": 429, "message": "slow down"}, {"Retry-After": "0"})
     assert run("status", "tester/lmsys-train").exit_code == 0
     assert len(fake.calls("GetKernelSessionStatus")) == 2
+    fake.fail_next["GetKernelSessionStatus"] = (503, {"code": 503, "message": "backend unavailable"})
+    assert run("status", "tester/lmsys-train").exit_code == 0
+    assert len(fake.calls("GetKernelSessionStatus")) == 4
     fake.fail_next["SaveKernel"] = (401, {"code": 401, "message": "Unauthenticated"})
     result = run("push-kernel", "train")
     assert result.exit_code == 1 and "credentials (401)" in result.output and "0123456789abcdef" not in result.output

@@ -74,3 +74,17 @@ def test_blend_weights():
 def test_temperature_scales_probabilities():
     logits = np.array([[2.0, 0.0, 0.0]])
     assert softmax(logits, 2.0)[0, 0] < softmax(logits)[0, 0]
+
+
+def test_batches_shared_between_replicas_keep_order(trained, small_files, spec):
+    """The multi-GPU path (one replica per device, batches round-robin in threads), run with two CPU replicas."""
+    import copy
+
+    from kaggle_kit.predict import encoder_for, predict_logits
+
+    model = load_trained(trained.out_dir)
+    encoded = encoder_for(model).encode(read_test(small_files.test, spec))
+    pad = model.tokenizer.pad_token_id
+    single = predict_logits(model.model, pad, encoded, 512, 3, progress=False)
+    shared = predict_logits(model.model, pad, encoded, 512, 3, progress=False, replicas=[model.model, copy.deepcopy(model.model)])
+    assert np.abs(single - shared).max() < 1e-5 and len(token_budget_batches([len(e) for e in encoded], 512)) > 2
