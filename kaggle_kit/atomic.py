@@ -16,6 +16,16 @@ def refuse_overwrite(path: Path, overwrite: bool, flag: str = "--overwrite") -> 
         raise KitError(f"{path} already exists", hint=f"pass {flag} to replace it, or choose another name")
 
 
+def next_free(directory: Path, stem: str, suffix: str = "") -> Path:
+    """stem, stem-2, stem-3, ...: the first name not taken, so reruns never overwrite."""
+    candidate = directory / f"{stem}{suffix}"
+    k = 2
+    while candidate.exists():
+        candidate = directory / f"{stem}-{k}{suffix}"
+        k += 1
+    return candidate
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path beside `path`; it replaces `path` only if the block finishes without error."""

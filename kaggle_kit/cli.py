@@ -306,7 +306,7 @@ def build_kernel_cmd(task, out, model, backbone, notebook, overwrite, config_pat
 def run_kernel_cmd(build: Path, inputs, working, as_json) -> None:
     """Dry-run a built kernel locally with a simulated /kaggle layout and no network."""
     from .kernels import run_kernel_locally
-    from .quickstart import next_free
+    from .atomic import next_free
 
     mounts = {}
     for item in inputs:

@@ -84,8 +84,6 @@ def manifest(staging: Path) -> list[dict]:
 
 def dataset_exists(api, dataset: str) -> bool:
     """Ask Kaggle (a 404 means free); other errors are real errors, not 'free' as the client would assume."""
-    import requests
-
     from .kaggle_client import call
 
     try:
@@ -95,8 +93,6 @@ def dataset_exists(api, dataset: str) -> bool:
         if "(404)" in exc.message:
             return False
         raise
-    except requests.HTTPError:  # pragma: no cover - call() converts these
-        return False
 
 
 def upload(staging: Path, dataset: str, notes: str) -> dict:

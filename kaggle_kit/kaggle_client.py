@@ -131,7 +131,7 @@ def call(what: str, fn: Callable[[], T], timeout: float | None = None, retries: 
             raise RemoteError(f"{what}: {exc}", hint="Kaggle may be slow; retry, or raise KAGGLE_KIT_TIMEOUT") from None
         except (requests.HTTPError, requests.ConnectionError) as exc:
             status = _status(exc)
-            transient = status is None and isinstance(exc, requests.ConnectionError) or status == 429 or (status or 0) >= 500
+            transient = (status is None and isinstance(exc, requests.ConnectionError)) or status == 429 or (status or 0) >= 500
             if not transient or attempt == retries - 1:
                 raise explain(exc, what, competition) from None
             sleep(_retry_after(exc, attempt))

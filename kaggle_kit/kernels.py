@@ -222,7 +222,7 @@ def wait_for_kernel(kernel: str, interval: float = 30, timeout: float = 12 * 360
 def pull_kernel(kernel: str, to: Path) -> tuple[Path, list[str]]:
     """Outputs + log into a new versioned folder under `to`; never into an existing one."""
     from .kaggle_client import call, get_api
-    from .quickstart import next_free
+    from .atomic import next_free
 
     target = next_free(to, kernel.split("/")[-1])
     target.mkdir(parents=True)

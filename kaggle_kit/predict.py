@@ -112,8 +112,9 @@ def predict_probs(trained: TrainedModel, pairs: Pairs, spec: CompetitionSpec, ma
     n = trained.info["num_labels"]
     probs = softmax(predict_logits(trained.model, pad_id, encoded, max_tokens, n, progress, replicas), trained.temperature)
     if tta == "swap":
-        order = [{a: b, b: a}.get(f, f) for a, b in spec.swap_pairs[:1] for f in fields]
-        swapped = [encoder.assemble([tokens[f][r] for f in order]) for r in range(len(pairs))]
+        a, b = spec.swap_pairs[0]
+        swapped_fields = [{a: b, b: a}.get(f, f) for f in fields]  # the same turns, responses exchanged: no re-tokenising
+        swapped = [encoder.assemble([tokens[f][r] for f in swapped_fields]) for r in range(len(pairs))]
         swapped_probs = softmax(predict_logits(trained.model, pad_id, swapped, max_tokens, n, progress, replicas), trained.temperature)
         probs = (probs + unswap(swapped_probs, spec)) / 2
     elif tta != "none":

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import next_free
 from .backbone import build_tiny_backbone
 from .competition import LMSYS
 from .config import TrainConfig
@@ -23,16 +24,6 @@ class QuickstartResult:
     holdout_log_loss: float
     prior_log_loss: float
     seconds: float
-
-
-def next_free(directory: Path, stem: str, suffix: str = "") -> Path:
-    """stem, stem-2, stem-3, ...: the first name not taken, so reruns never overwrite."""
-    candidate = directory / f"{stem}{suffix}"
-    k = 2
-    while candidate.exists():
-        candidate = directory / f"{stem}-{k}{suffix}"
-        k += 1
-    return candidate
 
 
 def run_quickstart(workdir: Path, rows: int = 1000, seed: int = 0, submissions_dir: Path = SUBMISSIONS_DIR) -> QuickstartResult:

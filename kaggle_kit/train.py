@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .atomic import write_text_atomic
+from .atomic import atomic_path, write_text_atomic
 from .competition import CompetitionSpec
 from .config import ColumnMap, TrainConfig
 from .data import Pairs, class_prior, load_training_files
@@ -270,8 +270,6 @@ def _save_holdout(path: Path, valid: Pairs, logits: np.ndarray, temperature: flo
     probs = softmax(logits, temperature)
     for k, column in enumerate(spec.label_columns):
         frame[column] = probs[:, k]
-    from .atomic import atomic_path
-
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.9g")
 
@@ -293,8 +291,6 @@ def plot_training_curves(metrics: dict, path: Path) -> None:
     ax.legend()
     ax.set_title("training curves")
     fig.tight_layout()
-    from .atomic import atomic_path
-
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
