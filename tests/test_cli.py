@@ -91,3 +91,20 @@ def test_quickstart_end_to_end(tmp_path, monkeypatch):
     data = json.loads(result.stdout)
     assert data["submission"] == "submissions/quickstart.csv"
     assert run("validate", data["submission"], "--test", "qs/run/data/test.csv").exit_code == 0
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["upload", "model", ".", "--dataset", "no-owner"], 2, "must be owner/slug"),
+    (["upload", "model", ".", "--dataset", "me/abc"], 2, "must be 6-50 characters"),
+    (["upload", "model", "--dataset", "me/abcdef"], 2, "upload model needs PATH"),
+    (["run-kernel", ".", "--input", "nonsense"], 2, "is not SLUG=EXISTING_DIR"),
+    (["submit", "-m", "x"], 2, "give either FILE or --kernel"),
+    (["build-kernel", "train"], 2, "no Kaggle username"),
+    (["report", "."], 1, "has no holdout_predictions.csv"),
+    (["tiny-backbone", ".", "--arch", "gpt5"], 2, "Invalid value for '--arch'"),
+])
+def test_bad_input_messages(tmp_path, monkeypatch, args, code, message):
+    monkeypatch.chdir(tmp_path)
+    result = run(*args)
+    assert result.exit_code == code, result.output
+    assert message in result.output and "Traceback" not in result.output
