@@ -33,9 +33,11 @@ class CompetitionSpec:
     def num_labels(self) -> int:
         return len(self.label_columns)
 
-    @property
-    def rules_url(self) -> str:
-        return f"https://www.kaggle.com/competitions/{self.slug}/rules"
+
+
+def rules_url(slug: str) -> str:
+    """Where a competition's rules are accepted (a 403 from Kaggle usually means they were not)."""
+    return f"https://www.kaggle.com/competitions/{slug}/rules"
 
 
 LMSYS = CompetitionSpec(

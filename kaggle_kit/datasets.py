@@ -90,7 +90,7 @@ def dataset_exists(api, dataset: str) -> bool:
         call(f"status of {dataset}", lambda: api.dataset_status(dataset))
         return True
     except RemoteError as exc:
-        if "(404)" in exc.message:
+        if exc.status == 404:
             return False
         raise
 

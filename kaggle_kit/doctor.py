@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .competition import rules_url
 from .config import ProjectConfig
 
 
@@ -66,7 +67,7 @@ def check_credentials() -> Check:
 
 def check_rules(cfg: ProjectConfig) -> Check:
     """A 403 on the competition's file listing means its rules are not accepted."""
-    from .errors import KitError
+    from .errors import KitError, RemoteError
     from .kaggle_client import call, get_api
 
     name = "competition rules"
@@ -75,8 +76,8 @@ def check_rules(cfg: ProjectConfig) -> Check:
         call("list competition files", lambda: api.competition_list_files(cfg.competition), timeout=30, retries=2,
              competition=cfg.competition)
     except KitError as exc:
-        if "(403" in exc.message:
-            return Check(name, False, "not accepted", f"accept them at https://www.kaggle.com/competitions/{cfg.competition}/rules")
+        if isinstance(exc, RemoteError) and exc.status == 403:
+            return Check(name, False, "not accepted", f"accept them at {rules_url(cfg.competition)}")
         return Check(name, False, f"could not check: {exc.message}", exc.hint or "")
     return Check(name, True, f"accepted for {cfg.competition}")
 

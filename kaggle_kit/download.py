@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .competition import CompetitionSpec
 from .data import read_test, read_train
-from .errors import DataError, KitError, RemoteError
+from .errors import DataError, RemoteError
 from .kaggle_client import call, get_api, transfer_timeout
 from .submission import expected_ids
 
@@ -27,9 +27,9 @@ def verify(folder: Path, spec: CompetitionSpec) -> dict:
 def download(spec: CompetitionSpec, to: Path, dry_run: bool = False) -> dict:
     api = get_api()
     listing = call("list competition files", lambda: api.competition_list_files(spec.slug), competition=spec.slug)
-    names = [f.name for f in (getattr(listing, "files", None) or [])]
+    files = getattr(listing, "files", None) or []
     if dry_run:
-        return {"dry_run": True, "files": names, "to": str(to)}
+        return {"dry_run": True, "files": [f.name for f in files], "to": str(to)}
     try:
         return {"skipped": True, **verify(to, spec)}
     except DataError:
@@ -37,7 +37,7 @@ def download(spec: CompetitionSpec, to: Path, dry_run: bool = False) -> dict:
     to.parent.mkdir(parents=True, exist_ok=True)  # temp dir beside the target: the final renames stay on one filesystem
     tmp = Path(tempfile.mkdtemp(prefix=".kk-download-", dir=to.parent))
     try:
-        total = sum(getattr(f, "total_bytes", 0) or 0 for f in (getattr(listing, "files", None) or []))
+        total = sum(getattr(f, "total_bytes", 0) or 0 for f in files)
         call("download competition files", lambda: api.competition_download_files(spec.slug, path=str(tmp), quiet=True),
              competition=spec.slug, timeout=transfer_timeout(total), retries=2)
         archives = list(tmp.glob("*.zip"))
@@ -53,9 +53,5 @@ def download(spec: CompetitionSpec, to: Path, dry_run: bool = False) -> dict:
         for path in unpacked.iterdir():
             path.replace(to / path.name)  # same filesystem: an atomic rename per verified file
         return {"skipped": False, **summary}
-    except RemoteError as exc:
-        if "(403" in exc.message:
-            raise KitError(f"download {spec.slug}: the competition rules are not accepted", hint=f"accept them at {spec.rules_url}") from None
-        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -33,7 +33,11 @@ class DataError(KitError):
 
 
 class RemoteError(KitError):
-    """Kaggle refused or failed a request."""
+    """Kaggle refused or failed a request; `status` is the HTTP status when Kaggle answered with one."""
+
+    def __init__(self, message: str, hint: str | None = None, status: int | None = None):
+        super().__init__(message, hint)
+        self.status = status
 
 
 class UsageProblem(KitError):

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .competition import rules_url
 from .errors import RemoteError
 
 T = TypeVar("T")
@@ -84,17 +85,18 @@ def explain(exc: BaseException, what: str, competition: str | None = None) -> Re
     status = _status(exc)
     message = _server_message(exc)
     if status == 401:
-        return RemoteError(f"{what}: Kaggle rejected the credentials (401)", hint=CREDENTIALS_HINT)
+        return RemoteError(f"{what}: Kaggle rejected the credentials (401)", hint=CREDENTIALS_HINT, status=status)
     if status == 403:
-        hint = (f"accept the competition rules at https://www.kaggle.com/competitions/{competition}/rules"
+        hint = (f"accept the competition rules at {rules_url(competition)}"
                 if competition else "check that this account may access it")
-        return RemoteError(f"{what}: permission denied (403: {message})", hint=hint)
+        return RemoteError(f"{what}: permission denied (403: {message})", hint=hint, status=status)
     if status == 404:
-        return RemoteError(f"{what}: not found (404)", hint="check the owner/slug spelling")
+        return RemoteError(f"{what}: not found (404)", hint="check the owner/slug spelling", status=status)
     if status == 429:
-        return RemoteError(f"{what}: rate limited by Kaggle (429) after {RETRIES} tries", hint="wait a few minutes and retry")
+        return RemoteError(f"{what}: rate limited by Kaggle (429) after {RETRIES} tries", hint="wait a few minutes and retry",
+                           status=status)
     if status is not None:
-        return RemoteError(f"{what}: Kaggle answered {status} ({message})")
+        return RemoteError(f"{what}: Kaggle answered {status} ({message})", status=status)
     return RemoteError(f"{what}: {type(exc).__name__}: {message}")
 
 

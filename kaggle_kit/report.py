@@ -10,29 +10,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path, write_text_atomic
+from .atomic import write_text_atomic
 from .errors import KitError
-from .train import CURVES_FILE, HOLDOUT_FILE, METRICS_FILE, log_loss, plot_training_curves
-
-
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+from .train import CURVES_FILE, HOLDOUT_FILE, METRICS_FILE, log_loss, new_figure, plot_training_curves, save_png
 
 
 def confusion_png(labels: np.ndarray, probs: np.ndarray, names: list[str], path: Path) -> np.ndarray:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     matrix = np.zeros((len(names), len(names)), dtype=int)
     for truth, guess in zip(labels, probs.argmax(1)):
         matrix[truth, guess] += 1
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig, ax = new_figure((5, 4.5))
     ax.imshow(matrix, cmap="Blues")
     for i in range(len(names)):
         for j in range(len(names)):
@@ -43,17 +30,12 @@ def confusion_png(labels: np.ndarray, probs: np.ndarray, names: list[str], path:
     ax.set_ylabel("true")
     ax.set_title("holdout confusion matrix")
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     return matrix
 
 
 def reliability_png(labels: np.ndarray, probs: np.ndarray, path: Path, bins: int = 10) -> None:
     """Predicted probability vs observed frequency, pooled over classes (one-vs-rest)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     onehot = np.eye(probs.shape[1])[labels].ravel()
     flat = probs.ravel()
     edges = np.linspace(0, 1, bins + 1)
@@ -64,7 +46,7 @@ def reliability_png(labels: np.ndarray, probs: np.ndarray, path: Path, bins: int
         if mask.any():
             centers.append(flat[mask].mean())
             observed.append(onehot[mask].mean())
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig, ax = new_figure((5, 4.5))
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
     ax.plot(centers, observed, marker="o", label="model")
     ax.set_xlabel("predicted probability")
@@ -72,7 +54,7 @@ def reliability_png(labels: np.ndarray, probs: np.ndarray, path: Path, bins: int
     ax.set_title("reliability diagram (holdout)")
     ax.legend()
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def build_report(model_dir: Path, out: Path | None = None) -> dict:

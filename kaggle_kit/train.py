@@ -77,7 +77,8 @@ def split_holdout(labels: np.ndarray, valid_frac: float, fold: str | None, seed:
     return np.sort(train_idx), np.sort(valid_idx)
 
 
-def _stderr_progress_class():
+def stderr_progress():
+    """The usual progress bar; transformers is imported here so the module stays light for the CLI."""
     from tqdm.auto import tqdm
     from transformers.trainer_callback import ProgressCallback
 
@@ -89,11 +90,7 @@ def _stderr_progress_class():
                 tqdm.write(f"step {state.global_step}: holdout log loss {logs['eval_log_loss']:.4f}, "
                            f"accuracy {logs['eval_accuracy']:.3f}", file=sys.stderr)
 
-    return _StderrProgress
-
-
-def StderrProgress():  # noqa: N802 - a factory standing in for the class, so transformers is imported lazily
-    return _stderr_progress_class()()
+    return _StderrProgress()
 
 
 @dataclass
@@ -156,7 +153,6 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
           column_maps: dict[str, ColumnMap] | None = None, exclude_test: Path | None = None,
           resume: bool = False, overwrite: bool = False, callbacks: list | None = None) -> TrainResult:
     """The whole run: data -> split -> encode -> LoRA model -> Trainer -> best checkpoint -> model dir + metrics."""
-    import torch
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -198,7 +194,7 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     )
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
-    trainer.add_callback(StderrProgress())
+    trainer.add_callback(stderr_progress())
     trainer.train(resume_from_checkpoint=True if resume else None)
 
     # Our own ordered inference (Trainer's eval sampler groups by length and would reorder rows).
@@ -274,13 +270,26 @@ def _save_holdout(path: Path, valid: Pairs, logits: np.ndarray, temperature: flo
         frame.to_csv(tmp, index=False, float_format="%.9g")
 
 
-def plot_training_curves(metrics: dict, path: Path) -> None:
+def new_figure(figsize: tuple[float, float]):
+    """A (figure, axes) pair on the headless Agg backend (no display on CI or in kernels)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    return plt.subplots(figsize=figsize)
+
+
+def save_png(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def plot_training_curves(metrics: dict, path: Path) -> None:
+    fig, ax = new_figure((7, 4))
     if metrics["train_loss_history"]:
         ax.plot(*zip(*[(h["step"], h["loss"]) for h in metrics["train_loss_history"]]), label="train loss")
     if metrics["eval_history"]:
@@ -291,6 +300,4 @@ def plot_training_curves(metrics: dict, path: Path) -> None:
     ax.legend()
     ax.set_title("training curves")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    save_png(fig, path)
