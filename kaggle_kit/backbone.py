@@ -1,126 +1,67 @@
-"""Backbones: load any local AutoModelForSequenceClassification folder, or build a tiny random one for tests."""
+"""Real backbones: find a local model folder, load it for sequence classification (precision and 4/8-bit chosen by
+device), and wrap it with LoRA."""
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from .errors import KitError
 
-ARCHES = ("deberta-v3", "gemma2", "llama")
-SPECIAL = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
-# At the usual 0.02 a random encoder's [CLS] output barely depends on the input (std 0.003 across inputs), so nothing
-# downstream can learn; 0.2 makes the random features input-dependent (std 0.6) while staying a real, unpretrained model.
-TINY_INIT_RANGE = 0.2
-DECODER_SPECIAL = {"pad": "<pad>", "unk": "<unk>", "bos": "<bos>", "eos": "<eos>"}
+# All linear layers of attention + MLP. DeBERTa's "output.dense" suffix matches attention and MLP outputs but not the
+# pooler; BERT-family names likewise.
+TARGET_MODULES = {
+    "deberta-v2": ["query_proj", "key_proj", "value_proj", "output.dense", "intermediate.dense"],
+    "bert": ["query", "key", "value", "output.dense", "intermediate.dense"],
+    "roberta": ["query", "key", "value", "output.dense", "intermediate.dense"],
+    "xlm-roberta": ["query", "key", "value", "output.dense", "intermediate.dense"],
+    "electra": ["query", "key", "value", "output.dense", "intermediate.dense"],
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "gemma2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "gemma": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
+# Trained in full and saved with the adapter. DeBERTa-v3 checkpoints ship no pooler: left frozen it would stay random,
+# and an adapter saved without it would reload with a *different* random pooler. BERT-family poolers are pretrained
+# (next-sentence task), but fine-tuning them with the fresh head is the usual recipe.
+HEAD_MODULES = {"deberta-v2": ["classifier", "pooler"], "bert": ["classifier", "pooler"]}
+DEFAULT_HEAD = ["score"]
+ENCODER_TYPES = {"deberta-v2", "deberta", "bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet"}
+BACKBONE_HINT = ("pass --backbone PATH (a local model folder), or attach the weights as a Kaggle dataset and pass "
+                 "/kaggle/input/<slug>; `kaggle-kit tiny-backbone DIR` builds a small one for trying things out")
 
 
 def resolve_backbone_path(backbone: str | os.PathLike | None) -> Path:
     """Only local folders: there is no hub access where kernels run with the internet off."""
     if not backbone:
-        raise KitError("no backbone given", hint="pass --backbone PATH (a local model folder) or set [train] backbone in kaggle-kit.toml")
+        raise KitError("no backbone given", hint="pass --backbone PATH or set [train] backbone in kaggle-kit.toml")
     path = Path(backbone).expanduser()
     if not path.is_dir():
-        raise KitError(
-            f"backbone '{backbone}' is not a local folder",
-            hint="download the weights (e.g. microsoft/deberta-v3-base) to a folder, or attach them as a Kaggle dataset "
-            "and pass /kaggle/input/<slug>; `kaggle-kit tiny-backbone DIR` builds a small one for trying things out",
-        )
+        raise KitError(f"backbone '{backbone}' is not a local folder", hint=BACKBONE_HINT)
     if not (path / "config.json").exists():
         raise KitError(f"backbone folder {path} has no config.json", hint="it must be a save_pretrained() folder")
-    return path
+    return path.resolve()
 
 
 def model_type(backbone: Path) -> str:
-    return json.loads((backbone / "config.json").read_text())["model_type"]
+    try:
+        return json.loads((backbone / "config.json").read_text())["model_type"]
+    except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
+        raise KitError(f"{backbone / 'config.json'} is not a transformers config (no model_type)") from None
 
 
 def is_decoder(model_type_name: str) -> bool:
-    return model_type_name not in {"deberta-v2", "deberta", "bert", "roberta", "xlm-roberta", "electra", "distilbert"}
+    return model_type_name not in ENCODER_TYPES
 
 
-def _train_unigram(lines: list[str], vocab_size: int, special: list[str]):
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-
-    tokenizer = Tokenizer(models.Unigram())
-    tokenizer.normalizer = normalizers.NFKC()
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
-    tokenizer.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=special, unk_token=special[1])
-    tokenizer.train_from_iterator(lines, trainer=trainer)
-    return tokenizer
-
-
-def build_tiny_backbone(directory: Path, arch: str = "deberta-v3", seed: int = 0, vocab_size: int = 2000,
-                        hidden_size: int = 64, layers: int = 2, heads: int = 2) -> Path:
-    """A randomly initialised backbone of `arch` with a tokenizer trained on our sample text, saved like a real one."""
-    import torch
-    import transformers
-
-    from .sample_data import corpus_lines
-
-    if arch not in ARCHES:
-        raise KitError(f"unknown architecture '{arch}'", hint=f"choose one of {', '.join(ARCHES)}")
-    if directory.exists() and any(directory.iterdir()):
-        raise KitError(f"{directory} is not empty", hint="choose a new folder")
-    torch.manual_seed(seed)
-    lines = corpus_lines(1500)
-    if arch == "deberta-v3":
-        names = [SPECIAL["pad"], SPECIAL["unk"], SPECIAL["cls"], SPECIAL["sep"], SPECIAL["mask"]]
-        unigram = _train_unigram(lines, vocab_size, names)
-        vocab = json.loads(unigram.to_str())["model"]["vocab"]
-        tokenizer = transformers.DebertaV2Tokenizer(vocab=[(piece, score) for piece, score in vocab])
-        config = transformers.DebertaV2Config(
-            vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=heads,
-            intermediate_size=hidden_size * 4, max_position_embeddings=512, relative_attention=True,
-            pos_att_type=["p2c", "c2p"], position_buckets=256, max_relative_positions=-1, norm_rel_ebd="layer_norm",
-            share_att_key=True, position_biased_input=False, type_vocab_size=0, pad_token_id=tokenizer.pad_token_id,
-            num_labels=3, initializer_range=TINY_INIT_RANGE,
-        )
-        model = transformers.DebertaV2ForSequenceClassification(config)
-    else:
-        names = [DECODER_SPECIAL["pad"], DECODER_SPECIAL["unk"], DECODER_SPECIAL["bos"], DECODER_SPECIAL["eos"]]
-        unigram = _train_unigram(lines, vocab_size, names)
-        tokenizer = transformers.PreTrainedTokenizerFast(
-            tokenizer_object=unigram, pad_token=names[0], unk_token=names[1], bos_token=names[2], eos_token=names[3])
-        common = dict(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
-                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=1, head_dim=hidden_size // heads,
-                      max_position_embeddings=4096, pad_token_id=0, bos_token_id=2, eos_token_id=3, num_labels=3,
-                      initializer_range=TINY_INIT_RANGE)
-        if arch == "gemma2":
-            config = transformers.Gemma2Config(**common, sliding_window=128)
-            model = transformers.Gemma2ForSequenceClassification(config)
-        else:
-            config = transformers.LlamaConfig(**common)
-            model = transformers.LlamaForSequenceClassification(config)
-    _mixing_attention(model)
-    _small_head(model)
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
-
-
-def _mixing_attention(model) -> None:
-    """Near-uniform attention (small query/key weights): [CLS] then carries an average of the whole input through a
-    random network, as a pretrained encoder's [CLS] does, so a small LoRA run can learn from it."""
-    import torch
-
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in ("query_proj", "key_proj", "q_proj", "k_proj"):
-            torch.nn.init.normal_(module.weight, std=0.02)
-
-
-def _small_head(model) -> None:
-    """Heads start small as in a real checkpoint+fresh head; the wide TINY_INIT_RANGE would make the first logits huge."""
-    import torch
-
-    for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and name.split(".")[0] in ("classifier", "pooler", "score"):
-            torch.nn.init.normal_(module.weight, std=0.02)
-            if module.bias is not None:
-                torch.nn.init.zeros_(module.bias)
+def template_for(backbone: Path) -> tuple[str, str]:
+    kind = model_type(backbone)
+    return kind, ("decoder" if is_decoder(kind) else "encoder")
 
 
 def load_tokenizer(backbone: Path):
@@ -130,3 +71,73 @@ def load_tokenizer(backbone: Path):
     if tokenizer.pad_token is None:  # decoder tokenizers often have none: pad with eos
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
+
+
+@dataclass(frozen=True)
+class Precision:
+    name: str  # fp32 | fp16 | bf16
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.name]
+
+
+def choose_precision(requested: str = "auto") -> Precision:
+    """bf16 on Ampere+ (A100/H100), fp16 on T4/P100, fp32 on CPU (fp16 on CPU is silently 2.5x slower)."""
+    cuda = torch.cuda.is_available()
+    if requested == "auto":
+        if not cuda:
+            return Precision("fp32")
+        return Precision("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+    if requested not in ("fp32", "fp16", "bf16"):
+        raise KitError(f"unknown precision '{requested}'", hint="choose auto, fp32, fp16 or bf16")
+    if requested != "fp32" and not cuda:
+        raise KitError(f"--precision {requested} needs a CUDA GPU", hint="use --precision auto (fp32) on CPU")
+    if requested == "bf16" and not torch.cuda.is_bf16_supported():
+        raise KitError("this GPU does not support bf16", hint="use --precision fp16 (T4/P100) or auto")
+    return Precision(requested)
+
+
+def quantization_config(quantize: str | None, compute_dtype: torch.dtype):
+    if quantize is None:
+        return None
+    if quantize not in ("4bit", "8bit"):
+        raise KitError(f"unknown --quantize '{quantize}'", hint="choose 4bit or 8bit")
+    if not torch.cuda.is_available():
+        raise KitError(f"--quantize {quantize} needs a CUDA GPU (bitsandbytes)", hint="drop --quantize on CPU")
+    from transformers import BitsAndBytesConfig
+
+    if quantize == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute_dtype)
+
+
+def load_backbone_model(backbone: Path, precision: Precision, quantize: str | None = None, num_labels: int = 3):
+    from transformers import AutoModelForSequenceClassification
+
+    tokenizer = load_tokenizer(backbone)
+    kwargs = {"num_labels": num_labels, "ignore_mismatched_sizes": True}
+    quant = quantization_config(quantize, precision.dtype)
+    if quant is not None:
+        kwargs.update(quantization_config=quant, device_map={"": torch.cuda.current_device()})
+    # LoRA trains in fp32 master weights; fp16/bf16 come from Trainer's autocast, except under quantisation.
+    kwargs["dtype"] = precision.dtype if quant is not None else torch.float32
+    model = AutoModelForSequenceClassification.from_pretrained(backbone, **kwargs)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def lora_model(model, kind: str, r: int, alpha: int, dropout: float, rslora: bool, targets: list[str] | None,
+               quantize: str | None = None, gradient_checkpointing: bool = False):
+    from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
+
+    if quantize is not None:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS, r=r, lora_alpha=alpha, lora_dropout=dropout, use_rslora=rslora,
+        target_modules=targets or TARGET_MODULES.get(kind, "all-linear"),
+        modules_to_save=HEAD_MODULES.get(kind, DEFAULT_HEAD),
+    )
+    return get_peft_model(model, config)

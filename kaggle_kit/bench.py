@@ -95,14 +95,20 @@ def _rows(pairs: Pairs):
 
 def bench_predict(rows: int = 200, max_len: int = 1024, hidden: int = 256, layers: int = 4, max_tokens: int = 8192,
                   seed: int = 0) -> PredictBench:
+    """Both inference paths on the same sample rows and random backbone; scratch files are removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="kk-bench-") as scratch:
+        return _bench_predict(Path(scratch), rows, max_len, hidden, layers, max_tokens, seed)
+
+
+def _bench_predict(work: Path, rows: int, max_len: int, hidden: int, layers: int, max_tokens: int,
+                   seed: int) -> PredictBench:
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
-    from .backbone import build_tiny_backbone, load_tokenizer
-    from .model import choose_precision, load_backbone_model
-    from .predict import softmax
+    from .backbone import choose_precision, load_backbone_model, load_tokenizer
+    from .metrics import softmax
+    from .tiny_backbone import build_tiny_backbone
 
-    work = Path(tempfile.mkdtemp(prefix="kk-bench-"))
     files = write_sample_data(work / "data", rows=rows, test_rows=3, seed=seed)
     pairs = read_train(files.train, LMSYS)
     backbone = build_tiny_backbone(work / "backbone", hidden_size=hidden, layers=layers, heads=max(1, hidden // 64))
@@ -147,12 +153,17 @@ def bench_predict(rows: int = 200, max_len: int = 1024, hidden: int = 256, layer
 
 def bench_padding(rows: int = 1000, max_len: int = 1024, batch_size: int = 8, seed: int = 0) -> dict:
     """Padding tokens per training batch: random batches vs HF's LengthGroupedSampler (what --train uses)."""
+    with tempfile.TemporaryDirectory(prefix="kk-bench-") as scratch:
+        return _bench_padding(Path(scratch), rows, max_len, batch_size, seed)
+
+
+def _bench_padding(work: Path, rows: int, max_len: int, batch_size: int, seed: int) -> dict:
     import torch
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    from .backbone import build_tiny_backbone, load_tokenizer
+    from .backbone import load_tokenizer
+    from .tiny_backbone import build_tiny_backbone
 
-    work = Path(tempfile.mkdtemp(prefix="kk-bench-"))
     files = write_sample_data(work / "data", rows=rows, test_rows=3, seed=seed)
     tokenizer = load_tokenizer(build_tiny_backbone(work / "backbone"))
     lengths = [len(x) for x in Encoder(tokenizer, EncodingSpec(max_len, "encoder")).encode(read_train(files.train, LMSYS))]

@@ -11,13 +11,25 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .cli_options import (CONFIG_HINT, KitContext, config_flags, config_option, dry_run_option, flag_values,
+                          json_option, pass_kit)
+from .config import PredictConfig, TrainConfig
 from .errors import ExitStatus, KitError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+# `kaggle-kit --help` lists commands by workflow; a test keeps every command in one of these.
+COMMAND_SECTIONS = {
+    "Start": ["init", "doctor", "config", "quickstart"],
+    "Data": ["download", "sample-data", "validate"],
+    "Train / predict": ["tiny-backbone", "train", "predict", "report", "bench"],
+    "Kernels": ["build-kernel", "run-kernel", "push-kernel", "status", "pull"],
+    "Datasets": ["upload", "datasets"],
+    "Submit": ["submit", "submissions", "deadline"],
+}
 
 
 class KitGroup(click.Group):
-    """Expected failures become one line on stderr with their exit code, never a traceback."""
+    """Expected failures become one line on stderr with their exit code, never a traceback; --help by workflow."""
 
     def invoke(self, ctx: click.Context):
         try:
@@ -26,6 +38,17 @@ class KitGroup(click.Group):
             click.secho(f"Error: {exc.format_line()}", err=True, fg="red" if _tty_err() else None)
             ctx.exit(exc.exit_code)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if self is not main:
+            return super().format_commands(ctx, formatter)
+        placed = {name for names in COMMAND_SECTIONS.values() for name in names}
+        sections = {**COMMAND_SECTIONS, "Other": sorted(set(self.commands) - placed)}
+        for title, names in sections.items():
+            rows = [(n, self.commands[n].get_short_help_str(80)) for n in names if n in self.commands]
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
 
 def _tty_err() -> bool:
     return sys.stderr.isatty() and "NO_COLOR" not in os.environ
@@ -33,6 +56,10 @@ def _tty_err() -> bool:
 
 def emit(data, as_json: bool, text: str | None = None) -> None:
     click.echo(json.dumps(data, indent=2, default=str) if as_json else (text if text is not None else str(data)))
+
+
+def warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 def quiet_libraries() -> None:
@@ -47,42 +74,37 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-config_option = click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
-                             help="Project config (default: ./kaggle-kit.toml if present).")
-
-
-def load(config_path: Path | None):
-    from .config import load_config
-
-    return load_config(config_path)
-
-
 @click.group(cls=KitGroup, context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="kaggle-kit")
-def main() -> None:
+@config_option
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Train, predict, package and submit LoRA preference classifiers for Kaggle code competitions."""
+    ctx.ensure_object(KitContext)
     quiet_libraries()
 
 
 @main.command("config")
 @config_option
-def config_cmd(config_path: Path | None) -> None:
-    """Print the resolved configuration (defaults < kaggle-kit.toml) as JSON."""
-    cfg = load(config_path)
-    emit(cfg.to_dict(), as_json=True)
+@pass_kit
+def config_cmd(kit: KitContext) -> None:
+    """Print the resolved configuration (defaults < kaggle-kit.toml) as JSON; exit 1 on a bad value."""
+    emit(kit.config.to_dict(), as_json=True)
 
 
 @main.command("sample-data")
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.option("--rows", default=1000, show_default=True, type=click.IntRange(min=10), help="Training rows.")
 @click.option("--test-rows", default=None, type=click.IntRange(min=1), help="Test rows (default: rows/4).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
 @click.option("--overwrite", is_flag=True, help="Replace existing files.")
 def sample_data_cmd(directory: Path, rows: int, test_rows: int | None, seed: int, overwrite: bool) -> None:
-    """Write competition-shaped train.csv, test.csv and sample_submission.csv."""
+    """Write competition-shaped train.csv, test.csv and sample_submission.csv into DIRECTORY."""
     from .sample_data import write_sample_data
 
+    if directory.exists() and not directory.is_dir():
+        raise click.BadParameter(f"{directory} is a file; sample-data writes three files into a folder",
+                                 param_hint="DIRECTORY")
     files = write_sample_data(directory, rows=rows, test_rows=test_rows, seed=seed, overwrite=overwrite)
     click.echo(f"wrote {files.train}, {files.test}, {files.sample_submission}")
 
@@ -93,13 +115,13 @@ def sample_data_cmd(directory: Path, rows: int, test_rows: int | None, seed: int
 @click.option("--sample-submission", type=click.Path(path_type=Path), help="sample_submission.csv to match.")
 @config_option
 @json_option
-def validate_cmd(submission: Path, test_path: Path | None, sample_submission: Path | None, config_path, as_json: bool) -> None:
+@pass_kit
+def validate_cmd(kit: KitContext, submission: Path, test_path: Path | None, sample_submission: Path | None,
+                 as_json: bool) -> None:
     """Check a submission: header, ids, finite values in [0, 1], rows summing to 1."""
-    from .competition import get_spec
     from .submission import expected_ids, validate_file
 
-    spec = get_spec(load(config_path).competition)
-    report = validate_file(submission, expected_ids(spec, sample_submission, test_path), spec)
+    report = validate_file(submission, expected_ids(kit.spec, sample_submission, test_path), kit.spec)
     emit(report.to_dict(), as_json, report.summary())
     if not report.ok:
         sys.exit(ExitStatus.FAILED)
@@ -107,54 +129,36 @@ def validate_cmd(submission: Path, test_path: Path | None, sample_submission: Pa
 
 @main.command("tiny-backbone")
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--arch", type=click.Choice(["deberta-v3", "gemma2", "llama"]), default="deberta-v3", show_default=True)
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--arch", type=click.Choice(["deberta-v3", "gemma2", "llama"]), default="deberta-v3", show_default=True,
+              help="Architecture of the random model.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
 def tiny_backbone_cmd(directory: Path, arch: str, seed: int) -> None:
     """Build a tiny random backbone with a locally trained tokenizer (for tests and trying things out)."""
-    from .backbone import build_tiny_backbone
+    from .tiny_backbone import build_tiny_backbone
 
     click.echo(f"wrote {build_tiny_backbone(directory, arch=arch, seed=seed)} ({arch})")
 
 
-@main.command("train")
+@main.command("train", epilog=CONFIG_HINT)
 @click.option("--train", "train_files", multiple=True, required=True, type=click.Path(path_type=Path),
               help="train.csv in the competition's format; repeat for extra data (deduplicated).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Model output folder.")
-@click.option("--backbone", help="Local model folder (or /kaggle/input/<slug>).")
-@click.option("--exclude-test", type=click.Path(path_type=Path), help="Drop training rows that also appear in this test.csv.")
-@click.option("--max-len", type=click.IntRange(min=16))
-@click.option("--epochs", type=float)
-@click.option("--max-steps", type=int)
-@click.option("--lr", "learning_rate", type=float)
-@click.option("--batch-size", type=click.IntRange(min=1))
-@click.option("--grad-accum", type=click.IntRange(min=1))
-@click.option("--lora-r", type=click.IntRange(min=1))
-@click.option("--lora-alpha", type=click.IntRange(min=1))
-@click.option("--lora-dropout", type=float)
-@click.option("--rslora/--no-rslora", default=None)
-@click.option("--quantize", type=click.Choice(["4bit", "8bit"]), default=None, help="QLoRA via bitsandbytes (CUDA only).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default=None)
-@click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None)
-@click.option("--valid-frac", type=float)
-@click.option("--fold", help="Train on k-1 folds and evaluate on fold i: 'i/k'.")
-@click.option("--eval-steps", type=click.IntRange(min=1))
-@click.option("--patience", type=click.IntRange(min=1))
-@click.option("--seed", type=int)
-@click.option("--swap-augment/--no-swap-augment", default=None, help="Also train on A/B-swapped rows.")
-@click.option("--merge/--no-merge", default=None, help="Also write a merged full model.")
-@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing model in --out.")
+@click.option("--exclude-test", type=click.Path(path_type=Path),
+              help="Drop training rows that also appear in this test.csv.")
+@config_flags(TrainConfig)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from the newest checkpoint in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace a kaggle-kit model in --out (only kaggle-kit's own files).")
 @config_option
 @json_option
-def train_cmd(train_files, out: Path, config_path, resume: bool, overwrite: bool, exclude_test, as_json: bool, **flags) -> None:
+@pass_kit
+def train_cmd(kit: KitContext, train_files, out: Path, resume: bool, overwrite: bool, exclude_test, as_json: bool,
+              **flags) -> None:
     """Train a LoRA preference classifier; prints holdout log loss against the class-prior baseline."""
-    from .competition import get_spec
     from .config import with_overrides
     from .train import train
 
-    cfg = load(config_path)
-    train_cfg = with_overrides(cfg.train, **flags)
-    result = train(list(train_files), out, train_cfg, get_spec(cfg.competition), cfg.column_maps, exclude_test,
+    train_cfg = with_overrides(kit.config.train, **flag_values(flags, TrainConfig))
+    result = train(list(train_files), out, train_cfg, kit.spec, kit.config.column_maps, exclude_test,
                    resume=resume, overwrite=overwrite)
     m = result.metrics
     if not m:  # a non-zero DDP rank: rank 0 reports
@@ -164,49 +168,34 @@ def train_cmd(train_files, out: Path, config_path, resume: bool, overwrite: bool
     emit(m, as_json, text)
 
 
-@main.command("predict")
-@click.option("--test", "test_path", required=True, type=click.Path(path_type=Path))
-@click.option("--model", "models", multiple=True, type=click.Path(path_type=Path),
+@main.command("predict", epilog=CONFIG_HINT)
+@click.option("--test", "test_path", required=True, type=click.Path(path_type=Path), help="test.csv to predict.")
+@click.option("--model", "models", multiple=True, required=True, type=click.Path(path_type=Path),
               help="Model dir written by train; repeat to ensemble.")
-@click.option("--weights", help="Comma-separated ensemble weights, one per --model.")
-@click.option("--blend", type=click.Choice(["prob", "logprob"]), default=None)
+@click.option("--weights", help="Comma-separated ensemble weights, one per --model (default: equal).")
 @click.option("--backbone", help="Backbone folder to use instead of the one recorded at training time.")
-@click.option("--tta", type=click.Choice(["none", "swap"]), default=None)
-@click.option("--max-tokens", type=click.IntRange(min=16), default=None, help="Padded tokens per batch.")
-@click.option("--quantize", type=click.Choice(["4bit", "8bit"]), default=None)
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default=None)
-@click.option("--sample-submission", type=click.Path(path_type=Path), help="Default: sample_submission.csv beside test.csv.")
+@config_flags(PredictConfig)
+@click.option("--sample-submission", type=click.Path(path_type=Path),
+              help="Row order and ids (default: sample_submission.csv beside test.csv, else test order).")
 @click.option("--name", default="submission", show_default=True, help="Written to submissions/<name>.csv.")
-@click.option("--out", "out_path", type=click.Path(path_type=Path), help="Exact output path instead of submissions/<name>.csv.")
-@click.option("--overwrite", is_flag=True)
+@click.option("--out", "out_path", type=click.Path(path_type=Path),
+              help="Exact output file instead of submissions/<name>.csv.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @config_option
 @json_option
-def predict_cmd(test_path: Path, models, weights, blend, backbone, tta, max_tokens, quantize, precision, sample_submission,
-                name: str, out_path, overwrite: bool, config_path, as_json: bool) -> None:
+@pass_kit
+def predict_cmd(kit: KitContext, test_path: Path, models, weights, backbone, sample_submission, name: str, out_path,
+                overwrite: bool, as_json: bool, **flags) -> None:
     """Predict test.csv and write a validated, sample_submission-ordered CSV."""
-    from .competition import get_spec
     from .config import with_overrides
-    from .data import read_test
-    from .predict import predict_models
-    from .atomic import refuse_overwrite
-    from .submission import expected_ids, submission_path, write_submission
+    from .predict import predict_to_submission
+    from .submission import submission_path
 
-    cfg = load(config_path)
-    spec = get_spec(cfg.competition)
-    if not models:
-        raise click.UsageError("give at least one --model DIR")
-    pcfg = with_overrides(cfg.predict, tta=tta, blend=blend, max_tokens=max_tokens, quantize=quantize, precision=precision)
-    weight_list = _parse_weights(weights)
+    cfg = with_overrides(kit.config.predict, **flag_values(flags, PredictConfig))
     path = out_path or submission_path(name)
-    refuse_overwrite(path, overwrite)
-    sample = sample_submission or test_path.parent / "sample_submission.csv"
-    order = expected_ids(spec, sample_submission=sample) if sample.exists() else expected_ids(spec, test=test_path)
-    pairs = read_test(test_path, spec)
-    run = predict_models(list(models), pairs, spec, pcfg.max_tokens, pcfg.tta, weight_list, pcfg.blend, backbone,
-                         pcfg.precision, pcfg.quantize, progress=not as_json)
-    report = write_submission(pairs.ids, run.probs, order, spec, path, overwrite=overwrite)
-    emit({"path": str(path), "rows": report.rows, "seconds": round(run.seconds, 2)}, as_json,
-         f"wrote {path} ({report.rows} rows, valid) in {run.seconds:.1f}s")
+    result = predict_to_submission(list(models), test_path, path, kit.spec, cfg, _parse_weights(weights), backbone,
+                                   sample_submission, overwrite=overwrite, progress=not as_json)
+    emit(result, as_json, f"wrote {result['path']} ({result['rows']} rows, valid) in {result['seconds']:.1f}s")
 
 
 def _parse_weights(weights: str | None) -> list[float] | None:
@@ -219,9 +208,10 @@ def _parse_weights(weights: str | None) -> list[float] | None:
 
 
 @main.command("quickstart")
-@click.option("--workdir", default="quickstart", show_default=True, type=click.Path(path_type=Path))
-@click.option("--rows", default=1000, show_default=True, type=click.IntRange(min=100))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--workdir", default="quickstart", show_default=True, type=click.Path(path_type=Path),
+              help="Work files go to a new WORKDIR/run-N folder.")
+@click.option("--rows", default=1000, show_default=True, type=click.IntRange(min=100), help="Sample training rows.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
 @json_option
 def quickstart_cmd(workdir: Path, rows: int, seed: int, as_json: bool) -> None:
     """Sample data -> tiny backbone -> train -> predict with swap TTA -> validated CSV, offline, on CPU."""
@@ -273,9 +263,6 @@ def _now():
     return datetime.now(timezone.utc)
 
 
-dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would be sent; send nothing.")
-
-
 @main.command("build-kernel")
 @click.argument("task", type=click.Choice(["train", "infer"]))
 @click.option("--out", type=click.Path(path_type=Path), help="Default: kernels/build/<slug>.")
@@ -285,12 +272,13 @@ dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would b
 @click.option("--overwrite", is_flag=True)
 @config_option
 @json_option
-def build_kernel_cmd(task, out, model, backbone, notebook, overwrite, config_path, as_json) -> None:
+@pass_kit
+def build_kernel_cmd(kit: KitContext, task, out, model, backbone, notebook, overwrite, as_json) -> None:
     """Build a self-contained Kaggle kernel (script + kernel-metadata.json) embedding kaggle_kit."""
     from .config import with_overrides
     from .kernels import build_kernel
 
-    cfg = load(config_path)
+    cfg = kit.config
     cfg.datasets = with_overrides(cfg.datasets, model=model, backbone=backbone)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
     build = build_kernel(task, cfg, out or Path("kernels/build") / slug, overwrite=overwrite, notebook=notebook)
@@ -326,11 +314,12 @@ def run_kernel_cmd(build: Path, inputs, working, as_json) -> None:
 @dry_run_option
 @config_option
 @json_option
-def push_kernel_cmd(task, wait, interval, dry_run, config_path, as_json) -> None:
+@pass_kit
+def push_kernel_cmd(kit: KitContext, task, wait, interval, dry_run, as_json) -> None:
     """Build, then push a kernel to run on Kaggle; prints version and URL."""
     from .kernels import build_kernel, push_kernel, wait_for_kernel
 
-    cfg = load(config_path)
+    cfg = kit.config
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
     build = build_kernel(task, cfg, Path("kernels/build") / slug, overwrite=True)
     result = push_kernel(build, dry_run=dry_run, timeout_s=cfg.kernel.timeout_s)
@@ -424,13 +413,13 @@ def datasets_status_cmd(dataset, wait, interval, timeout, as_json) -> None:
 @dry_run_option
 @config_option
 @json_option
-def submit_cmd(file, message, kernel, kernel_version, sample_submission, force, dry_run, config_path, as_json) -> None:
+@pass_kit
+def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_submission, force, dry_run, as_json) -> None:
     """Validate, then submit a file or a kernel version; refuses after the deadline or past the daily limit."""
-    from .competition import get_spec
     from .submit import submit_file, submit_kernel
 
-    cfg = load(config_path)
-    spec = get_spec(cfg.competition)
+    cfg = kit.config
+    spec = kit.spec
     if (file is None) == (kernel is None):
         raise click.UsageError("give either FILE or --kernel owner/slug")
     if kernel:
@@ -449,13 +438,13 @@ def submit_cmd(file, message, kernel, kernel_version, sample_submission, force, 
 @main.command("deadline")
 @config_option
 @json_option
-def deadline_cmd(config_path, as_json) -> None:
+@pass_kit
+def deadline_cmd(kit: KitContext, as_json) -> None:
     """The competition deadline, time left and today's remaining submissions."""
-    from .competition import get_spec
     from .kaggle_client import get_api
     from .submit import deadline_info
 
-    spec = get_spec(load(config_path).competition)
+    spec = kit.spec
     info = deadline_info(get_api(), spec)
     left = info.left(_now())
     emit({"deadline": info.deadline, "seconds_left": left.total_seconds() if left else None,
@@ -467,12 +456,12 @@ def deadline_cmd(config_path, as_json) -> None:
 @click.option("--wait", "wait_ref", type=int, help="Wait until this submission is scored.")
 @config_option
 @json_option
-def submissions_cmd(wait_ref, config_path, as_json) -> None:
+@pass_kit
+def submissions_cmd(kit: KitContext, wait_ref, as_json) -> None:
     """List submissions with status and public score."""
-    from .competition import get_spec
     from .submit import list_submissions, wait_for_score
 
-    spec = get_spec(load(config_path).competition)
+    spec = kit.spec
     if wait_ref:
         sub = wait_for_score(spec, wait_ref, echo=lambda m: click.echo(m, err=True))
         emit(sub, as_json, f"{sub['ref']}: {sub['status']} {sub['public_score']}")
@@ -487,12 +476,13 @@ def submissions_cmd(wait_ref, config_path, as_json) -> None:
 @dry_run_option
 @config_option
 @json_option
-def download_cmd(competition, to, dry_run, config_path, as_json) -> None:
+@pass_kit
+def download_cmd(kit: KitContext, competition, to, dry_run, as_json) -> None:
     """Download, unzip and verify the competition's files (skips files already verified)."""
     from .competition import get_spec
     from .download import download
 
-    cfg = load(config_path)
+    cfg = kit.config
     spec = get_spec(competition or cfg.competition)
     result = download(spec, to or cfg.competition_data_dir, dry_run)
     emit(result, as_json, json.dumps(result, indent=2))
@@ -515,11 +505,12 @@ def init_cmd(directory: Path, competition: str, username: str) -> None:
 @click.option("--offline", is_flag=True, help="Skip the checks that call Kaggle.")
 @config_option
 @json_option
-def doctor_cmd(offline: bool, config_path, as_json: bool) -> None:
+@pass_kit
+def doctor_cmd(kit: KitContext, offline: bool, as_json: bool) -> None:
     """Green/red checks of the environment, credentials (never their value), rules and config; exit 1 if one required fails."""
     from .doctor import as_dicts, run_checks
 
-    checks = run_checks(load(config_path), offline)
+    checks = run_checks(kit.config, offline)
     if as_json:
         emit(as_dicts(checks), True)
     else:
@@ -533,12 +524,13 @@ def doctor_cmd(offline: bool, config_path, as_json: bool) -> None:
 @main.command("report")
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), help="Default: MODEL_DIR/report.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing report (only the report's own files).")
 @json_option
-def report_cmd(model_dir: Path, out, as_json: bool) -> None:
+def report_cmd(model_dir: Path, out, overwrite: bool, as_json: bool) -> None:
     """Holdout log loss/accuracy vs the prior, confusion matrix, reliability diagram and loss curves (PNG + HTML)."""
     from .report import build_report
 
-    s = build_report(model_dir, out)
+    s = build_report(model_dir, out, overwrite=overwrite)
     emit(s, as_json, f"holdout log loss {s['log_loss']:.4f} vs prior {s['prior_log_loss']:.4f}, accuracy "
                      f"{s['accuracy']:.3f}; open {s['html']}")
 

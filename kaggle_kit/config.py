@@ -1,11 +1,18 @@
-"""One resolved, typed configuration: built-in defaults < kaggle-kit.toml < CLI flags."""
+"""One resolved, typed configuration: built-in defaults < kaggle-kit.toml < CLI flags.
+
+Every setting is declared once, with `setting(...)`: its default, help text and allowed range live together, the CLI
+generates its flags from them (cli_options.py) and every value, from the toml or a flag, is checked against them."""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import re
 import sys
+import types
+import typing
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -15,69 +22,112 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 inside older Kaggle images
     import tomli as tomllib
 
-from .errors import KitError
+from .errors import KitError, UsageProblem
 
 CONFIG_FILE = "kaggle-kit.toml"
+REF_RE = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+$")
+FOLD_RE = re.compile(r"^\d+/\d+$")
+# Kaggle's machine shapes for kernel-metadata.json (`NvidiaTeslaT4` is T4 x2).
+ACCELERATORS = ("NvidiaTeslaT4", "NvidiaTeslaP100", "NvidiaL4", "NvidiaL4X1", "NvidiaH100", "TpuV38", "None")
+
+
+def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,
+            choices: tuple | None = None, flag: str | None = None, cli: bool = True,
+            check: Callable[[Any], str | None] | None = None) -> Any:
+    """A config field: default, help text (shown by --help), range or choices, and whether it becomes a CLI flag.
+
+    `check` returns an error message for a value that passes the type and range tests but is still wrong."""
+    meta = {"help": help, "min": min, "max": max, "choices": choices, "flag": flag, "cli": cli, "check": check}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _fold_problem(value: str) -> str | None:
+    if not FOLD_RE.match(value):
+        return "must be of the form i/k, e.g. 0/5"
+    i, k = (int(x) for x in value.split("/"))
+    return None if k >= 2 and 0 <= i < k else "needs k >= 2 and 0 <= i < k"
+
+
+def _max_steps_problem(value: int) -> str | None:
+    return "must be -1 (use --epochs) or at least 1" if value == 0 else None
 
 
 @dataclass
 class TrainConfig:
-    backbone: str | None = None
-    max_len: int = 1024
-    epochs: float = 2.0
-    max_steps: int = -1
-    learning_rate: float = 1e-3
-    batch_size: int = 8
-    eval_batch_size: int = 16
-    grad_accum: int = 1
-    weight_decay: float = 0.01
-    warmup: float = 0.1
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    rslora: bool = False
-    target_modules: list[str] | None = None  # None: every linear layer of attention + MLP for the architecture
-    quantize: str | None = None  # "4bit" | "8bit" (CUDA only)
-    precision: str = "auto"  # auto | fp32 | fp16 | bf16
-    gradient_checkpointing: bool = False
-    valid_frac: float = 0.05
-    fold: str | None = None  # "i/k"
-    eval_steps: int | None = None  # None: about eight evaluations per run
-    save_total_limit: int = 2
-    patience: int = 4
-    seed: int = 42
-    swap_augment: bool = False
-    report_to: str = "none"
-    merge: bool = False
-    calibrate: bool = True
+    backbone: str | None = setting(None, "Local backbone folder (or /kaggle/input/<slug> in a kernel).")
+    max_len: int = setting(1024, "Tokens per row (prompt + both responses), lowered to the backbone's limit.",
+                           min=16, max=131072)
+    epochs: float = setting(2.0, "Training epochs (fractions allowed).", min=0.01, max=1000)
+    max_steps: int = setting(-1, "Stop after this many optimizer steps (-1: run --epochs).", min=-1,
+                             check=_max_steps_problem)
+    learning_rate: float = setting(1e-3, "Peak learning rate (cosine schedule after warmup).", min=1e-8, max=1.0,
+                                   flag="--lr")
+    batch_size: int = setting(8, "Rows per device per step.", min=1, max=4096)
+    eval_batch_size: int = setting(16, "Rows per device per evaluation step.", min=1, max=4096)
+    grad_accum: int = setting(1, "Gradient accumulation steps.", min=1, max=4096)
+    weight_decay: float = setting(0.01, "AdamW weight decay.", min=0.0, max=1.0)
+    warmup: float = setting(0.1, "Warmup: a ratio of the run if < 1, else a number of steps.", min=0.0, max=1e6)
+    lora_r: int = setting(16, "LoRA rank (at most the backbone's hidden size).", min=1, max=4096)
+    lora_alpha: int = setting(32, "LoRA alpha (scale = alpha / r).", min=1, max=65536)
+    lora_dropout: float = setting(0.05, "Dropout on the LoRA path.", min=0.0, max=0.9)
+    rslora: bool = setting(False, "Rank-stabilised LoRA scaling (alpha / sqrt(r)).")
+    target_modules: list[str] | None = setting(
+        None, "Comma-separated module names for LoRA (default: every attention + MLP linear layer).")
+    quantize: str | None = setting(None, "QLoRA via bitsandbytes (CUDA only).", choices=("4bit", "8bit"))
+    precision: str = setting("auto", "auto: bf16 on Ampere+, fp16 on T4/P100, fp32 on CPU.",
+                             choices=("auto", "fp32", "fp16", "bf16"))
+    gradient_checkpointing: bool = setting(False, "Trade compute for activation memory.")
+    valid_frac: float = setting(0.05, "Holdout fraction (stratified).", min=0.001, max=0.9)
+    fold: str | None = setting(None, "Train on k-1 folds and evaluate on fold i: 'i/k'.", check=_fold_problem)
+    eval_steps: int | None = setting(None, "Evaluate (and checkpoint) every N steps (default: ~8 per run).", min=1)
+    save_total_limit: int = setting(2, "Checkpoints kept besides the best.", min=1, max=1000, cli=False)
+    patience: int = setting(4, "Early stopping: evaluations without improvement.", min=1, max=1000)
+    seed: int = setting(42, "Random seed (split, init, order).", min=0, max=2**32 - 1)
+    swap_augment: bool = setting(False, "Also train on A/B-swapped rows.")
+    report_to: str = setting("none", "Experiment tracker.", choices=("none", "wandb", "tensorboard"), cli=False)
+    merge: bool = setting(False, "Also write a merged full model (faster to load).")
+    calibrate: bool = setting(True, "Fit a temperature on the holdout.", cli=False)
 
 
 @dataclass
 class PredictConfig:
-    max_tokens: int = 16384  # padded tokens per batch
-    tta: str = "none"  # none | swap
-    blend: str = "prob"  # prob | logprob
-    quantize: str | None = None
-    precision: str = "auto"
+    max_tokens: int = setting(16384, "Padded tokens per batch (lower it on CUDA out-of-memory).", min=16,
+                              max=10_000_000)
+    tta: str = setting("none", "Test-time augmentation: swap averages A/B and B/A.", choices=("none", "swap"))
+    blend: str = setting("prob", "How models are averaged: probabilities or log-probabilities.",
+                         choices=("prob", "logprob"))
+    quantize: str | None = setting(None, "Load the backbone in 4/8-bit (CUDA only).", choices=("4bit", "8bit"))
+    precision: str = setting("auto", "auto: bf16 on Ampere+, fp16 on T4/P100, fp32 on CPU.",
+                             choices=("auto", "fp32", "fp16", "bf16"))
+
+
+def _ref_problem(value: str) -> str | None:
+    return None if REF_RE.match(value) else "must be owner/slug"
 
 
 @dataclass
 class DatasetsConfig:
-    model: str | None = None
-    backbone: str | None = None
-    code: str | None = None
-    wheels: str | None = None
+    model: str | None = setting(None, "Dataset holding a trained model dir (owner/slug).", check=_ref_problem)
+    backbone: str | None = setting(None, "Dataset holding the backbone weights (owner/slug).", check=_ref_problem)
+    code: str | None = setting(None, "Dataset holding the kaggle-kit wheel (owner/slug).", check=_ref_problem)
+    wheels: str | None = setting(None, "Dataset of offline wheels for internet-off kernels.", check=_ref_problem)
+
+
+def _slug_problem(value: str) -> str | None:
+    return None if re.match(r"^[a-z0-9][a-z0-9-]{4,49}$", value) else "must be 5-50 of a-z, 0-9 and '-'"
 
 
 @dataclass
 class KernelConfig:
-    train_slug: str = "kaggle-kit-train"
-    infer_slug: str = "kaggle-kit-infer"
-    accelerator: str = "NvidiaTeslaT4"
-    enable_gpu: bool = True
-    train_internet: bool = False
-    infer_internet: bool = False
-    timeout_s: int = 0  # 0: Kaggle's default session limit
+    train_slug: str = setting("kaggle-kit-train", "Slug of the train kernel.", check=_slug_problem)
+    infer_slug: str = setting("kaggle-kit-infer", "Slug of the infer kernel.", check=_slug_problem)
+    accelerator: str = setting("NvidiaTeslaT4", "Kaggle machine shape (NvidiaTeslaT4 is T4 x2).", choices=ACCELERATORS)
+    enable_gpu: bool = setting(True, "Ask Kaggle for a GPU.")
+    train_internet: bool = setting(False, "Internet in the train kernel.")
+    infer_internet: bool = setting(False, "Internet in the infer kernel (code competitions score with it off).")
+    timeout_s: int = setting(0, "Kernel session limit in seconds (0: Kaggle's default).", min=0, max=12 * 3600)
 
 
 @dataclass
@@ -85,15 +135,22 @@ class ColumnMap:
     """How an extra training file with another schema maps onto the competition's columns."""
 
     match: str  # glob on the file name, e.g. "lmsys-33k*.csv"
-    columns: dict[str, str] = field(default_factory=dict)  # competition column -> file column
-    plain_text: list[str] = field(default_factory=list)  # columns holding plain strings, not JSON lists
+    columns: dict[str, str] = setting({}, "Competition column -> file column.")
+    plain_text: list[str] = setting([], "Columns holding plain strings, not JSON lists.")
+
+
+def _username_problem(value: str) -> str | None:
+    if value == "your-kaggle-username":
+        return "is still the placeholder written by `kaggle-kit init`"
+    return None if re.match(r"^[A-Za-z0-9_-]+$", value) else "must be a Kaggle username"
 
 
 @dataclass
 class ProjectConfig:
-    competition: str = "lmsys-chatbot-arena"
-    username: str | None = None
-    data_dir: str | None = None  # default: data/<competition>
+    competition: str = setting("lmsys-chatbot-arena", "Competition slug.")
+    username: str | None = setting(None, "Kaggle username (default: from the kaggle client's credentials).",
+                                   check=_username_problem)
+    data_dir: str | None = setting(None, "Competition data folder (default: data/<competition>).")
     train: TrainConfig = field(default_factory=TrainConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
     datasets: DatasetsConfig = field(default_factory=DatasetsConfig)
@@ -113,7 +170,77 @@ class ProjectConfig:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-_SECTIONS = {"train": TrainConfig, "predict": PredictConfig, "datasets": DatasetsConfig, "kernel": KernelConfig}
+SECTIONS = {"train": TrainConfig, "predict": PredictConfig, "datasets": DatasetsConfig, "kernel": KernelConfig}
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def _matches(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arg) for arg in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        return isinstance(value, list) and all(_matches(v, item) for v in value)
+    if origin is dict:
+        key, item = typing.get_args(tp)
+        return isinstance(value, dict) and all(_matches(k, key) and _matches(v, item) for k, v in value.items())
+    return isinstance(value, tp)
+
+
+def _expected(tp: Any) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_expected(a) for a in typing.get_args(tp) if a is not type(None))
+    if typing.get_origin(tp) is list:
+        return f"a list of {_expected(typing.get_args(tp)[0])}"
+    if typing.get_origin(tp) is dict:
+        return "a table"
+    return {"str": "a string", "int": "an integer", "float": "a number", "bool": "true or false"}.get(
+        _type_name(tp), _type_name(tp))
+
+
+def value_problem(f: dataclasses.Field, tp: Any, value: Any) -> str | None:
+    """Why `value` is not acceptable for field `f` of type `tp`, or None."""
+    if not _matches(value, tp):
+        return f"must be {_expected(tp)}, got {value!r}"
+    if value is None:
+        return None
+    meta = f.metadata
+    if meta.get("choices") and value not in meta["choices"]:
+        return f"must be one of {', '.join(map(str, meta['choices']))}, got {value!r}"
+    if meta.get("min") is not None and value < meta["min"]:
+        return f"must be >= {meta['min']}, got {value!r}"
+    if meta.get("max") is not None and value > meta["max"]:
+        return f"must be <= {meta['max']}, got {value!r}"
+    if meta.get("check"):
+        problem = meta["check"](value)
+        if problem:
+            return f"{problem}, got {value!r}"
+    return None
+
+
+def check_section(section: Any, where: str) -> Any:
+    """Type- and range-check every field of a config dataclass; the first problem is one KitError line."""
+    types_of = field_types(type(section))
+    for f in fields(section):
+        if f.name == "source" or dataclasses.is_dataclass(types_of[f.name]):
+            continue
+        problem = value_problem(f, types_of[f.name], getattr(section, f.name))
+        if problem:
+            raise KitError(f"{where} {f.name} {problem}".strip())
+    return section
 
 
 def _check_keys(where: str, cls: type, data: dict[str, Any]) -> None:
@@ -123,28 +250,26 @@ def _check_keys(where: str, cls: type, data: dict[str, Any]) -> None:
         raise KitError(f"{where}: unknown key(s) {', '.join(unknown)}", hint=f"known: {', '.join(sorted(known))}")
 
 
-def _build(where: str, cls: type, data: dict[str, Any]):
+def _build(where: str, cls: type, data: Any):
+    if not isinstance(data, dict):
+        raise KitError(f"{where} must be a table")
     _check_keys(where, cls, data)
-    try:
-        return cls(**data)
-    except TypeError as exc:
-        raise KitError(f"{where}: {exc}") from None
+    return check_section(cls(**data), where)
 
 
 def config_from_dict(data: dict[str, Any], source: str | None = None) -> ProjectConfig:
     where = source or "config"
     data = dict(data)
     kwargs: dict[str, Any] = {}
-    for name, cls in _SECTIONS.items():
-        section = data.pop(name, {})
-        if not isinstance(section, dict):
-            raise KitError(f"{where}: [{name}] must be a table")
-        kwargs[name] = _build(f"{where} [{name}]", cls, section)
+    for name, cls in SECTIONS.items():
+        kwargs[name] = _build(f"{where} [{name}]", cls, data.pop(name, {}))
     maps = data.pop("column_maps", {})
+    if not isinstance(maps, dict):
+        raise KitError(f"{where} [column_maps] must be a table of tables")
     kwargs["column_maps"] = {name: _build(f"{where} [column_maps.{name}]", ColumnMap, m) for name, m in maps.items()}
     data.pop("source", None)
     _check_keys(where, ProjectConfig, data)
-    return ProjectConfig(**data, **kwargs, source=source)
+    return check_section(ProjectConfig(**data, **kwargs, source=source), where)
 
 
 def load_config(path: Path | None = None) -> ProjectConfig:
@@ -164,5 +289,17 @@ def load_config(path: Path | None = None) -> ProjectConfig:
 
 
 def with_overrides(section: Any, **overrides: Any) -> Any:
-    """Apply CLI flags over a config section; a flag left at None keeps the toml/default value."""
-    return dataclasses.replace(section, **{k: v for k, v in overrides.items() if v is not None})
+    """Apply CLI flags over a config section; a flag left at None keeps the toml/default value. Checked again."""
+    known = {f.name for f in fields(section)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:  # a programming error (a flag without a field), but never a traceback for the user
+        raise UsageProblem(f"unknown setting(s) {', '.join(unknown)}")
+    changed = dataclasses.replace(section, **{k: v for k, v in overrides.items() if v is not None})
+    return check_section(changed, "setting")
+
+
+def check_ref(ref: str, what: str = "reference") -> str:
+    """A Kaggle dataset/kernel reference must be owner/slug."""
+    if not REF_RE.match(ref or ""):
+        raise UsageProblem(f"{what} '{ref}' must be owner/slug")
+    return ref

@@ -23,7 +23,7 @@ def input_dir(ref: str) -> Path:
 
 
 def _model_dir(folder: Path) -> Path:
-    from .model import MODEL_FILE
+    from .model_dir import MODEL_FILE
 
     for candidate in (folder, folder / "model"):
         if (candidate / MODEL_FILE).exists():
@@ -91,18 +91,13 @@ def main(task: str, config: dict, manifest: dict) -> None:
                        cfg.column_maps)
         print(json.dumps({"holdout": result.metrics.get("holdout"), "prior_log_loss": result.metrics.get("prior_log_loss")}))
     elif task == "infer":
-        from .data import read_test
-        from .predict import predict_models
-        from .submission import expected_ids, write_submission
+        from .predict import predict_to_submission
 
         source = cfg.datasets.model or cfg.kernel.train_slug
-        test = read_test(competition / "test.csv", spec)
-        run = predict_models([_model_dir(input_dir(source))], test, spec, cfg.predict.max_tokens, cfg.predict.tta,
-                             backbone=backbone if cfg.datasets.backbone else None, precision=cfg.predict.precision,
-                             quantize=cfg.predict.quantize)
-        order = expected_ids(spec, sample_submission=competition / "sample_submission.csv")
-        write_submission(test.ids, run.probs, order, spec, working / spec.submission_file, overwrite=True)
-        print(f"wrote {working / spec.submission_file} ({len(order)} rows) in {run.seconds:.1f}s")
+        result = predict_to_submission([_model_dir(input_dir(source))], competition / "test.csv",
+                                       working / spec.submission_file, spec, cfg.predict,
+                                       backbone=backbone if cfg.datasets.backbone else None, overwrite=True)
+        print(f"wrote {result['path']} ({result['rows']} rows) in {result['seconds']:.1f}s")
     else:
         sys.exit(f"unknown task {task}")
 

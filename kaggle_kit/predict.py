@@ -12,11 +12,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .atomic import refuse_overwrite
 from .competition import CompetitionSpec
-from .data import Pairs
+from .config import PredictConfig
+from .data import Pairs, read_test
 from .encode import EncodingSpec, Encoder
 from .errors import KitError
-from .model import TrainedModel, load_trained
+from .metrics import softmax
+from .model_dir import TrainedModel, check_model_dir, load_trained
+from .submission import find_sample_submission, submission_order, write_submission
 
 
 def token_budget_batches(lengths: list[int], max_tokens: int) -> list[list[int]]:
@@ -85,13 +89,6 @@ def gpu_replicas(model: torch.nn.Module) -> list[torch.nn.Module] | None:
     return [model] + [copy.deepcopy(model).to(f"cuda:{k}") for k in range(1, count)]
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def unswap(probs_of_swapped: np.ndarray, spec: CompetitionSpec) -> np.ndarray:
     """Probabilities predicted on A/B-swapped rows, mapped back to the original columns."""
     return probs_of_swapped[:, list(spec.label_swap)]
@@ -122,13 +119,19 @@ def predict_probs(trained: TrainedModel, pairs: Pairs, spec: CompetitionSpec, ma
     return probs
 
 
+def check_weights(weights: list[float] | None, n_models: int) -> list[float]:
+    """One non-negative weight per model, not all zero (default: equal weights)."""
+    weights = list(weights) if weights else [1.0] * n_models
+    if len(weights) != n_models:
+        raise KitError(f"{n_models} model(s) but {len(weights)} weights", hint="give one --weights value per --model")
+    if any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise KitError(f"weights {weights} must be non-negative and not all zero")
+    return weights
+
+
 def blend(prob_sets: list[np.ndarray], weights: list[float] | None = None, how: str = "prob") -> np.ndarray:
     """Weighted average of probabilities, or of log-probabilities (geometric mean, renormalised)."""
-    weights = list(weights) if weights else [1.0] * len(prob_sets)
-    if len(weights) != len(prob_sets):
-        raise KitError(f"{len(prob_sets)} models but {len(weights)} weights", hint="give one --weights value per --model")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise KitError("weights must be non-negative and not all zero")
+    weights = check_weights(weights, len(prob_sets))
     w = np.asarray(weights, dtype=np.float64) / sum(weights)
     stack = np.stack([np.asarray(p, dtype=np.float64) for p in prob_sets])
     if how == "prob":
@@ -157,3 +160,26 @@ def predict_models(model_dirs: list[Path], pairs: Pairs, spec: CompetitionSpec, 
         del trained
     probs = prob_sets[0] if len(prob_sets) == 1 and not weights else blend(prob_sets, weights, how)
     return PredictionRun(probs=probs, seconds=time.perf_counter() - start, rows=len(pairs))
+
+
+def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Path, spec: CompetitionSpec,
+                          cfg: PredictConfig, weights: list[float] | None = None, backbone: str | None = None,
+                          sample_submission: Path | None = None, overwrite: bool = False,
+                          progress: bool = True) -> dict:
+    """test.csv -> validated, sample_submission-ordered CSV. Every input is checked before the first forward pass."""
+    if not model_dirs:
+        raise KitError("no model given", hint="pass --model DIR (repeat to ensemble)")
+    if out_path.is_dir():
+        raise KitError(f"{out_path} is a folder", hint="--out takes a file path, e.g. submissions/x.csv")
+    refuse_overwrite(out_path, overwrite)
+    if weights is not None or len(model_dirs) > 1:
+        check_weights(weights, len(model_dirs))
+    pairs = read_test(test_path, spec)
+    for model_dir in model_dirs:
+        check_model_dir(model_dir)
+    sample = find_sample_submission(sample_submission, test_path.parent / "sample_submission.csv")
+    order = submission_order(spec, pairs.ids, sample)
+    run = predict_models(model_dirs, pairs, spec, cfg.max_tokens, cfg.tta, weights, cfg.blend, backbone,
+                         cfg.precision, cfg.quantize, progress=progress)
+    report = write_submission(pairs.ids, run.probs, order, spec, out_path, overwrite=overwrite)
+    return {"path": str(out_path), "rows": report.rows, "seconds": round(run.seconds, 2)}

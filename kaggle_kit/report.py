@@ -7,73 +7,39 @@ import html
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .atomic import write_text_atomic
 from .errors import KitError
-from .train import CURVES_FILE, HOLDOUT_FILE, METRICS_FILE, log_loss, new_figure, plot_training_curves, save_png
+from .metrics import accuracy, log_loss
+from .model_dir import CURVES_FILE, HOLDOUT_FILE, METRICS_FILE, REPORT_DIR, read_model_info
+from .plots import confusion_png, reliability_png, training_curves_png
+
+REPORT_FILES = ("confusion_matrix.png", "reliability.png", CURVES_FILE, "report.html")
 
 
-def confusion_png(labels: np.ndarray, probs: np.ndarray, names: list[str], path: Path) -> np.ndarray:
-    matrix = np.zeros((len(names), len(names)), dtype=int)
-    for truth, guess in zip(labels, probs.argmax(1)):
-        matrix[truth, guess] += 1
-    fig, ax = new_figure((5, 4.5))
-    ax.imshow(matrix, cmap="Blues")
-    for i in range(len(names)):
-        for j in range(len(names)):
-            ax.text(j, i, str(matrix[i, j]), ha="center", va="center")
-    ax.set_xticks(range(len(names)), names, rotation=20)
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("holdout confusion matrix")
-    fig.tight_layout()
-    save_png(fig, path)
-    return matrix
-
-
-def reliability_png(labels: np.ndarray, probs: np.ndarray, path: Path, bins: int = 10) -> None:
-    """Predicted probability vs observed frequency, pooled over classes (one-vs-rest)."""
-    onehot = np.eye(probs.shape[1])[labels].ravel()
-    flat = probs.ravel()
-    edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(flat, edges) - 1, 0, bins - 1)
-    centers, observed = [], []
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            centers.append(flat[mask].mean())
-            observed.append(onehot[mask].mean())
-    fig, ax = new_figure((5, 4.5))
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
-    ax.plot(centers, observed, marker="o", label="model")
-    ax.set_xlabel("predicted probability")
-    ax.set_ylabel("observed frequency")
-    ax.set_title("reliability diagram (holdout)")
-    ax.legend()
-    fig.tight_layout()
-    save_png(fig, path)
-
-
-def build_report(model_dir: Path, out: Path | None = None) -> dict:
+def build_report(model_dir: Path, out: Path | None = None, overwrite: bool = False) -> dict:
     holdout_path, metrics_path = model_dir / HOLDOUT_FILE, model_dir / METRICS_FILE
     if not holdout_path.exists() or not metrics_path.exists():
         raise KitError(f"{model_dir} has no {HOLDOUT_FILE}/{METRICS_FILE}", hint="pass a folder written by `kaggle-kit train`")
-    metrics = json.loads(metrics_path.read_text())
-    info = json.loads((model_dir / "kaggle_kit_model.json").read_text())
-    names = info["label_columns"]
+    try:
+        metrics = json.loads(metrics_path.read_text())
+    except json.JSONDecodeError:
+        raise KitError(f"{metrics_path} is corrupt", hint="train the model again") from None
+    names = read_model_info(model_dir).get("label_columns") or []
     frame = pd.read_csv(holdout_path)
     labels = frame["label"].to_numpy(dtype=int)
     probs = frame[names].to_numpy(dtype=float)
-    out = out or model_dir / "report"
+    out = out or model_dir / REPORT_DIR
+    existing = [name for name in REPORT_FILES if (out / name).exists()]
+    if existing and not overwrite:
+        raise KitError(f"{out} already holds a report", hint="pass --overwrite to replace it, or choose --out")
     out.mkdir(parents=True, exist_ok=True)
     matrix = confusion_png(labels, probs, names, out / "confusion_matrix.png")
     reliability_png(labels, probs, out / "reliability.png")
-    plot_training_curves(metrics, out / CURVES_FILE)
+    training_curves_png(metrics, out / CURVES_FILE)
     summary = {"rows": int(len(labels)), "log_loss": log_loss(labels, probs),
-               "accuracy": float((probs.argmax(1) == labels).mean()), "prior_log_loss": metrics["prior_log_loss"],
+               "accuracy": accuracy(labels, probs), "prior_log_loss": metrics["prior_log_loss"],
                "temperature": metrics.get("temperature"), "best_step": metrics.get("best_step"),
                "confusion_matrix": matrix.tolist(), "html": str(out / "report.html")}
     _write_html(out, model_dir, summary, names)

@@ -10,7 +10,7 @@ import pandas as pd
 
 from .atomic import atomic_path, refuse_overwrite
 from .competition import CompetitionSpec
-from .data import MAX_IDS_SHOWN, read_csv_checked
+from .data import MAX_IDS_SHOWN, check_unique_ids, read_csv_checked
 from .errors import DataError
 
 SUM_TOLERANCE = 1e-6
@@ -44,13 +44,38 @@ def _examples(values) -> str:
 
 
 def expected_ids(spec: CompetitionSpec, sample_submission: Path | None = None, test: Path | None = None) -> list[str]:
+    """The ids a submission must cover, in order; a reference file that repeats an id is itself an error."""
     if sample_submission is not None:
-        frame = read_csv_checked(sample_submission, spec.submission_columns)
+        path, frame = sample_submission, read_csv_checked(sample_submission, spec.submission_columns)
     elif test is not None:
-        frame = read_csv_checked(test, spec.test_columns)
+        path, frame = test, read_csv_checked(test, spec.test_columns)
     else:
         raise DataError("no reference to validate against", hint="pass --sample-submission or --test")
+    check_unique_ids(path, frame, spec.id_column)
     return frame[spec.id_column].astype(str).tolist()
+
+
+def find_sample_submission(explicit: Path | None, *candidates: Path) -> Path | None:
+    """--sample-submission if given (it must exist), else the first candidate that exists, else None (test order)."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise DataError(f"--sample-submission {explicit}: file not found")
+        return explicit
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def submission_order(spec: CompetitionSpec, test_ids: list[str], sample_submission: Path | None) -> list[str]:
+    """The row order of the output: sample_submission's when there is one (its ids must be the test's), else test's."""
+    if sample_submission is None:
+        return list(test_ids)
+    order = expected_ids(spec, sample_submission=sample_submission)
+    if set(order) != set(test_ids):
+        missing = [i for i in order if i not in set(test_ids)]
+        extra = [i for i in test_ids if i not in set(order)]
+        raise DataError(f"{sample_submission} does not match the test file: {len(missing)} id(s) not in the test "
+                        f"({_examples(missing)}), {len(extra)} test id(s) not in it ({_examples(extra)})",
+                        hint="pass the sample_submission.csv that belongs to this test.csv")
+    return order
 
 
 def validate_frame(frame: pd.DataFrame, ids: list[str], spec: CompetitionSpec, name: str) -> ValidationReport:

@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,42 +15,27 @@ import pandas as pd
 
 from . import __version__
 from .atomic import atomic_path, write_text_atomic
+from .backbone import choose_precision, load_backbone_model, lora_model, resolve_backbone_path, template_for
 from .competition import CompetitionSpec
 from .config import ColumnMap, TrainConfig
-from .data import Pairs, class_prior, load_training_files
+from .data import Pairs, load_training_files
 from .encode import EncodingSpec, Encoder
-from .errors import KitError, UsageProblem
-from .model import (ADAPTER_DIR, FORMAT_VERSION, MERGED_DIR, MODEL_FILE, choose_precision, load_backbone_model,
-                    lora_model, template_for)
-from .predict import predict_logits, softmax
+from .errors import KitError
+from .metrics import accuracy, class_prior, fit_temperature, log_loss, prior_log_loss, softmax
+from .model_dir import (CHECKPOINTS, CURVES_FILE, HOLDOUT_FILE, METRICS_FILE, check_resume_settings, prepare_out_dir,
+                        save_model_dir, save_run_config)
+from .plots import training_curves_png
+from .predict import predict_logits
 
 log = logging.getLogger(__name__)
-CHECKPOINTS = "checkpoints"
-HOLDOUT_FILE = "holdout_predictions.csv"
-METRICS_FILE = "metrics.json"
-CURVES_FILE = "training_curves.png"
-
-
-def log_loss(labels: np.ndarray, probs: np.ndarray) -> float:
-    from sklearn.metrics import log_loss as sk_log_loss
-
-    return float(sk_log_loss(labels, np.clip(probs, 1e-15, 1.0), labels=list(range(probs.shape[1]))))
+# A holdout log loss not at least this far below the class prior means the run learned nothing worth using.
+LEARNED_MARGIN = 0.005
 
 
 def compute_metrics(eval_pred) -> dict[str, float]:
     logits, labels = eval_pred
     probs = softmax(np.asarray(logits, dtype=np.float64))
-    return {"log_loss": log_loss(labels, probs), "accuracy": float((probs.argmax(1) == labels).mean())}
-
-
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature that minimises holdout log loss (1.0 when it does not help)."""
-    from scipy.optimize import minimize_scalar
-
-    result = minimize_scalar(lambda log_t: log_loss(labels, softmax(logits, math.exp(log_t))),
-                             bounds=(math.log(0.05), math.log(20.0)), method="bounded")
-    best = math.exp(result.x)
-    return best if log_loss(labels, softmax(logits, best)) < log_loss(labels, softmax(logits)) else 1.0
+    return {"log_loss": log_loss(labels, probs), "accuracy": accuracy(labels, probs)}
 
 
 def split_holdout(labels: np.ndarray, valid_frac: float, fold: str | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,20 +43,18 @@ def split_holdout(labels: np.ndarray, valid_frac: float, fold: str | None, seed:
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
     index = np.arange(len(labels))
+    n_classes = len(np.unique(labels))
     if fold:
-        try:
-            i, k = (int(x) for x in fold.split("/"))
-        except ValueError:
-            raise UsageProblem(f"--fold '{fold}' is not of the form i/k", hint="e.g. --fold 0/5") from None
-        if not (k >= 2 and 0 <= i < k):
-            raise UsageProblem(f"--fold {fold}: need k >= 2 and 0 <= i < k")
+        i, k = (int(x) for x in fold.split("/"))
+        if np.bincount(labels).min(initial=len(labels)) < k:
+            raise KitError(f"--fold {fold}: {len(labels)} training rows are too few for {k} stratified folds",
+                           hint="use more rows or fewer folds")
         splits = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(index, labels))
         return splits[i]
-    if not 0 < valid_frac < 1:
-        raise UsageProblem(f"--valid-frac must be between 0 and 1, got {valid_frac}")
-    n_valid = max(len(np.unique(labels)), int(round(len(labels) * valid_frac)))
-    if len(labels) - n_valid < 2:
-        raise KitError(f"only {len(labels)} training rows: too few to hold out {n_valid}")
+    n_valid = max(n_classes, int(round(len(labels) * valid_frac)))
+    if len(labels) - n_valid < n_classes or np.bincount(labels).min() < 2:
+        raise KitError(f"only {len(labels)} training rows: too few for a stratified holdout of {n_valid}",
+                       hint="use more rows (at least a few dozen)")
     train_idx, valid_idx = train_test_split(index, test_size=n_valid, stratify=labels, random_state=seed)
     return np.sort(train_idx), np.sort(valid_idx)
 
@@ -97,22 +79,6 @@ def stderr_progress():
 class TrainResult:
     out_dir: Path
     metrics: dict
-
-
-def _prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    done = (out / MODEL_FILE).exists()
-    has_checkpoints = any((out / CHECKPOINTS).glob("checkpoint-*"))
-    if resume:
-        if not has_checkpoints:
-            raise KitError(f"--resume: no checkpoint in {out / CHECKPOINTS}", hint="start without --resume")
-        return
-    if done and not overwrite:
-        raise KitError(f"{out} already holds a trained model", hint="pass --overwrite to start again")
-    if has_checkpoints and not overwrite:
-        raise KitError(f"{out} already holds checkpoints of an interrupted run",
-                       hint="pass --resume to continue it, or --overwrite to start again")
-    if overwrite and out.exists():
-        shutil.rmtree(out)
 
 
 def _dataset(encoded: list[list[int]], labels: np.ndarray):
@@ -149,6 +115,24 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def _check_settings(cfg: TrainConfig, backbone: Path) -> None:
+    """What the config ranges cannot know alone, checked against the backbone before any model is loaded."""
+    hidden = json.loads((backbone / "config.json").read_text()).get("hidden_size")
+    if hidden and cfg.lora_r > hidden:
+        raise KitError(f"--lora-r {cfg.lora_r} exceeds the backbone's hidden size {hidden}",
+                       hint=f"use a rank of at most {hidden} (8-64 is usual)")
+    if cfg.merge and cfg.quantize:
+        raise KitError("--merge is not supported with --quantize", hint="merge into a full-precision backbone later")
+
+
+def run_settings(cfg: TrainConfig, backbone: Path, train_files: list[Path], exclude_test: Path | None) -> dict:
+    """What an interrupted run must be resumed with: the config, the resolved backbone and the data files."""
+    settings = {**asdict(cfg), "backbone": str(backbone)}
+    settings["train_files"] = [str(Path(p).resolve()) for p in train_files]
+    settings["exclude_test"] = str(Path(exclude_test).resolve()) if exclude_test else None
+    return settings
+
+
 def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: CompetitionSpec,
           column_maps: dict[str, ColumnMap] | None = None, exclude_test: Path | None = None,
           resume: bool = False, overwrite: bool = False, callbacks: list | None = None) -> TrainResult:
@@ -156,13 +140,15 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    from .backbone import resolve_backbone_path
-
     backbone = resolve_backbone_path(cfg.backbone)
+    _check_settings(cfg, backbone)
     precision = choose_precision(cfg.precision)
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))  # set by torchrun
+    settings = run_settings(cfg, backbone, train_files, exclude_test)
     if rank == 0:
-        _prepare_out_dir(out, resume, overwrite)
+        prepare_out_dir(out, resume, overwrite)
+        if resume:
+            check_resume_settings(out, settings)
     set_seed(cfg.seed)
 
     train_set = load_training_files(train_files, spec, column_maps, exclude_test)
@@ -195,22 +181,34 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(stderr_progress())
+    if rank == 0 and not resume:
+        save_run_config(out, settings)
     trainer.train(resume_from_checkpoint=True if resume else None)
 
     # Our own ordered inference (Trainer's eval sampler groups by length and would reorder rows).
     trainer.model.eval()
-    holdout_logits = predict_logits(trainer.model, tokenizer.pad_token_id, valid_encoded, max_tokens=cfg.eval_batch_size * cfg.max_len,
-                                    num_labels=spec.num_labels, progress=False).astype(np.float64)
+    holdout_logits = predict_logits(trainer.model, tokenizer.pad_token_id, valid_encoded,
+                                    max_tokens=cfg.eval_batch_size * cfg.max_len, num_labels=spec.num_labels,
+                                    progress=False).astype(np.float64)
     if not trainer.is_world_process_zero():
         return TrainResult(out, {})
     temperature = fit_temperature(holdout_logits, valid_pairs.labels) if cfg.calibrate else 1.0
     prior = class_prior(fit_labels, spec.num_labels)
     metrics = _metrics(trainer, holdout_logits, valid_pairs, prior, temperature, train_set, len(fit_pairs))
     metrics["world_size"] = world
-    _save_model_dir(out, trainer.model, tokenizer, backbone, kind, encoding, cfg, spec, temperature, precision.name)
+    info = {
+        "kaggle_kit_version": __version__, "competition": spec.slug, "backbone": str(backbone), "model_type": kind,
+        "num_labels": spec.num_labels, "label_columns": list(spec.label_columns), "encoding": encoding.to_dict(),
+        "temperature": temperature, "trained_precision": precision.name, "train_config": settings,
+    }
+    save_model_dir(out, trainer.model, tokenizer, info, merge=cfg.merge)
     _save_holdout(out / HOLDOUT_FILE, valid_pairs, holdout_logits, temperature, spec)
     write_text_atomic(out / METRICS_FILE, json.dumps(metrics, indent=2))
-    plot_training_curves(metrics, out / CURVES_FILE)
+    training_curves_png(metrics, out / CURVES_FILE)
+    if not metrics["learned"]:
+        log.warning("warning: holdout log loss %.4f is no better than the class prior %.4f: the model learned "
+                    "nothing useful (try another --lr, more --epochs or more data)",
+                    metrics["holdout"]["log_loss"], metrics["prior_log_loss"])
     return TrainResult(out, metrics)
 
 
@@ -225,12 +223,15 @@ def _metrics(trainer, logits: np.ndarray, valid: Pairs, prior: np.ndarray, tempe
     best_step = None
     if trainer.state.best_model_checkpoint:
         best_step = int(Path(trainer.state.best_model_checkpoint).name.split("-")[-1])
+    holdout_loss = log_loss(labels, probs)
+    baseline = prior_log_loss(prior, labels)
     return {
         "holdout": {
-            "rows": len(valid), "log_loss": log_loss(labels, probs), "accuracy": float((probs.argmax(1) == labels).mean()),
+            "rows": len(valid), "log_loss": holdout_loss, "accuracy": accuracy(labels, probs),
             "log_loss_calibrated": log_loss(labels, softmax(logits, temperature)),
         },
-        "prior_log_loss": log_loss(labels, np.tile(prior, (len(labels), 1))),
+        "prior_log_loss": baseline,
+        "learned": holdout_loss < baseline - LEARNED_MARGIN,
         "class_prior": prior.tolist(),
         "temperature": temperature,
         "best_step": best_step,
@@ -239,24 +240,6 @@ def _metrics(trainer, logits: np.ndarray, valid: Pairs, prior: np.ndarray, tempe
         "rows": {"train": n_fit, "holdout": len(valid), "per_file": train_set.per_file_rows,
                  "duplicates_dropped": train_set.duplicates_dropped, "test_leaks_dropped": train_set.test_leaks_dropped},
     }
-
-
-def _save_model_dir(out: Path, model, tokenizer, backbone: Path, kind: str, encoding: EncodingSpec, cfg: TrainConfig,
-                    spec: CompetitionSpec, temperature: float, precision: str) -> None:
-    model.save_pretrained(out / ADAPTER_DIR)
-    tokenizer.save_pretrained(out)
-    if cfg.merge:
-        if cfg.quantize:
-            raise KitError("--merge is not supported with --quantize", hint="merge into a full-precision backbone later")
-        merged = model.merge_and_unload()
-        merged.save_pretrained(out / MERGED_DIR)
-    info = {
-        "format": FORMAT_VERSION, "kaggle_kit_version": __version__, "competition": spec.slug,
-        "backbone": str(backbone), "model_type": kind, "num_labels": spec.num_labels,
-        "label_columns": list(spec.label_columns), "encoding": encoding.to_dict(), "temperature": temperature,
-        "trained_precision": precision, "train_config": asdict(cfg),
-    }
-    write_text_atomic(out / MODEL_FILE, json.dumps(info, indent=2))
 
 
 def _save_holdout(path: Path, valid: Pairs, logits: np.ndarray, temperature: float, spec: CompetitionSpec) -> None:
@@ -268,36 +251,3 @@ def _save_holdout(path: Path, valid: Pairs, logits: np.ndarray, temperature: flo
         frame[column] = probs[:, k]
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.9g")
-
-
-def new_figure(figsize: tuple[float, float]):
-    """A (figure, axes) pair on the headless Agg backend (no display on CI or in kernels)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=figsize)
-
-
-def save_png(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-
-
-def plot_training_curves(metrics: dict, path: Path) -> None:
-    fig, ax = new_figure((7, 4))
-    if metrics["train_loss_history"]:
-        ax.plot(*zip(*[(h["step"], h["loss"]) for h in metrics["train_loss_history"]]), label="train loss")
-    if metrics["eval_history"]:
-        ax.plot(*zip(*[(h["step"], h["log_loss"]) for h in metrics["eval_history"]]), marker="o", label="holdout log loss")
-    ax.axhline(metrics["prior_log_loss"], color="grey", linestyle="--", label="class-prior baseline")
-    ax.set_xlabel("step")
-    ax.set_ylabel("log loss (nats)")
-    ax.legend()
-    ax.set_title("training curves")
-    fig.tight_layout()
-    save_png(fig, path)

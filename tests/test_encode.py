@@ -45,7 +45,7 @@ def test_encoder_template_and_budget(tiny_backbone):
 
 
 def test_decoder_template(tmp_path):
-    from kaggle_kit.backbone import build_tiny_backbone
+    from kaggle_kit.tiny_backbone import build_tiny_backbone
 
     tok = load_tokenizer(build_tiny_backbone(tmp_path / "llama", arch="llama"))
     enc = Encoder(tok, EncodingSpec(max_len=96, template="decoder"))

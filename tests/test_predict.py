@@ -7,9 +7,10 @@ import torch
 
 from kaggle_kit.data import read_test, read_train
 from kaggle_kit.errors import KitError
-from kaggle_kit.model import TrainedModel, load_trained
-from kaggle_kit.predict import blend, predict_probs, softmax, token_budget_batches
-from kaggle_kit.train import HOLDOUT_FILE
+from kaggle_kit.model_dir import TrainedModel, load_trained
+from kaggle_kit.metrics import softmax
+from kaggle_kit.predict import blend, predict_probs, token_budget_batches
+from kaggle_kit.model_dir import HOLDOUT_FILE
 
 
 def test_token_budget_never_exceeded():
