@@ -26,6 +26,15 @@ def next_free(directory: Path, stem: str, suffix: str = "") -> Path:
     return candidate
 
 
+def _mode_for(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temp path beside `path`; it replaces `path` only if the block finishes without error."""
@@ -35,6 +44,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600: keep the old file's mode, else the umask default
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -115,6 +115,9 @@ def quantization_config(quantize: str | None, compute_dtype: torch.dtype):
 
 def load_backbone_model(backbone: Path, precision: Precision, quantize: str | None = None, num_labels: int = 3):
     from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars: noise in logs, and they break one-line errors
 
     tokenizer = load_tokenizer(backbone)
     kwargs = {"num_labels": num_labels, "ignore_mismatched_sizes": True}

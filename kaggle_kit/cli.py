@@ -67,6 +67,7 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # also transformers' "Loading weights" bars
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     import warnings
 
@@ -230,11 +231,14 @@ def bench_group() -> None:
 
 
 @bench_group.command("predict")
-@click.option("--rows", default=200, show_default=True, type=click.IntRange(min=8))
-@click.option("--max-len", default=1024, show_default=True, type=int)
-@click.option("--hidden", default=256, show_default=True, type=int, help="Hidden size of the random backbone.")
-@click.option("--layers", default=4, show_default=True, type=int)
-@click.option("--max-tokens", default=8192, show_default=True, type=int)
+@click.option("--rows", default=200, show_default=True, type=click.IntRange(min=8), help="Sample rows to predict.")
+@click.option("--max-len", default=1024, show_default=True, type=click.IntRange(min=16, max=131072),
+              help="Tokens per row.")
+@click.option("--hidden", default=256, show_default=True, type=click.IntRange(min=16, max=4096),
+              help="Hidden size of the random backbone.")
+@click.option("--layers", default=4, show_default=True, type=click.IntRange(min=1, max=48), help="Encoder layers.")
+@click.option("--max-tokens", default=8192, show_default=True, type=click.IntRange(min=16),
+              help="Padded tokens per batch.")
 @json_option
 def bench_predict_cmd(rows: int, max_len: int, hidden: int, layers: int, max_tokens: int, as_json: bool) -> None:
     """Notebook inference path (dataset.map, unsorted batches of 16, Trainer.predict) vs ours."""
@@ -245,9 +249,10 @@ def bench_predict_cmd(rows: int, max_len: int, hidden: int, layers: int, max_tok
 
 
 @bench_group.command("padding")
-@click.option("--rows", default=1000, show_default=True, type=int)
-@click.option("--max-len", default=1024, show_default=True, type=int)
-@click.option("--batch-size", default=8, show_default=True, type=int)
+@click.option("--rows", default=1000, show_default=True, type=click.IntRange(min=16), help="Sample rows to encode.")
+@click.option("--max-len", default=1024, show_default=True, type=click.IntRange(min=16, max=131072),
+              help="Tokens per row.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1, max=4096), help="Rows per batch.")
 @json_option
 def bench_padding_cmd(rows: int, max_len: int, batch_size: int, as_json: bool) -> None:
     """Padding tokens per training batch with and without length grouping."""

@@ -40,18 +40,19 @@ class RepairCounts:
         self.counts[kind] += 1
 
     def summary(self) -> str:
+        """e.g. '150 lone surrogates (replaced by U+FFFD), 3 null turns': each kind names what was found."""
         return ", ".join(f"{n} {kind}" for kind, n in sorted(self.counts.items()))
 
 
 def _clean_text(text: str, repairs: RepairCounts) -> str:
     if "\r" in text:
-        repairs.add("CRLF normalised")
+        repairs.add("CRLF line ends normalised to LF")
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         # Lone UTF-16 surrogates (from escapes like "\ud83d") crash tokenizers: replace them with U+FFFD.
-        repairs.add("lone surrogates replaced")
+        repairs.add("lone surrogates (replaced by U+FFFD)")
         text = _SURROGATE.sub("\ufffd", text)
     return text
 
@@ -68,7 +69,7 @@ def parse_turns(cell: object, repairs: RepairCounts | None = None) -> list[str]:
     try:
         value = json.loads(cell)
     except (json.JSONDecodeError, RecursionError):
-        repairs.add("non-JSON cells kept as one turn")
+        repairs.add("non-JSON cells (kept as one turn)")
         return [_clean_text(cell, repairs)]
     if not isinstance(value, list):
         repairs.add("non-list JSON cells")

@@ -26,9 +26,9 @@ def train_frame(n=4):
 @pytest.mark.parametrize("cell, turns, kind", [
     ('["a", null, "b"]', ["a", "", "b"], "null turns"),
     ("[]", [], None),
-    ('["smile \\ud83d"]', ["smile \ufffd"], "lone surrogates replaced"),
-    ("plain text, not JSON", ["plain text, not JSON"], "non-JSON cells kept as one turn"),
-    ('["line1\\r\\nline2"]', ["line1\nline2"], "CRLF normalised"),
+    ('["smile \\ud83d"]', ["smile \ufffd"], "lone surrogates (replaced by U+FFFD)"),
+    ("plain text, not JSON", ["plain text, not JSON"], "non-JSON cells (kept as one turn)"),
+    ('["line1\\r\\nline2"]', ["line1\nline2"], "CRLF line ends normalised to LF"),
     ('"just a string"', ["just a string"], "non-list JSON cells"),
     ('[1, {"x": 2}]', ["1", '{"x": 2}'], "non-string turns"),
     (float("nan"), [], "empty cells"),
@@ -127,7 +127,7 @@ def test_sample_data_is_competition_shaped_and_learnable(sample_files, spec):
     sample = pd.read_csv(sample_files.sample_submission)
     assert list(sample.columns) == spec.submission_columns
     pairs = read_train(sample_files.train, spec)
-    assert pairs.repairs.counts["null turns"] > 0 and pairs.repairs.counts["lone surrogates replaced"] > 0
+    assert pairs.repairs.counts["null turns"] > 0 and pairs.repairs.counts["lone surrogates (replaced by U+FFFD)"] > 0
     words = np.array([sum(len(t.split()) for f in pairs.texts for t in pairs.texts[f][i]) for i in range(len(pairs))])
     assert np.median(words) < 400 and words.max() > 1500  # mostly short, with a long tail
     assert 0.2 < np.mean(pairs.labels == 2) < 0.5

@@ -68,7 +68,7 @@ def test_blend_weights():
     assert np.allclose(blend([a, b], [3, 1]), [[0.65, 0.225, 0.125]])
     geo = blend([a, b], [1, 1], "logprob")
     assert np.allclose(geo.sum(), 1) and geo[0, 0] == pytest.approx(0.4 / (0.4 + np.sqrt(0.06) + np.sqrt(0.02)))
-    with pytest.raises(KitError, match="2 models but 1 weights"):
+    with pytest.raises(KitError, match=r"2 model\(s\) but 1 weights"):
         blend([a, b], [1])
 
 

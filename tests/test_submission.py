@@ -77,3 +77,23 @@ def test_writer_refuses_missing_predictions(tmp_path, spec):
     with pytest.raises(DataError, match="no prediction for 1 id"):
         write_submission(IDS[:3], np.full((3, 3), 1 / 3), IDS, spec, tmp_path / "x.csv")
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_atomic_writes_keep_the_existing_mode_else_the_umask_default(tmp_path):
+    import os
+    import stat
+
+    from kaggle_kit.atomic import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        fresh = tmp_path / "fresh.csv"
+        write_text_atomic(fresh, "a\n")
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+        shared = tmp_path / "shared.toml"
+        shared.write_text("x")
+        shared.chmod(0o664)
+        write_text_atomic(shared, "y")
+        assert stat.S_IMODE(shared.stat().st_mode) == 0o664 and shared.read_text() == "y"
+    finally:
+        os.umask(old)
