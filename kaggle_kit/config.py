@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -15,7 +16,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 inside older Kaggle images
     import tomli as tomllib
 
-from .errors import KitError
+from .errors import KitError, UsageProblem
 
 CONFIG_FILE = "kaggle-kit.toml"
 
@@ -166,3 +167,21 @@ def load_config(path: Path | None = None) -> ProjectConfig:
 def with_overrides(section: Any, **overrides: Any) -> Any:
     """Apply CLI flags over a config section; a flag left at None keeps the toml/default value."""
     return dataclasses.replace(section, **{k: v for k, v in overrides.items() if v is not None})
+
+
+# ---- Kaggle references (owner/slug), checked before anything is built or sent
+REF_RE = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+$")
+SLUG_LENGTHS: dict[str, tuple[int, int | None]] = {"dataset": (6, 50), "kernel": (5, None)}  # as the client checks
+
+
+def check_ref(ref: str, what: str) -> str:
+    """Refuse anything but owner/slug (with the slug length rule for a 'dataset' or 'kernel'); return the slug."""
+    if not isinstance(ref, str) or not REF_RE.match(ref):
+        raise UsageProblem(f"{what} '{ref}' must be owner/slug", hint="letters, digits, '-', '_' and '.'")
+    slug = ref.split("/")[1]
+    low, high = SLUG_LENGTHS.get(what, (1, None))
+    if len(slug) < low or (high is not None and len(slug) > high):
+        size = "too short" if len(slug) < low else "too long"
+        rule = f"{low}-{high} characters" if high else f"at least {low} characters"
+        raise UsageProblem(f"{what} slug '{slug}' is {size}: it must be {rule}")
+    return slug

@@ -7,11 +7,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .competition import CompetitionSpec
-from .data import read_test, read_train
-from .errors import DataError, RemoteError
-from .kaggle_client import call, get_api, transfer_timeout
-from .submission import expected_ids
+from ..competition import CompetitionSpec
+from ..data import read_test, read_train
+from ..errors import DataError, RemoteError
+from ..submission import expected_ids
+from .client import call, get_api, transfer_timeout
 
 
 def verify(folder: Path, spec: CompetitionSpec) -> dict:
