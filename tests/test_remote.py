@@ -149,8 +149,11 @@ def test_dataset_429_retried_and_status_wait(project, fake, tmp_path):
 
 
 def test_upload_code_builds_an_installable_wheel(project, fake):
+    checkout = Path(kaggle_kit.__file__).parents[1]
+    before = sorted(checkout.iterdir())
     result = run("upload", "code", "--dataset", "tester/kaggle-kit-code", "--json")
     assert result.exit_code == 0, result.output
+    assert sorted(checkout.iterdir()) == before  # no build/ or *.egg-info left in the source checkout
     names = [c["body"]["name"] for c in fake.calls("StartBlobUpload")]
     assert len(names) == 1 and names[0].startswith("kaggle_kit-") and names[0].endswith(".whl")
     wheel = zipfile.ZipFile(io.BytesIO(next(iter(fake.blobs.values()))))
@@ -274,3 +277,19 @@ def test_submit_kernel_uses_the_last_completed_version(project, fake):
     result = run("submit", "--kernel", "tester/lmsys-infer", "-m", "x", "--json")
     assert result.exit_code == 0, result.output
     assert fake.calls("CreateCodeSubmission")[0]["body"]["kernelVersion"] == 1
+
+
+def test_a_test_run_leaves_no_temp_folders(tmp_path):
+    """Run one small test in a child pytest with its own TMPDIR: only pytest's tmp_path tree may remain there."""
+    import os
+    import subprocess
+    import sys
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    test = f"{Path(__file__).parent / 'test_kernels.py'}::test_bundle_never_contains_the_remote_package"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert [p.name for p in tmp.iterdir() if not p.name.startswith("pytest-of-")] == []

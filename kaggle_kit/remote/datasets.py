@@ -62,8 +62,14 @@ def _build_wheel(staging: Path) -> None:
     root = Path(__file__).resolve().parents[2]
     if not (root / "setup.cfg").exists():
         raise KitError("the code upload needs a kaggle-kit source checkout")
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(staging), str(root)],
-                          capture_output=True, text=True)
+    # pip builds in the source tree (build/, *.egg-info): build from a temp copy so the checkout stays as it was
+    with tempfile.TemporaryDirectory(prefix="kk-wheel-") as tmp:
+        src = Path(tmp) / "src"
+        shutil.copytree(root / "kaggle_kit", src / "kaggle_kit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for name in ("setup.cfg", "pyproject.toml", "README.md"):
+            shutil.copy2(root / name, src / name)
+        proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                               str(staging), str(src)], capture_output=True, text=True)
     if proc.returncode:
         raise KitError(f"building the kaggle-kit wheel failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
 
