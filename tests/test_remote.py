@@ -293,3 +293,9 @@ def test_a_test_run_leaves_no_temp_folders(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:]
     assert [p.name for p in tmp.iterdir() if not p.name.startswith("pytest-of-")] == []
+
+
+def test_commands_that_change_things_offer_a_dry_run():
+    """Checked: push-kernel, upload and submit change Kaggle; download writes files. The rest only read."""
+    for name in ("push-kernel", "upload", "submit", "download"):
+        assert "dry_run" in [p.name for p in main.commands[name].params], name

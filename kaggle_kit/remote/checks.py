@@ -11,7 +11,8 @@ from .client import CREDENTIALS_HINT, call, credentials_source, default_timeout,
 
 def check_credentials() -> Check:
     source = credentials_source()
-    return Check("kaggle credentials", source is not None, f"from {source}" if source else "none found", CREDENTIALS_HINT)
+    detail = f"from {source}" if source else "none found"
+    return Check("kaggle credentials", source is not None, detail, CREDENTIALS_HINT)
 
 
 def check_timeout() -> Check:

@@ -1,5 +1,5 @@
 """The one door to Kaggle: lazy import of the official client, our own timeouts, retries with backoff, one-line errors,
-and the one poll loop every wait uses. Kernel-side code never imports this (the client needs Python 3.11 and credentials)."""
+and the one poll loop every wait uses. Kernel-side code never imports it (the client needs Python 3.11, credentials)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def get_api():
         with contextlib.redirect_stdout(io.StringIO()):
             from kaggle.api.kaggle_api_extended import KaggleApi
     except ImportError as exc:
-        raise RemoteError(f"the kaggle client is not importable ({exc})", hint="pip install 'kaggle>=2.2' six (Python >= 3.11)") from None
+        raise RemoteError(f"the kaggle client is not importable ({exc})",
+                          hint="pip install 'kaggle>=2.2' six (Python >= 3.11)") from None
     api = KaggleApi()
     try:
         with contextlib.redirect_stdout(io.StringIO()):
@@ -103,8 +104,8 @@ def explain(exc: BaseException, what: str, competition: str | None = None) -> Re
     if status == 404:
         return RemoteError(f"{what}: not found (404)", hint="check the owner/slug spelling", status=status)
     if status == 429:
-        return RemoteError(f"{what}: rate limited by Kaggle (429) after {RETRIES} tries", hint="wait a few minutes and retry",
-                           status=status)
+        return RemoteError(f"{what}: rate limited by Kaggle (429) after {RETRIES} tries",
+                           hint="wait a few minutes and retry", status=status)
     if status is not None:
         return RemoteError(f"{what}: Kaggle answered {status} ({message})", status=status)
     return RemoteError(f"{what}: {type(exc).__name__}: {message}")
@@ -143,7 +144,8 @@ def call(what: str, fn: Callable[[], T], timeout: float | None = None, retries: 
             raise RemoteError(f"{what}: {exc}", hint="Kaggle may be slow; retry, or raise KAGGLE_KIT_TIMEOUT") from None
         except (requests.HTTPError, requests.ConnectionError) as exc:
             status = _status(exc)
-            transient = (status is None and isinstance(exc, requests.ConnectionError)) or status == 429 or (status or 0) >= 500
+            dropped = status is None and isinstance(exc, requests.ConnectionError)
+            transient = dropped or status == 429 or (status or 0) >= 500
             if not transient or attempt == retries - 1:
                 raise explain(exc, what, competition) from None
             sleep(_retry_after(exc, attempt))
@@ -155,7 +157,7 @@ def call(what: str, fn: Callable[[], T], timeout: float | None = None, retries: 
 
 
 def normalise(status: Any) -> str:
-    """One spelling for every status Kaggle sends: enums, 'KernelWorkerStatus.RUNNING', 'ready' -> 'RUNNING', 'READY'."""
+    """One spelling for every status: enums, 'KernelWorkerStatus.RUNNING' -> 'RUNNING', 'ready' -> 'READY'."""
     name = getattr(status, "name", None) or str(status or "UNKNOWN")
     return name.split(".")[-1].upper()
 

@@ -50,11 +50,13 @@ def stage(kind: str, source: Path, dataset: str, staging: Path, with_checkpoints
             if excluded(item.name, with_checkpoints):
                 continue
             if item.is_dir():
-                shutil.copytree(item, staging / item.name, ignore=lambda d, names: [n for n in names if excluded(n, with_checkpoints)])
+                shutil.copytree(item, staging / item.name,
+                                ignore=lambda d, names: [n for n in names if excluded(n, with_checkpoints)])
             else:
                 shutil.copy2(item, staging / item.name)
     title = slug.replace("-", " ").title()[:50].ljust(6, "_")
-    (staging / "dataset-metadata.json").write_text(json.dumps({"id": dataset, "title": title, "licenses": [{"name": "CC0-1.0"}]}))
+    metadata = {"id": dataset, "title": title, "licenses": [{"name": "CC0-1.0"}]}
+    (staging / "dataset-metadata.json").write_text(json.dumps(metadata))
     return staging
 
 
@@ -76,7 +78,8 @@ def _build_wheel(staging: Path) -> None:
 
 def _download_wheels(staging: Path) -> None:
     """Wheels for Kaggle's image (CPython 3.11, manylinux x86_64) of what it lacks."""
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.11",
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
+                           "--python-version", "3.11",
                            "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_24_x86_64", "--no-deps",
                            "-d", str(staging), *KERNEL_SIDE_WHEELS], capture_output=True, text=True)
     if proc.returncode:

@@ -47,7 +47,8 @@ def download(spec: CompetitionSpec, to: Path, dry_run: bool = False) -> dict:
                 with zipfile.ZipFile(archive) as zf:
                     zf.extractall(unpacked)
             except zipfile.BadZipFile:
-                raise RemoteError(f"the downloaded archive {archive.name} is corrupt", hint="run download again") from None
+                raise RemoteError(f"the downloaded archive {archive.name} is corrupt",
+                                  hint="run download again") from None
         summary = verify(unpacked, spec)
         to.mkdir(parents=True, exist_ok=True)
         for path in unpacked.iterdir():

@@ -48,7 +48,8 @@ def push_kernel(build: KernelBuild, timeout_s: int = 0) -> dict:
     """Push a built folder; the version Kaggle gave is recorded in the project's state file."""
     kernel = build.metadata["id"]
     api = get_api()
-    response = call("push kernel", lambda: api.kernels_push(str(build.folder), timeout=str(timeout_s) if timeout_s else None))
+    timeout = str(timeout_s) if timeout_s else None
+    response = call("push kernel", lambda: api.kernels_push(str(build.folder), timeout=timeout))
     if getattr(response, "error", None):
         raise RemoteError(f"push kernel {kernel}: {response.error}")
     invalid = {k: getattr(response, k, None) for k in ("invalid_dataset_sources", "invalid_competition_sources",

@@ -23,7 +23,8 @@ def load(path: Path = STATE_FILE) -> dict:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise KitError(f"{path} is not valid JSON ({exc})", hint="fix or delete it; push-kernel writes it again") from None
+        raise KitError(f"{path} is not valid JSON ({exc})",
+                       hint="fix or delete it; push-kernel writes it again") from None
     if not isinstance(data, dict):
         raise KitError(f"{path} does not hold a JSON object", hint="fix or delete it; push-kernel writes it again")
     return data

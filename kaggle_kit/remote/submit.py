@@ -53,7 +53,8 @@ def check_window(info: Deadline, now: datetime, force: bool) -> str | None:
     """Refuse after the deadline or with no submissions left today; warn (override: force) within 24 h."""
     left = info.left(now)
     if left is not None and left <= timedelta(0):
-        raise KitError(f"the competition closed at {info.deadline:%Y-%m-%d %H:%M} UTC", hint="no submission is possible")
+        raise KitError(f"the competition closed at {info.deadline:%Y-%m-%d %H:%M} UTC",
+                       hint="no submission is possible")
     if info.remaining_today is not None and info.remaining_today <= 0:
         raise KitError("no submissions left today", hint="the daily limit resets at 00:00 UTC")
     if left is not None and left < WARN_WITHIN:
@@ -90,7 +91,8 @@ def submit_file(path: Path, message: str, spec: CompetitionSpec, sample_submissi
         return {"dry_run": True, "file": str(path), "rows": report.rows}
     api = get_api()
     warning = check_window(deadline_info(api, spec), now, force)
-    response = call("submit", lambda: api.competition_submit(str(path), message, spec.slug, quiet=True), competition=spec.slug)
+    response = call("submit", lambda: api.competition_submit(str(path), message, spec.slug, quiet=True),
+                    competition=spec.slug)
     return _result(api, spec, response, warning)
 
 
@@ -102,8 +104,8 @@ def submit_kernel(kernel: str, version: int | None, message: str, spec: Competit
         return {"dry_run": True, "kernel": kernel, "version": version, "file": spec.submission_file}
     api = get_api()
     warning = check_window(deadline_info(api, spec), now, force)
-    response = call("submit kernel", lambda: api.competition_submit_code(spec.submission_file, message, spec.slug, kernel,
-                                                                         version, quiet=True), competition=spec.slug)
+    response = call("submit kernel", lambda: api.competition_submit_code(
+        spec.submission_file, message, spec.slug, kernel, version, quiet=True), competition=spec.slug)
     return _result(api, spec, response, warning)
 
 
