@@ -316,18 +316,18 @@ def run_kernel_cmd(build: Path, inputs, working, as_json) -> None:
 @click.argument("task", type=click.Choice(["train", "infer"]))
 @click.option("--wait", is_flag=True, help="Wait until the run ends.")
 @click.option("--interval", default=30.0, show_default=True)
+@click.option("--force", is_flag=True, help="Push even while a previous version is still queued or running.")
 @dry_run_option
 @config_option
 @json_option
 @pass_kit
-def push_kernel_cmd(kit: KitContext, task, wait, interval, dry_run, as_json) -> None:
-    """Build, then push a kernel to run on Kaggle; prints version and URL."""
-    from .kernels import build_kernel, push_kernel, wait_for_kernel
+def push_kernel_cmd(kit: KitContext, task, wait, interval, force, dry_run, as_json) -> None:
+    """Build, then push a kernel to run on Kaggle; prints version and URL (a dry run writes nothing)."""
+    from .remote.kernels import push, wait_for_kernel
 
     cfg = kit.config
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
-    build = build_kernel(task, cfg, Path("kernels/build") / slug, overwrite=True)
-    result = push_kernel(build, dry_run=dry_run, timeout_s=cfg.kernel.timeout_s)
+    result = push(task, cfg, Path("kernels/build") / slug, dry_run=dry_run, force=force)
     emit(result, as_json, json.dumps(result, indent=2) if dry_run else f"pushed {result['id']} version {result['version']}: {result['url']}")
     if wait and not dry_run:
         status, failure = wait_for_kernel(result["id"], interval=interval, echo=lambda m: click.echo(m, err=True))
@@ -343,7 +343,7 @@ def push_kernel_cmd(kit: KitContext, task, wait, interval, dry_run, as_json) -> 
 @json_option
 def status_cmd(kernel, wait, interval, timeout, as_json) -> None:
     """A kernel's state (QUEUED/RUNNING/COMPLETE/ERROR); exit 1 on ERROR."""
-    from .kernels import kernel_status, wait_for_kernel
+    from .remote.kernels import kernel_status, wait_for_kernel
 
     if wait:
         status, failure = wait_for_kernel(kernel, interval, timeout, echo=lambda m: click.echo(m, err=True))
@@ -360,7 +360,7 @@ def status_cmd(kernel, wait, interval, timeout, as_json) -> None:
 @json_option
 def pull_cmd(kernel, to, as_json) -> None:
     """Download a kernel's outputs and log into a new versioned folder."""
-    from .kernels import pull_kernel
+    from .remote.kernels import pull_kernel
 
     folder, files = pull_kernel(kernel, to)
     emit({"folder": str(folder), "files": files}, as_json, f"pulled {len(files)} file(s) into {folder}")
@@ -376,14 +376,12 @@ def pull_cmd(kernel, to, as_json) -> None:
 @json_option
 def upload_cmd(kind, path, dataset, message, with_checkpoints, dry_run, as_json) -> None:
     """Upload a model dir, the kaggle-kit wheel, or offline wheels as a dataset (create or new version)."""
-    from .datasets import manifest, stage, upload
+    from .remote.datasets import upload_dataset
 
     if kind == "model" and path is None:
         raise click.UsageError("upload model needs PATH (a train --out folder)")
-    staging = stage(kind, path or Path("."), dataset, with_checkpoints)
-    files = manifest(staging)
-    click.echo("\n".join(f"  {f['path']} ({f['bytes']:,} bytes)" for f in files), err=True)
-    result = {"dry_run": True, "dataset": dataset, "files": files} if dry_run else upload(staging, dataset, message)
+    result = upload_dataset(kind, path or Path("."), dataset, message, with_checkpoints, dry_run,
+                            echo=lambda m: click.echo(m, err=True))
     emit(result, as_json, "dry run: nothing sent" if dry_run else f"{result['action']}d {dataset}: {result['url']}")
 
 
@@ -400,11 +398,12 @@ def datasets_group() -> None:
 @json_option
 def datasets_status_cmd(dataset, wait, interval, timeout, as_json) -> None:
     """A dataset's processing state (ready when kernels can use it)."""
-    from .datasets import wait_for_dataset
+    from .remote.datasets import dataset_state, wait_for_dataset
 
-    state = wait_for_dataset(dataset, interval if wait else None, timeout, echo=lambda m: click.echo(m, err=True))
+    state = (wait_for_dataset(dataset, interval, timeout, echo=lambda m: click.echo(m, err=True)) if wait
+             else dataset_state(dataset))
     emit({"dataset": dataset, "status": state}, as_json, f"{dataset}: {state}")
-    if state.lower() == "failed":
+    if state == "FAILED":
         raise KitError(f"{dataset} processing failed", hint="upload it again")
 
 
@@ -412,7 +411,8 @@ def datasets_status_cmd(dataset, wait, interval, timeout, as_json) -> None:
 @click.argument("file", required=False, type=click.Path(path_type=Path))
 @click.option("-m", "--message", required=True)
 @click.option("--kernel", help="owner/slug of a code-competition kernel.")
-@click.option("--version", "kernel_version", type=int)
+@click.option("--version", "kernel_version", type=click.IntRange(min=1),
+              help="Kernel version (default: the last one push-kernel saw COMPLETE).")
 @click.option("--sample-submission", type=click.Path(path_type=Path))
 @click.option("--force", is_flag=True, help="Submit within 24 h of the deadline.")
 @dry_run_option
@@ -421,7 +421,7 @@ def datasets_status_cmd(dataset, wait, interval, timeout, as_json) -> None:
 @pass_kit
 def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_submission, force, dry_run, as_json) -> None:
     """Validate, then submit a file or a kernel version; refuses after the deadline or past the daily limit."""
-    from .submit import submit_file, submit_kernel
+    from .remote.submit import submit_file, submit_kernel
 
     cfg = kit.config
     spec = kit.spec
@@ -446,15 +446,16 @@ def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_su
 @pass_kit
 def deadline_cmd(kit: KitContext, as_json) -> None:
     """The competition deadline, time left and today's remaining submissions."""
-    from .kaggle_client import get_api
-    from .submit import deadline_info
+    from .remote.client import get_api
+    from .remote.submit import deadline_info
 
     spec = kit.spec
     info = deadline_info(get_api(), spec)
-    left = info.left(_now())
-    emit({"deadline": info.deadline, "seconds_left": left.total_seconds() if left else None,
+    now = _now()
+    left = info.left(now)
+    emit({"deadline": info.deadline, "seconds_left": int(left.total_seconds()) if left else None,
           "remaining_today": info.remaining_today}, as_json,
-         f"{spec.slug}: deadline {info.deadline} ({left} left); {info.remaining_today} submission(s) left today")
+         f"{spec.slug}: deadline {info.describe(now)}; {info.remaining_today} submission(s) left today")
 
 
 @main.command("submissions")
@@ -464,7 +465,7 @@ def deadline_cmd(kit: KitContext, as_json) -> None:
 @pass_kit
 def submissions_cmd(kit: KitContext, wait_ref, as_json) -> None:
     """List submissions with status and public score."""
-    from .submit import list_submissions, wait_for_score
+    from .remote.submit import list_submissions, wait_for_score
 
     spec = kit.spec
     if wait_ref:
@@ -472,7 +473,8 @@ def submissions_cmd(kit: KitContext, wait_ref, as_json) -> None:
         emit(sub, as_json, f"{sub['ref']}: {sub['status']} {sub['public_score']}")
         return
     subs = list_submissions(spec)
-    emit(subs, as_json, "\n".join(f"{s['ref']}  {s['status']:<10} {s['public_score'] or '-':>8}  {s['description']}" for s in subs))
+    emit(subs, as_json, "\n".join(f"{s['ref']}  {s['status']:<10} {s['public_score'] or '-':>8}  {s['description']}"
+                                  + (f"  ({s['error']})" if s["error"] else "") for s in subs))
 
 
 @main.command("download")
@@ -485,7 +487,7 @@ def submissions_cmd(kit: KitContext, wait_ref, as_json) -> None:
 def download_cmd(kit: KitContext, competition, to, dry_run, as_json) -> None:
     """Download, unzip and verify the competition's files (skips files already verified)."""
     from .competition import get_spec
-    from .download import download
+    from .remote.download import download
 
     cfg = kit.config
     spec = get_spec(competition or cfg.competition)
@@ -513,9 +515,11 @@ def init_cmd(directory: Path, competition: str, username: str) -> None:
 @pass_kit
 def doctor_cmd(kit: KitContext, offline: bool, as_json: bool) -> None:
     """Green/red checks of the environment, credentials (never their value), rules and config; exit 1 if one required fails."""
-    from .doctor import as_dicts, run_checks
+    from .doctor import as_dicts, check_disk, local_checks
+    from .remote.checks import remote_checks
 
-    checks = run_checks(kit.config, offline)
+    cfg = kit.config
+    checks = [*local_checks(cfg), *remote_checks(cfg, offline), check_disk()]
     if as_json:
         emit(as_dicts(checks), True)
     else:

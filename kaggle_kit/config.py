@@ -298,8 +298,18 @@ def with_overrides(section: Any, **overrides: Any) -> Any:
     return check_section(changed, "setting")
 
 
-def check_ref(ref: str, what: str = "reference") -> str:
-    """A Kaggle dataset/kernel reference must be owner/slug."""
-    if not REF_RE.match(ref or ""):
-        raise UsageProblem(f"{what} '{ref}' must be owner/slug")
-    return ref
+# ---- Kaggle references (owner/slug), checked before anything is built or sent
+SLUG_LENGTHS: dict[str, tuple[int, int | None]] = {"dataset": (6, 50), "kernel": (5, None)}  # as the client checks
+
+
+def check_ref(ref: str, what: str) -> str:
+    """Refuse anything but owner/slug (with the slug length rule for a 'dataset' or 'kernel'); return the slug."""
+    if not isinstance(ref, str) or not REF_RE.match(ref):
+        raise UsageProblem(f"{what} '{ref}' must be owner/slug", hint="letters, digits, '-', '_' and '.'")
+    slug = ref.split("/")[1]
+    low, high = SLUG_LENGTHS.get(what, (1, None))
+    if len(slug) < low or (high is not None and len(slug) > high):
+        size = "too short" if len(slug) < low else "too long"
+        rule = f"{low}-{high} characters" if high else f"at least {low} characters"
+        raise UsageProblem(f"{what} slug '{slug}' is {size}: it must be {rule}")
+    return slug

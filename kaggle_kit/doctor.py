@@ -1,4 +1,4 @@
-"""`kaggle-kit doctor`: one screen of green/red checks, each red one with its fix; never prints a secret."""
+"""`kaggle-kit doctor`, local side: green/red checks of this machine, each red one with its fix (Kaggle's: remote/)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .competition import rules_url
 from .config import ProjectConfig
 
 
@@ -58,45 +57,18 @@ def check_libraries() -> list[Check]:
     return checks
 
 
-def check_credentials() -> Check:
-    from .kaggle_client import CREDENTIALS_HINT, credentials_source
-
-    source = credentials_source()
-    return Check("kaggle credentials", source is not None, f"from {source}" if source else "none found", CREDENTIALS_HINT)
-
-
-def check_rules(cfg: ProjectConfig) -> Check:
-    """A 403 on the competition's file listing means its rules are not accepted."""
-    from .errors import KitError, RemoteError
-    from .kaggle_client import call, get_api
-
-    name = "competition rules"
-    try:
-        api = get_api()
-        call("list competition files", lambda: api.competition_list_files(cfg.competition), timeout=30, retries=2,
-             competition=cfg.competition)
-    except KitError as exc:
-        if isinstance(exc, RemoteError) and exc.status == 403:
-            return Check(name, False, "not accepted", f"accept them at {rules_url(cfg.competition)}")
-        return Check(name, False, f"could not check: {exc.message}", exc.hint or "")
-    return Check(name, True, f"accepted for {cfg.competition}")
-
-
 def check_disk(path: Path = Path("."), need_gib: float = 5.0) -> Check:
     free = shutil.disk_usage(path).free / 2**30
     return Check("free disk", free >= need_gib, f"{free:.1f} GiB free", f"free at least {need_gib:.0f} GiB", required=False)
 
 
-def run_checks(cfg: ProjectConfig, offline: bool) -> list[Check]:
+def local_checks(cfg: ProjectConfig) -> list[Check]:
+    """Python, torch/CUDA, libraries, config and the kaggle client's presence: nothing here touches the network."""
     checks = [check_python(), *check_torch(), *check_libraries(),
               Check("config", True, cfg.source or "built-in defaults (no kaggle-kit.toml; `kaggle-kit init` writes one)")]
     if sys.version_info >= (3, 11):
         checks.append(Check("kaggle client", _version("kaggle") is not None, _version("kaggle") or "not installed",
                             "pip install kaggle six"))
-    checks.append(check_credentials())
-    if not offline and checks[-1].ok:
-        checks.append(check_rules(cfg))
-    checks.append(check_disk())
     return checks
 
 

@@ -1,4 +1,4 @@
-"""Kaggle kernels: a reproducible self-contained build, a local dry run, and push / status / pull through KaggleApi."""
+"""Kaggle kernels, local side: a reproducible self-contained build and a local dry run (pushing lives in remote/)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import hashlib
 import io
 import json
 import os
-import re
 import subprocess
 import sys
-import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,21 +16,23 @@ from pathlib import Path
 import kaggle_kit
 
 from . import __version__
-from .config import ProjectConfig
-from .errors import KitError, RemoteError, UsageProblem
+from .config import ProjectConfig, check_ref
+from .errors import KitError, UsageProblem
 
 PACKAGE_DIR = Path(kaggle_kit.__file__).parent
 TEMPLATE = PACKAGE_DIR.parent / "kernels" / "bootstrap.py.tmpl"
 TASKS = ("train", "infer")
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
-REF_RE = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+$")
+REMOTE_DIR = PACKAGE_DIR / "remote"  # talks to Kaggle: never shipped inside a kernel
 
 
 def package_archive() -> bytes:
-    """The kaggle_kit sources as a zip with fixed timestamps and order: the same tree gives the same bytes."""
+    """The kaggle_kit sources (without remote/) as a zip with fixed timestamps and order: same tree, same bytes."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(PACKAGE_DIR.rglob("*.py")):
+            if path.is_relative_to(REMOTE_DIR):
+                continue
             info = zipfile.ZipInfo(str(Path("kaggle_kit") / path.relative_to(PACKAGE_DIR)), ZIP_DATE)
             info.external_attr = 0o644 << 16
             archive.writestr(info, path.read_bytes(), zipfile.ZIP_DEFLATED)
@@ -89,17 +89,12 @@ def kernel_metadata(task: str, cfg: ProjectConfig, notebook: bool = False) -> di
 
 def validate_metadata(meta: dict) -> None:
     """What the client checks, checked before anything is sent, each with a clear message."""
-    owner_slug = meta["id"].split("/")
-    if len(owner_slug) != 2 or not all(owner_slug):
-        raise UsageProblem(f"kernel id '{meta['id']}' must be owner/slug")
-    if len(owner_slug[1]) < 5:
-        raise UsageProblem(f"kernel slug '{owner_slug[1]}' is too short", hint="at least 5 characters")
+    check_ref(meta["id"], "kernel")
     if len(meta["title"]) < 5:
         raise UsageProblem(f"kernel title '{meta['title']}' is too short", hint="at least 5 characters")
     for key in ("dataset_sources", "kernel_sources"):
         for ref in meta[key]:
-            if not REF_RE.match(ref):
-                raise UsageProblem(f"{key}: '{ref}' is not owner/slug")
+            check_ref(ref, key)
 
 
 def as_notebook(script: str) -> str:
@@ -176,61 +171,3 @@ def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, time
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """Sizes and mtimes of an input tree: a local run must leave it exactly as Kaggle's read-only mount would."""
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-# ---- remote: push / status / pull
-def push_kernel(build: KernelBuild, dry_run: bool = False, timeout_s: int = 0) -> dict:
-    from .kaggle_client import call, get_api
-
-    if dry_run:
-        return {"dry_run": True, "id": build.metadata["id"], "folder": str(build.folder), "metadata": build.metadata}
-    api = get_api()
-    response = call("push kernel", lambda: api.kernels_push(str(build.folder), timeout=str(timeout_s) if timeout_s else None))
-    if getattr(response, "error", None):
-        raise RemoteError(f"push kernel {build.metadata['id']}: {response.error}")
-    invalid = {k: getattr(response, k, None) for k in ("invalid_dataset_sources", "invalid_competition_sources",
-                                                       "invalid_kernel_sources", "invalid_model_sources")}
-    invalid = {k: v for k, v in invalid.items() if v}
-    if invalid:
-        raise RemoteError(f"push kernel {build.metadata['id']}: invalid sources {invalid}")
-    return {"id": build.metadata["id"], "version": response.version_number, "url": response.url}
-
-
-def kernel_status(kernel: str) -> tuple[str, str]:
-    from .kaggle_client import call, get_api
-
-    api = get_api()
-    response = call(f"status of {kernel}", lambda: api.kernels_status(kernel))
-    status = getattr(response.status, "name", str(response.status)).split(".")[-1]
-    return status, response.failure_message or ""
-
-
-def wait_for_kernel(kernel: str, interval: float = 30, timeout: float = 12 * 3600, echo=print,
-                    sleep=time.sleep) -> tuple[str, str]:
-    start = time.monotonic()
-    while True:
-        status, failure = kernel_status(kernel)
-        elapsed = time.monotonic() - start
-        echo(f"{kernel}: {status} ({elapsed:.0f}s)")
-        if status in ("COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED"):
-            return status, failure
-        if elapsed > timeout:
-            raise RemoteError(f"{kernel} still {status} after {timeout:.0f}s", hint="check it later with kaggle-kit status")
-        sleep(interval)
-
-
-def pull_kernel(kernel: str, to: Path) -> tuple[Path, list[str]]:
-    """Outputs + log into a new versioned folder under `to`; never into an existing one."""
-    from .atomic import next_free
-    from .kaggle_client import call, get_api
-
-    target = next_free(to, kernel.split("/")[-1])
-    target.mkdir(parents=True)
-    api = get_api()
-    files, _ = call(f"pull {kernel}", lambda: api.kernels_output(kernel, str(target), quiet=True), timeout=3600, retries=2)
-    root = target.resolve()
-    # The client refuses escaping names today; checking what it wrote keeps that guarantee ours.
-    escaped = [f for f in files if not Path(f).resolve().is_relative_to(root)]
-    if escaped:
-        raise RemoteError(f"pull {kernel}: output '{escaped[0]}' escapes {target}")
-    return target, sorted(os.path.relpath(f, target) for f in files)

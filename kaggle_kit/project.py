@@ -10,7 +10,8 @@ from .config import CONFIG_FILE
 from .errors import KitError
 
 GITIGNORE_LINES = ["submissions/*.csv", "models/", "outputs/", "kernels/build/", "quickstart/", "data/", ".venv/",
-                   "kaggle.json", "access_token*", "credentials.json", ".env"]
+                   "kaggle.json", "access_token*", "credentials.json", ".env",
+                   ".kaggle-kit/"]
 
 
 def config_text(competition: str, username: str) -> str:

@@ -6,6 +6,7 @@ The Kaggle client reads its environment at import, so the fake-server recipe is 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -32,6 +33,11 @@ from kaggle_kit.tiny_backbone import build_tiny_backbone  # noqa: E402
 from kaggle_kit.competition import LMSYS  # noqa: E402
 from kaggle_kit.config import TrainConfig  # noqa: E402
 from kaggle_kit.sample_data import write_sample_data  # noqa: E402
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The sandbox is ours: leave no temp folder outside pytest's own tmp_path tree."""
+    shutil.rmtree(_SANDBOX, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

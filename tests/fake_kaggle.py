@@ -1,14 +1,17 @@
 """A small fake Kaggle server (stdlib only) that the REAL kaggle client talks to through the LOCALHOST env + HTTP proxy.
 
 It records every request, keeps state (kernels, datasets, blobs, submissions, competition files) and can inject failures:
-`fail_next[Method] = (status, body, headers)`, `fail_next_put = 500`, `hang = {"Method"}`."""
+`fail_next[Method] = (status, body, headers)`, `fail_next_put = 500`, `hang = {"Method"}`, `drop_dataset_files = {path}`
+(listed as if never received), `shrink_dataset_files = {path}` (listed one byte short), `finish_submission(...)`."""
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 import time
 import urllib.parse
+import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -27,6 +30,9 @@ class FakeKaggle:
         self.fail_next: dict[str, tuple] = {}
         self.fail_next_put: int | None = None
         self.hang: set[str] = set()
+        self.drop_dataset_files: set[str] = set()
+        self.shrink_dataset_files: set[str] = set()
+        self.list_page_size = 2  # small pages, so callers must follow nextPageToken
         self._counter = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.port = self._server.server_address[1]
@@ -97,6 +103,36 @@ class FakeKaggle:
     def rpc_StartBlobUpload(self, body, user):
         token = f"blob-{self.next_id()}-{body['name']}"
         return 200, {"token": token, "createUrl": f"{self.base}/upload/{token}"}
+
+    def finish_submission(self, ref: int, status: str, score: str = "", error: str = "") -> None:
+        """What Kaggle's scorer would do: COMPLETE with a public score, or ERROR with a description."""
+        sub = next(s for s in self.submissions if s["ref"] == ref)
+        sub.update(status=status, publicScore=score, errorDescription=error)
+
+    def _received_files(self, body) -> dict[str, int]:
+        """path -> bytes as Kaggle lists them after processing: an uploaded folder zip comes back unpacked."""
+        files: dict[str, int] = {}
+        for item in body.get("files", []):
+            token = item["token"]
+            name, data = token.split("-", 2)[2], self.blobs.get(token, b"")
+            if name.endswith(".zip"):
+                with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                    files.update({f"{name[:-4]}/{i.filename}": i.file_size for i in zf.infolist() if not i.is_dir()})
+            else:
+                files[name] = len(data)
+        return files
+
+    def rpc_ListDatasetFiles(self, body, user):
+        ref = f"{body['ownerSlug']}/{body['datasetSlug']}"
+        if ref not in self.datasets:
+            return 404, {"code": 404, "message": "Not found"}
+        version = self.datasets[ref]["versions"][-1]
+        listed = [{"name": n, "totalBytes": b - (n in self.shrink_dataset_files), "ref": f"{ref}/{n}"}
+                  for n, b in sorted(self._received_files(version).items()) if n not in self.drop_dataset_files]
+        start = int(body.get("pageToken") or 0)
+        size = min(int(body.get("pageSize") or 20), self.list_page_size)
+        more = start + size < len(listed)
+        return 200, {"datasetFiles": listed[start:start + size], "nextPageToken": str(start + size) if more else ""}
 
     def rpc_CreateDataset(self, body, user):
         ref = f"{body['ownerSlug']}/{body['slug']}"

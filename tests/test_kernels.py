@@ -3,7 +3,9 @@ import io
 import json
 import os
 import shutil
+import tempfile
 import zipfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,8 +14,9 @@ from click.testing import CliRunner
 from kaggle_kit.cli import main
 from kaggle_kit.config import load_config
 from kaggle_kit.errors import KitError, RemoteError
-from kaggle_kit.kaggle_client import call
-from kaggle_kit.kernels import build_kernel, kernel_metadata, pull_kernel, push_kernel, wait_for_kernel
+from kaggle_kit.kernels import build_kernel, kernel_metadata
+from kaggle_kit.remote.client import call
+from kaggle_kit.remote.kernels import pull_kernel, push_kernel, wait_for_kernel
 
 
 def run(*args):
@@ -61,7 +64,7 @@ def test_metadata_validation_before_sending(project):
         kernel_metadata("train", cfg)
     cfg = load_config()
     cfg.datasets.backbone = "not a ref"
-    with pytest.raises(KitError, match="not owner/slug"):
+    with pytest.raises(KitError, match="must be owner/slug"):
         kernel_metadata("train", cfg)
 
 
@@ -98,9 +101,10 @@ def test_push_status_pull_against_fake(project, fake):
     with pytest.raises((RemoteError, ValueError)):
         pull_kernel("tester/lmsys-train", project / "outputs")
     assert not (project / "evil.txt").exists() and not (project.parent / "evil.txt").exists()
+    assert list((project / "outputs").iterdir()) == []  # a failed pull leaves no empty versioned folder
     fake.kernel_outputs["tester/lmsys-train"] = [("submission.csv", b"id,x\n1,2\n")]
     folder, files = pull_kernel("tester/lmsys-train", project / "outputs")
-    assert (folder / "submission.csv").read_bytes() == b"id,x\n1,2\n" and folder.name == "lmsys-train-2"
+    assert (folder / "submission.csv").read_bytes() == b"id,x\n1,2\n" and folder.name == "lmsys-train"
 
 
 def test_kernel_error_exits_1_with_message(project, fake):
@@ -131,7 +135,7 @@ def test_429_then_success_and_401(project, fake):
 
 
 def test_hanging_server_hits_our_timeout(fake):
-    from kaggle_kit.kaggle_client import get_api
+    from kaggle_kit.remote.client import get_api
 
     fake.hang.add("GetKernelSessionStatus")
     api = get_api()
@@ -180,3 +184,57 @@ def test_push_reports_invalid_sources(project, fake):
                                           "invalidDatasetSources": ["tester/tiny-deberta-v3"]})
     result = run("push-kernel", "train")
     assert result.exit_code == 1 and "invalid sources" in result.output and "tester/tiny-deberta-v3" in result.output
+
+
+def test_bundle_never_contains_the_remote_package():
+    from kaggle_kit.kernels import PACKAGE_DIR, package_archive
+
+    assert (PACKAGE_DIR / "remote" / "kernels.py").exists()
+    names = zipfile.ZipFile(io.BytesIO(package_archive())).namelist()
+    assert "kaggle_kit/kernels.py" in names and not [n for n in names if n.startswith("kaggle_kit/remote/")]
+
+
+def test_push_refuses_while_a_version_runs(project, fake):
+    for state in ("QUEUED", "RUNNING"):
+        fake.kernel_status["tester/lmsys-train"] = [(state, "")]
+        result = run("push-kernel", "train")
+        assert result.exit_code == 1 and f"still {state}" in result.output and "--force" in result.output
+        assert len(result.output.strip().splitlines()) == 1 and fake.calls("SaveKernel") == []
+    forced = run("push-kernel", "train", "--force")
+    assert forced.exit_code == 0, forced.output
+    fake.fail_next["GetKernelSessionStatus"] = (404, {"code": 404, "message": "Not found"})  # a kernel never pushed
+    assert run("push-kernel", "train").exit_code == 0 and len(fake.calls("SaveKernel")) == 2
+    saved = json.loads((project / ".kaggle-kit" / "kernels.json").read_text())["tester/lmsys-train"]["versions"]
+    assert [v["version"] for v in saved] == [1, 2]
+
+
+def test_push_dry_run_writes_nothing(project, fake):
+    result = run("push-kernel", "train", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["would_build"] == "kernels/build/lmsys-train"
+    assert not (project / "kernels").exists() and not (project / ".kaggle-kit").exists()
+    assert run("build-kernel", "train").exit_code == 0
+    script = project / "kernels" / "build" / "lmsys-train" / "lmsys-train.py"
+    script.write_text(script.read_text() + "# a hand edit\n")
+    assert run("push-kernel", "train", "--dry-run").exit_code == 0
+    assert script.read_text().endswith("# a hand edit\n") and fake.requests == []
+    assert list(Path(tempfile.gettempdir()).iterdir()) == []  # the temp build is gone too
+
+
+def test_push_wait_records_the_final_status(project, fake):
+    fake.kernel_status["tester/lmsys-train"] = [("COMPLETE", ""), ("RUNNING", ""), ("COMPLETE", "")]
+    result = run("push-kernel", "train", "--wait", "--interval", "0")
+    assert result.exit_code == 0, result.output
+    saved = json.loads((project / ".kaggle-kit" / "kernels.json").read_text())["tester/lmsys-train"]["versions"]
+    assert saved[-1]["version"] == 1 and saved[-1]["status"] == "COMPLETE"
+
+
+def test_bad_kaggle_kit_timeout_is_one_line(project):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KAGGLE_KIT_TIMEOUT": "abc"}
+    proc = subprocess.run([sys.executable, "-m", "kaggle_kit.cli", "doctor", "--offline"], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "KAGGLE_KIT_TIMEOUT: KAGGLE_KIT_TIMEOUT='abc' is not a positive number" in proc.stdout

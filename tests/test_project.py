@@ -87,7 +87,7 @@ def test_readme_troubleshooting_messages_are_the_codes_messages():
     root = Path(__file__).parent.parent
     readme = (root / "README.md").read_text()
     section = readme.split("## Troubleshooting", 1)[1]
-    source = "".join(p.read_text() for p in (root / "kaggle_kit").glob("*.py"))
+    source = "".join(p.read_text() for p in (root / "kaggle_kit").rglob("*.py"))
     messages = re.findall(r"^\| `([^`]+)`", section, flags=re.M)
     assert len(messages) >= 8
     for message in messages:

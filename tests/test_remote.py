@@ -1,18 +1,23 @@
 """Datasets, submissions and competition download: the REAL kaggle client against the fake server."""
 
+import ast
 import io
 import json
+import re
+import tempfile
 import zipfile
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+import kaggle_kit
 from kaggle_kit.cli import main
 from kaggle_kit.competition import LMSYS
 from kaggle_kit.errors import KitError
-from kaggle_kit.submit import submit_file, submit_kernel
+from kaggle_kit.remote.submit import submit_file, submit_kernel
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
@@ -136,16 +141,19 @@ def test_dataset_429_retried_and_status_wait(project, fake, tmp_path):
     fake.fail_next["GetDatasetStatus"] = (429, {"code": 429, "message": "slow"}, {"Retry-After": "0"})
     result = run("upload", "model", folder, "--dataset", "tester/some-data", "--json")
     assert result.exit_code == 0, result.output
-    # ours: 429 then 404 (retried, then "free"); then the client's own check inside dataset_create_new
-    assert len(fake.calls("GetDatasetStatus")) == 3 and json.loads(result.stdout)["action"] == "create"
+    # ours: 429 then 404 (retried, then "free"); the client's own check inside dataset_create_new; our READY wait
+    assert len(fake.calls("GetDatasetStatus")) == 4 and json.loads(result.stdout)["action"] == "create"
     fake.datasets["tester/some-data"]["status"] = "READY"
     status = run("datasets", "status", "tester/some-data", "--wait", "--interval", "0")
     assert status.exit_code == 0 and "tester/some-data: ready" in status.output.lower()
 
 
 def test_upload_code_builds_an_installable_wheel(project, fake):
+    checkout = Path(kaggle_kit.__file__).parents[1]
+    before = sorted(checkout.iterdir())
     result = run("upload", "code", "--dataset", "tester/kaggle-kit-code", "--json")
     assert result.exit_code == 0, result.output
+    assert sorted(checkout.iterdir()) == before  # no build/ or *.egg-info left in the source checkout
     names = [c["body"]["name"] for c in fake.calls("StartBlobUpload")]
     assert len(names) == 1 and names[0].startswith("kaggle_kit-") and names[0].endswith(".whl")
     wheel = zipfile.ZipFile(io.BytesIO(next(iter(fake.blobs.values()))))
@@ -162,3 +170,132 @@ def test_submit_fetches_sample_submission_when_none_is_local(project, fake, smal
     result = run("submit", project / "bad.csv", "-m", "x")
     assert result.exit_code == 1 and "2 missing id(s)" in result.output
     assert len(fake.calls("CreateSubmission")) == 1  # the invalid file never reached CreateSubmission
+
+
+# ---- the remote room: only the CLI enters it
+
+
+def _imported_modules(path, module):
+    """Absolute names of everything `path` (the module `module`) imports, relative imports resolved."""
+    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(package[: len(package) - node.level + 1] if node.level else [])
+            name = ".".join(filter(None, [base, node.module])) if node.level else node.module
+            yield name
+            yield from (f"{name}.{alias.name}" for alias in node.names)
+
+
+def test_only_the_cli_imports_the_remote_package():
+    root = Path(kaggle_kit.__file__).parent
+    assert (root / "remote" / "client.py").exists()
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        module = ".".join(("kaggle_kit", *path.relative_to(root).with_suffix("").parts))
+        if module == "kaggle_kit.cli" or module.startswith("kaggle_kit.remote"):
+            continue
+        names = set(_imported_modules(path, module.removesuffix(".__init__")))
+        offenders += [f"{module} imports {n}" for n in sorted(names) if n == "kaggle_kit.remote"
+                      or n.startswith("kaggle_kit.remote.") or n.split(".")[0] == "kaggle"]
+    assert offenders == []
+
+
+def test_import_walker_sees_relative_imports(tmp_path):
+    sample = tmp_path / "x.py"
+    sample.write_text("from .remote.client import call\nfrom . import remote\nimport kaggle_kit.remote\n")
+    names = set(_imported_modules(sample, "kaggle_kit.doctor"))
+    assert {"kaggle_kit.remote.client", "kaggle_kit.remote", "kaggle_kit.remote"} <= names
+
+
+# ---- Kaggle's known traps and leftovers (issue 16)
+
+
+def test_upload_checks_the_remote_file_list(project, fake, tmp_path):
+    folder = tmp_path / "model"
+    (folder / "adapter").mkdir(parents=True)
+    (folder / "adapter" / "weights.bin").write_bytes(b"w" * 300)
+    for name in ("a.txt", "b.txt", "c.txt", "d.txt"):
+        (folder / name).write_text(name * 10)
+    ok = run("upload", "model", folder, "--dataset", "tester/verify-data", "--json")
+    assert ok.exit_code == 0, ok.output
+    assert len(fake.calls("ListDatasetFiles")) == 3  # five files at two per page: the pages were followed
+    fake.drop_dataset_files = {"adapter/weights.bin"}
+    dropped = run("upload", "model", folder, "--dataset", "tester/verify-data")
+    assert dropped.exit_code == 1 and "missing adapter/weights.bin" in dropped.output
+    fake.drop_dataset_files, fake.shrink_dataset_files = set(), {"b.txt"}
+    shrunk = run("upload", "model", folder, "--dataset", "tester/verify-data")
+    assert shrunk.exit_code == 1 and "size differs: b.txt (49 bytes, sent 50)" in shrunk.output
+
+
+def test_upload_leaves_no_staged_copy(project, fake, tmp_path):
+    folder = tmp_path / "stuff"
+    folder.mkdir()
+    (folder / "data.bin").write_bytes(b"x" * 100)
+    staging_root = Path(tempfile.gettempdir())
+    dry = run("upload", "model", folder, "--dataset", "tester/stuff-data", "--dry-run")
+    assert dry.exit_code == 0 and "data.bin (100 bytes)" in dry.output and fake.requests == []
+    assert list(staging_root.iterdir()) == []
+    assert run("upload", "model", folder, "--dataset", "tester/stuff-data").exit_code == 0
+    assert not (staging_root / "kaggle-kit-staging" / "stuff-data").exists()
+
+
+def test_submission_error_prints_kaggles_description(project, fake, small_files):
+    fake.competitions["lmsys-chatbot-arena"] = {"deadline": "2099-12-31T23:59:00Z"}
+    ref = submit_file(small_files.sample_submission, "x", LMSYS, small_files.sample_submission, NOW)["ref"]
+    fake.finish_submission(ref, "ERROR", error="Submission CSV has 3 columns, expected 4")
+    waited = run("submissions", "--wait", ref)
+    assert waited.exit_code == 1 and "Submission CSV has 3 columns, expected 4" in waited.output
+    listing = run("submissions")
+    assert "ERROR" in listing.output and "Submission CSV has 3 columns" in listing.output
+
+
+def test_deadline_prints_no_microseconds(project, fake):
+    fake.competitions["lmsys-chatbot-arena"] = {"deadline": "2099-12-31T23:59:00Z"}
+    result = run("deadline")
+    assert result.exit_code == 0, result.output
+    assert "2099-12-31 23:59 UTC (" in result.output and "m left)" in result.output
+    assert not re.search(r"\d\.\d{6}|\+00:00", result.output)
+
+
+def test_submit_kernel_uses_the_last_completed_version(project, fake):
+    fake.competitions["lmsys-chatbot-arena"] = {"deadline": "2099-12-31T23:59:00Z"}
+    refused = run("submit", "--kernel", "tester/lmsys-infer", "-m", "x")
+    assert refused.exit_code == 1 and "no completed version of tester/lmsys-infer" in refused.output
+    assert fake.calls("CreateCodeSubmission") == []
+    fake.fail_next["GetKernelSessionStatus"] = (404, {"code": 404, "message": "Not found"})  # a new kernel
+    assert run("push-kernel", "infer").exit_code == 0  # version 1
+    fake.kernel_status["tester/lmsys-infer"] = [("COMPLETE", "")]
+    assert run("status", "tester/lmsys-infer").exit_code == 0  # version 1 COMPLETE, recorded
+    assert run("push-kernel", "infer").exit_code == 0  # version 2, not finished
+    fake.kernel_status["tester/lmsys-infer"] = [("RUNNING", "")]
+    assert run("status", "tester/lmsys-infer").exit_code == 0
+    saved = json.loads((project / ".kaggle-kit" / "kernels.json").read_text())["tester/lmsys-infer"]["versions"]
+    assert [(v["version"], v["status"]) for v in saved] == [(1, "COMPLETE"), (2, "RUNNING")]
+    assert all(v["pushed_at"] for v in saved)
+    result = run("submit", "--kernel", "tester/lmsys-infer", "-m", "x", "--json")
+    assert result.exit_code == 0, result.output
+    assert fake.calls("CreateCodeSubmission")[0]["body"]["kernelVersion"] == 1
+
+
+def test_a_test_run_leaves_no_temp_folders(tmp_path):
+    """Run one small test in a child pytest with its own TMPDIR: only pytest's tmp_path tree may remain there."""
+    import os
+    import subprocess
+    import sys
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    test = f"{Path(__file__).parent / 'test_kernels.py'}::test_bundle_never_contains_the_remote_package"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:]
+    assert [p.name for p in tmp.iterdir() if not p.name.startswith("pytest-of-")] == []
+
+
+def test_commands_that_change_things_offer_a_dry_run():
+    """Checked: push-kernel, upload and submit change Kaggle; download writes files. The rest only read."""
+    for name in ("push-kernel", "upload", "submit", "download"):
+        assert "dry_run" in [p.name for p in main.commands[name].params], name

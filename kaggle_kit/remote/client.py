@@ -1,6 +1,5 @@
-"""The one door to Kaggle: lazy import of the official client, our own timeouts, retries with backoff, one-line errors.
-
-Kernel-side code never imports this module (the kaggle client needs Python 3.11 and credentials)."""
+"""The one door to Kaggle: lazy import of the official client, our own timeouts, retries with backoff, one-line errors,
+and the one poll loop every wait uses. Kernel-side code never imports it (the client needs Python 3.11, credentials)."""
 
 from __future__ import annotations
 
@@ -10,21 +9,32 @@ import io
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
-from .competition import rules_url
-from .errors import RemoteError
+from ..competition import rules_url
+from ..errors import RemoteError, UsageProblem
 
 T = TypeVar("T")
-DEFAULT_TIMEOUT_S = float(os.environ.get("KAGGLE_KIT_TIMEOUT", "120"))
 RETRIES = 4
 CREDENTIALS_HINT = "put kaggle.json in ~/.kaggle/ (chmod 600) or set KAGGLE_USERNAME and KAGGLE_KEY"
 
 
+def default_timeout() -> float:
+    """KAGGLE_KIT_TIMEOUT in seconds (default 120), read when used so a bad value is a one-line error."""
+    raw = os.environ.get("KAGGLE_KIT_TIMEOUT", "120")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise UsageProblem(f"KAGGLE_KIT_TIMEOUT={raw!r} is not a positive number of seconds", hint="e.g. 120")
+    return value
+
+
 def transfer_timeout(total_bytes: int, min_rate_bytes_s: float = 512 * 1024) -> float:
     """Uploads and downloads get time in proportion to their size (at least 10 min), not the RPC default."""
-    return max(600.0, DEFAULT_TIMEOUT_S + total_bytes / min_rate_bytes_s)
+    return max(600.0, default_timeout() + total_bytes / min_rate_bytes_s)
 
 
 def get_api():
@@ -33,7 +43,8 @@ def get_api():
         with contextlib.redirect_stdout(io.StringIO()):
             from kaggle.api.kaggle_api_extended import KaggleApi
     except ImportError as exc:
-        raise RemoteError(f"the kaggle client is not importable ({exc})", hint="pip install 'kaggle>=2.2' six (Python >= 3.11)") from None
+        raise RemoteError(f"the kaggle client is not importable ({exc})",
+                          hint="pip install 'kaggle>=2.2' six (Python >= 3.11)") from None
     api = KaggleApi()
     try:
         with contextlib.redirect_stdout(io.StringIO()):
@@ -93,8 +104,8 @@ def explain(exc: BaseException, what: str, competition: str | None = None) -> Re
     if status == 404:
         return RemoteError(f"{what}: not found (404)", hint="check the owner/slug spelling", status=status)
     if status == 429:
-        return RemoteError(f"{what}: rate limited by Kaggle (429) after {RETRIES} tries", hint="wait a few minutes and retry",
-                           status=status)
+        return RemoteError(f"{what}: rate limited by Kaggle (429) after {RETRIES} tries",
+                           hint="wait a few minutes and retry", status=status)
     if status is not None:
         return RemoteError(f"{what}: Kaggle answered {status} ({message})", status=status)
     return RemoteError(f"{what}: {type(exc).__name__}: {message}")
@@ -125,7 +136,7 @@ def call(what: str, fn: Callable[[], T], timeout: float | None = None, retries: 
     """Run one remote operation with a timeout; retry 429 (honouring Retry-After), 5xx and connection errors."""
     import requests
 
-    timeout = timeout or DEFAULT_TIMEOUT_S
+    timeout = timeout or default_timeout()
     for attempt in range(retries):
         try:
             return _with_timeout(fn, timeout)
@@ -133,7 +144,8 @@ def call(what: str, fn: Callable[[], T], timeout: float | None = None, retries: 
             raise RemoteError(f"{what}: {exc}", hint="Kaggle may be slow; retry, or raise KAGGLE_KIT_TIMEOUT") from None
         except (requests.HTTPError, requests.ConnectionError) as exc:
             status = _status(exc)
-            transient = (status is None and isinstance(exc, requests.ConnectionError)) or status == 429 or (status or 0) >= 500
+            dropped = status is None and isinstance(exc, requests.ConnectionError)
+            transient = dropped or status == 429 or (status or 0) >= 500
             if not transient or attempt == retries - 1:
                 raise explain(exc, what, competition) from None
             sleep(_retry_after(exc, attempt))
@@ -142,3 +154,26 @@ def call(what: str, fn: Callable[[], T], timeout: float | None = None, retries: 
         except ValueError as exc:
             raise RemoteError(f"{what}: {exc}") from None
     raise AssertionError("unreachable")
+
+
+def normalise(status: Any) -> str:
+    """One spelling for every status: enums, 'KernelWorkerStatus.RUNNING' -> 'RUNNING', 'ready' -> 'READY'."""
+    name = getattr(status, "name", None) or str(status or "UNKNOWN")
+    return name.split(".")[-1].upper()
+
+
+def poll(what: str, fetch: Callable[[], T], state_of: Callable[[T], Any], done: Collection[str], interval: float,
+         timeout: float, echo: Callable[[str], None] = print, sleep: Callable[[float], None] = time.sleep,
+         hint: str | None = None) -> tuple[str, T]:
+    """Fetch until the normalised state is in `done`, echoing state and elapsed time; a timeout is a RemoteError."""
+    start = time.monotonic()
+    while True:
+        value = fetch()
+        state = normalise(state_of(value))
+        elapsed = time.monotonic() - start
+        echo(f"{what}: {state} ({elapsed:.0f}s)")
+        if state in done:
+            return state, value
+        if elapsed > timeout:
+            raise RemoteError(f"{what} still {state} after {timeout:.0f}s", hint=hint)
+        sleep(interval)

@@ -7,11 +7,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .competition import CompetitionSpec
-from .data import read_test, read_train
-from .errors import DataError, RemoteError
-from .kaggle_client import call, get_api, transfer_timeout
-from .submission import expected_ids
+from ..competition import CompetitionSpec
+from ..data import read_test, read_train
+from ..errors import DataError, RemoteError
+from ..submission import expected_ids
+from .client import call, get_api, transfer_timeout
 
 
 def verify(folder: Path, spec: CompetitionSpec) -> dict:
@@ -47,7 +47,8 @@ def download(spec: CompetitionSpec, to: Path, dry_run: bool = False) -> dict:
                 with zipfile.ZipFile(archive) as zf:
                     zf.extractall(unpacked)
             except zipfile.BadZipFile:
-                raise RemoteError(f"the downloaded archive {archive.name} is corrupt", hint="run download again") from None
+                raise RemoteError(f"the downloaded archive {archive.name} is corrupt",
+                                  hint="run download again") from None
         summary = verify(unpacked, spec)
         to.mkdir(parents=True, exist_ok=True)
         for path in unpacked.iterdir():

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from .competition import CompetitionSpec
-from .errors import KitError, RemoteError
-from .kaggle_client import call, get_api
-from .submission import expected_ids, validate_file
+from ..competition import CompetitionSpec
+from ..config import check_ref
+from ..errors import KitError, RemoteError
+from ..submission import expected_ids, validate_file
+from . import state
+from .client import call, get_api, normalise, poll
 
 WARN_WITHIN = timedelta(hours=24)
 
@@ -22,6 +25,16 @@ class Deadline:
 
     def left(self, now: datetime) -> timedelta | None:
         return None if self.deadline is None else self.deadline - now
+
+    def describe(self, now: datetime) -> str:
+        """'2026-12-31 23:59 UTC (36d 11h 59m left)': minutes are the finest grain anyone acts on."""
+        left = self.left(now)
+        if left is None:
+            return "no deadline listed"
+        if left <= timedelta(0):
+            return f"{self.deadline:%Y-%m-%d %H:%M} UTC (closed)"
+        minutes = int(left.total_seconds() // 60)
+        return f"{self.deadline:%Y-%m-%d %H:%M} UTC ({minutes // 1440}d {minutes // 60 % 24}h {minutes % 60}m left)"
 
 
 def deadline_info(api, spec: CompetitionSpec) -> Deadline:
@@ -40,7 +53,8 @@ def check_window(info: Deadline, now: datetime, force: bool) -> str | None:
     """Refuse after the deadline or with no submissions left today; warn (override: force) within 24 h."""
     left = info.left(now)
     if left is not None and left <= timedelta(0):
-        raise KitError(f"the competition closed at {info.deadline:%Y-%m-%d %H:%M} UTC", hint="no submission is possible")
+        raise KitError(f"the competition closed at {info.deadline:%Y-%m-%d %H:%M} UTC",
+                       hint="no submission is possible")
     if info.remaining_today is not None and info.remaining_today <= 0:
         raise KitError("no submissions left today", hint="the daily limit resets at 00:00 UTC")
     if left is not None and left < WARN_WITHIN:
@@ -51,12 +65,9 @@ def check_window(info: Deadline, now: datetime, force: bool) -> str | None:
     return None
 
 
-def fetch_sample_submission(spec: CompetitionSpec) -> Path:
-    """The competition's own sample_submission.csv, fetched through the API when no local copy exists."""
-    import tempfile
-
+def fetch_sample_submission(spec: CompetitionSpec, folder: Path) -> Path:
+    """The competition's own sample_submission.csv, fetched through the API into `folder`."""
     api = get_api()
-    folder = Path(tempfile.mkdtemp(prefix="kk-sample-"))
     call("download sample_submission.csv", lambda: api.competition_download_file(
         spec.slug, "sample_submission.csv", path=str(folder), quiet=True), competition=spec.slug)
     found = sorted(folder.rglob("sample_submission.csv"))
@@ -69,29 +80,42 @@ def submit_file(path: Path, message: str, spec: CompetitionSpec, sample_submissi
                 force: bool = False, dry_run: bool = False) -> dict:
     """Validate against the given sample_submission, else the local data folder's, else Kaggle's; then submit."""
     if sample_submission is None or not sample_submission.exists():
-        sample_submission = fetch_sample_submission(spec)
-    report = validate_file(path, expected_ids(spec, sample_submission=sample_submission), spec)
+        with tempfile.TemporaryDirectory(prefix="kk-sample-") as tmp:
+            ids = expected_ids(spec, sample_submission=fetch_sample_submission(spec, Path(tmp)))
+    else:
+        ids = expected_ids(spec, sample_submission=sample_submission)
+    report = validate_file(path, ids, spec)
     if not report.ok:
         raise KitError(f"refusing to submit an invalid file:\n{report.summary()}")
     if dry_run:
         return {"dry_run": True, "file": str(path), "rows": report.rows}
     api = get_api()
     warning = check_window(deadline_info(api, spec), now, force)
-    response = call("submit", lambda: api.competition_submit(str(path), message, spec.slug, quiet=True), competition=spec.slug)
+    response = call("submit", lambda: api.competition_submit(str(path), message, spec.slug, quiet=True),
+                    competition=spec.slug)
     return _result(api, spec, response, warning)
 
 
 def submit_kernel(kernel: str, version: int | None, message: str, spec: CompetitionSpec, now: datetime,
                   force: bool = False, dry_run: bool = False) -> dict:
-    if len(kernel.split("/")) != 2:
-        raise KitError(f"kernel '{kernel}' must be owner/slug")
+    check_ref(kernel, "kernel")
+    version = version if version is not None else last_completed_version(kernel)
     if dry_run:
         return {"dry_run": True, "kernel": kernel, "version": version, "file": spec.submission_file}
     api = get_api()
     warning = check_window(deadline_info(api, spec), now, force)
-    response = call("submit kernel", lambda: api.competition_submit_code(spec.submission_file, message, spec.slug, kernel,
-                                                                         version, quiet=True), competition=spec.slug)
+    response = call("submit kernel", lambda: api.competition_submit_code(
+        spec.submission_file, message, spec.slug, kernel, version, quiet=True), competition=spec.slug)
     return _result(api, spec, response, warning)
+
+
+def last_completed_version(kernel: str) -> int:
+    """The newest version push-kernel recorded as COMPLETE; refuse rather than let Kaggle pick one."""
+    version = state.last_completed(kernel)
+    if version is None:
+        raise KitError(f"no completed version of {kernel} is recorded in {state.STATE_FILE}",
+                       hint=f"wait for it (kaggle-kit status {kernel} --wait) or pass --version N")
+    return version
 
 
 def _result(api, spec, response, warning) -> dict:
@@ -103,21 +127,22 @@ def _result(api, spec, response, warning) -> dict:
 def list_submissions(spec: CompetitionSpec) -> list[dict]:
     api = get_api()
     subs = call("list submissions", lambda: api.competition_submissions(spec.slug), competition=spec.slug) or []
-    return [{"ref": s.ref, "date": str(s.date), "description": s.description, "status": getattr(s.status, "name", str(s.status)),
-             "public_score": s.public_score, "file": s.file_name} for s in subs]
+    return [{"ref": s.ref, "date": str(s.date), "description": s.description, "status": normalise(s.status),
+             "public_score": s.public_score, "file": s.file_name, "error": s.error_description or None} for s in subs]
+
+
+def find_submission(spec: CompetitionSpec, ref: int) -> dict:
+    match = [s for s in list_submissions(spec) if str(s["ref"]) == str(ref)]
+    if not match:
+        raise RemoteError(f"submission {ref} not found")
+    return match[0]
 
 
 def wait_for_score(spec: CompetitionSpec, ref: int, interval: float = 10, timeout: float = 3600, echo=print,
                    sleep=time.sleep) -> dict:
-    start = time.monotonic()
-    while True:
-        match = [s for s in list_submissions(spec) if str(s["ref"]) == str(ref)]
-        if not match:
-            raise RemoteError(f"submission {ref} not found")
-        status = match[0]["status"].split(".")[-1]
-        echo(f"submission {ref}: {status} ({time.monotonic() - start:.0f}s)")
-        if status in ("COMPLETE", "ERROR"):
-            return match[0]
-        if time.monotonic() - start > timeout:
-            raise RemoteError(f"submission {ref} still {status} after {timeout:.0f}s")
-        sleep(interval)
+    """Poll until scored; a submission that ends in ERROR is a RemoteError carrying Kaggle's description."""
+    status, sub = poll(f"submission {ref}", lambda: find_submission(spec, ref), lambda s: s["status"],
+                       ("COMPLETE", "ERROR"), interval, timeout, echo, sleep)
+    if status == "ERROR":
+        raise RemoteError(f"submission {ref} failed: {sub['error'] or 'Kaggle gave no error description'}")
+    return sub
