@@ -262,6 +262,15 @@ def bench_padding_cmd(rows: int, max_len: int, batch_size: int, as_json: bool) -
     emit(result, as_json, "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 
+def with_account(cfg):
+    """No username in kaggle-kit.toml: use the account of the credentials the kaggle client uses."""
+    if not cfg.username:
+        from .remote.client import account_username
+
+        cfg.username = account_username()
+    return cfg
+
+
 def _now():
     from datetime import datetime, timezone
 
@@ -283,7 +292,7 @@ def build_kernel_cmd(kit: KitContext, task, out, model, backbone, notebook, over
     from .config import with_overrides
     from .kernels import build_kernel
 
-    cfg = kit.config
+    cfg = with_account(kit.config)
     cfg.datasets = with_overrides(cfg.datasets, model=model, backbone=backbone)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
     build = build_kernel(task, cfg, out or Path("kernels/build") / slug, overwrite=overwrite, notebook=notebook)
@@ -325,7 +334,7 @@ def push_kernel_cmd(kit: KitContext, task, wait, interval, force, dry_run, as_js
     """Build, then push a kernel to run on Kaggle; prints version and URL (a dry run writes nothing)."""
     from .remote.kernels import push, wait_for_kernel
 
-    cfg = kit.config
+    cfg = with_account(kit.config)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
     result = push(task, cfg, Path("kernels/build") / slug, dry_run=dry_run, force=force)
     emit(result, as_json, json.dumps(result, indent=2) if dry_run else f"pushed {result['id']} version {result['version']}: {result['url']}")
@@ -498,8 +507,8 @@ def download_cmd(kit: KitContext, competition, to, dry_run, as_json) -> None:
 @main.command("init")
 @click.argument("directory", default=".", type=click.Path(path_type=Path))
 @click.option("--competition", default="lmsys-chatbot-arena", show_default=True)
-@click.option("--username", default="your-kaggle-username", show_default=True)
-def init_cmd(directory: Path, competition: str, username: str) -> None:
+@click.option("--username", default=None, help="Kaggle username (default: the account of your Kaggle credentials).")
+def init_cmd(directory: Path, competition: str, username: str | None) -> None:
     """Write a commented kaggle-kit.toml and a .gitignore (never overwrites), then print the next commands."""
     from .project import init_project
 

@@ -99,7 +99,6 @@ def test_quickstart_end_to_end(tmp_path, monkeypatch):
     (["upload", "model", "--dataset", "me/abcdef"], 2, "upload model needs PATH"),
     (["run-kernel", ".", "--input", "nonsense"], 2, "is not SLUG=EXISTING_DIR"),
     (["submit", "-m", "x"], 2, "give either FILE or --kernel"),
-    (["build-kernel", "train"], 2, "no Kaggle username"),
     (["report", "."], 1, "has no holdout_predictions.csv"),
     (["tiny-backbone", ".", "--arch", "gpt5"], 2, "Invalid value for '--arch'"),
 ])
@@ -108,3 +107,83 @@ def test_bad_input_messages(tmp_path, monkeypatch, args, code, message):
     result = run(*args)
     assert result.exit_code == code, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_build_kernel_takes_the_username_of_the_credentials(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("build-kernel", "train", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metadata"]["id"] == "tester/kaggle-kit-train"  # KAGGLE_USERNAME of conftest
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    result = run("build-kernel", "train", "--out", tmp_path / "other")
+    assert result.exit_code == 1 and "no Kaggle credentials found" in result.output
+    assert not (tmp_path / "other").exists()
+
+
+def test_init_without_username_leaves_it_to_the_credentials(tmp_path):
+    from kaggle_kit.config import load_config
+
+    assert run("init", tmp_path).exit_code == 0
+    text = (tmp_path / "kaggle-kit.toml").read_text()
+    assert "your-kaggle-username" not in text and load_config(tmp_path / "kaggle-kit.toml").username is None
+    (tmp_path / "kaggle-kit.toml").write_text('username = "your-kaggle-username"\n')
+    result = run("doctor", "--offline", "--config", tmp_path / "kaggle-kit.toml")
+    assert result.exit_code == 1 and "placeholder" in result.output
+
+
+def test_tracebacks_that_became_one_line_errors(tmp_path, small_files, monkeypatch):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    five = pd.read_csv(small_files.train).head(5)
+    five.to_csv(tmp_path / "five.csv", index=False)
+    result = run("train", "--train", tmp_path / "five.csv", "--backbone", tmp_path, "--out", tmp_path / "m")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (tmp_path / "exists.csv").write_text("x")
+    result = run("sample-data", tmp_path / "exists.csv")
+    assert result.exit_code == 2 and "is a file" in result.output
+    dup = pd.read_csv(small_files.test)
+    pd.concat([dup, dup.head(1)]).to_csv(tmp_path / "dup_test.csv", index=False)
+    shutil.copy(small_files.sample_submission, tmp_path / "sub.csv")
+    result = run("validate", tmp_path / "sub.csv", "--test", tmp_path / "dup_test.csv")
+    assert result.exit_code == 1 and "duplicate id(s)" in result.output
+    monkeypatch.setenv("KAGGLE_KIT_TIMEOUT", "abc")
+    result = run("doctor")
+    assert "Traceback" not in result.output and "KAGGLE_KIT_TIMEOUT='abc'" in result.output
+    for args in (["bench", "padding", "--batch-size", "0"], ["bench", "padding", "--rows", "0"]):
+        assert run(*args).exit_code == 2
+
+
+def test_five_training_rows_fail_before_loading_a_model(tmp_path, small_files, tiny_backbone, spec):
+    from kaggle_kit.config import TrainConfig
+    from kaggle_kit.errors import KitError
+    from kaggle_kit.train import train
+
+    pd.read_csv(small_files.train).head(5).to_csv(tmp_path / "five.csv", index=False)
+    with pytest.raises(KitError, match="too few"):
+        train([tmp_path / "five.csv"], tmp_path / "m", TrainConfig(backbone=str(tiny_backbone)), spec)
+    assert not (tmp_path / "m").exists()
+
+
+def test_predict_checks_every_input_before_the_first_forward_pass(tmp_path, trained, small_files, monkeypatch):
+    import kaggle_kit.predict as predict_module
+
+    def no_inference(*args, **kwargs):
+        raise AssertionError("a model ran before the inputs were checked")
+
+    monkeypatch.setattr(predict_module, "predict_models", no_inference)
+    base = ["predict", "--test", small_files.test, "--model", trained.out_dir, "--out", tmp_path / "p.csv"]
+    assert "1 model(s) but 2 weights" in run(*base, "--weights", "1,2").output
+    both = ["predict", "--test", small_files.test, "--model", trained.out_dir, "--model", trained.out_dir,
+            "--out", tmp_path / "p.csv"]
+    assert "not all zero" in run(*both, "--weights", "0,0").output
+    other = pd.read_csv(small_files.sample_submission)
+    other["id"] = other["id"].astype(str) + "0"
+    other.to_csv(tmp_path / "other_sample.csv", index=False)
+    result = run(*base, "--sample-submission", tmp_path / "other_sample.csv")
+    assert result.exit_code == 1 and "does not match the test file" in result.output
+    (tmp_path / "adir").mkdir()
+    result = run("predict", "--test", small_files.test, "--model", trained.out_dir, "--out", tmp_path / "adir",
+                 "--overwrite")
+    assert result.exit_code == 1 and "is a folder" in result.output

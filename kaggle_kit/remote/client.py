@@ -54,6 +54,14 @@ def get_api():
     return api
 
 
+def account_username() -> str:
+    """The username of the credentials the kaggle client uses (KAGGLE_USERNAME, kaggle.json, the token's owner)."""
+    name = (getattr(get_api(), "config_values", None) or {}).get("username")
+    if not name:
+        raise RemoteError("no Kaggle username", hint="set username in kaggle-kit.toml or configure Kaggle credentials")
+    return name
+
+
 def credentials_source() -> str | None:
     """Where credentials would come from (never their value)."""
     if os.environ.get("KAGGLE_API_TOKEN"):
