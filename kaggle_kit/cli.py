@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from .cli_options import (CONFIG_HINT, KitContext, config_flags, config_option, 
                           json_option, pass_kit)
 from .config import PredictConfig, TrainConfig
 from .errors import ExitStatus, KitError
+from .quiet import quiet_libraries
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 # `kaggle-kit --help` lists commands by workflow; a test keeps every command in one of these.
@@ -60,19 +60,6 @@ def emit(data, as_json: bool, text: str | None = None) -> None:
 
 def warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
-
-
-def quiet_libraries() -> None:
-    """Library chatter (HF load reports, advisory warnings) would bury our one-line facts."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # also transformers' "Loading weights" bars
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    import warnings
-
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning)
 
 
 @click.group(cls=KitGroup, context_settings=CONTEXT)

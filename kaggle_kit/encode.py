@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from tqdm.auto import tqdm
-
 from .data import Pairs
+from .progress import progress_bar
 
 CHAR_CAP_PER_TOKEN = 8  # characters kept from each end of a huge turn before tokenising (a token is >= 1 char)
 
@@ -110,7 +109,7 @@ class Encoder:
                 shape.append((field, row, len(turns)))
                 flat.extend(cap_chars(t, self.spec.max_len) for t in turns)
         token_ids: list[list[int]] = []
-        bar = tqdm(total=len(flat), desc="tokenize", unit="turn", disable=not progress, leave=False)
+        bar = progress_bar(len(flat), "tokenize", "turn", enabled=progress, leave=False)
         for start in range(0, len(flat), chunk):
             batch = flat[start:start + chunk]
             token_ids.extend(self.tokenizer(batch, add_special_tokens=False)["input_ids"] if batch else [])

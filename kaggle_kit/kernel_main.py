@@ -71,6 +71,9 @@ def _relaunch_distributed(config: dict, manifest: dict) -> bool:
 
 
 def main(task: str, config: dict, manifest: dict) -> None:
+    from .quiet import quiet_libraries
+
+    quiet_libraries()
     cfg = config_from_dict(config)
     spec = get_spec(cfg.competition)
     working = kaggle_root() / "working"

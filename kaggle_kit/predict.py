@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .atomic import refuse_overwrite
 from .competition import CompetitionSpec
@@ -19,6 +18,7 @@ from .data import Pairs, read_test
 from .encode import EncodingSpec, Encoder
 from .errors import KitError
 from .metrics import softmax
+from .progress import progress_bar
 from .model_dir import TrainedModel, check_model_dir, load_trained
 from .submission import find_sample_submission, submission_order, write_submission
 
@@ -69,7 +69,7 @@ def predict_logits(model, pad_id: int, encoded: list[list[int]], max_tokens: int
     batches = token_budget_batches([len(e) for e in encoded], max_tokens)
     logits = np.zeros((len(encoded), num_labels), dtype=np.float32)
     models = replicas or [model]
-    with tqdm(total=len(encoded), desc="predict", unit="row", disable=not progress) as bar:
+    with progress_bar(len(encoded), "predict", "row", enabled=progress) as bar:
         if len(models) == 1:
             _run_batches(models[0], batches, encoded, pad_id, logits, bar)
         else:

@@ -59,20 +59,42 @@ def split_holdout(labels: np.ndarray, valid_frac: float, fold: str | None, seed:
     return np.sort(train_idx), np.sort(valid_idx)
 
 
-def stderr_progress():
-    """The usual progress bar; transformers is imported here so the module stays light for the CLI."""
-    from tqdm.auto import tqdm
-    from transformers.trainer_callback import ProgressCallback
+def _eval_line(state, logs) -> str:
+    return (f"step {state.global_step}: holdout log loss {logs['eval_log_loss']:.4f}, "
+            f"accuracy {logs['eval_accuracy']:.3f}")
 
-    class _StderrProgress(ProgressCallback):
-        """Progress bar as usual, but eval results as one short line on stderr: stdout stays clean for --json."""
+
+def stderr_progress():
+    """On a terminal the usual bar; in logs plain lines every LINE_EVERY_S. Eval results are one line on stderr either
+    way, so stdout stays clean for --json. transformers is imported here so the module stays light for the CLI."""
+    from tqdm.auto import tqdm
+    from transformers.trainer_callback import ProgressCallback, TrainerCallback
+
+    from .progress import PlainProgress, on_terminal
+
+    class _BarProgress(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs and "eval_log_loss" in logs:
+                tqdm.write(_eval_line(state, logs), file=sys.stderr)
+
+    class _LineProgress(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.bar = PlainProgress(state.max_steps, "train", "step") if state.is_world_process_zero else None
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.bar:
+                self.bar.n = state.global_step - 1
+                self.bar.update(1)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if state.is_world_process_zero and logs and "eval_log_loss" in logs:
-                tqdm.write(f"step {state.global_step}: holdout log loss {logs['eval_log_loss']:.4f}, "
-                           f"accuracy {logs['eval_accuracy']:.3f}", file=sys.stderr)
+                print(_eval_line(state, logs), file=sys.stderr, flush=True)
 
-    return _StderrProgress()
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.bar:
+                self.bar.close()
+
+    return _BarProgress() if on_terminal() else _LineProgress()
 
 
 @dataclass

@@ -131,3 +131,17 @@ def test_sample_data_is_competition_shaped_and_learnable(sample_files, spec):
     words = np.array([sum(len(t.split()) for f in pairs.texts for t in pairs.texts[f][i]) for i in range(len(pairs))])
     assert np.median(words) < 400 and words.max() > 1500  # mostly short, with a long tail
     assert 0.2 < np.mean(pairs.labels == 2) < 0.5
+
+
+def test_progress_in_logs_is_plain_lines(capsys):
+    from kaggle_kit.progress import PlainProgress, progress_bar
+
+    bar = progress_bar(10, "predict", "row")  # pytest's stderr is no terminal
+    assert isinstance(bar, PlainProgress)
+    bar = PlainProgress(10, "predict", "row", every_s=0)
+    with bar:
+        for _ in range(10):
+            bar.update(1)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "\x1b[" not in err
+    assert "predict: 10/10 rows (100%)" in err.splitlines()[-1]
