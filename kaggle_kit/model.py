@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from .backbone import is_decoder, load_tokenizer, model_type, resolve_backbone_path
+from .compat import dtype_kwarg
 from .errors import KitError
 
 MODEL_FILE = "kaggle_kit_model.json"
@@ -80,7 +81,7 @@ def load_backbone_model(backbone: Path, precision: Precision, quantize: str | No
     if quant is not None:
         kwargs.update(quantization_config=quant, device_map={"": torch.cuda.current_device()})
     # LoRA trains in fp32 master weights; fp16/bf16 come from Trainer's autocast, except under quantisation.
-    kwargs["dtype"] = precision.dtype if quant is not None else torch.float32
+    kwargs.update(dtype_kwarg(precision.dtype if quant is not None else torch.float32))
     model = AutoModelForSequenceClassification.from_pretrained(backbone, **kwargs)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
@@ -128,7 +129,7 @@ def load_trained(model_dir: Path, backbone: str | None = None, precision: str = 
     info = read_model_info(model_dir)
     prec = choose_precision(precision)
     if (model_dir / MERGED_DIR).is_dir() and backbone is None and quantize is None:
-        model = AutoModelForSequenceClassification.from_pretrained(model_dir / MERGED_DIR, dtype=prec.dtype)
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir / MERGED_DIR, **dtype_kwarg(prec.dtype))
         tokenizer = load_tokenizer(model_dir)
     else:
         backbone_path = resolve_backbone_path(backbone or info["backbone"])
