@@ -78,6 +78,7 @@ class KernelConfig:
     train_internet: bool = False
     infer_internet: bool = False
     timeout_s: int = 0  # 0: Kaggle's default session limit
+    accept_other_accelerator: bool = False  # run on whatever Kaggle gives instead of failing fast
 
 
 @dataclass

@@ -18,7 +18,6 @@ from .kernels import REF_RE
 KINDS = ("model", "code", "wheels")
 EXCLUDE = [".git", "__pycache__", ".cache", ".huggingface", "*.pyc", ".env", "*.env", "kaggle.json", "credentials.json",
            "access_token*", ".netrc", "*.pem", "*.key", "id_rsa*", ".ipynb_checkpoints", "wandb"]
-KERNEL_SIDE_WHEELS = ["peft", "bitsandbytes", "accelerate"]
 
 
 def excluded(name: str, with_checkpoints: bool) -> bool:
@@ -69,12 +68,10 @@ def _build_wheel(staging: Path) -> None:
 
 
 def _download_wheels(staging: Path) -> None:
-    """Wheels for Kaggle's image (CPython 3.11, manylinux x86_64) of what it lacks."""
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--python-version", "3.11",
-                           "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_24_x86_64", "--no-deps",
-                           "-d", str(staging), *KERNEL_SIDE_WHEELS], capture_output=True, text=True)
-    if proc.returncode:
-        raise KitError(f"pip download failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
+    """The kernel lock's wheels for Kaggle's CPython + manylinux x86_64, our own wheel and the lock record."""
+    from .wheels import build_wheel_set
+
+    build_wheel_set(staging)
 
 
 def manifest(staging: Path) -> list[dict]:
