@@ -165,5 +165,16 @@ def write_lock(path: Path = LOCK_FILE) -> Path:
     return path
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["lock"]:
-    print(f"wrote {write_lock()}")
+def main(argv: list[str]) -> None:
+    """`lock`: rewrite the lock from this venv; `download DEST [PYTHON]`: the wheel set, as `upload wheels` stages it."""
+    if argv[:1] == ["lock"]:
+        print(f"wrote {write_lock()}")
+    elif argv[:1] == ["download"] and len(argv) in (2, 3):
+        files = build_wheel_set(Path(argv[1]), python=argv[2] if len(argv) == 3 else None)
+        print(f"{len(files)} wheels in {argv[1]}")
+    else:
+        sys.exit("usage: python -m kaggle_kit.wheels lock | download DEST [PYTHON_VERSION]")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
