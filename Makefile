@@ -27,9 +27,9 @@ OLD := .venv-oldest
 OLD_STAMP := $(OLD)/.kaggle-kit-installed
 IMAGE := .venv-kaggle-image
 WHEEL_CACHE := .cache/kernel-wheels
-OLDEST_TESTS := tests/test_oldest.py tests/test_train.py::test_default_flags_beat_class_prior \
-	tests/test_train.py::test_resume_ends_with_same_metrics tests/test_predict.py::test_reloaded_model_reproduces_holdout \
-	tests/test_predict.py::test_swap_tta_mapping tests/test_kernels.py::test_train_and_infer_kernels_run_locally
+# Core paths only (the CLI flow trains and predicts with TTA; resume; kernels run locally; the image stand-in).
+OLDEST_TESTS := tests/test_oldest.py tests/test_train.py::test_resume_ends_with_same_metrics \
+	tests/test_kernels.py::test_train_and_infer_kernels_run_locally
 
 $(OLD_STAMP): setup.cfg pyproject.toml kaggle_kit/kernel.lock.toml
 	rm -rf $(OLD) $(IMAGE)

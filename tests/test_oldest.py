@@ -85,7 +85,7 @@ def test_missing_wheel_is_one_line_before_training(project, small_files, tiny_ba
         "[datasets]\n", '[datasets]\nwheels = "tester/kk-wheels"\n'))
     build = build_kernel("train", load_config(), project / "kb")
     inputs = {"lmsys-chatbot-arena": small_files.train.parent, "tiny-deberta-v3": tiny_backbone, "kk-wheels": empty}
-    with pytest.raises(KitError, match=r"has no peft==[\d.]+: kaggle-kit upload wheels --dataset") as caught:
+    with pytest.raises(KitError, match=r"has no .*peft==[\d.]+.*: kaggle-kit upload wheels --dataset") as caught:
         run_kernel_locally(build.folder, inputs, project / "w", python=IMAGE_PYTHON)
     assert "Traceback" not in (project / "w" / "kernel.log").read_text(), caught.value
     assert not (project / "w" / "model").exists()
