@@ -33,14 +33,16 @@ def deberta_tokenizer(vocab: list[tuple[str, float]], special: dict[str, str]):
     cls, sep = special["cls"], special["sep"]
     ids = {piece: i for i, (piece, _) in enumerate(vocab)}
     tokenizer.post_processor = processors.TemplateProcessing(
-        single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1", special_tokens=[(cls, ids[cls]), (sep, ids[sep])])
+        single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
+        special_tokens=[(cls, ids[cls]), (sep, ids[sep])])
     return transformers.DebertaV2TokenizerFast(
-        tokenizer_object=tokenizer, bos_token=cls, eos_token=sep, cls_token=cls, sep_token=sep, unk_token=special["unk"],
-        pad_token=special["pad"], mask_token=special["mask"])
+        tokenizer_object=tokenizer, bos_token=cls, eos_token=sep, cls_token=cls, sep_token=sep,
+        unk_token=special["unk"], pad_token=special["pad"], mask_token=special["mask"])
 
 
 def dtype_kwarg(dtype) -> dict[str, Any]:
-    """`dtype=` for from_pretrained; transformers < 4.56 only knows `torch_dtype=` (**kwargs hides it from signatures)."""
+    """`dtype=` for from_pretrained; transformers < 4.56 only knows `torch_dtype=` (**kwargs hide it from signatures)
+    and stores an unknown `dtype` in the config, which then fails to save as JSON."""
     import transformers
 
     return {"dtype" if _major_minor(transformers.__version__) >= (4, 56) else "torch_dtype": dtype}
@@ -52,8 +54,8 @@ def _major_minor(version: str) -> tuple[int, int]:
 
 
 def training_arguments(**kwargs):
-    """TrainingArguments from the newest names, translated for older transformers:
-    `train_sampling_strategy="group_by_length"` -> `group_by_length=True`; a float `warmup_steps` < 1 -> `warmup_ratio`."""
+    """TrainingArguments from the newest names, translated for older transformers: `train_sampling_strategy=
+    "group_by_length"` -> `group_by_length=True`; a float `warmup_steps` < 1 -> `warmup_ratio`."""
     from transformers import TrainingArguments
 
     if not _accepts(TrainingArguments.__init__, "train_sampling_strategy"):

@@ -120,6 +120,6 @@ def preflight(config: dict, manifest: dict, working: Path) -> dict:
         raise PreflightError(f"kaggle-kit: {device}; stopping before any work (set [kernel] accept_other_accelerator "
                              "= true to run anyway)")
     if errors:
-        raise PreflightError(f"kaggle-kit: outside the tested range: {'; '.join(errors)} (attach the wheels dataset: "
-                             "kaggle-kit upload wheels --dataset OWNER/SLUG, set [datasets] wheels, rebuild the kernel)")
+        raise PreflightError(f"kaggle-kit: outside the tested range: {'; '.join(errors)} (attach the wheels "
+                             "dataset: kaggle-kit upload wheels --dataset OWNER/SLUG, set [datasets] wheels, rebuild)")
     return env

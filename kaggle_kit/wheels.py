@@ -45,13 +45,13 @@ class Lock:
         return [f"{name}=={version}" for name, version in sorted(self.packages.items())]
 
     def to_dict(self) -> dict:
-        return {"python": self.python, "platforms": list(self.platforms), "packages": dict(sorted(self.packages.items())),
-                "minimum": dict(sorted(self.minimum.items()))}
+        return {"python": self.python, "platforms": list(self.platforms),
+                "packages": dict(sorted(self.packages.items())), "minimum": dict(sorted(self.minimum.items()))}
 
 
 def load_lock(path: Path = LOCK_FILE) -> Lock:
     if not path.exists():
-        raise KitError(f"kernel lock {path} not found", hint="it ships with kaggle-kit; reinstall or use a source checkout")
+        raise KitError(f"kernel lock {path} not found", hint="it ships with kaggle-kit: reinstall it")
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     return Lock(python=data["target"]["python"], platforms=tuple(data["target"]["platforms"]),
                 packages={canonical(k): v for k, v in data["packages"].items()},
@@ -65,7 +65,7 @@ def wheel_name(filename: str) -> str:
 
 def build_wheel_set(dest: Path, lock: Lock | None = None, python: str | None = None, platforms: list[str] | None = None,
                     find_links: list[Path] | None = None, no_index: bool = False) -> list[Path]:
-    """Exactly the lock's wheels for the target interpreter, plus our own wheel and the lock record; complete or an error.
+    """Exactly the lock's wheels for the target interpreter, our own wheel and the lock record; complete or an error.
 
     find_links/no_index let a test build the same set offline from a local wheel cache."""
     lock = lock or load_lock()
@@ -73,14 +73,15 @@ def build_wheel_set(dest: Path, lock: Lock | None = None, python: str | None = N
     target = ["--python-version", python or lock.python]
     for platform in platforms if platforms is not None else lock.platforms:
         target += ["--platform", platform]
-    sources = [arg for link in (find_links or []) for arg in ("--find-links", str(link))] + (["--no-index"] if no_index else [])
-    _pip(["download", "-q", "--no-deps", "--only-binary=:all:", *target, *sources, "-d", str(dest), *lock.requirements()],
-         "pip download of the locked wheels")
+    sources = [arg for link in (find_links or []) for arg in ("--find-links", str(link))]
+    sources += ["--no-index"] if no_index else []
+    _pip(["download", "-q", "--no-deps", "--only-binary=:all:", *target, *sources, "-d", str(dest),
+          *lock.requirements()], "pip download of the locked wheels")
     _build_own_wheel(dest)
     have = {wheel_name(p.name) for p in dest.glob("*.whl")}
     missing = sorted(set(lock.packages) - have)
     if missing:
-        raise KitError(f"the wheel set lacks {', '.join(missing)}", hint="no wheel for the target python/platform in the lock")
+        raise KitError(f"the wheel set lacks {', '.join(missing)}", hint="no wheel for the lock's python/platform")
     record = {"lock": lock.to_dict(), "wheels": sorted(p.name for p in dest.glob("*.whl"))}
     (dest / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return sorted(dest.glob("*.whl"))
@@ -90,13 +91,15 @@ def _build_own_wheel(dest: Path) -> None:
     root = Path(__file__).resolve().parent.parent
     if not (root / "setup.cfg").exists():
         raise KitError("building the kaggle-kit wheel needs a kaggle-kit source checkout")
-    _pip(["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dest), str(root)], "building the kaggle-kit wheel")
+    _pip(["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dest), str(root)],
+         "building the kaggle-kit wheel")
 
 
 def _pip(args: list[str], what: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
     if proc.returncode:
-        lines = [x for x in proc.stderr.strip().splitlines() if x.startswith("ERROR")] or proc.stderr.strip().splitlines()
+        lines = proc.stderr.strip().splitlines()
+        lines = [x for x in lines if x.startswith("ERROR")] or lines
         raise KitError(f"{what} failed: {(lines or ['?'])[-1]}")
 
 
@@ -166,7 +169,7 @@ def write_lock(path: Path = LOCK_FILE) -> Path:
 
 
 def main(argv: list[str]) -> None:
-    """`lock`: rewrite the lock from this venv; `download DEST [PYTHON]`: the wheel set, as `upload wheels` stages it."""
+    """`lock`: rewrite the lock from this venv; `download DEST [PYTHON]`: the wheel set as `upload wheels` stages it."""
     if argv[:1] == ["lock"]:
         print(f"wrote {write_lock()}")
     elif argv[:1] == ["download"] and len(argv) in (2, 3):

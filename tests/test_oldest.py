@@ -24,8 +24,8 @@ from kaggle_kit.wheels import IMAGE, ROOTS, build_wheel_set, load_lock, setup_cf
 
 IMAGE_PYTHON = os.environ.get("KK_IMAGE_PYTHON")
 WHEEL_CACHE = os.environ.get("KK_WHEEL_CACHE")
-NEWEST_PYTHON = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "python"
-stand_in = pytest.mark.skipif(not (IMAGE_PYTHON and WHEEL_CACHE), reason="needs the Kaggle image stand-in: make test-oldest")
+NEWEST_PYTHON = Path(os.environ.get("KK_NEWEST_PYTHON", Path(__file__).resolve().parent.parent / ".venv/bin/python"))
+stand_in = pytest.mark.skipif(not (IMAGE_PYTHON and WHEEL_CACHE), reason="needs the image stand-in: make test-oldest")
 
 
 def run(*args):
@@ -49,7 +49,7 @@ def test_cli_flow_on_this_stack(tmp_path, small_files):
     _flow(tmp_path, tmp_path / "tb", small_files.train.parent)
 
 
-@pytest.mark.skipif(not NEWEST_PYTHON.exists() or Path(sys.executable).resolve() == NEWEST_PYTHON.resolve(),
+@pytest.mark.skipif(not NEWEST_PYTHON.exists() or Path(sys.prefix).resolve() == NEWEST_PYTHON.parent.parent.resolve(),
                     reason="needs the newest stack's .venv (made by `make test`) and another interpreter running this")
 def test_backbone_built_by_newest_stack_runs_here(tmp_path, small_files):
     root = Path(__file__).resolve().parent.parent
@@ -71,7 +71,8 @@ def test_gpu_asked_none_visible_fails_fast(project, small_files, tiny_backbone):
     inputs = {"lmsys-chatbot-arena": small_files.train.parent, "tiny-deberta-v3": tiny_backbone}
     with pytest.raises(KitError) as caught:
         run_kernel_locally(build.folder, inputs, project / "w", check_accelerator=True)
-    assert "kernel failed (exit 1): kaggle-kit: the kernel asked for a GPU (NvidiaTeslaT4) but sees none" in str(caught.value)
+    line = "kernel failed (exit 1): kaggle-kit: the kernel asked for a GPU (NvidiaTeslaT4) but sees none"
+    assert line in str(caught.value)
     assert not (project / "w" / "model").exists()  # stopped before any training
     env = json.loads((project / "w" / "kaggle_kit_env.json").read_text())
     assert env["gpu_count"] == 0 and env["problems"] and "Traceback" not in (project / "w" / "kernel.log").read_text()
@@ -111,7 +112,8 @@ def test_kaggle_image_stand_in_installs_offline_and_submits(project, small_files
     run_kernel_locally(train_build.folder, {"lmsys-chatbot-arena": comp, "tiny-deberta-v3": tiny_backbone,
                                             "kk-wheels": wheels}, project / "w-train", python=image_copy)
     env = json.loads((project / "w-train" / "kaggle_kit_env.json").read_text())
-    assert env["packages"]["peft"] == lock.packages["peft"] and f"peft=={lock.packages['peft']}" in env["installed_from_wheels"]
+    assert env["packages"]["peft"] == lock.packages["peft"]
+    assert f"peft=={lock.packages['peft']}" in env["installed_from_wheels"]
     assert env["packages"]["transformers"] == _version(image_copy, "transformers")  # the image's own, kept
     infer_build = build_kernel("infer", cfg, project / "kb-infer")
     run_kernel_locally(infer_build.folder, {"lmsys-chatbot-arena": comp, "tiny-deberta-v3": tiny_backbone,
@@ -122,7 +124,8 @@ def test_kaggle_image_stand_in_installs_offline_and_submits(project, small_files
     assert len(pd.read_csv(project / "w-infer" / "submission.csv")) == len(pd.read_csv(small_files.test))
     env = json.loads((project / "w-infer" / "kaggle_kit_env.json").read_text())
     assert env["gpu_count"] == 0 and env["installed_from_wheels"] == []  # installed once, by the train kernel's run
-    assert {"transformers", "peft", "accelerate", "bitsandbytes", "tokenizers"} <= {k for k, v in env["packages"].items() if v}
+    present = {name for name, version in env["packages"].items() if version}
+    assert {"transformers", "peft", "accelerate", "bitsandbytes", "tokenizers"} <= present
     assert env["manifest"]["task"] == "infer" and env["manifest"]["lock"] == lock.to_dict()
 
 
