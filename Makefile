@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kaggle-kit-installed
 
-.PHONY: quickstart test lint bench clean
+.PHONY: quickstart test lint test-oldest bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,36 @@ test: lint
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# The oldest tested stack: torch==2.13.0 (CPU; older torch on PyPI is a multi-GB CUDA build, so its floor is checked
+# outside CI) plus exactly setup.cfg's lower bounds, read from setup.cfg so they cannot drift. Then a stand-in for
+# Kaggle's image (this venv without peft and bitsandbytes) and the kernel lock's wheels for the offline-install test.
+OLD := .venv-oldest
+OLD_STAMP := $(OLD)/.kaggle-kit-installed
+IMAGE := .venv-kaggle-image
+WHEEL_CACHE := .cache/kernel-wheels
+# Core paths only (the CLI flow trains and predicts with TTA; resume; kernels run locally; the image stand-in).
+OLDEST_TESTS := tests/test_oldest.py tests/test_train.py::test_resume_ends_with_same_metrics \
+	tests/test_kernels.py::test_train_and_infer_kernels_run_locally
+
+$(OLD_STAMP): setup.cfg pyproject.toml kaggle_kit/kernel.lock.toml
+	rm -rf $(OLD) $(IMAGE)
+	$(PYTHON) -m venv $(OLD)
+	$(OLD)/bin/python -m pip install -q --upgrade pip
+	$(OLD)/bin/python -m pip install -q torch==2.13.0
+	$(OLD)/bin/python .ci/lower_bounds.py --extra test --exclude torch > $(OLD)/lower-bounds.txt
+	$(OLD)/bin/python -m pip install -q -r $(OLD)/lower-bounds.txt
+	$(OLD)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	PYTHONPATH=. $(OLD)/bin/python -m kaggle_kit.wheels download $(WHEEL_CACHE) 3.11
+	cp -al $(OLD) $(IMAGE)
+	$(IMAGE)/bin/python -m pip uninstall -q -y peft bitsandbytes kaggle-kit
+	touch $(OLD_STAMP)
+
+test-oldest: $(OLD_STAMP)
+	KK_IMAGE_PYTHON=$(CURDIR)/$(IMAGE)/bin/python KK_WHEEL_CACHE=$(CURDIR)/$(WHEEL_CACHE) \
+		$(OLD)/bin/python -m pytest -q -p no:cacheprovider $(OLDEST_TESTS)
+
 bench: $(STAMP)
 	$(BIN)/kaggle-kit bench predict
 
 clean:
-	rm -rf $(VENV) quickstart kernels/build
+	rm -rf $(VENV) $(OLD) $(IMAGE) .cache quickstart kernels/build

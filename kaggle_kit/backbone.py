@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from .compat import dtype_kwarg
 from .errors import KitError
 
 # All linear layers of attention + MLP. DeBERTa's "output.dense" suffix matches attention and MLP outputs but not the
@@ -125,7 +126,7 @@ def load_backbone_model(backbone: Path, precision: Precision, quantize: str | No
     if quant is not None:
         kwargs.update(quantization_config=quant, device_map={"": torch.cuda.current_device()})
     # LoRA trains in fp32 master weights; fp16/bf16 come from Trainer's autocast, except under quantisation.
-    kwargs["dtype"] = precision.dtype if quant is not None else torch.float32
+    kwargs.update(dtype_kwarg(precision.dtype if quant is not None else torch.float32))
     model = AutoModelForSequenceClassification.from_pretrained(backbone, **kwargs)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id

@@ -291,8 +291,10 @@ def build_kernel_cmd(kit: KitContext, task, out, model, backbone, notebook, over
 @click.argument("build", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--input", "inputs", multiple=True, help="SLUG=PATH mounted as kaggle/input/SLUG (repeatable).")
 @click.option("--working", type=click.Path(path_type=Path), help="Default: a new folder beside the build.")
+@click.option("--python", "python", type=click.Path(exists=True, dir_okay=False), help="Interpreter to run it with.")
+@click.option("--check-accelerator", is_flag=True, help="Fail as on Kaggle when the asked-for GPU is not visible.")
 @json_option
-def run_kernel_cmd(build: Path, inputs, working, as_json) -> None:
+def run_kernel_cmd(build: Path, inputs, working, python, check_accelerator, as_json) -> None:
     """Dry-run a built kernel locally with a simulated /kaggle layout and no network."""
     from .kernels import run_kernel_locally
     from .atomic import next_free
@@ -304,7 +306,7 @@ def run_kernel_cmd(build: Path, inputs, working, as_json) -> None:
             raise click.BadParameter(f"'{item}' is not SLUG=EXISTING_DIR", param_hint="--input")
         mounts[slug] = Path(path)
     working = working or next_free(build.parent, f"{build.name}-working")
-    outputs = run_kernel_locally(build, mounts, working)
+    outputs = run_kernel_locally(build, mounts, working, python=python, check_accelerator=check_accelerator)
     emit([str(p) for p in outputs], as_json, "\n".join(["outputs:", *(f"  {p}" for p in outputs)]))
 
 

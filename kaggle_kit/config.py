@@ -128,6 +128,7 @@ class KernelConfig:
     train_internet: bool = setting(False, "Internet in the train kernel.")
     infer_internet: bool = setting(False, "Internet in the infer kernel (code competitions score with it off).")
     timeout_s: int = setting(0, "Kernel session limit in seconds (0: Kaggle's default).", min=0, max=12 * 3600)
+    accept_other_accelerator: bool = setting(False, "Run on whatever accelerator Kaggle gives instead of failing fast.")
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .competition import get_spec
 from .config import config_from_dict
+from .preflight import preflight
 
 
 def kaggle_root() -> Path:
@@ -78,6 +79,8 @@ def main(task: str, config: dict, manifest: dict) -> None:
     spec = get_spec(cfg.competition)
     working = kaggle_root() / "working"
     working.mkdir(parents=True, exist_ok=True)
+    if "LOCAL_RANK" not in os.environ:  # once per kernel, not again in each torchrun worker
+        preflight(config, manifest, working)
     (working / "kaggle_kit_manifest.json").write_text(json.dumps(manifest, indent=2))
     competition = kaggle_root() / "input" / cfg.competition
     backbone = str(input_dir(cfg.datasets.backbone)) if cfg.datasets.backbone else cfg.train.backbone

@@ -18,6 +18,7 @@ import kaggle_kit
 from . import __version__
 from .config import ProjectConfig, check_ref
 from .errors import KitError, UsageProblem
+from .wheels import load_lock
 
 PACKAGE_DIR = Path(kaggle_kit.__file__).parent
 TEMPLATE = PACKAGE_DIR.parent / "kernels" / "bootstrap.py.tmpl"
@@ -123,7 +124,7 @@ def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = Fal
     archive = package_archive()
     manifest = {"kaggle_kit_version": __version__, **git_state(), "task": task,
                 "config_sha256": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
-                "package_sha256": hashlib.sha256(archive).hexdigest()}
+                "package_sha256": hashlib.sha256(archive).hexdigest(), "lock": load_lock().to_dict()}
     script = TEMPLATE.read_text().format(task=task, archive=base64.b64encode(archive).decode(),
                                          config=json.dumps(config, sort_keys=True), manifest=json.dumps(manifest, sort_keys=True))
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -136,8 +137,10 @@ def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = Fal
     return KernelBuild(out, out / meta["code_file"], meta)
 
 
-def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, timeout: float = 3600) -> list[Path]:
-    """Run the built script in a fresh process with a simulated /kaggle layout and no network."""
+def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, timeout: float = 3600,
+                       python: str | None = None, check_accelerator: bool = False) -> list[Path]:
+    """Run the built script in a fresh process (`python`, default this one) with a simulated /kaggle layout, no network
+    and no pip index; the accelerator check only warns unless `check_accelerator` (a local machine is no Kaggle GPU)."""
     meta = json.loads((build / "kernel-metadata.json").read_text())
     working = working.resolve()
     root = working.parent / f".{working.name}-root"
@@ -153,11 +156,14 @@ def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, time
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") or k.startswith("KAGGLE_KIT_")}
     env.update({"KAGGLE_KIT_ROOT": str(root), "KAGGLE_KERNEL_RUN_TYPE": "Batch", "HF_HUB_OFFLINE": "1",
                 "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "",
-                "PYTHONPATH": ""})
+                "PYTHONPATH": "", "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1"})
+    env.pop("KAGGLE_KIT_ACCEPT_OTHER_ACCELERATOR", None)
+    if not check_accelerator:
+        env["KAGGLE_KIT_ACCEPT_OTHER_ACCELERATOR"] = "1"
     before = {slug: _snapshot(path) for slug, path in inputs.items()}
     entry = root / "kernel_entry.py"
     entry.write_text(script_of(build / meta["code_file"]))
-    proc = subprocess.run([sys.executable, str(entry)], cwd=working, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run([python or sys.executable, str(entry)], cwd=working, env=env, capture_output=True, text=True, timeout=timeout)
     (working / "kernel.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]

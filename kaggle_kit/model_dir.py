@@ -19,6 +19,7 @@ import torch
 
 from .atomic import write_text_atomic
 from .backbone import choose_precision, load_backbone_model, load_tokenizer, model_type
+from .compat import dtype_kwarg
 from .errors import KitError
 
 MODEL_FILE = "kaggle_kit_model.json"
@@ -181,7 +182,7 @@ def load_trained(model_dir: Path, backbone: str | None = None, precision: str = 
     prec = choose_precision(precision)
     try:
         if (model_dir / MERGED_DIR).is_dir() and backbone is None and quantize is None:
-            model = AutoModelForSequenceClassification.from_pretrained(model_dir / MERGED_DIR, dtype=prec.dtype)
+            model = AutoModelForSequenceClassification.from_pretrained(model_dir / MERGED_DIR, **dtype_kwarg(prec.dtype))
         else:
             base, _ = load_backbone_model(find_backbone(model_dir, info, backbone), prec, quantize,
                                           num_labels=info["num_labels"])

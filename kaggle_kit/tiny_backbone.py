@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .compat import deberta_tokenizer
 from .errors import KitError
 
 ARCHES = ("deberta-v3", "gemma2", "llama")
@@ -46,7 +47,7 @@ def build_tiny_backbone(directory: Path, arch: str = "deberta-v3", seed: int = 0
         names = [SPECIAL["pad"], SPECIAL["unk"], SPECIAL["cls"], SPECIAL["sep"], SPECIAL["mask"]]
         unigram = _train_unigram(lines, vocab_size, names)
         vocab = json.loads(unigram.to_str())["model"]["vocab"]
-        tokenizer = transformers.DebertaV2Tokenizer(vocab=[(piece, score) for piece, score in vocab])
+        tokenizer = deberta_tokenizer([(piece, score) for piece, score in vocab], SPECIAL)
         config = transformers.DebertaV2Config(
             vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=heads,
             intermediate_size=hidden_size * 4, max_position_embeddings=512, relative_attention=True,

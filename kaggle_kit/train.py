@@ -16,6 +16,7 @@ import pandas as pd
 from . import __version__
 from .atomic import atomic_path, write_text_atomic
 from .backbone import choose_precision, load_backbone_model, lora_model, resolve_backbone_path, template_for
+from .compat import trainer_tokenizer_kwarg, training_arguments
 from .competition import CompetitionSpec
 from .config import ColumnMap, TrainConfig
 from .data import Pairs, load_training_files
@@ -110,11 +111,9 @@ def _dataset(encoded: list[list[int]], labels: np.ndarray):
 
 
 def _training_args(cfg: TrainConfig, out: Path, steps_per_epoch: int, precision: str, distributed: bool):
-    from transformers import TrainingArguments
-
     total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
     eval_steps = cfg.eval_steps or max(1, total // 8)
-    return TrainingArguments(
+    return training_arguments(
         output_dir=str(out / CHECKPOINTS),
         num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.eval_batch_size,
@@ -196,7 +195,7 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     args = _training_args(cfg, out, steps_per_epoch, precision.name, distributed=world > 1)
     trainer = Trainer(
         model=model, args=args, train_dataset=_dataset(fit_encoded, fit_labels),
-        eval_dataset=_dataset(valid_encoded, valid_pairs.labels), processing_class=tokenizer,
+        eval_dataset=_dataset(valid_encoded, valid_pairs.labels), **trainer_tokenizer_kwarg(tokenizer),
         data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), *(callbacks or [])],
     )

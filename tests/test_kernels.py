@@ -2,12 +2,10 @@ import base64
 import io
 import json
 import os
-import shutil
 import tempfile
 import zipfile
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from click.testing import CliRunner
 

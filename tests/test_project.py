@@ -1,7 +1,6 @@
 """init, doctor, report and the README's command table."""
 
 import json
-import shutil
 
 import pytest
 from click.testing import CliRunner

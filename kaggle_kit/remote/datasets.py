@@ -6,20 +6,18 @@ from __future__ import annotations
 import fnmatch
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from ..config import check_ref
 from ..errors import KitError, RemoteError, UsageProblem
+from ..wheels import build_own_wheel, build_wheel_set
 from .client import call, get_api, normalise, poll, transfer_timeout
 
 KINDS = ("model", "code", "wheels")
 EXCLUDE = [".git", "__pycache__", ".cache", ".huggingface", "*.pyc", ".env", "*.env", "kaggle.json", "credentials.json",
            "access_token*", ".netrc", "*.pem", "*.key", "id_rsa*", ".ipynb_checkpoints", "wandb"]
-KERNEL_SIDE_WHEELS = ["peft", "bitsandbytes", "accelerate"]
 
 
 def excluded(name: str, with_checkpoints: bool) -> bool:
@@ -40,9 +38,9 @@ def stage(kind: str, source: Path, dataset: str, staging: Path, with_checkpoints
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     if kind == "code":
-        _build_wheel(staging)
+        build_own_wheel(staging)
     elif kind == "wheels":
-        _download_wheels(staging)
+        build_wheel_set(staging)
     else:
         if not source.is_dir():
             raise KitError(f"{source} is not a folder")
@@ -58,32 +56,6 @@ def stage(kind: str, source: Path, dataset: str, staging: Path, with_checkpoints
     metadata = {"id": dataset, "title": title, "licenses": [{"name": "CC0-1.0"}]}
     (staging / "dataset-metadata.json").write_text(json.dumps(metadata))
     return staging
-
-
-def _build_wheel(staging: Path) -> None:
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "setup.cfg").exists():
-        raise KitError("the code upload needs a kaggle-kit source checkout")
-    # pip builds in the source tree (build/, *.egg-info): build from a temp copy so the checkout stays as it was
-    with tempfile.TemporaryDirectory(prefix="kk-wheel-") as tmp:
-        src = Path(tmp) / "src"
-        shutil.copytree(root / "kaggle_kit", src / "kaggle_kit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        for name in ("setup.cfg", "pyproject.toml", "README.md"):
-            shutil.copy2(root / name, src / name)
-        proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                               str(staging), str(src)], capture_output=True, text=True)
-    if proc.returncode:
-        raise KitError(f"building the kaggle-kit wheel failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
-
-
-def _download_wheels(staging: Path) -> None:
-    """Wheels for Kaggle's image (CPython 3.11, manylinux x86_64) of what it lacks."""
-    proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:",
-                           "--python-version", "3.11",
-                           "--platform", "manylinux2014_x86_64", "--platform", "manylinux_2_24_x86_64", "--no-deps",
-                           "-d", str(staging), *KERNEL_SIDE_WHEELS], capture_output=True, text=True)
-    if proc.returncode:
-        raise KitError(f"pip download failed: {(proc.stderr.strip().splitlines() or ['?'])[-1]}")
 
 
 def manifest(staging: Path) -> list[dict]:
