@@ -293,9 +293,10 @@ def build_kernel_cmd(kit: KitContext, task, out, model, backbone, notebook, over
 @click.option("--working", type=click.Path(path_type=Path), help="Default: a new folder beside the build.")
 @click.option("--python", "python", type=click.Path(exists=True, dir_okay=False), help="Interpreter to run it with.")
 @click.option("--check-accelerator", is_flag=True, help="Fail as on Kaggle when the asked-for GPU is not visible.")
+@click.option("--quiet", is_flag=True, help="Do not stream the kernel's log (it is still written to kernel.log).")
 @json_option
-def run_kernel_cmd(build: Path, inputs, working, python, check_accelerator, as_json) -> None:
-    """Dry-run a built kernel locally with a simulated /kaggle layout and no network."""
+def run_kernel_cmd(build: Path, inputs, working, python, check_accelerator, quiet, as_json) -> None:
+    """Dry-run a built kernel locally with a simulated /kaggle layout and no network; streams its log."""
     from .kernels import run_kernel_locally
     from .atomic import next_free
 
@@ -306,7 +307,8 @@ def run_kernel_cmd(build: Path, inputs, working, python, check_accelerator, as_j
             raise click.BadParameter(f"'{item}' is not SLUG=EXISTING_DIR", param_hint="--input")
         mounts[slug] = Path(path)
     working = working or next_free(build.parent, f"{build.name}-working")
-    outputs = run_kernel_locally(build, mounts, working, python=python, check_accelerator=check_accelerator)
+    outputs = run_kernel_locally(build, mounts, working, python=python, check_accelerator=check_accelerator,
+                                 echo=None if quiet else (lambda line: click.echo(f"| {line}", err=True)))
     emit([str(p) for p in outputs], as_json, "\n".join(["outputs:", *(f"  {p}" for p in outputs)]))
 
 

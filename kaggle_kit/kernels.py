@@ -7,9 +7,13 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,40 +142,67 @@ def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = Fal
 
 
 def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, timeout: float = 3600,
-                       python: str | None = None, check_accelerator: bool = False) -> list[Path]:
+                       python: str | None = None, check_accelerator: bool = False,
+                       echo: Callable[[str], None] | None = None) -> list[Path]:
     """Run the built script in a fresh process (`python`, default this one) with a simulated /kaggle layout, no network
-    and no pip index; the accelerator check only warns unless `check_accelerator` (a local machine is no Kaggle GPU)."""
+    and no pip index; the accelerator check only warns unless `check_accelerator` (a local machine is no Kaggle GPU).
+
+    The kernel's stdout and stderr go, interleaved in order, to WORKING/kernel.log and line by line to `echo`."""
     meta = json.loads((build / "kernel-metadata.json").read_text())
     working = working.resolve()
-    root = working.parent / f".{working.name}-root"
-    (root / "input").mkdir(parents=True, exist_ok=True)
-    for slug, path in inputs.items():
-        link = root / "input" / slug
-        if not link.exists():
-            link.symlink_to(path.resolve(), target_is_directory=True)
-    working.mkdir(parents=True, exist_ok=True)
-    if not (root / "working").exists():
+    if working.exists() and any(working.iterdir()):
+        raise KitError(f"--working {working} already holds files", hint="choose a new folder (the default is one)")
+    root = Path(tempfile.mkdtemp(prefix=f".{working.name}-root-", dir=working.parent if working.parent.exists()
+                                 else None))
+    try:
+        (root / "input").mkdir()
+        for slug, path in inputs.items():
+            (root / "input" / slug).symlink_to(path.resolve(), target_is_directory=True)
+        working.mkdir(parents=True, exist_ok=True)
         (root / "working").symlink_to(working, target_is_directory=True)
-    # no credentials inside a kernel run; our own KAGGLE_KIT_* settings pass through
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") or k.startswith("KAGGLE_KIT_")}
-    env.update({"KAGGLE_KIT_ROOT": str(root), "KAGGLE_KERNEL_RUN_TYPE": "Batch", "HF_HUB_OFFLINE": "1",
-                "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "",
-                "PYTHONPATH": "", "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1"})
-    env.pop("KAGGLE_KIT_ACCEPT_OTHER_ACCELERATOR", None)
-    if not check_accelerator:
-        env["KAGGLE_KIT_ACCEPT_OTHER_ACCELERATOR"] = "1"
-    before = {slug: _snapshot(path) for slug, path in inputs.items()}
-    entry = root / "kernel_entry.py"
-    entry.write_text(script_of(build / meta["code_file"]))
-    proc = subprocess.run([python or sys.executable, str(entry)], cwd=working, env=env, capture_output=True, text=True, timeout=timeout)
-    (working / "kernel.log").write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise KitError(f"kernel failed (exit {proc.returncode}): {last}", hint=f"full log in {working / 'kernel.log'}")
+        # no credentials inside a kernel run; our own KAGGLE_KIT_* settings pass through
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_") or k.startswith("KAGGLE_KIT_")}
+        env.update({"KAGGLE_KIT_ROOT": str(root), "KAGGLE_KERNEL_RUN_TYPE": "Batch", "HF_HUB_OFFLINE": "1",
+                    "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "",
+                    "PYTHONPATH": "", "PIP_CONFIG_FILE": os.devnull, "PIP_NO_INDEX": "1", "PYTHONUNBUFFERED": "1"})
+        env.pop("KAGGLE_KIT_ACCEPT_OTHER_ACCELERATOR", None)
+        if not check_accelerator:
+            env["KAGGLE_KIT_ACCEPT_OTHER_ACCELERATOR"] = "1"
+        before = {slug: _snapshot(path) for slug, path in inputs.items()}
+        entry = root / "kernel_entry.py"
+        entry.write_text(script_of(build / meta["code_file"]))
+        returncode, last = _run_logged([python or sys.executable, str(entry)], working, env, timeout, echo)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # symlinks inside are removed, never followed
+    if returncode != 0:
+        raise KitError(f"kernel failed (exit {returncode}): {last}", hint=f"full log in {working / 'kernel.log'}")
     for slug, path in inputs.items():
         if _snapshot(path) != before[slug]:
-            raise KitError(f"the kernel wrote into input/{slug}", hint="/kaggle/input is read-only on Kaggle: write to /kaggle/working")
+            raise KitError(f"the kernel wrote into input/{slug}",
+                           hint="/kaggle/input is read-only on Kaggle: write to /kaggle/working")
     return sorted(p for p in working.rglob("*") if p.is_file())
+
+
+def _run_logged(cmd: list[str], cwd: Path, env: dict, timeout: float,
+                echo: Callable[[str], None] | None) -> tuple[int, str]:
+    """Run `cmd`, streaming its merged output to cwd/kernel.log and `echo`; returns (exit code, last line)."""
+    last = "no output"
+    with open(cwd / "kernel.log", "w", encoding="utf-8") as log, subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                if line.strip():
+                    last = line.strip()
+                if echo:
+                    echo(line.rstrip("\n"))
+            proc.wait()
+        finally:
+            timer.cancel()
+    return proc.returncode, last
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:

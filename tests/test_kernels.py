@@ -2,6 +2,7 @@ import base64
 import io
 import json
 import os
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -236,3 +237,25 @@ def test_bad_kaggle_kit_timeout_is_one_line(project):
                           text=True, timeout=300)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "KAGGLE_KIT_TIMEOUT: KAGGLE_KIT_TIMEOUT='abc' is not a positive number" in proc.stdout
+
+
+def test_run_kernel_refuses_a_working_folder_with_files_and_streams_an_ordered_log(project, small_files, tmp_path):
+    from kaggle_kit.kernels import _run_logged, run_kernel_locally
+
+    build = tmp_path / "b"
+    build.mkdir()
+    (build / "kernel-metadata.json").write_text('{"code_file": "k.py"}')
+    (build / "k.py").write_text("print('x')")
+    working = tmp_path / "w"
+    working.mkdir()
+    (working / "submission.csv").write_text("precious")
+    with pytest.raises(KitError, match="already holds files"):
+        run_kernel_locally(build, {}, working)
+    assert (working / "submission.csv").read_text() == "precious"
+    seen = []
+    code = "import sys\nfor i in range(3):\n    print(f'out {i}', flush=True)\n    print(f'err {i}', file=sys.stderr, flush=True)\n"
+    returncode, last = _run_logged([sys.executable, "-c", code], tmp_path, dict(os.environ), 60, seen.append)
+    assert returncode == 0 and last == "err 2"
+    assert seen == ["out 0", "err 0", "out 1", "err 1", "out 2", "err 2"]
+    assert (tmp_path / "kernel.log").read_text().splitlines() == seen
+    assert not list(tmp_path.glob(".w-root*"))  # the simulated /kaggle root is removed after a run
