@@ -262,6 +262,7 @@ class TrainSet:
     duplicates_dropped: int = 0
     test_leaks_dropped: int = 0
     per_file_rows: dict[str, int] = field(default_factory=dict)
+    dropped_ids: list[str] = field(default_factory=list)  # duplicates and test leaks, removed after reading
 
 
 def load_training_files(
@@ -300,7 +301,10 @@ def load_training_files(
         keep = [i for i in keep if keys[i] not in test_set]
         leaks = before - len(keep)
     result = merged.subset(keep) if len(keep) != len(merged) else merged
-    return TrainSet(result, duplicates_dropped=duplicates, test_leaks_dropped=leaks, per_file_rows=per_file)
+    kept = set(keep)
+    dropped = [merged.ids[i] for i in range(len(merged)) if i not in kept]
+    return TrainSet(result, duplicates_dropped=duplicates, test_leaks_dropped=leaks, per_file_rows=per_file,
+                    dropped_ids=dropped)
 
 
 def class_prior(labels: np.ndarray, num_labels: int) -> np.ndarray:

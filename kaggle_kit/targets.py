@@ -21,17 +21,19 @@ def read_teacher(path: Path, spec: CompetitionSpec) -> dict[str, np.ndarray]:
     return dict(zip(frame[spec.id_column].astype(str), probs))
 
 
-def teacher_rows(teacher: dict[str, np.ndarray], ids: list[str], own: np.ndarray, path: Path) -> tuple[np.ndarray, int]:
+def teacher_rows(teacher: dict[str, np.ndarray], ids: list[str], own: np.ndarray, path: Path,
+                 dropped: list[str] = ()) -> tuple[np.ndarray, int]:
     """The teacher row of each training id (its own target where the teacher has none) and how many it covered.
 
-    An id the teacher names but the training set lacks is an error: a teacher from another split or file."""
-    known = set(ids)
+    An id the teacher names but the training files lack is an error: a teacher of other data. Ids of rows dropped
+    as duplicates or test leaks are ignored."""
+    known = set(ids) | set(dropped)
     unknown = [i for i in teacher if i not in known]
     if unknown:
         shown = ", ".join(unknown[:MAX_IDS_SHOWN]) + (f" (+{len(unknown) - MAX_IDS_SHOWN} more)"
                                                       if len(unknown) > MAX_IDS_SHOWN else "")
         raise DataError(f"--teacher {path}: {len(unknown)} id(s) are not training rows: {shown}",
-                        hint="the teacher must predict the same training file(s) (after duplicates are dropped)")
+                        hint="the teacher must predict the same training file(s); ids of a 2nd file are prefixed 1:")
     rows = np.array(own, dtype=np.float64, copy=True)
     covered = 0
     for k, i in enumerate(ids):

@@ -172,7 +172,7 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     teacher, covered = all_targets, 0
     if cfg.teacher:
         teacher, covered = teacher_rows(read_teacher(Path(cfg.teacher), spec), pairs.ids, all_targets,
-                                        Path(cfg.teacher))
+                                        Path(cfg.teacher), train_set.dropped_ids)
     groups = prompt_groups(pairs, spec) if cfg.fold else None
     train_idx, valid_idx = split_holdout(pairs.labels, cfg.valid_frac, cfg.fold, cfg.seed, groups)
     fit_pairs, valid_pairs = pairs.subset(train_idx), pairs.subset(valid_idx)
