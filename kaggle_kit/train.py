@@ -54,7 +54,8 @@ def split_holdout(labels: np.ndarray, valid_frac: float, fold: str | None, seed:
         i, k = (int(x) for x in fold.split("/"))
         return fold_splits(labels, index if groups is None else groups, k, seed)[i]
     n_valid = max(n_classes, int(round(len(labels) * valid_frac)))
-    if len(labels) - n_valid < n_classes or np.bincount(labels).min() < 2:
+    present = np.bincount(labels)
+    if len(labels) - n_valid < n_classes or present[present > 0].min() < 2:  # soft rows may leave a class empty
         raise KitError(f"only {len(labels)} training rows: too few for a stratified holdout of {n_valid}",
                        hint="use more rows (at least a few dozen)")
     train_idx, valid_idx = train_test_split(index, test_size=n_valid, stratify=labels, random_state=seed)
