@@ -156,7 +156,8 @@ def fit_blend(members: list[Member], spec: CompetitionSpec, train_files: list[Pa
     for f in frames[1:]:
         common &= set(f["id"])
     if len(common) < MIN_ROWS:
-        raise KitError(f"the OOF files share only {len(common)} id(s)", hint="blend OOF files of the same training rows")
+        raise KitError(f"the OOF files share only {len(common)} id(s)",
+                       hint="blend OOF files of the same training rows")
     ids = sorted(common)
     aligned = [f.set_index("id").loc[ids] for f in frames]
     targets = aligned[0][[f"target_{c}" for c in spec.label_columns]].to_numpy(float)
@@ -229,7 +230,8 @@ def read_blend(path: Path) -> Blend:
         temperature = float(data["temperature"])
         rules = list(data.get("rules", []))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise KitError(f"{path} is not a valid blend.json ({exc})", hint="write it again with `kaggle-kit blend`") from None
+        raise KitError(f"{path} is not a valid blend.json ({exc})",
+                       hint="write it again with `kaggle-kit blend`") from None
     unknown = [r for r in rules if r not in RULES]
     if unknown or not temperature > 0 or any(m.weight < 0 for m in members) or sum(m.weight for m in members) <= 0:
         raise KitError(f"{path} is not a valid blend.json (bad weights, temperature or rules)",

@@ -14,7 +14,7 @@ from kaggle_kit.blending import combine, fit_weights
 from kaggle_kit.cli import COMMAND_SECTIONS, main
 from kaggle_kit.cv import OOF_FILE, fold_splits, prompt_groups, run_cv
 from kaggle_kit.data import Pairs, load_training_files, read_train
-from kaggle_kit.encode import EncodingSpec, Encoder, field_budgets, fit_field
+from kaggle_kit.encode import Encoder, EncodingSpec, field_budgets, fit_field
 from kaggle_kit.errors import DataError
 from kaggle_kit.metrics import log_loss, softmax
 from kaggle_kit.rules import IDENTICAL, apply_rules, evaluate_rules
@@ -275,7 +275,7 @@ def test_pseudo_labels_train_as_soft_rows(cv_run, small_files, tiny_backbone, sp
     one_line_error(run("pseudo-label", "--model", out / "fold-0", "--input", small_files.test, "--out", pl),
                    "already exists")
     nothing = run("pseudo-label", "--model", out / "fold-0", "--input", small_files.test, "--out",
-                  tmp_path / "none.csv", "--min-confidence", 1.0)  # known only after predicting: says so, writes nothing
+                  tmp_path / "none.csv", "--min-confidence", 1.0)  # known after predicting: says so, writes nothing
     assert nothing.exit_code == 1 and "Traceback" not in nothing.output
     assert nothing.output.strip().splitlines()[-1].startswith("Error: no row reached --min-confidence 1.0")
     assert not (tmp_path / "none.csv").exists()
