@@ -389,15 +389,23 @@ def build_kernel_cmd(kit: KitContext, task, out, model, backbone, notebook, fold
 
     cfg = kit.config
     cfg.datasets = with_overrides(cfg.datasets, model=model, backbone=backbone)
-    if fold:
-        if task != "train":
-            raise click.UsageError("--fold is for the train kernel")
-        cfg.train = with_overrides(cfg.train, fold=fold)
-        cfg.kernel = with_overrides(cfg.kernel, train_slug=f"{cfg.kernel.train_slug}-fold-{fold.split('/')[0]}")
+    _fold_kernel(cfg, task, fold)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
     build = build_kernel(task, cfg, out or Path("kernels/build") / slug, overwrite=overwrite, notebook=notebook)
     emit({"folder": str(build.folder), "script": str(build.script), "metadata": build.metadata}, as_json,
          f"built {build.script} ({build.script.stat().st_size // 1024} KiB) for {build.metadata['id']}")
+
+
+def _fold_kernel(cfg, task: str, fold: str | None) -> None:
+    """One fold per train kernel: the fold goes into the embedded config and the slug gets -fold-<i>."""
+    if not fold:
+        return
+    from .config import with_overrides
+
+    if task != "train":
+        raise click.UsageError("--fold is for the train kernel")
+    cfg.train = with_overrides(cfg.train, fold=fold)
+    cfg.kernel = with_overrides(cfg.kernel, train_slug=f"{cfg.kernel.train_slug}-fold-{fold.split('/')[0]}")
 
 
 @main.command("run-kernel")
@@ -425,15 +433,17 @@ def run_kernel_cmd(build: Path, inputs, working, as_json) -> None:
 @click.argument("task", type=click.Choice(["train", "infer"]))
 @click.option("--wait", is_flag=True, help="Wait until the run ends.")
 @click.option("--interval", default=30.0, show_default=True)
+@click.option("--fold", help="train: run fold i of K (i/K) in its own kernel, slug <train_slug>-fold-i.")
 @dry_run_option
 @config_option
 @json_option
 @pass_kit
-def push_kernel_cmd(kit: KitContext, task, wait, interval, dry_run, as_json) -> None:
+def push_kernel_cmd(kit: KitContext, task, wait, interval, fold, dry_run, as_json) -> None:
     """Build, then push a kernel to run on Kaggle; prints version and URL."""
     from .kernels import build_kernel, push_kernel, wait_for_kernel
 
     cfg = kit.config
+    _fold_kernel(cfg, task, fold)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
     build = build_kernel(task, cfg, Path("kernels/build") / slug, overwrite=True)
     result = push_kernel(build, dry_run=dry_run, timeout_s=cfg.kernel.timeout_s)
