@@ -272,8 +272,9 @@ def blend_cmd(kit: KitContext, oofs, train_files, out: Path, overwrite: bool, as
     save_blend(fitted, out, overwrite=overwrite)
     r = fitted.report
     lines = [f"{m.name}: OOF log loss {m.oof_log_loss:.4f}, weight {m.weight:.3f}" for m in fitted.members]
+    best = r["best_single"]
     lines.append(f"blend: OOF log loss {r['blend_log_loss']:.4f} over {r['rows']} rows (best single "
-                 f"{r['best_single']['name']} {r['best_single']['log_loss']:.4f}), temperature {fitted.temperature:.3f}")
+                 f"{best['name']} {best['log_loss']:.4f}), temperature {fitted.temperature:.3f}")
     if isinstance(r["rules"], list):
         lines += [f"rule {x['rule']}: {x['rows']} row(s), log loss {x['log_loss_before']:.4f} -> "
                   f"{x['log_loss_after']:.4f}: {'kept' if x['kept'] else 'dropped'}" for x in r["rules"]]
