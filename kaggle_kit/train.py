@@ -17,7 +17,7 @@ from . import __version__
 from .atomic import atomic_path, write_text_atomic
 from .backbone import choose_precision, load_backbone_model, lora_model, resolve_backbone_path, template_for
 from .competition import CompetitionSpec
-from .config import ColumnMap, TrainConfig
+from .config import ColumnMap, TrainConfig, check_section
 from .cv import prompt_groups
 from .data import Pairs, is_soft, load_training_files
 from .encode import EncodingSpec, Encoder
@@ -154,6 +154,7 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     from transformers import EarlyStoppingCallback, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+    check_section(cfg, "setting")  # a TrainConfig built in code gets the same range checks as flags and toml
     backbone = resolve_backbone_path(cfg.backbone)
     _check_settings(cfg, backbone)
     precision = choose_precision(cfg.precision)
