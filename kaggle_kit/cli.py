@@ -22,6 +22,7 @@ COMMAND_SECTIONS = {
     "Start": ["init", "doctor", "config", "quickstart"],
     "Data": ["download", "sample-data", "validate"],
     "Train / predict": ["tiny-backbone", "train", "predict", "report", "bench"],
+    "Recipes": ["cv", "blend", "pseudo-label"],
     "Kernels": ["build-kernel", "run-kernel", "push-kernel", "status", "pull"],
     "Datasets": ["upload", "datasets"],
     "Submit": ["submit", "submissions", "deadline"],
@@ -158,8 +159,8 @@ def train_cmd(kit: KitContext, train_files, out: Path, resume: bool, overwrite: 
 
 @main.command("predict", epilog=CONFIG_HINT)
 @click.option("--test", "test_path", required=True, type=click.Path(path_type=Path), help="test.csv to predict.")
-@click.option("--model", "models", multiple=True, required=True, type=click.Path(path_type=Path),
-              help="Model dir written by train; repeat to ensemble.")
+@click.option("--model", "models", multiple=True, type=click.Path(path_type=Path),
+              help="Model dir written by train; repeat to ensemble (or --blend blend.json).")
 @click.option("--weights", help="Comma-separated ensemble weights, one per --model (default: equal).")
 @click.option("--backbone", help="Backbone folder to use instead of the one recorded at training time.")
 @config_flags(PredictConfig)
@@ -193,6 +194,113 @@ def _parse_weights(weights: str | None) -> list[float] | None:
         return [float(w) for w in weights.split(",")]
     except ValueError:
         raise click.BadParameter(f"'{weights}' is not a comma-separated list of numbers", param_hint="--weights") from None
+
+
+@main.command("cv", epilog=CONFIG_HINT)
+@click.option("--train", "train_files", multiple=True, type=click.Path(path_type=Path),
+              help="train.csv in the competition's format; repeat for extra data (deduplicated).")
+@click.option("--folds", type=click.IntRange(min=2, max=100), help="Number of folds K.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Folder for fold-<i>/ model dirs, oof.csv and cv.json.")
+@click.option("--fold-ids", help="Comma-separated folds to train now (default: all), e.g. one per kernel.")
+@click.option("--gather", "gather_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Instead of training: merge pulled fold outputs (repeat) into --out/oof.csv and cv.json.")
+@click.option("--exclude-test", type=click.Path(path_type=Path),
+              help="Drop training rows that also appear in this test.csv.")
+@config_flags(TrainConfig, exclude=("fold",))
+@click.option("--overwrite", is_flag=True, help="Train folds that already exist again; replace oof.csv/cv.json.")
+@config_option
+@json_option
+@pass_kit
+def cv_cmd(kit: KitContext, train_files, folds, out: Path, fold_ids, gather_dirs, exclude_test, overwrite: bool,
+           as_json: bool, **flags) -> None:
+    """K-fold training, stratified and grouped by prompt: fold model dirs, out-of-fold predictions, cv.json."""
+    from .config import with_overrides
+    from .cv import find_fold_dirs, gather, parse_fold_ids, run_cv
+
+    if gather_dirs:
+        if train_files or folds or fold_ids:
+            raise click.UsageError("--gather merges finished folds: drop --train/--folds/--fold-ids")
+        result = gather(find_fold_dirs(list(gather_dirs)), out, kit.spec, overwrite=overwrite)
+    else:
+        if not train_files or not folds:
+            raise click.UsageError("cv needs --train and --folds (or --gather DIR...)")
+        cfg = with_overrides(kit.config.train, **flag_values(flags, TrainConfig))
+        result = run_cv(list(train_files), out, folds, cfg, kit.spec, parse_fold_ids(fold_ids, folds),
+                        kit.config.column_maps, exclude_test, overwrite=overwrite,
+                        echo=lambda m: click.echo(m, err=True))
+    if not result:  # a non-zero DDP rank
+        return
+    if not result["complete"]:
+        emit(result, as_json, f"{result['folds_done']} of {result['folds']} folds in {out}; missing "
+                              f"{', '.join(map(str, result['missing']))} (train them with --fold-ids, or gather)")
+        return
+    per_fold = ", ".join(f"{f['log_loss']:.4f}" for f in result["per_fold"])
+    emit(result, as_json, f"OOF log loss {result['oof_log_loss']:.4f} over {result['rows']} rows (folds {per_fold}; "
+                          f"mean {result['mean_log_loss']:.4f} +- {result['std_log_loss']:.4f}); wrote {result['oof']}")
+
+
+@main.command("blend")
+@click.option("--oof", "oofs", multiple=True, required=True,
+              help="An oof.csv of `cv` (its fold models are found via cv.json), or FILE=MODEL_DIR[,MODEL_DIR]; repeat.")
+@click.option("--train", "train_files", multiple=True, type=click.Path(path_type=Path),
+              help="The training file(s) of the OOF rows: test the post-processing rules on them.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="blend.json to write.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@config_option
+@json_option
+@pass_kit
+def blend_cmd(kit: KitContext, oofs, train_files, out: Path, overwrite: bool, as_json: bool) -> None:
+    """Fit non-negative weights and a temperature on OOF predictions; keep only rules that help; write blend.json."""
+    from .atomic import refuse_overwrite
+    from .blending import fit_blend, parse_member, save_blend
+
+    refuse_overwrite(out, overwrite)
+    fitted = fit_blend([parse_member(o) for o in oofs], kit.spec, list(train_files), kit.config.column_maps)
+    save_blend(fitted, out, overwrite=overwrite)
+    r = fitted.report
+    lines = [f"{m.name}: OOF log loss {m.oof_log_loss:.4f}, weight {m.weight:.3f}" for m in fitted.members]
+    best = r["best_single"]
+    lines.append(f"blend: OOF log loss {r['blend_log_loss']:.4f} over {r['rows']} rows (best single "
+                 f"{best['name']} {best['log_loss']:.4f}), temperature {fitted.temperature:.3f}")
+    if isinstance(r["rules"], list):
+        lines += [f"rule {x['rule']}: {x['rows']} row(s), log loss {x['log_loss_before']:.4f} -> "
+                  f"{x['log_loss_after']:.4f}: {'kept' if x['kept'] else 'dropped'}" for x in r["rules"]]
+    else:
+        lines.append(f"rules: {r['rules']}")
+    lines.append(f"wrote {out}")
+    data = {"out": str(out), "temperature": fitted.temperature, "rules": fitted.rules, **r,
+            "members": [{"name": m.name, "weight": m.weight, "oof_log_loss": m.oof_log_loss} for m in fitted.members]}
+    emit(data, as_json, "\n".join(lines))
+
+
+@main.command("pseudo-label", epilog=CONFIG_HINT)
+@click.option("--model", "models", multiple=True, type=click.Path(path_type=Path),
+              help="Model dir written by train; repeat to blend (or --blend blend.json).")
+@click.option("--weights", help="Comma-separated weights, one per --model (default: equal).")
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
+              help="Unlabelled pairs in test format (id, prompt, response_a, response_b; extra columns ignored).")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path),
+              help="Train-format CSV to write (winner_* columns hold probabilities).")
+@click.option("--min-confidence", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Keep only rows whose most likely class has at least this probability.")
+@click.option("--backbone", help="Backbone folder to use instead of the one recorded at training time.")
+@config_flags(PredictConfig)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@config_option
+@json_option
+@pass_kit
+def pseudo_label_cmd(kit: KitContext, models, weights, input_path: Path, out_path: Path, min_confidence: float,
+                     backbone, overwrite: bool, as_json: bool, **flags) -> None:
+    """Predict unlabelled pairs and write them as soft labels: `train --train train.csv --train PL.csv` uses them."""
+    from .config import with_overrides
+    from .pseudo_label import pseudo_label
+
+    cfg = with_overrides(kit.config.predict, **flag_values(flags, PredictConfig))
+    r = pseudo_label(list(models), input_path, out_path, kit.spec, cfg, _parse_weights(weights), min_confidence,
+                     backbone, overwrite=overwrite, progress=not as_json)
+    emit(r, as_json, f"wrote {r['path']}: {r['rows']} of {r['rows_in']} rows (mean confidence "
+                     f"{r['mean_confidence']:.3f}; {r['dropped_low_confidence']} below --min-confidence)")
 
 
 @main.command("quickstart")
@@ -270,21 +378,36 @@ def _now():
 @click.option("--model", help="Dataset owner/slug holding the trained model dir (infer).")
 @click.option("--backbone", help="Dataset owner/slug holding the backbone weights.")
 @click.option("--notebook", is_flag=True, help="Write an .ipynb (kernel_type notebook) instead of a script.")
+@click.option("--fold", help="train: run fold i of K (i/K) in its own kernel, slug <train_slug>-fold-i; "
+                             "gather the pulled outputs with `cv --gather`.")
 @click.option("--overwrite", is_flag=True)
 @config_option
 @json_option
 @pass_kit
-def build_kernel_cmd(kit: KitContext, task, out, model, backbone, notebook, overwrite, as_json) -> None:
+def build_kernel_cmd(kit: KitContext, task, out, model, backbone, notebook, fold, overwrite, as_json) -> None:
     """Build a self-contained Kaggle kernel (script + kernel-metadata.json) embedding kaggle_kit."""
     from .config import with_overrides
     from .kernels import build_kernel
 
     cfg = with_account(kit.config)
     cfg.datasets = with_overrides(cfg.datasets, model=model, backbone=backbone)
+    _fold_kernel(cfg, task, fold)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
     build = build_kernel(task, cfg, out or Path("kernels/build") / slug, overwrite=overwrite, notebook=notebook)
     emit({"folder": str(build.folder), "script": str(build.script), "metadata": build.metadata}, as_json,
          f"built {build.script} ({build.script.stat().st_size // 1024} KiB) for {build.metadata['id']}")
+
+
+def _fold_kernel(cfg, task: str, fold: str | None) -> None:
+    """One fold per train kernel: the fold goes into the embedded config and the slug gets -fold-<i>."""
+    if not fold:
+        return
+    from .config import with_overrides
+
+    if task != "train":
+        raise click.UsageError("--fold is for the train kernel")
+    cfg.train = with_overrides(cfg.train, fold=fold)
+    cfg.kernel = with_overrides(cfg.kernel, train_slug=f"{cfg.kernel.train_slug}-fold-{fold.split('/')[0]}")
 
 
 @main.command("run-kernel")
@@ -317,15 +440,17 @@ def run_kernel_cmd(build: Path, inputs, working, python, check_accelerator, quie
 @click.option("--wait", is_flag=True, help="Wait until the run ends.")
 @click.option("--interval", default=30.0, show_default=True)
 @click.option("--force", is_flag=True, help="Push even while a previous version is still queued or running.")
+@click.option("--fold", help="train: run fold i of K (i/K) in its own kernel, slug <train_slug>-fold-i.")
 @dry_run_option
 @config_option
 @json_option
 @pass_kit
-def push_kernel_cmd(kit: KitContext, task, wait, interval, force, dry_run, as_json) -> None:
+def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, dry_run, as_json) -> None:
     """Build, then push a kernel to run on Kaggle; prints version and URL (a dry run writes nothing)."""
     from .remote.kernels import push, wait_for_kernel
 
     cfg = with_account(kit.config)
+    _fold_kernel(cfg, task, fold)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
     result = push(task, cfg, Path("kernels/build") / slug, dry_run=dry_run, force=force)
     emit(result, as_json, json.dumps(result, indent=2) if dry_run else f"pushed {result['id']} version {result['version']}: {result['url']}")

@@ -86,9 +86,23 @@ class TrainConfig:
     patience: int = setting(4, "Early stopping: evaluations without improvement.", min=1, max=1000)
     seed: int = setting(42, "Random seed (split, init, order).", min=0, max=2**32 - 1)
     swap_augment: bool = setting(False, "Also train on A/B-swapped rows.")
+    full_swap: bool = setting(False, "Train each row with its A/B swap in the same batch (2 x --batch-size rows).")
+    truncate: str = setting("head-tail", "Which tokens of a too-long field are kept: both ends, the end (left cut) "
+                            "or the start (right cut).", choices=("head-tail", "left", "right"))
+    prompt_budget: int | None = setting(None, "Tokens at most for the prompt; the responses share the rest, the longer "
+                                        "one trimmed first.", min=1)
+    distill_weight: float = setting(0.0, "Weight W of the KL term to the teacher: (1-W) CE(label) + W T^2 KL.",
+                                    min=0.0, max=1.0)
+    distill_temperature: float = setting(1.0, "Temperature T of the distillation term.", min=0.05, max=100.0)
+    teacher: str | None = setting(None, "Teacher probabilities keyed by id (e.g. a cv oof.csv); rows it lacks use "
+                                  "their own targets.")
     report_to: str = setting("none", "Experiment tracker.", choices=("none", "wandb", "tensorboard"), cli=False)
     merge: bool = setting(False, "Also write a merged full model (faster to load).")
     calibrate: bool = setting(True, "Fit a temperature on the holdout.", cli=False)
+
+
+def _blend_problem(value: str) -> str | None:
+    return None if value in ("prob", "logprob") or value.endswith(".json") else "must be prob, logprob or a .json file"
 
 
 @dataclass
@@ -96,8 +110,10 @@ class PredictConfig:
     max_tokens: int = setting(16384, "Padded tokens per batch (lower it on CUDA out-of-memory).", min=16,
                               max=10_000_000)
     tta: str = setting("none", "Test-time augmentation: swap averages A/B and B/A.", choices=("none", "swap"))
-    blend: str = setting("prob", "How models are averaged: probabilities or log-probabilities.",
-                         choices=("prob", "logprob"))
+    blend: str = setting("prob", "How models are averaged: probabilities, log-probabilities, or a blend.json "
+                         "written by `kaggle-kit blend` (fitted weights, temperature, rules).", check=_blend_problem)
+    rules: bool = setting(False, "Post-process: an empty response loses, identical responses tie (with a blend.json: "
+                          "only the rules it kept).")
     quantize: str | None = setting(None, "Load the backbone in 4/8-bit (CUDA only).", choices=("4bit", "8bit"))
     precision: str = setting("auto", "auto: bf16 on Ampere+, fp16 on T4/P100, fp32 on CPU.",
                              choices=("auto", "fp32", "fp16", "bf16"))

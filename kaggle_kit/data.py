@@ -118,23 +118,31 @@ def check_unique_ids(path: Path, frame: pd.DataFrame, id_column: str) -> None:
         raise DataError(f"{path}: column {id_column} has duplicate id(s) {_some(dup.unique())}")
 
 
-def labels_from_onehot(path: Path, frame: pd.DataFrame, spec: CompetitionSpec) -> np.ndarray:
-    """One-hot winner columns -> class indices; a non-numeric or non-one-hot row is an error naming ids."""
+SOFT_TOLERANCE = 1e-3  # |row sum - 1| accepted for probability rows (CSV rounding)
+
+
+def targets_from_columns(path: Path, frame: pd.DataFrame, spec: CompetitionSpec) -> np.ndarray:
+    """Winner columns -> target rows: one-hot (hard) or probabilities (soft, summing to 1); bad rows name their ids."""
     values = {}
     for column in spec.label_columns:
         numeric = pd.to_numeric(frame[column], errors="coerce")
-        bad = numeric.isna()
+        bad = numeric.isna() | ~np.isfinite(numeric.to_numpy(dtype=float, na_value=np.nan))
         if bad.any():
             raise DataError(f"{path}: column {column} is not numeric for id(s) {_some(frame.loc[bad, spec.id_column])}")
         values[column] = numeric.to_numpy(dtype=float)
-    onehot = np.stack([values[c] for c in spec.label_columns], axis=1)
-    valid = np.isin(onehot, (0.0, 1.0)).all(axis=1) & (onehot.sum(axis=1) == 1)
+    targets = np.stack([values[c] for c in spec.label_columns], axis=1)
+    valid = ((targets >= 0) & (targets <= 1)).all(axis=1) & (np.abs(targets.sum(axis=1) - 1) <= SOFT_TOLERANCE)
     if not valid.all():
         bad_ids = frame.loc[~valid, spec.id_column]
         raise DataError(
-            f"{path}: {int((~valid).sum())} row(s) are not one-hot over {', '.join(spec.label_columns)}: id(s) {_some(bad_ids)}"
-        )
-    return onehot.argmax(axis=1)
+            f"{path}: {int((~valid).sum())} row(s) are neither one-hot nor probabilities summing to 1 over "
+            f"{', '.join(spec.label_columns)}: id(s) {_some(bad_ids)}")
+    return targets / targets.sum(axis=1, keepdims=True)
+
+
+def is_soft(targets: np.ndarray) -> np.ndarray:
+    """Rows that are probabilities rather than one-hot."""
+    return ~np.isin(targets, (0.0, 1.0)).all(axis=1)
 
 
 @dataclass
@@ -145,6 +153,7 @@ class Pairs:
     texts: dict[str, list[list[str]]]
     labels: np.ndarray | None = None
     repairs: RepairCounts = field(default_factory=RepairCounts)
+    targets: np.ndarray | None = None  # probability rows (one-hot for hard labels); None: one-hot of labels
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -156,7 +165,14 @@ class Pairs:
             texts={k: [v[i] for i in index] for k, v in self.texts.items()},
             labels=None if self.labels is None else self.labels[index],
             repairs=self.repairs,
+            targets=None if self.targets is None else self.targets[index],
         )
+
+    def target_rows(self, num_labels: int) -> np.ndarray:
+        """Targets as probability rows: the soft ones as given, hard labels one-hot."""
+        if self.targets is not None:
+            return self.targets
+        return np.eye(num_labels)[self.labels]
 
     def swapped(self, spec: CompetitionSpec) -> "Pairs":
         """The A/B-swapped copy: response columns exchanged, labels mapped (ties stay ties)."""
@@ -165,16 +181,21 @@ class Pairs:
             if a in texts and b in texts:
                 texts[a], texts[b] = self.texts[b], self.texts[a]
         labels = None if self.labels is None else np.asarray(spec.label_swap)[self.labels]
-        return Pairs(ids=list(self.ids), texts=texts, labels=labels, repairs=self.repairs)
+        # label_swap is its own inverse (A<->B, tie stays), so it maps target columns too
+        targets = None if self.targets is None else self.targets[:, list(spec.label_swap)]
+        return Pairs(ids=list(self.ids), texts=texts, labels=labels, repairs=self.repairs, targets=targets)
 
     @staticmethod
     def concat(parts: list["Pairs"]) -> "Pairs":
         has_labels = all(p.labels is not None for p in parts)
+        has_targets = has_labels and any(p.targets is not None for p in parts)
+        num_labels = max((p.targets.shape[1] for p in parts if p.targets is not None), default=0)
         return Pairs(
             ids=[i for p in parts for i in p.ids],
             texts={k: [t for p in parts for t in p.texts[k]] for k in parts[0].texts},
             labels=np.concatenate([p.labels for p in parts]) if has_labels else None,
             repairs=RepairCounts(sum((p.repairs.counts for p in parts), Counter())),
+            targets=np.concatenate([p.target_rows(num_labels) for p in parts]) if has_targets else None,
         )
 
 
@@ -198,7 +219,9 @@ def read_train(path: Path, spec: CompetitionSpec, column_map: ColumnMap | None =
         frame = read_csv_checked(path, spec.train_columns)
     check_unique_ids(path, frame, spec.id_column)
     pairs = _parse_frame(path, frame, spec, column_map.plain_text if column_map else None)
-    pairs.labels = labels_from_onehot(path, frame, spec)
+    targets = targets_from_columns(path, frame, spec)
+    pairs.labels = targets.argmax(axis=1)
+    pairs.targets = targets if is_soft(targets).any() else None  # hard files keep the class-index path
     return pairs
 
 
@@ -240,6 +263,7 @@ class TrainSet:
     duplicates_dropped: int = 0
     test_leaks_dropped: int = 0
     per_file_rows: dict[str, int] = field(default_factory=dict)
+    dropped_ids: list[str] = field(default_factory=list)  # duplicates and test leaks, removed after reading
 
 
 def load_training_files(
@@ -278,7 +302,10 @@ def load_training_files(
         keep = [i for i in keep if keys[i] not in test_set]
         leaks = before - len(keep)
     result = merged.subset(keep) if len(keep) != len(merged) else merged
-    return TrainSet(result, duplicates_dropped=duplicates, test_leaks_dropped=leaks, per_file_rows=per_file)
+    kept = set(keep)
+    dropped = [merged.ids[i] for i in range(len(merged)) if i not in kept]
+    return TrainSet(result, duplicates_dropped=duplicates, test_leaks_dropped=leaks, per_file_rows=per_file,
+                    dropped_ids=dropped)
 
 
 def class_prior(labels: np.ndarray, num_labels: int) -> np.ndarray:

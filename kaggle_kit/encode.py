@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from .data import Pairs
 from .progress import progress_bar
 
+TRUNCATIONS = ("head-tail", "left", "right")  # keep both ends / the end (left cut) / the start (right cut)
 CHAR_CAP_PER_TOKEN = 8  # characters kept from each end of a huge turn before tokenising (a token is >= 1 char)
 
 
@@ -17,6 +18,8 @@ class EncodingSpec:
     max_len: int
     template: str  # "encoder": [CLS] P [SEP] A [SEP] B [SEP]; "decoder": plain text with role markers
     fields: tuple[str, ...] = ("prompt", "response_a", "response_b")
+    truncate: str = "head-tail"  # one of TRUNCATIONS: which tokens of a too-long field are kept
+    prompt_budget: int | None = None  # tokens at most for the first field; the others share the rest
 
     @property
     def turn_separator(self) -> str:
@@ -32,7 +35,9 @@ class EncodingSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "EncodingSpec":
-        return cls(max_len=int(data["max_len"]), template=data["template"], fields=tuple(data["fields"]))
+        budget = data.get("prompt_budget")
+        return cls(max_len=int(data["max_len"]), template=data["template"], fields=tuple(data["fields"]),
+                   truncate=data.get("truncate", "head-tail"), prompt_budget=None if budget is None else int(budget))
 
 
 def allocate(lengths: list[int], budget: int) -> list[int]:
@@ -63,20 +68,41 @@ def cap_chars(text: str, max_len: int) -> str:
     return text if len(text) <= 2 * cap else text[:cap] + text[-cap:]
 
 
-def fit_field(turns: list[list[int]], separator: list[int], budget: int) -> list[int]:
-    """One field within `budget`: turns share it by water-filling, each truncated head+tail, joined by the separator."""
-    if not turns:
-        return []
-    sep_cost = len(separator) * (len(turns) - 1)
-    if sep_cost >= budget:
-        separator, sep_cost = [], 0
-    kept = [head_tail(t, k) for t, k in zip(turns, allocate([len(t) for t in turns], budget - sep_cost))]
+def join_turns(turns: list[list[int]], separator: list[int]) -> list[int]:
     out: list[int] = []
-    for i, turn in enumerate(kept):
+    for i, turn in enumerate(turns):
         if i:
             out.extend(separator)
         out.extend(turn)
     return out
+
+
+def fit_field(turns: list[list[int]], separator: list[int], budget: int, truncate: str = "head-tail") -> list[int]:
+    """One field within `budget`. head-tail: turns share it by water-filling, each cut in the middle; left: the
+    field's last `budget` tokens (the end of the conversation); right: its first `budget` tokens."""
+    if not turns:
+        return []
+    if truncate in ("left", "right"):
+        ids = join_turns(turns, separator)
+        if len(ids) <= budget:
+            return ids
+        if budget <= 0:
+            return []
+        return ids[-budget:] if truncate == "left" else ids[:budget]
+    sep_cost = len(separator) * (len(turns) - 1)
+    if sep_cost >= budget:
+        separator, sep_cost = [], 0
+    kept = [head_tail(t, k) for t, k in zip(turns, allocate([len(t) for t in turns], budget - sep_cost))]
+    return join_turns(kept, separator)
+
+
+def field_budgets(demands: list[int], budget: int, prompt_budget: int | None = None) -> list[int]:
+    """Tokens per field: water-filling (unused budget flows to the others, the longest field is cut first); with a
+    prompt budget the first field gets at most that many and the others share the rest."""
+    if prompt_budget is None or not demands:
+        return allocate(demands, budget)
+    first = min(demands[0], prompt_budget, max(0, budget))
+    return [first, *allocate(demands[1:], budget - first)]
 
 
 def field_demand(turns: list[list[int]], separator: list[int]) -> int:
@@ -125,10 +151,10 @@ class Encoder:
     def assemble(self, fields: list[list[list[int]]]) -> list[int]:
         """Token budgets per field (unused budget flows to the others), then the template."""
         budget = self.spec.max_len - self.overhead
-        budgets = allocate([field_demand(f, self.separator) for f in fields], budget)
+        budgets = field_budgets([field_demand(f, self.separator) for f in fields], budget, self.spec.prompt_budget)
         ids: list[int] = list(self.pieces[0])
         for i, (turns, field_budget) in enumerate(zip(fields, budgets)):
-            ids.extend(fit_field(turns, self.separator, field_budget))
+            ids.extend(fit_field(turns, self.separator, field_budget, self.spec.truncate))
             ids.extend(self.pieces[i + 1])
         return ids
 

@@ -100,8 +100,14 @@ def main(task: str, config: dict, manifest: dict) -> None:
         from .predict import predict_to_submission
 
         source = cfg.datasets.model or cfg.kernel.train_slug
-        result = predict_to_submission([_model_dir(input_dir(source))], competition / "test.csv",
-                                       working / spec.submission_file, spec, cfg.predict,
+        if cfg.predict.blend.endswith(".json"):  # a blend.json inside the model dataset names the models itself
+            from dataclasses import replace
+
+            predict_cfg, models = replace(cfg.predict, blend=str(input_dir(source) / cfg.predict.blend)), []
+        else:
+            predict_cfg, models = cfg.predict, [_model_dir(input_dir(source))]
+        result = predict_to_submission(models, competition / "test.csv",
+                                       working / spec.submission_file, spec, predict_cfg,
                                        backbone=backbone if cfg.datasets.backbone else None, overwrite=True)
         print(f"wrote {result['path']} ({result['rows']} rows) in {result['seconds']:.1f}s")
     else:

@@ -16,7 +16,7 @@ from .competition import CompetitionSpec
 from .config import PredictConfig
 from .data import Pairs, read_test
 from .encode import EncodingSpec, Encoder
-from .errors import KitError
+from .errors import KitError, UsageProblem
 from .metrics import softmax
 from .progress import progress_bar
 from .model_dir import TrainedModel, check_model_dir, load_trained
@@ -167,6 +167,15 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
                           sample_submission: Path | None = None, overwrite: bool = False,
                           progress: bool = True) -> dict:
     """test.csv -> validated, sample_submission-ordered CSV. Every input is checked before the first forward pass."""
+    fitted = None
+    if cfg.blend.endswith(".json"):  # a blend.json names its own models
+        from .blending import read_blend, used_model_dirs
+
+        if model_dirs or weights:
+            raise UsageProblem("--blend FILE.json names the models and weights itself",
+                               hint="drop --model/--weights, or use --blend prob|logprob")
+        fitted = read_blend(Path(cfg.blend))
+        model_dirs = used_model_dirs(fitted)
     if not model_dirs:
         raise KitError("no model given", hint="pass --model DIR (repeat to ensemble)")
     if out_path.is_dir():
@@ -179,7 +188,19 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
         check_model_dir(model_dir)
     sample = find_sample_submission(sample_submission, test_path.parent / "sample_submission.csv")
     order = submission_order(spec, pairs.ids, sample)
-    run = predict_models(model_dirs, pairs, spec, cfg.max_tokens, cfg.tta, weights, cfg.blend, backbone,
-                         cfg.precision, cfg.quantize, progress=progress)
-    report = write_submission(pairs.ids, run.probs, order, spec, out_path, overwrite=overwrite)
-    return {"path": str(out_path), "rows": report.rows, "seconds": round(run.seconds, 2)}
+    start = time.perf_counter()
+    if fitted is not None:
+        from .blending import predict_blend
+
+        probs = predict_blend(fitted, pairs, spec, cfg, backbone, progress=progress)
+    else:
+        probs = predict_models(model_dirs, pairs, spec, cfg.max_tokens, cfg.tta, weights, cfg.blend, backbone,
+                               cfg.precision, cfg.quantize, progress=progress).probs
+    fired = {}
+    if cfg.rules:
+        from .rules import RULES, apply_rules
+
+        probs, fired = apply_rules(probs, pairs, spec, fitted.rules if fitted is not None else RULES)
+    report = write_submission(pairs.ids, probs, order, spec, out_path, overwrite=overwrite)
+    result = {"path": str(out_path), "rows": report.rows, "seconds": round(time.perf_counter() - start, 2)}
+    return {**result, "rules": fired} if cfg.rules else result

@@ -18,8 +18,9 @@ from .atomic import atomic_path, write_text_atomic
 from .backbone import choose_precision, load_backbone_model, lora_model, resolve_backbone_path, template_for
 from .compat import trainer_tokenizer_kwarg, training_arguments
 from .competition import CompetitionSpec
-from .config import ColumnMap, TrainConfig
-from .data import Pairs, load_training_files
+from .config import ColumnMap, TrainConfig, check_section
+from .cv import prompt_groups
+from .data import Pairs, is_soft, load_training_files
 from .encode import EncodingSpec, Encoder
 from .errors import KitError
 from .metrics import accuracy, class_prior, fit_temperature, log_loss, prior_log_loss, softmax
@@ -27,6 +28,7 @@ from .model_dir import (CHECKPOINTS, CURVES_FILE, HOLDOUT_FILE, METRICS_FILE, ch
                         save_model_dir, save_run_config)
 from .plots import training_curves_png
 from .predict import predict_logits
+from .targets import PairCollator, check_distill_settings, read_teacher, teacher_rows, trainer_class
 
 log = logging.getLogger(__name__)
 # A holdout log loss not at least this far below the class prior means the run learned nothing worth using.
@@ -36,24 +38,25 @@ LEARNED_MARGIN = 0.005
 def compute_metrics(eval_pred) -> dict[str, float]:
     logits, labels = eval_pred
     probs = softmax(np.asarray(logits, dtype=np.float64))
-    return {"log_loss": log_loss(labels, probs), "accuracy": accuracy(labels, probs)}
+    targets = np.asarray(labels, dtype=np.float64)[:, :probs.shape[1]]  # labels are packed [target | teacher]
+    return {"log_loss": log_loss(targets, probs), "accuracy": accuracy(targets, probs)}
 
 
-def split_holdout(labels: np.ndarray, valid_frac: float, fold: str | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified holdout, or fold i of k (StratifiedKFold): returns (train_index, valid_index)."""
-    from sklearn.model_selection import StratifiedKFold, train_test_split
+def split_holdout(labels: np.ndarray, valid_frac: float, fold: str | None, seed: int,
+                  groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified holdout, or fold i of k (stratified, grouped like `kaggle-kit cv`): (train_index, valid_index)."""
+    from sklearn.model_selection import train_test_split
+
+    from .cv import fold_splits
 
     index = np.arange(len(labels))
     n_classes = len(np.unique(labels))
     if fold:
         i, k = (int(x) for x in fold.split("/"))
-        if np.bincount(labels).min(initial=len(labels)) < k:
-            raise KitError(f"--fold {fold}: {len(labels)} training rows are too few for {k} stratified folds",
-                           hint="use more rows or fewer folds")
-        splits = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(index, labels))
-        return splits[i]
+        return fold_splits(labels, index if groups is None else groups, k, seed)[i]
     n_valid = max(n_classes, int(round(len(labels) * valid_frac)))
-    if len(labels) - n_valid < n_classes or np.bincount(labels).min() < 2:
+    present = np.bincount(labels)
+    if len(labels) - n_valid < n_classes or present[present > 0].min() < 2:  # soft rows may leave a class empty
         raise KitError(f"only {len(labels)} training rows: too few for a stratified holdout of {n_valid}",
                        hint="use more rows (at least a few dozen)")
     train_idx, valid_idx = train_test_split(index, test_size=n_valid, stratify=labels, random_state=seed)
@@ -104,10 +107,16 @@ class TrainResult:
     metrics: dict
 
 
-def _dataset(encoded: list[list[int]], labels: np.ndarray):
+def _dataset(encoded: list[list[int]], targets: np.ndarray, teacher: np.ndarray,
+             swap: tuple[list[list[int]], np.ndarray, np.ndarray] | None = None):
+    """Rows with labels packed as [target | teacher]; with `swap`, each row also carries its A/B-swapped twin."""
     from datasets import Dataset
 
-    return Dataset.from_dict({"input_ids": encoded, "labels": [int(x) for x in labels]})
+    columns = {"input_ids": encoded, "labels": np.concatenate([targets, teacher], axis=1).tolist()}
+    if swap is not None:
+        columns["swap_input_ids"] = swap[0]
+        columns["swap_labels"] = np.concatenate([swap[1], swap[2]], axis=1).tolist()
+    return Dataset.from_dict(columns)
 
 
 def _training_args(cfg: TrainConfig, out: Path, steps_per_epoch: int, precision: str, distributed: bool):
@@ -127,6 +136,7 @@ def _training_args(cfg: TrainConfig, out: Path, steps_per_epoch: int, precision:
         fp16=precision == "fp16", bf16=precision == "bf16", use_cpu=precision == "fp32" and not _cuda(),
         gradient_checkpointing=cfg.gradient_checkpointing, dataloader_pin_memory=_cuda(),
         ddp_find_unused_parameters=False if distributed else None, disable_tqdm=False,
+        remove_unused_columns=False,  # PairCollator builds the model inputs itself
     )
 
 
@@ -144,6 +154,10 @@ def _check_settings(cfg: TrainConfig, backbone: Path) -> None:
                        hint=f"use a rank of at most {hidden} (8-64 is usual)")
     if cfg.merge and cfg.quantize:
         raise KitError("--merge is not supported with --quantize", hint="merge into a full-precision backbone later")
+    if cfg.full_swap and cfg.swap_augment:
+        raise KitError("--full-swap and --swap-augment both add swapped rows", hint="choose one")
+    if cfg.teacher and not Path(cfg.teacher).is_file():
+        raise KitError(f"--teacher {cfg.teacher} not found", hint="pass an oof.csv written by `kaggle-kit cv`")
 
 
 def run_settings(cfg: TrainConfig, backbone: Path, train_files: list[Path], exclude_test: Path | None) -> dict:
@@ -158,9 +172,10 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
           column_maps: dict[str, ColumnMap] | None = None, exclude_test: Path | None = None,
           resume: bool = False, overwrite: bool = False, callbacks: list | None = None) -> TrainResult:
     """The whole run: data -> split -> encode -> LoRA model -> Trainer -> best checkpoint -> model dir + metrics."""
-    from transformers import DataCollatorWithPadding, EarlyStoppingCallback, Trainer, set_seed
+    from transformers import EarlyStoppingCallback, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+    check_section(cfg, "setting")  # a TrainConfig built in code gets the same range checks as flags and toml
     backbone = resolve_backbone_path(cfg.backbone)
     _check_settings(cfg, backbone)
     precision = choose_precision(cfg.precision)
@@ -174,29 +189,45 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
 
     train_set = load_training_files(train_files, spec, column_maps, exclude_test)
     pairs = train_set.pairs
-    train_idx, valid_idx = split_holdout(pairs.labels, cfg.valid_frac, cfg.fold, cfg.seed)
+    n = spec.num_labels
+    all_targets = pairs.target_rows(n)
+    check_distill_settings(cfg.distill_weight, cfg.teacher, int(is_soft(all_targets).sum()))
+    teacher, covered = all_targets, 0
+    if cfg.teacher:
+        teacher, covered = teacher_rows(read_teacher(Path(cfg.teacher), spec), pairs.ids, all_targets,
+                                        Path(cfg.teacher), train_set.dropped_ids)
+    groups = prompt_groups(pairs, spec) if cfg.fold else None
+    train_idx, valid_idx = split_holdout(pairs.labels, cfg.valid_frac, cfg.fold, cfg.seed, groups)
     fit_pairs, valid_pairs = pairs.subset(train_idx), pairs.subset(valid_idx)
+    fit_targets, fit_teacher, valid_targets = all_targets[train_idx], teacher[train_idx], all_targets[valid_idx]
 
     kind, template = template_for(backbone)
     model, tokenizer = load_backbone_model(backbone, precision, cfg.quantize, spec.num_labels)
-    encoding = EncodingSpec(max_len=cfg.max_len, template=template, fields=spec.text_columns)
+    encoding = EncodingSpec(max_len=cfg.max_len, template=template, fields=spec.text_columns, truncate=cfg.truncate,
+                            prompt_budget=cfg.prompt_budget)
     encoder = Encoder(tokenizer, encoding)
     fit_encoded = encoder.encode(fit_pairs, progress=True)
-    fit_labels = fit_pairs.labels
+    swap_of = list(spec.label_swap)  # label_swap is its own inverse: it maps probability columns too
+    swap_part = None
+    if cfg.swap_augment or cfg.full_swap:
+        swap_part = (encoder.encode(fit_pairs.swapped(spec), progress=True), fit_targets[:, swap_of],
+                     fit_teacher[:, swap_of])
     if cfg.swap_augment:
-        swapped = fit_pairs.swapped(spec)
-        fit_encoded = fit_encoded + encoder.encode(swapped, progress=True)
-        fit_labels = np.concatenate([fit_labels, swapped.labels])
+        fit_encoded = fit_encoded + swap_part[0]
+        fit_targets = np.concatenate([fit_targets, swap_part[1]])
+        fit_teacher = np.concatenate([fit_teacher, swap_part[2]])
     valid_encoded = encoder.encode(valid_pairs, progress=True)
 
     model = lora_model(model, kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.rslora, cfg.target_modules,
                        cfg.quantize, cfg.gradient_checkpointing)
     steps_per_epoch = math.ceil(len(fit_encoded) / (cfg.batch_size * cfg.grad_accum * world))
     args = _training_args(cfg, out, steps_per_epoch, precision.name, distributed=world > 1)
-    trainer = Trainer(
-        model=model, args=args, train_dataset=_dataset(fit_encoded, fit_labels),
-        eval_dataset=_dataset(valid_encoded, valid_pairs.labels), **trainer_tokenizer_kwarg(tokenizer),
-        data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
+    trainer_cls = trainer_class(cfg.distill_weight, cfg.distill_temperature, n)
+    trainer = trainer_cls(
+        model=model, args=args,
+        train_dataset=_dataset(fit_encoded, fit_targets, fit_teacher, swap_part if cfg.full_swap else None),
+        eval_dataset=_dataset(valid_encoded, valid_targets, valid_targets), **trainer_tokenizer_kwarg(tokenizer),
+        data_collator=PairCollator(tokenizer.pad_token_id, n), compute_metrics=compute_metrics,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), *(callbacks or [])],
     )
     trainer.remove_callback(ProgressCallback)
@@ -213,17 +244,20 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
                                     progress=False).astype(np.float64)
     if not trainer.is_world_process_zero():
         return TrainResult(out, {})
-    temperature = fit_temperature(holdout_logits, valid_pairs.labels) if cfg.calibrate else 1.0
-    prior = class_prior(fit_labels, spec.num_labels)
-    metrics = _metrics(trainer, holdout_logits, valid_pairs, prior, temperature, train_set, len(fit_pairs))
+    temperature = fit_temperature(holdout_logits, valid_targets) if cfg.calibrate else 1.0
+    prior = class_prior(fit_targets, n)
+    metrics = _metrics(trainer, holdout_logits, valid_targets, prior, temperature, train_set, len(fit_pairs))
     metrics["world_size"] = world
+    metrics["soft_rows"] = {"train": int(is_soft(fit_targets).sum()), "holdout": int(is_soft(valid_targets).sum())}
+    if cfg.teacher:
+        metrics["teacher_rows"] = covered
     info = {
         "kaggle_kit_version": __version__, "competition": spec.slug, "backbone": str(backbone), "model_type": kind,
         "num_labels": spec.num_labels, "label_columns": list(spec.label_columns), "encoding": encoding.to_dict(),
         "temperature": temperature, "trained_precision": precision.name, "train_config": settings,
     }
     save_model_dir(out, trainer.model, tokenizer, info, merge=cfg.merge)
-    _save_holdout(out / HOLDOUT_FILE, valid_pairs, holdout_logits, temperature, spec)
+    _save_holdout(out / HOLDOUT_FILE, valid_pairs, valid_targets, holdout_logits, temperature, spec)
     write_text_atomic(out / METRICS_FILE, json.dumps(metrics, indent=2))
     training_curves_png(metrics, out / CURVES_FILE)
     if not metrics["learned"]:
@@ -233,14 +267,13 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     return TrainResult(out, metrics)
 
 
-def _metrics(trainer, logits: np.ndarray, valid: Pairs, prior: np.ndarray, temperature: float, train_set,
+def _metrics(trainer, logits: np.ndarray, labels: np.ndarray, prior: np.ndarray, temperature: float, train_set,
              n_fit: int) -> dict:
     history = trainer.state.log_history
     evals = [{"step": h["step"], "log_loss": h["eval_log_loss"], "accuracy": h["eval_accuracy"]}
              for h in history if "eval_log_loss" in h]
     losses = [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h]
     probs = softmax(logits)
-    labels = valid.labels
     best_step = None
     if trainer.state.best_model_checkpoint:
         best_step = int(Path(trainer.state.best_model_checkpoint).name.split("-")[-1])
@@ -248,7 +281,7 @@ def _metrics(trainer, logits: np.ndarray, valid: Pairs, prior: np.ndarray, tempe
     baseline = prior_log_loss(prior, labels)
     return {
         "holdout": {
-            "rows": len(valid), "log_loss": holdout_loss, "accuracy": accuracy(labels, probs),
+            "rows": len(labels), "log_loss": holdout_loss, "accuracy": accuracy(labels, probs),
             "log_loss_calibrated": log_loss(labels, softmax(logits, temperature)),
         },
         "prior_log_loss": baseline,
@@ -258,17 +291,20 @@ def _metrics(trainer, logits: np.ndarray, valid: Pairs, prior: np.ndarray, tempe
         "best_step": best_step,
         "eval_history": evals,
         "train_loss_history": losses,
-        "rows": {"train": n_fit, "holdout": len(valid), "per_file": train_set.per_file_rows,
+        "rows": {"train": n_fit, "holdout": len(labels), "per_file": train_set.per_file_rows,
                  "duplicates_dropped": train_set.duplicates_dropped, "test_leaks_dropped": train_set.test_leaks_dropped},
     }
 
 
-def _save_holdout(path: Path, valid: Pairs, logits: np.ndarray, temperature: float, spec: CompetitionSpec) -> None:
+def _save_holdout(path: Path, valid: Pairs, targets: np.ndarray, logits: np.ndarray, temperature: float,
+                  spec: CompetitionSpec) -> None:
     frame = pd.DataFrame({"id": valid.ids, "label": valid.labels})
     for k, column in enumerate(spec.label_columns):
         frame[f"logit_{column}"] = logits[:, k]
     probs = softmax(logits, temperature)
     for k, column in enumerate(spec.label_columns):
         frame[column] = probs[:, k]
+    for k, column in enumerate(spec.label_columns):  # soft labels: what the holdout log loss is measured against
+        frame[f"target_{column}"] = targets[:, k]
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.9g")

@@ -58,7 +58,7 @@ def test_read_train_with_bom_and_labels(tmp_path, spec):
     (lambda f: f.assign(extra=1), "unexpected column(s) extra"),
     (lambda f: f.assign(id=["1", "1", "2", "3"]), "duplicate id(s) 1"),
     (lambda f: f.assign(winner_tie=["0", "x", "1", "0"]), "column winner_tie is not numeric for id(s) 1"),
-    (lambda f: f.assign(winner_tie=[1, 0, 1, 0]), "1 row(s) are not one-hot"),
+    (lambda f: f.assign(winner_tie=[1, 0, 1, 0]), "1 row(s) are neither one-hot nor probabilities summing to 1"),
     (lambda f: f.iloc[0:0], "no rows"),
 ])
 def test_schema_errors_name_file_column_and_ids(tmp_path, spec, mutate, message):
