@@ -31,6 +31,8 @@ from .predict import predict_logits
 from .targets import PairCollator, check_distill_settings, read_teacher, teacher_rows, trainer_class
 
 log = logging.getLogger(__name__)
+# Fewer rows than this cannot give a holdout that says anything: refused before a model is loaded.
+MIN_TRAIN_ROWS = 20
 # A holdout log loss not at least this far below the class prior means the run learned nothing worth using.
 LEARNED_MARGIN = 0.005
 
@@ -49,6 +51,9 @@ def split_holdout(labels: np.ndarray, valid_frac: float, fold: str | None, seed:
 
     from .cv import fold_splits
 
+    if len(labels) < MIN_TRAIN_ROWS:
+        raise KitError(f"only {len(labels)} training rows: too few to train and hold out (at least {MIN_TRAIN_ROWS})",
+                       hint="use more rows")
     index = np.arange(len(labels))
     n_classes = len(np.unique(labels))
     if fold:
