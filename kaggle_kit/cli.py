@@ -194,8 +194,10 @@ def predict_cmd(kit: KitContext, test_path: Path, models, weights, backbone, sam
     cfg = with_overrides(kit.config.predict, **flag_values(flags, PredictConfig))
     path = out_path or submission_path(name)
     result = predict_to_submission(list(models), test_path, path, kit.spec, cfg, _parse_weights(weights), backbone,
-                                   sample_submission, overwrite=overwrite, progress=not as_json)
-    emit(result, as_json, f"wrote {result['path']} ({result['rows']} rows, valid) in {result['seconds']:.1f}s")
+                                   sample_submission, overwrite=overwrite, progress=not as_json,
+                                   echo=None if as_json else lambda m: click.echo(m, err=True))
+    budgeted = f", {result['tta_rows']} with swap TTA" if "tta_rows" in result and cfg.tta == "swap" else ""
+    emit(result, as_json, f"wrote {result['path']} ({result['rows']} rows{budgeted}, valid) in {result['seconds']:.1f}s")
 
 
 def _parse_weights(weights: str | None) -> list[float] | None:

@@ -91,15 +91,31 @@ def main(task: str, config: dict, manifest: dict) -> None:
                        cfg.column_maps)
         print(json.dumps({"holdout": result.metrics.get("holdout"), "prior_log_loss": result.metrics.get("prior_log_loss")}))
     elif task == "infer":
-        from .predict import predict_to_submission
-
-        source = cfg.datasets.model or cfg.kernel.train_slug
-        result = predict_to_submission([_model_dir(input_dir(source))], competition / "test.csv",
-                                       working / spec.submission_file, spec, cfg.predict,
-                                       backbone=backbone if cfg.datasets.backbone else None, overwrite=True)
-        print(f"wrote {result['path']} ({result['rows']} rows) in {result['seconds']:.1f}s")
+        _infer(cfg, spec, competition, working, backbone)
     else:
         sys.exit(f"unknown task {task}")
+
+
+def _infer(cfg, spec, competition: Path, working: Path, backbone: str | None) -> None:
+    """Predict inside [predict] time_budget (default: a safe share of the competition's limit), one line per stage;
+    what the budget bought goes to kaggle_kit_run.json beside the submission."""
+    from dataclasses import replace
+
+    from .atomic import write_text_atomic
+    from .budget import default_budget
+    from .predict import predict_to_submission
+
+    predict_cfg = cfg.predict
+    if predict_cfg.time_budget is None and default_budget(spec.time_limit_s):
+        predict_cfg = replace(predict_cfg, time_budget=int(default_budget(spec.time_limit_s)))
+    source = cfg.datasets.model or cfg.kernel.train_slug
+    result = predict_to_submission([_model_dir(input_dir(source))], competition / "test.csv",
+                                   working / spec.submission_file, spec, predict_cfg,
+                                   backbone=backbone if cfg.datasets.backbone else None, overwrite=True,
+                                   progress=False, echo=lambda line: print(line, flush=True))
+    if "stages" in result:
+        write_text_atomic(working / "kaggle_kit_run.json", json.dumps(result, indent=2) + "\n")
+    print(f"wrote {result['path']} ({result['rows']} rows) in {result['seconds']:.1f}s")
 
 
 if __name__ == "__main__":  # the torchrun re-launch: python -m kaggle_kit.kernel_main TASK ARGS.json

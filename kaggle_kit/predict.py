@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .atomic import refuse_overwrite
+from .budget import Budget, parse_duration
 from .competition import CompetitionSpec
 from .config import PredictConfig
 from .data import Pairs, read_test
@@ -165,8 +166,10 @@ def predict_models(model_dirs: list[Path], pairs: Pairs, spec: CompetitionSpec, 
 def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Path, spec: CompetitionSpec,
                           cfg: PredictConfig, weights: list[float] | None = None, backbone: str | None = None,
                           sample_submission: Path | None = None, overwrite: bool = False,
-                          progress: bool = True) -> dict:
-    """test.csv -> validated, sample_submission-ordered CSV. Every input is checked before the first forward pass."""
+                          progress: bool = True, budget: Budget | None = None, echo=None) -> dict:
+    """test.csv -> validated, sample_submission-ordered CSV. Every input is checked before the first forward pass.
+
+    With a time budget (`budget`, else cfg.time_budget counted from process start) see predict_budget.py."""
     if not model_dirs:
         raise KitError("no model given", hint="pass --model DIR (repeat to ensemble)")
     if out_path.is_dir():
@@ -179,6 +182,17 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
         check_model_dir(model_dir)
     sample = find_sample_submission(sample_submission, test_path.parent / "sample_submission.csv")
     order = submission_order(spec, pairs.ids, sample)
+    if budget is None and cfg.time_budget is not None:
+        budget = Budget.from_process_start(parse_duration(cfg.time_budget))
+    if budget is not None:
+        from .predict_budget import BudgetedPredictor
+
+        def write(probs: np.ndarray) -> None:
+            write_submission(pairs.ids, probs, order, spec, out_path, overwrite=True)
+
+        report = BudgetedPredictor(model_dirs, pairs, spec, cfg, weights, backbone, budget, write,
+                                   echo or (lambda message: None), progress).run()
+        return {"path": str(out_path), **report, "seconds": report["elapsed_s"]}
     run = predict_models(model_dirs, pairs, spec, cfg.max_tokens, cfg.tta, weights, cfg.blend, backbone,
                          cfg.precision, cfg.quantize, progress=progress)
     report = write_submission(pairs.ids, run.probs, order, spec, out_path, overwrite=overwrite)
