@@ -82,7 +82,7 @@ class Budget:
         self.start = clock() - spent
 
     @classmethod
-    def from_process_start(cls, seconds: float) -> "Budget":
+    def from_process_start(cls, seconds: float) -> Budget:
         return cls(seconds, spent=process_age())
 
     def elapsed(self) -> float:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gc
 import json
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -30,6 +29,7 @@ from .predict import _run_batches, blend, encoder_for, gpu_replicas, token_budge
 REFRESH_SHARE = 1 / 60  # rewrite the file at least this often (share of the budget), and at every stage end
 MIN_REFRESH_S = 5.0
 QUANTILES = list(range(0, 101, 5))
+EXIT_SHARE = 0.5
 
 
 def class_prior(model_dir: Path, num_labels: int) -> np.ndarray:
@@ -94,7 +94,7 @@ class BudgetedPredictor:
     def __init__(self, model_dirs: list[Path], pairs: Pairs, spec: CompetitionSpec, cfg: PredictConfig,
                  weights: list[float] | None, backbone: str | None, budget: Budget,
                  write: Callable[[np.ndarray], None], echo: Callable[[str], None] = lambda m: None,
-                 progress: bool = True):
+                 progress: bool = True, loader: Callable = load_trained):
         self.model_dirs, self.pairs, self.spec, self.cfg = model_dirs, pairs, spec, cfg
         self.weights, self.backbone, self.budget = weights, backbone, budget
         self._write, self.echo, self.progress = write, echo, progress
@@ -109,6 +109,8 @@ class BudgetedPredictor:
         self.last_write = -1e18
         self.refresh_s = max(MIN_REFRESH_S, budget.seconds * REFRESH_SHARE)
         self.projection: dict | None = None
+        self.clock = budget.clock  # every duration on the budget's clock: a test can drive it deterministically
+        self.loader = loader
         self.measured: dict = {}
 
     # ---- output
@@ -136,9 +138,9 @@ class BudgetedPredictor:
         return out
 
     def write(self, why: str) -> None:
-        start = time.perf_counter()
+        start = self.clock()
         self._write(self.combine())
-        self.write_s = time.perf_counter() - start
+        self.write_s = self.clock() - start
         self.last_write = self.budget.elapsed()
 
     def maybe_refresh(self) -> None:
@@ -155,16 +157,16 @@ class BudgetedPredictor:
 
     # ---- models
     def load(self, m: int) -> Loaded:
-        t0 = time.perf_counter()
-        trained = load_trained(self.model_dirs[m], backbone=self.backbone, precision=self.cfg.precision,
+        t0 = self.clock()
+        trained = self.loader(self.model_dirs[m], backbone=self.backbone, precision=self.cfg.precision,
                                quantize=self.cfg.quantize)
-        load_s = time.perf_counter() - t0
+        load_s = self.clock() - t0
         self.stage("load", m, 0, load_s)
-        t0 = time.perf_counter()
+        t0 = self.clock()
         encoder = encoder_for(trained)
         tokens = encoder.tokenize_turns(self.pairs, progress=self.progress)
         encoded = [encoder.assemble([tokens[f][r] for f in encoder.spec.fields]) for r in range(len(self.pairs))]
-        tokenize_s = time.perf_counter() - t0
+        tokenize_s = self.clock() - t0
         self.stage("tokenize", m, len(encoded), tokenize_s)
         replicas = gpu_replicas(trained.model) or [trained.model]
         pool = ThreadPoolExecutor(len(replicas)) if len(replicas) > 1 else None
@@ -173,7 +175,7 @@ class BudgetedPredictor:
     def run_step(self, loaded: Loaded, batches: list[list[int]], encoded, out: np.ndarray, bar) -> float:
         """One batch per replica, run together; returns the wall time (the throughput counts all replicas)."""
         pad_id = loaded.trained.tokenizer.pad_token_id
-        start = time.perf_counter()
+        start = self.clock()
         if loaded.pool is None:
             _run_batches(loaded.replicas[0], batches, encoded, pad_id, out, bar)
         else:
@@ -181,14 +183,16 @@ class BudgetedPredictor:
                     for k, b in enumerate(batches)]
             for job in jobs:
                 job.result()
-        seconds = time.perf_counter() - start
+        seconds = self.clock() - start
         lengths = {i: len(encoded[i]) for b in batches for i in b}
         self.rates.setdefault(loaded.index, Throughput()).record(
             sum(len(b) * max(lengths[i] for i in b) for b in batches), seconds)
         return seconds
 
     def available(self) -> float:
-        return self.budget.left() - self.budget.margin(self.write_s)
+        """Seconds optional work may still use: the margin keeps room for the last write and the interpreter's exit
+        (which takes a while after torch and transformers were imported; half the start-up is kept for it)."""
+        return self.budget.left() - self.budget.margin(self.write_s) - self.exit_s
 
     # ---- the base pass of the first model: every row, longest first; shorter max_len if it cannot all fit
     def base_pass(self, loaded: Loaded) -> None:
@@ -200,7 +204,7 @@ class BudgetedPredictor:
         logits = np.zeros((s.n, s.num_labels), dtype=np.float32)
         step_n = len(loaded.replicas)
         floor = min(loaded.encoder.spec.max_len, loaded.encoder.overhead + 32)
-        start, i = time.perf_counter(), 0
+        start, i = self.clock(), 0
         with tqdm(total=s.n, desc="predict", unit="row", disable=not self.progress) as bar:
             while i < len(batches):
                 step = batches[i:i + step_n]
@@ -224,7 +228,7 @@ class BudgetedPredictor:
                     self.projection = self.project(loaded, batches[i:], lengths)
                 self.maybe_refresh()
         self.full_rows = [r for r in range(s.n) if s.covered[m][r] and len(encoded[r]) == len(loaded.encoded[r])]
-        self.stage("base", m, int(s.covered[m].sum()), time.perf_counter() - start)
+        self.stage("base", m, int(s.covered[m].sum()), self.clock() - start)
         missing = s.n - int(s.covered[m].sum())
         if missing:
             self.echo(f"kaggle-kit: warning: the budget ran out: {missing} row(s) got the class prior")
@@ -376,23 +380,24 @@ class BudgetedPredictor:
     # ---- the whole run
     def run(self) -> dict:
         s = self.state
+        self.exit_s = EXIT_SHARE * self.budget.elapsed()
         self.stage("start", None, 0, self.budget.elapsed())
-        t0 = time.perf_counter()
+        t0 = self.clock()
         self.write("prior")
-        self.stage("write", None, s.n, time.perf_counter() - t0)
+        self.stage("write", None, s.n, self.clock() - t0)
         self.full_rows, self.first_lengths = [], []
         loaded = self.load(0)
         self.first_lengths = loaded.lengths
         self.base_pass(loaded)
-        t0 = time.perf_counter()
+        t0 = self.clock()
         self.write("base")
-        self.stage("write", None, s.n, time.perf_counter() - t0)
+        self.stage("write", None, s.n, self.clock() - t0)
         self.measured = self.measure(loaded)
         if (self.cfg.tta == "swap" or len(self.model_dirs) > 1) and 0 in self.rates:
             loaded = self.optional(loaded)
-            t0 = time.perf_counter()
+            t0 = self.clock()
             self.write("final")
-            self.stage("write", None, s.n, time.perf_counter() - t0)
+            self.stage("write", None, s.n, self.clock() - t0)
         if loaded is not None:
             self.unload(loaded)
         return self.report()
@@ -401,7 +406,8 @@ class BudgetedPredictor:
         """What `plan infer` projects from: throughput, start-up costs and the rows' untruncated token lengths."""
         rate = self.rates.get(0)
         sep = loaded.encoder.separator
-        full = [loaded.encoder.overhead + sum(field_demand(loaded.tokens[f][r], sep) for f in loaded.encoder.spec.fields)
+        fields = loaded.encoder.spec.fields
+        full = [loaded.encoder.overhead + sum(field_demand(loaded.tokens[f][r], sep) for f in fields)
                 for r in range(self.state.n)]
         return {"device": "cuda" if torch.cuda.is_available() else "cpu", "replicas": len(loaded.replicas),
                 "rows": self.state.n, "max_len": loaded.encoder.spec.max_len, "max_tokens": self.cfg.max_tokens,
