@@ -51,6 +51,7 @@ class PathResult:
     padding_fraction: float
     peak_rss_mib: float
     seconds: float
+    tokens_per_s: float  # padded tokens per second, tokenising included (what `plan infer` projects from)
 
 
 @dataclass
@@ -61,6 +62,7 @@ class PredictBench:
     notebook: PathResult
     ours: PathResult
     max_abs_diff: float
+    length_quantiles: list[int]  # row lengths (at max_len) at 0, 5, ..., 100 %
 
     @property
     def speedup(self) -> float:
@@ -142,12 +144,16 @@ def _bench_predict(work: Path, rows: int, max_len: int, hidden: int, layers: int
         seconds_b = time.perf_counter() - t0
     pad_b = _padding(lengths, token_budget_batches(lengths, max_tokens))
 
+    padded_a = sum(len(b) * max(lengths[i] for i in b) for b in [list(range(i, min(i + 16, rows)))
+                                                                   for i in range(0, rows, 16)])
+    padded_b = sum(len(b) * max(lengths[i] for i in b) for b in token_budget_batches(lengths, max_tokens))
     diff = float(np.abs(softmax(np.asarray(logits_a, dtype=np.float64)) - softmax(logits_b.astype(np.float64))).max())
     n_params = sum(p.numel() for p in model.parameters())
     return PredictBench(
         rows=rows, max_len=max_len, model=f"random DeBERTa-v3-style, hidden {hidden}, {layers} layers, {n_params / 1e6:.1f} M params",
-        notebook=PathResult(rows / seconds_a, pad_a, mem_a.mib, seconds_a),
-        ours=PathResult(rows / seconds_b, pad_b, mem_b.mib, seconds_b), max_abs_diff=diff,
+        notebook=PathResult(rows / seconds_a, pad_a, mem_a.mib, seconds_a, padded_a / seconds_a),
+        ours=PathResult(rows / seconds_b, pad_b, mem_b.mib, seconds_b, padded_b / seconds_b), max_abs_diff=diff,
+        length_quantiles=[int(q) for q in np.percentile(lengths, list(range(0, 101, 5)))],
     )
 
 

@@ -23,7 +23,7 @@ COMMAND_SECTIONS = {
     "Data": ["download", "sample-data", "validate"],
     "Train / predict": ["tiny-backbone", "train", "predict", "report", "bench"],
     "Recipes": ["cv", "blend", "pseudo-label"],
-    "Kernels": ["build-kernel", "run-kernel", "push-kernel", "status", "pull"],
+    "Kernels": ["plan", "build-kernel", "run-kernel", "push-kernel", "status", "pull"],
     "Datasets": ["upload", "datasets"],
     "Submit": ["submit", "submissions", "deadline"],
 }
@@ -183,8 +183,10 @@ def predict_cmd(kit: KitContext, test_path: Path, models, weights, backbone, sam
     cfg = with_overrides(kit.config.predict, **flag_values(flags, PredictConfig))
     path = out_path or submission_path(name)
     result = predict_to_submission(list(models), test_path, path, kit.spec, cfg, _parse_weights(weights), backbone,
-                                   sample_submission, overwrite=overwrite, progress=not as_json)
-    emit(result, as_json, f"wrote {result['path']} ({result['rows']} rows, valid) in {result['seconds']:.1f}s")
+                                   sample_submission, overwrite=overwrite, progress=not as_json,
+                                   echo=None if as_json else lambda m: click.echo(m, err=True))
+    tta = f", {result['tta_rows']} with swap TTA" if "tta_rows" in result and cfg.tta == "swap" else ""
+    emit(result, as_json, f"wrote {result['path']} ({result['rows']} rows{tta}, valid) in {result['seconds']:.1f}s")
 
 
 def _parse_weights(weights: str | None) -> list[float] | None:
@@ -364,6 +366,56 @@ def with_account(cfg):
 
         cfg.username = account_username()
     return cfg
+
+
+@main.group("plan", cls=KitGroup)
+def plan_group() -> None:
+    """Estimate memory and time before pushing a kernel."""
+
+
+@plan_group.command("infer")
+@click.option("--from", "source", required=True, type=click.Path(path_type=Path),
+              help="A measured throughput: `predict --time-budget --json` output, a kernel's kaggle_kit_run.json or "
+                   "`bench predict --json` output.")
+@click.option("--rows", type=click.IntRange(min=1), help="Hidden test rows (default: the competition's).")
+@click.option("--limit", help="Runtime limit, e.g. 9h (default: the competition's).")
+@click.option("--budget", "time_budget",
+              help="The kernel's time budget (default: [predict] time_budget, else a safe share of the limit).")
+@click.option("--max-len", "max_lens", multiple=True, type=click.IntRange(min=16),
+              help="max_len to project (repeatable; default: the measured one).")
+@click.option("--models", default=2, show_default=True, type=click.IntRange(1, 8),
+              help="Project blends of 1 up to this many models.")
+@config_option
+@json_option
+@pass_kit
+def plan_infer_cmd(kit: KitContext, source: Path, rows, limit, time_budget, max_lens, models, as_json) -> None:
+    """Project the infer kernel's runtime on the hidden test per option set (TTA, max_len, models); flag misfits."""
+    from .budget import default_budget, parse_duration
+    from .plan_infer import plan_dict, plan_infer, plan_table, read_measurement
+
+    spec = kit.spec
+    limit_s = _duration(limit, "--limit") if limit else spec.time_limit_s
+    if not limit_s:
+        raise click.UsageError(f"no runtime limit known for {spec.slug}: pass --limit")
+    rows = rows or spec.hidden_test_rows
+    if not rows:
+        raise click.UsageError(f"no hidden test size known for {spec.slug}: pass --rows")
+    budget_s = (_duration(time_budget, "--budget") if time_budget else
+                parse_duration(kit.config.predict.time_budget) if kit.config.predict.time_budget is not None else
+                default_budget(limit_s))
+    measured = read_measurement(source)
+    projections = plan_infer(measured, rows, budget_s, limit_s, list(max_lens) or [measured.max_len], models)
+    emit(plan_dict(measured, rows, budget_s, limit_s, projections), as_json,
+         plan_table(measured, rows, budget_s, limit_s, projections))
+
+
+def _duration(value: str, flag: str) -> float:
+    from .budget import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} {exc}", param_hint=flag) from None
 
 
 def _now():

@@ -16,6 +16,8 @@ class CompetitionSpec:
     label_swap: tuple[int, ...]  # class index -> class index after an A/B swap
     metric: str = "multi-class log loss"
     submission_file: str = "submission.csv"
+    time_limit_s: int | None = None  # the scoring notebook's runtime limit
+    hidden_test_rows: int | None = None  # rows of the hidden test the scoring rerun predicts (about)
 
     @property
     def train_columns(self) -> list[str]:
@@ -34,7 +36,6 @@ class CompetitionSpec:
         return len(self.label_columns)
 
 
-
 def rules_url(slug: str) -> str:
     """Where a competition's rules are accepted (a 403 from Kaggle usually means they were not)."""
     return f"https://www.kaggle.com/competitions/{slug}/rules"
@@ -48,6 +49,8 @@ LMSYS = CompetitionSpec(
     train_extra_columns=("model_a", "model_b"),
     swap_pairs=(("response_a", "response_b"), ("model_a", "model_b")),
     label_swap=(1, 0, 2),
+    time_limit_s=9 * 3600,
+    hidden_test_rows=25_000,
 )
 
 SPECS: dict[str, CompetitionSpec] = {LMSYS.slug: LMSYS}

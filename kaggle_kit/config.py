@@ -22,6 +22,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 inside older Kaggle images
     import tomli as tomllib
 
+from .budget import duration_problem
 from .errors import KitError, UsageProblem
 
 CONFIG_FILE = "kaggle-kit.toml"
@@ -117,6 +118,9 @@ class PredictConfig:
     quantize: str | None = setting(None, "Load the backbone in 4/8-bit (CUDA only).", choices=("4bit", "8bit"))
     precision: str = setting("auto", "auto: bf16 on Ampere+, fp16 on T4/P100, fp32 on CPU.",
                              choices=("auto", "fp32", "fp16", "bf16"))
+    time_budget: str | int | None = setting(
+        None, "Finish within this time (90s, 45m, 8h30m or seconds, counted from start-up): every row first, then "
+        "--tta / further models while they fit.", check=duration_problem)
 
 
 def _ref_problem(value: str) -> str | None:

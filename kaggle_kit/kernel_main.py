@@ -97,21 +97,37 @@ def main(task: str, config: dict, manifest: dict) -> None:
                        cfg.column_maps)
         print(json.dumps({"holdout": result.metrics.get("holdout"), "prior_log_loss": result.metrics.get("prior_log_loss")}))
     elif task == "infer":
-        from .predict import predict_to_submission
-
-        source = cfg.datasets.model or cfg.kernel.train_slug
-        if cfg.predict.blend.endswith(".json"):  # a blend.json inside the model dataset names the models itself
-            from dataclasses import replace
-
-            predict_cfg, models = replace(cfg.predict, blend=str(input_dir(source) / cfg.predict.blend)), []
-        else:
-            predict_cfg, models = cfg.predict, [_model_dir(input_dir(source))]
-        result = predict_to_submission(models, competition / "test.csv",
-                                       working / spec.submission_file, spec, predict_cfg,
-                                       backbone=backbone if cfg.datasets.backbone else None, overwrite=True)
-        print(f"wrote {result['path']} ({result['rows']} rows) in {result['seconds']:.1f}s")
+        _infer(cfg, spec, competition, working, backbone)
     else:
         sys.exit(f"unknown task {task}")
+
+
+def _infer(cfg, spec, competition: Path, working: Path, backbone: str | None) -> None:
+    """Predict inside [predict] time_budget (default: a safe share of the competition's limit), one line per stage;
+    what the budget bought goes to kaggle_kit_run.json beside the submission."""
+    from dataclasses import replace
+
+    from .atomic import write_text_atomic
+    from .budget import default_budget
+    from .predict import predict_to_submission
+
+    predict_cfg = cfg.predict
+    source = cfg.datasets.model or cfg.kernel.train_slug
+    if predict_cfg.blend.endswith(".json"):  # a blend.json inside the model dataset names the models itself
+        predict_cfg, models = replace(predict_cfg, blend=str(input_dir(source) / predict_cfg.blend)), []
+        if predict_cfg.time_budget is None:
+            print("kaggle-kit: a fitted blend runs without a time budget (not supported for blend.json yet)")
+    else:
+        models = [_model_dir(input_dir(source))]
+        if predict_cfg.time_budget is None and default_budget(spec.time_limit_s):
+            predict_cfg = replace(predict_cfg, time_budget=int(default_budget(spec.time_limit_s)))
+    result = predict_to_submission(models, competition / "test.csv",
+                                   working / spec.submission_file, spec, predict_cfg,
+                                   backbone=backbone if cfg.datasets.backbone else None, overwrite=True,
+                                   progress=False, echo=lambda line: print(line, flush=True))
+    if "stages" in result:
+        write_text_atomic(working / "kaggle_kit_run.json", json.dumps(result, indent=2) + "\n")
+    print(f"wrote {result['path']} ({result['rows']} rows) in {result['seconds']:.1f}s")
 
 
 if __name__ == "__main__":  # the torchrun re-launch: python -m kaggle_kit.kernel_main TASK ARGS.json

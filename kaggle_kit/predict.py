@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .atomic import refuse_overwrite
+from .budget import Budget, parse_duration
 from .competition import CompetitionSpec
 from .config import PredictConfig
 from .data import Pairs, read_test
@@ -165,8 +166,10 @@ def predict_models(model_dirs: list[Path], pairs: Pairs, spec: CompetitionSpec, 
 def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Path, spec: CompetitionSpec,
                           cfg: PredictConfig, weights: list[float] | None = None, backbone: str | None = None,
                           sample_submission: Path | None = None, overwrite: bool = False,
-                          progress: bool = True) -> dict:
-    """test.csv -> validated, sample_submission-ordered CSV. Every input is checked before the first forward pass."""
+                          progress: bool = True, budget: Budget | None = None, echo=None) -> dict:
+    """test.csv -> validated, sample_submission-ordered CSV. Every input is checked before the first forward pass.
+
+    With a time budget (`budget`, else cfg.time_budget counted from process start) see predict_budget.py."""
     fitted = None
     if cfg.blend.endswith(".json"):  # a blend.json names its own models
         from .blending import read_blend, used_model_dirs
@@ -176,6 +179,9 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
                                hint="drop --model/--weights, or use --blend prob|logprob")
         fitted = read_blend(Path(cfg.blend))
         model_dirs = used_model_dirs(fitted)
+        if budget is not None or cfg.time_budget is not None:
+            raise UsageProblem("--time-budget does not apply to a fitted --blend FILE.json yet",
+                               hint="drop one of them, or blend with --model ... --weights")
     if not model_dirs:
         raise KitError("no model given", hint="pass --model DIR (repeat to ensemble)")
     if out_path.is_dir():
@@ -188,6 +194,29 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
         check_model_dir(model_dir)
     sample = find_sample_submission(sample_submission, test_path.parent / "sample_submission.csv")
     order = submission_order(spec, pairs.ids, sample)
+    rules, fired = None, {}
+    if cfg.rules:
+        from .rules import RULES
+
+        rules = fitted.rules if fitted is not None else RULES
+
+    def finish(probs: np.ndarray, overwrite_now: bool):
+        nonlocal fired
+        if rules is not None:
+            from .rules import apply_rules
+
+            probs, fired = apply_rules(probs, pairs, spec, rules)
+        return write_submission(pairs.ids, probs, order, spec, out_path, overwrite=overwrite_now)
+
+    if budget is None and cfg.time_budget is not None:
+        budget = Budget.from_process_start(parse_duration(cfg.time_budget))
+    if budget is not None:
+        from .predict_budget import BudgetedPredictor
+
+        report = BudgetedPredictor(model_dirs, pairs, spec, cfg, weights, backbone, budget,
+                                   lambda probs: finish(probs, True), echo or (lambda message: None), progress).run()
+        result = {"path": str(out_path), **report, "seconds": report["elapsed_s"]}
+        return {**result, "rules": fired} if cfg.rules else result
     start = time.perf_counter()
     if fitted is not None:
         from .blending import predict_blend
@@ -196,11 +225,6 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
     else:
         probs = predict_models(model_dirs, pairs, spec, cfg.max_tokens, cfg.tta, weights, cfg.blend, backbone,
                                cfg.precision, cfg.quantize, progress=progress).probs
-    fired = {}
-    if cfg.rules:
-        from .rules import RULES, apply_rules
-
-        probs, fired = apply_rules(probs, pairs, spec, fitted.rules if fitted is not None else RULES)
-    report = write_submission(pairs.ids, probs, order, spec, out_path, overwrite=overwrite)
+    report = finish(probs, overwrite)
     result = {"path": str(out_path), "rows": report.rows, "seconds": round(time.perf_counter() - start, 2)}
     return {**result, "rules": fired} if cfg.rules else result
