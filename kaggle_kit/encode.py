@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 
 from tqdm.auto import tqdm
 
 from .data import Pairs
+from .length_features import with_headers
 
 CHAR_CAP_PER_TOKEN = 8  # characters kept from each end of a huge turn before tokenising (a token is >= 1 char)
 
@@ -18,6 +20,7 @@ class EncodingSpec:
     max_len: int
     template: str  # "encoder": [CLS] P [SEP] A [SEP] B [SEP]; "decoder": plain text with role markers
     fields: tuple[str, ...] = ("prompt", "response_a", "response_b")
+    length_header: bool = False  # each turn starts with its full length and structure (length_features.py)
 
     @property
     def turn_separator(self) -> str:
@@ -33,7 +36,15 @@ class EncodingSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> "EncodingSpec":
-        return cls(max_len=int(data["max_len"]), template=data["template"], fields=tuple(data["fields"]))
+        """Keys missing from older model dirs keep their defaults (today's behaviour for those models)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values.update(max_len=int(data["max_len"]), fields=tuple(data["fields"]))
+        return cls(**values)
+
+    def turn_texts(self, turns: list[str]) -> list[str]:
+        """The texts that get tokenised for one field of one row (with length headers if the spec asks)."""
+        return with_headers(turns) if self.length_header else turns
 
 
 def allocate(lengths: list[int], budget: int) -> list[int]:
@@ -108,7 +119,7 @@ class Encoder:
         for field in self.spec.fields:
             for row, turns in enumerate(pairs.texts[field]):
                 shape.append((field, row, len(turns)))
-                flat.extend(cap_chars(t, self.spec.max_len) for t in turns)
+                flat.extend(cap_chars(t, self.spec.max_len) for t in self.spec.turn_texts(turns))
         token_ids: list[list[int]] = []
         bar = tqdm(total=len(flat), desc="tokenize", unit="turn", disable=not progress, leave=False)
         for start in range(0, len(flat), chunk):
