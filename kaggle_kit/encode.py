@@ -35,7 +35,7 @@ class EncodingSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "EncodingSpec":
+    def from_dict(cls, data: dict) -> EncodingSpec:
         """Keys missing from older model dirs keep their defaults (today's behaviour for those models)."""
         known = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in known}

@@ -34,7 +34,8 @@ class Recipe:
     def settings(self, gpus: str = "t4") -> dict[str, Any]:
         """The TrainConfig values this recipe sets for `gpus`."""
         if gpus not in self.batches:
-            raise KitError(f"recipe {self.name} has no batch shape for {gpus}", hint=f"choose {', '.join(self.batches)}")
+            raise KitError(f"recipe {self.name} has no batch shape for {gpus}",
+                           hint=f"choose {', '.join(self.batches)}")
         return {**self.train, **self.batches[gpus]}
 
     def to_dict(self) -> dict[str, Any]:
@@ -193,3 +194,10 @@ def recipes_table() -> list[dict[str, Any]]:
     """Every recipe as a flat row for `kaggle-kit recipes`."""
     return [{"name": r.name, "summary": r.summary, "source": r.source, "train": r.train, "batches": r.batches,
              "predict_max_len": r.predict_max_len} for r in RECIPES.values()]
+
+
+def describe_note(note: dict) -> str:
+    """One line: which recipe settings a run took (the rest came from kaggle-kit.toml or flags)."""
+    values = ", ".join(f"{k} {v}" for k, v in note["applied"].items())
+    origin = "backbone family defaults from recipe" if note["auto"] else "recipe"
+    return f"{origin} {note['recipe']}: {values}"

@@ -13,6 +13,7 @@ SPECIAL = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask
 # At the usual 0.02 a random encoder's [CLS] output barely depends on the input (std 0.003 across inputs), so nothing
 # downstream can learn; 0.2 makes the random features input-dependent (std 0.6) while staying a real, unpretrained model.
 TINY_INIT_RANGE = 0.2
+QUERY_KEY = ("query_proj", "key_proj", "q_proj", "k_proj", "query", "key")  # DeBERTa, decoders, BERT
 DECODER_SPECIAL = {"pad": "<pad>", "unk": "<unk>", "bos": "<bos>", "eos": "<eos>"}
 
 
@@ -94,8 +95,7 @@ def _mixing_attention(model) -> None:
     import torch
 
     for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in ("query_proj", "key_proj", "q_proj", "k_proj",
-                                                                                 "query", "key"):
+        if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in QUERY_KEY:
             torch.nn.init.normal_(module.weight, std=0.02)
 
 
