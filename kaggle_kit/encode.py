@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from tqdm.auto import tqdm
 
 from .data import Pairs
-from .length_features import with_headers
+from .length_features import with_header
 
 CHAR_CAP_PER_TOKEN = 8  # characters kept from each end of a huge turn before tokenising (a token is >= 1 char)
 
@@ -20,7 +20,7 @@ class EncodingSpec:
     max_len: int
     template: str  # "encoder": [CLS] P [SEP] A [SEP] B [SEP]; "decoder": plain text with role markers
     fields: tuple[str, ...] = ("prompt", "response_a", "response_b")
-    length_header: bool = False  # each turn starts with its full length and structure (length_features.py)
+    length_header: bool = False  # each field starts with its full length and structure (length_features.py)
 
     @property
     def turn_separator(self) -> str:
@@ -44,7 +44,7 @@ class EncodingSpec:
 
     def turn_texts(self, turns: list[str]) -> list[str]:
         """The texts that get tokenised for one field of one row (with length headers if the spec asks)."""
-        return with_headers(turns) if self.length_header else turns
+        return with_header(turns) if self.length_header else turns
 
 
 def allocate(lengths: list[int], budget: int) -> list[int]:
@@ -118,8 +118,9 @@ class Encoder:
         shape: list[tuple[str, int, int]] = []
         for field in self.spec.fields:
             for row, turns in enumerate(pairs.texts[field]):
-                shape.append((field, row, len(turns)))
-                flat.extend(cap_chars(t, self.spec.max_len) for t in self.spec.turn_texts(turns))
+                texts = self.spec.turn_texts(turns)
+                shape.append((field, row, len(texts)))
+                flat.extend(cap_chars(t, self.spec.max_len) for t in texts)
         token_ids: list[list[int]] = []
         bar = tqdm(total=len(flat), desc="tokenize", unit="turn", disable=not progress, leave=False)
         for start in range(0, len(flat), chunk):

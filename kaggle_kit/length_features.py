@@ -1,5 +1,8 @@
-"""Length-aware inputs: a short header with each turn's full size and markdown structure, computed from the whole
-untruncated text, so the model still sees how long and how structured an answer is when truncation cuts it."""
+"""Length-aware inputs: a short header with each field's full size and markdown structure, computed from the whole
+untruncated text, so the model still sees how long and how structured an answer is when truncation cuts it.
+
+The header is a turn of its own, placed first: the encoder's water-filling keeps short turns whole, so truncation
+shortens the text and never the header. Plain words and commas, which every tokenizer knows."""
 
 from __future__ import annotations
 
@@ -22,10 +25,10 @@ def text_stats(text: str) -> dict[str, int]:
 
 
 def length_header(text: str) -> str:
-    """'[words 231 | lines 14 | list items 6 | headers 2 | code blocks 1]' for one turn."""
-    return "[" + " | ".join(f"{k} {v}" for k, v in text_stats(text).items()) + "]"
+    """'words 231, lines 14, list items 6, headers 2, code blocks 1' for a field's full text."""
+    return ", ".join(f"{k} {v}" for k, v in text_stats(text).items())
 
 
-def with_headers(turns: list[str]) -> list[str]:
-    """Each turn prefixed by its header on a line of its own."""
-    return [f"{length_header(t)}\n{t}" for t in turns]
+def with_header(turns: list[str]) -> list[str]:
+    """A field's turns, preceded by the header of all of them together."""
+    return [length_header("\n\n".join(turns)), *turns]
