@@ -297,6 +297,28 @@ def bench_padding_cmd(rows: int, max_len: int, batch_size: int, as_json: bool) -
     emit(result, as_json, "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 
+@bench_group.command("seeds")
+@click.option("--recipe", default="cpu-smoke", show_default=True, help="Recipe to check.")
+@click.option("--rows", default=2000, show_default=True, type=click.IntRange(min=100), help="Sample training rows.")
+@click.option("--seeds", default="0,1,2,3,4", show_default=True, help="Comma-separated seeds.")
+@click.option("--backbone", type=click.Path(path_type=Path), help="Backbone folder (default: a tiny random one).")
+@json_option
+def bench_seeds_cmd(recipe: str, rows: int, seeds: str, backbone: Path | None, as_json: bool) -> None:
+    """Seed stability: one training per seed on sample data; every seed must beat the prior by > 0.05 nats."""
+    from .bench_seeds import bench_seeds
+
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(","))
+    except ValueError:
+        raise click.BadParameter(f"'{seeds}' is not a comma-separated list of integers", param_hint="--seeds") from None
+    result = bench_seeds(recipe, rows, seed_list, str(backbone) if backbone else None,
+                         echo=None if as_json else lambda m: click.echo(m, err=True))
+    emit(result, as_json, f"{recipe}: worst margin {result['worst_margin']:+.4f} nats over seeds {seeds} -> "
+                          f"{'stable' if result['stable'] else 'NOT stable'} (needs > {result['required_margin']})")
+    if not result["stable"]:
+        sys.exit(ExitStatus.FAILED)
+
+
 def _now():
     from datetime import datetime, timezone
 

@@ -7,9 +7,9 @@ from click.testing import CliRunner
 
 from kaggle_kit.backbone_limits import backbone_limit, model_limit
 from kaggle_kit.cli import main
+from kaggle_kit.data import read_test
 from kaggle_kit.model_dir import load_trained
 from kaggle_kit.predict import encoder_for
-from kaggle_kit.data import read_test
 from kaggle_kit.tiny_backbone import build_tiny_backbone
 
 

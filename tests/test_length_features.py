@@ -4,7 +4,7 @@ import numpy as np
 
 from kaggle_kit.backbone import load_tokenizer
 from kaggle_kit.data import Pairs
-from kaggle_kit.encode import EncodingSpec, Encoder
+from kaggle_kit.encode import Encoder, EncodingSpec
 from kaggle_kit.length_features import length_header, text_stats
 from kaggle_kit.train import holdout_size, split_holdout
 

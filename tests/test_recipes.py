@@ -8,9 +8,17 @@ from click.testing import CliRunner
 from kaggle_kit.cli import main
 from kaggle_kit.config import TrainConfig, config_from_dict, with_overrides
 from kaggle_kit.errors import KitError
-from kaggle_kit.memory_plan import activation_bytes, plan_train, GIB
-from kaggle_kit.recipes import (DEBERTA_V3_BASE, FAMILY_FIELDS, GEMMA2_9B, GPUS, RECIPES, family_recipe, get_recipe,
-                                resolve_train_config)
+from kaggle_kit.memory_plan import GIB, activation_bytes, plan_train
+from kaggle_kit.recipes import (
+    DEBERTA_V3_BASE,
+    FAMILY_FIELDS,
+    GEMMA2_9B,
+    GPUS,
+    RECIPES,
+    family_recipe,
+    get_recipe,
+    resolve_train_config,
+)
 
 REQUIRED = {"deberta-v3-base", "deberta-v3-large", "gemma2-9b-qlora", "llama3-8b-qlora", "cpu-smoke"}
 
