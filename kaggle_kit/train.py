@@ -230,7 +230,7 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
         "num_labels": spec.num_labels, "label_columns": list(spec.label_columns), "encoding": encoding.to_dict(),
         "temperature": temperature, "trained_precision": precision.name, "train_config": settings,
         "max_len": {"requested": settings["max_len"], "used": cfg.max_len, "backbone_limit": limit.tokens,
-                    "reason": limit.reason},
+                    "reason": limit.reason, "predict": predict_max_len(cfg.max_len, limit.tokens, recipe_note)},
         "recipe": recipe_note,
     }
     save_model_dir(out, trainer.model, tokenizer, info, merge=cfg.merge)
@@ -240,6 +240,17 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     if not metrics["learned"]:
         log.warning("warning: %s", warnings[-1])
     return TrainResult(out, metrics)
+
+
+def predict_max_len(used: int, limit: int | None, recipe_note: dict | None) -> int:
+    """Tokens per row at inference: the recipe's inference length when max_len came from the recipe (e.g. Gemma-2
+    1024 train / 2048 inference), else the training length; never above the backbone's limit."""
+    wanted = used
+    if recipe_note and recipe_note.get("recipe") and "max_len" in recipe_note.get("applied", {}):
+        from .recipes import get_recipe
+
+        wanted = max(used, get_recipe(recipe_note["recipe"]).predict_max_len)
+    return min(wanted, limit) if limit else wanted
 
 
 def _metrics(trainer, logits: np.ndarray, valid: Pairs, prior: np.ndarray, temperature: float, train_set,

@@ -61,7 +61,7 @@ def test_max_len_lowered_once_recorded_and_respected_by_predict(tmp_path, small_
     metrics = json.loads(result.stdout)
     assert any("lowered to 64" in w for w in metrics["warnings"])
     info = json.loads((out / "kaggle_kit_model.json").read_text())
-    assert info["max_len"] == {"requested": 128, "used": 64, "backbone_limit": 64,
+    assert info["max_len"] == {"requested": 128, "used": 64, "backbone_limit": 64, "predict": 64,
                                "reason": "bert max_position_embeddings 64"}
     assert info["encoding"]["max_len"] == 64
 
@@ -86,3 +86,13 @@ def test_run_that_learned_nothing_says_so_in_text_and_json(tmp_path, small_files
     as_json = runner.invoke(main, [*args, "--out", str(tmp_path / "b"), "--json"], catch_exceptions=False)
     metrics = json.loads(as_json.stdout)
     assert metrics["learned"] is False and any("learned nothing" in w for w in metrics["warnings"])
+
+
+def test_inference_length_follows_the_recipe_within_the_limit():
+    from kaggle_kit.train import predict_max_len
+
+    gemma = {"recipe": "gemma2-9b-qlora", "auto": False, "applied": {"max_len": 1024}}
+    assert predict_max_len(1024, 8192, gemma) == 2048
+    assert predict_max_len(1024, 1500, gemma) == 1500  # never past the backbone
+    assert predict_max_len(700, 8192, {**gemma, "applied": {}}) == 700  # the user's own --max-len
+    assert predict_max_len(512, None, None) == 512
