@@ -89,7 +89,7 @@ class TrainConfig:
     gradient_checkpointing: bool = setting(False, "Trade compute for activation memory.")
     freeze_layers: int = setting(0, "No LoRA on the first N transformer layers (they stay frozen).", min=0,
                                  max=1000)
-    length_header: bool = setting(True, "Prefix each field with its full length and structure (words, lines, "
+    length_header: bool = setting(False, "Prefix each field with its full length and structure (words, lines, "
                                   "lists, headers, code), so truncation does not hide it.")
     valid_frac: float = setting(0.05, "Holdout fraction (stratified).", min=0.001, max=0.9)
     valid_rows: int = setting(500, "Holdout at least this many rows (at most a quarter of the data).", min=0,

@@ -15,7 +15,8 @@ from .errors import KitError
 
 GPUS = ("t4", "t4x2", "p100")
 # What a family default may set without --recipe: these suit the backbone whatever GPU (or CPU) it runs on.
-FAMILY_FIELDS = ("learning_rate", "epochs", "warmup", "weight_decay", "lora_r", "lora_alpha", "lora_dropout")
+FAMILY_FIELDS = ("learning_rate", "epochs", "warmup", "weight_decay", "lora_r", "lora_alpha", "lora_dropout",
+                 "length_header")
 SMALL_MODEL_PARAMS = 50_000_000  # below this (tiny test models, MiniLM) a CPU run is realistic: cpu-smoke settings
 
 
@@ -61,7 +62,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                "LoRA lr/rank are kaggle-kit's choice, not published",
         train=dict(learning_rate=2e-4, epochs=2.0, warmup=0.1, weight_decay=0.01, max_len=1024, lora_r=16,
                    lora_alpha=32, lora_dropout=0.05, target_modules=None, freeze_layers=0, precision="auto",
-                   quantize=None, gradient_checkpointing=True),
+                   quantize=None, gradient_checkpointing=True, length_header=True),
         batches={"t4": {"batch_size": 4, "grad_accum": 2}, "t4x2": {"batch_size": 4, "grad_accum": 1},
                  "p100": {"batch_size": 4, "grad_accum": 2}},
         predict_max_len=1024, shape=DEBERTA_V3_BASE,
@@ -73,7 +74,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                "kaggle-kit's choice, not published",
         train=dict(learning_rate=1e-4, epochs=1.0, warmup=0.1, weight_decay=0.01, max_len=1024, lora_r=16,
                    lora_alpha=32, lora_dropout=0.05, target_modules=None, freeze_layers=0, precision="auto",
-                   quantize=None, gradient_checkpointing=True),
+                   quantize=None, gradient_checkpointing=True, length_header=True),
         batches={"t4": {"batch_size": 2, "grad_accum": 4}, "t4x2": {"batch_size": 2, "grad_accum": 2},
                  "p100": {"batch_size": 2, "grad_accum": 4}},
         predict_max_len=1024, shape=DEBERTA_V3_LARGE,
@@ -85,7 +86,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                "1 epoch, 1024/2048 tokens, public LB 0.941 (shared/docs/lmsys-solutions.md)",
         train=dict(learning_rate=2e-4, epochs=1.0, warmup=0.05, weight_decay=0.01, max_len=1024, lora_r=16,
                    lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj"], freeze_layers=16,
-                   precision="auto", quantize="4bit", gradient_checkpointing=True),
+                   precision="auto", quantize="4bit", gradient_checkpointing=True,
+                   length_header=True),
         # 4-bit training runs as one process (no DDP under bitsandbytes), so 2x T4 trains on one of them.
         batches={"t4": {"batch_size": 1, "grad_accum": 8}, "t4x2": {"batch_size": 1, "grad_accum": 8},
                  "p100": {"batch_size": 1, "grad_accum": 8}},
@@ -98,7 +100,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                "(shared/docs/lmsys-solutions.md); LoRA r/alpha/lr are kaggle-kit's choice",
         train=dict(learning_rate=1e-4, epochs=1.0, warmup=0.05, weight_decay=0.01, max_len=1024, lora_r=16,
                    lora_alpha=32, lora_dropout=0.05, target_modules=None, freeze_layers=0, precision="auto",
-                   quantize="4bit", gradient_checkpointing=True),
+                   quantize="4bit", gradient_checkpointing=True,
+                   length_header=True),
         batches={"t4": {"batch_size": 1, "grad_accum": 8}, "t4x2": {"batch_size": 1, "grad_accum": 8},
                  "p100": {"batch_size": 1, "grad_accum": 8}},
         predict_max_len=1280, shape=LLAMA3_8B,
