@@ -115,8 +115,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         train=dict(learning_rate=3e-4, epochs=2.0, warmup=0.1, weight_decay=0.01, max_len=256, lora_r=16,
                    lora_alpha=32, lora_dropout=0.05, target_modules=None, freeze_layers=0, precision="auto",
                    quantize=None, gradient_checkpointing=False, length_header=False),
-        batches={"t4": {"batch_size": 8, "grad_accum": 1}, "t4x2": {"batch_size": 8, "grad_accum": 1},
-                 "p100": {"batch_size": 8, "grad_accum": 1}},
+        # Batch 4: twice the updates of batch 8 for the same compute; at batch 8 seed 0 only began to learn after
+        # ~200 updates and ended 0.032 nats under the prior (1,500 training rows, 2 epochs).
+        batches={"t4": {"batch_size": 4, "grad_accum": 1}, "t4x2": {"batch_size": 4, "grad_accum": 1},
+                 "p100": {"batch_size": 4, "grad_accum": 1}},
         predict_max_len=256, shape=MINILM_L6,
     ),
 )}

@@ -106,3 +106,14 @@ def test_activation_formula_matches_the_issue_measurement():
     for batch, measured in ((1, 4.6), (2, 8.9)):
         assert activation_bytes(DEBERTA_V3_BASE, batch, 1024, 12, False) / GIB == pytest.approx(measured, rel=0.1)
     assert activation_bytes(DEBERTA_V3_BASE, 8, 1024, 12, False) / GIB > 15  # today's defaults overflow a T4
+
+
+def test_bench_seeds_reports_each_seed_against_the_prior(tmp_path):
+    """The seed-stability benchmark on a small scale (the full check is `kaggle-kit bench seeds`: 2,000 rows x 5)."""
+    from kaggle_kit.bench_seeds import bench_seeds
+
+    result = bench_seeds("cpu-smoke", rows=120, seeds=(0,), work=tmp_path)
+    (run,) = result["runs"]
+    assert run["seed"] == 0 and run["holdout_rows"] == 30
+    assert run["margin"] == pytest.approx(run["prior_log_loss"] - run["holdout_log_loss"], abs=2e-4)
+    assert result["stable"] == (run["margin"] > 0.05)
