@@ -117,3 +117,9 @@ def test_bench_seeds_reports_each_seed_against_the_prior(tmp_path):
     assert run["seed"] == 0 and run["holdout_rows"] == 30
     assert run["margin"] == pytest.approx(run["prior_log_loss"] - run["holdout_log_loss"], abs=2e-4)
     assert result["stable"] == (run["margin"] > 0.05)
+
+
+def test_plan_unknown_recipe_is_one_line():
+    result = run("plan", "train", "--recipe", "nope")
+    assert result.exit_code == 1 and "unknown recipe 'nope'" in result.output
+    assert len(result.output.strip().splitlines()) == 1
