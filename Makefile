@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kaggle-kit-installed
 
-.PHONY: quickstart test lint test-oldest bench clean
+.PHONY: quickstart test test-real lint test-oldest bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ quickstart: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+# Opt-in, not in CI: MiniLM (downloaded once into .cache/real) trained and run on 200 arena-proxy rows.
+test-real: $(STAMP)
+	KAGGLE_KIT_REAL=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m real tests/test_real.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

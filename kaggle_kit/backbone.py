@@ -133,15 +133,28 @@ def load_backbone_model(backbone: Path, precision: Precision, quantize: str | No
     return model, tokenizer
 
 
+def lora_layers(model, freeze_layers: int) -> list[int] | None:
+    """Indexes of the layers that get LoRA when the first `freeze_layers` stay frozen (None: all of them)."""
+    if freeze_layers <= 0:
+        return None
+    total = int(model.config.num_hidden_layers)
+    if freeze_layers >= total:
+        raise KitError(f"--freeze-layers {freeze_layers} leaves no layer to train (the backbone has {total})",
+                       hint=f"use at most {total - 1}")
+    return list(range(freeze_layers, total))
+
+
 def lora_model(model, kind: str, r: int, alpha: int, dropout: float, rslora: bool, targets: list[str] | None,
-               quantize: str | None = None, gradient_checkpointing: bool = False):
+               quantize: str | None = None, gradient_checkpointing: bool = False, freeze_layers: int = 0):
     from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
 
+    layers = lora_layers(model, freeze_layers)
     if quantize is not None:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS, r=r, lora_alpha=alpha, lora_dropout=dropout, use_rslora=rslora,
         target_modules=targets or TARGET_MODULES.get(kind, "all-linear"),
-        modules_to_save=HEAD_MODULES.get(kind, DEFAULT_HEAD),
+        modules_to_save=HEAD_MODULES.get(kind, DEFAULT_HEAD), layers_to_transform=layers,
+        layers_pattern=None if layers is None else ("layer" if kind in ENCODER_TYPES else "layers"),
     )
     return get_peft_model(model, config)

@@ -21,7 +21,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 COMMAND_SECTIONS = {
     "Start": ["init", "doctor", "config", "quickstart"],
     "Data": ["download", "sample-data", "validate"],
-    "Train / predict": ["tiny-backbone", "train", "predict", "report", "bench"],
+    "Train / predict": ["tiny-backbone", "recipes", "train", "predict", "report", "bench"],
     "Recipes": ["cv", "blend", "pseudo-label"],
     "Kernels": ["plan", "build-kernel", "run-kernel", "push-kernel", "status", "pull"],
     "Datasets": ["upload", "datasets"],
@@ -118,7 +118,8 @@ def validate_cmd(kit: KitContext, submission: Path, test_path: Path | None, samp
 
 @main.command("tiny-backbone")
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--arch", type=click.Choice(["deberta-v3", "gemma2", "llama"]), default="deberta-v3", show_default=True,
+@click.option("--arch", type=click.Choice(["deberta-v3", "gemma2", "llama", "bert"]), default="deberta-v3",
+              show_default=True,
               help="Architecture of the random model.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
 def tiny_backbone_cmd(directory: Path, arch: str, seed: int) -> None:
@@ -144,17 +145,56 @@ def train_cmd(kit: KitContext, train_files, out: Path, resume: bool, overwrite: 
               **flags) -> None:
     """Train a LoRA preference classifier; prints holdout log loss against the class-prior baseline."""
     from .config import with_overrides
+    from .recipes import describe_note, resolve_train_config
     from .train import train
 
-    train_cfg = with_overrides(kit.config.train, **flag_values(flags, TrainConfig))
+    given = {k: v for k, v in flag_values(flags, TrainConfig).items() if v is not None}
+    explicit = set(kit.config.explicit.get("train", [])) | set(given)
+    train_cfg, note = resolve_train_config(with_overrides(kit.config.train, **given), explicit)
+    if note["applied"] and os.environ.get("RANK", "0") == "0":
+        click.echo(describe_note(note), err=True)
     result = train(list(train_files), out, train_cfg, kit.spec, kit.config.column_maps, exclude_test,
-                   resume=resume, overwrite=overwrite)
+                   resume=resume, overwrite=overwrite, recipe_note=note)
     m = result.metrics
     if not m:  # a non-zero DDP rank: rank 0 reports
         return
+    verdict = "" if m["learned"] else "; NO better than the prior"
     text = (f"holdout log loss {m['holdout']['log_loss']:.4f} (prior {m['prior_log_loss']:.4f}, accuracy "
-            f"{m['holdout']['accuracy']:.3f}, temperature {m['temperature']:.2f}); model in {out}")
+            f"{m['holdout']['accuracy']:.3f}, temperature {m['temperature']:.2f}{verdict}); model in {out}")
     emit(m, as_json, text)
+
+
+@main.command("recipes")
+@json_option
+def recipes_cmd(as_json: bool) -> None:
+    """Named training settings per backbone family, with their sources (use with train --recipe NAME)."""
+    from .recipes import recipes_table
+
+    rows = recipes_table()
+    emit(rows, as_json, "\n".join(f"{r['name']:<17} lr {r['train']['learning_rate']:g}, {r['train']['epochs']:g} "
+                                  f"epoch(s), {r['train']['max_len']}/{r['predict_max_len']} tokens, LoRA r "
+                                  f"{r['train']['lora_r']}: {r['summary']}\n{'':<17} source: {r['source']}"
+                                  for r in rows))
+
+
+@main.group("plan", cls=KitGroup)
+def plan_group() -> None:
+    """Estimate memory and time before pushing a kernel."""
+
+
+@plan_group.command("train")
+@click.option("--recipe", required=True, help="Recipe name (`kaggle-kit recipes`).")
+@click.option("--gpus", type=click.Choice(["t4", "t4x2", "p100"]), default="t4", show_default=True,
+              help="Kaggle GPU: one T4, two T4s (memory per device), or a P100.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Rows per device (default: the recipe's).")
+@click.option("--max-len", type=click.IntRange(min=16), help="Tokens per row (default: the recipe's).")
+@json_option
+def plan_train_cmd(recipe: str, gpus: str, batch_size: int | None, max_len: int | None, as_json: bool) -> None:
+    """Weights + LoRA + activations of a recipe's training step against the GPU's memory: fits or not."""
+    from .memory_plan import plan_train
+
+    plan = plan_train(recipe, gpus, batch_size, max_len)
+    emit(plan.to_dict(), as_json, plan.summary())
 
 
 @main.command("predict", epilog=CONFIG_HINT)
@@ -359,6 +399,28 @@ def bench_padding_cmd(rows: int, max_len: int, batch_size: int, as_json: bool) -
     emit(result, as_json, "\n".join(f"{k}: {v}" for k, v in result.items()))
 
 
+@bench_group.command("seeds")
+@click.option("--recipe", default="cpu-smoke", show_default=True, help="Recipe to check.")
+@click.option("--rows", default=2000, show_default=True, type=click.IntRange(min=100), help="Sample training rows.")
+@click.option("--seeds", default="0,1,2,3,4", show_default=True, help="Comma-separated seeds.")
+@click.option("--backbone", type=click.Path(path_type=Path), help="Backbone folder (default: a tiny random one).")
+@json_option
+def bench_seeds_cmd(recipe: str, rows: int, seeds: str, backbone: Path | None, as_json: bool) -> None:
+    """Seed stability: one training per seed on sample data; every seed must beat the prior by > 0.05 nats."""
+    from .bench_seeds import bench_seeds
+
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(","))
+    except ValueError:
+        raise click.BadParameter(f"'{seeds}' is not a comma-separated list of integers", param_hint="--seeds") from None
+    result = bench_seeds(recipe, rows, seed_list, str(backbone) if backbone else None,
+                         echo=None if as_json else lambda m: click.echo(m, err=True))
+    emit(result, as_json, f"{recipe}: worst margin {result['worst_margin']:+.4f} nats over seeds {seeds} -> "
+                          f"{'stable' if result['stable'] else 'NOT stable'} (needs > {result['required_margin']})")
+    if not result["stable"]:
+        sys.exit(ExitStatus.FAILED)
+
+
 def with_account(cfg):
     """No username in kaggle-kit.toml: use the account of the credentials the kaggle client uses."""
     if not cfg.username:
@@ -366,11 +428,6 @@ def with_account(cfg):
 
         cfg.username = account_username()
     return cfg
-
-
-@main.group("plan", cls=KitGroup)
-def plan_group() -> None:
-    """Estimate memory and time before pushing a kernel."""
 
 
 @plan_group.command("infer")

@@ -55,9 +55,17 @@ def _max_steps_problem(value: int) -> str | None:
     return "must be -1 (use --epochs) or at least 1" if value == 0 else None
 
 
+def _recipe_problem(value: str) -> str | None:
+    from .recipes import RECIPES
+
+    return None if value in RECIPES else f"is not a recipe (known: {', '.join(RECIPES)})"
+
+
 @dataclass
 class TrainConfig:
     backbone: str | None = setting(None, "Local backbone folder (or /kaggle/input/<slug> in a kernel).")
+    recipe: str | None = setting(None, "Named settings (`kaggle-kit recipes`); kaggle-kit.toml and flags override "
+                                 "them. Default: the backbone family's.", check=_recipe_problem)
     max_len: int = setting(1024, "Tokens per row (prompt + both responses), lowered to the backbone's limit.",
                            min=16, max=131072)
     epochs: float = setting(2.0, "Training epochs (fractions allowed).", min=0.01, max=1000)
@@ -80,7 +88,13 @@ class TrainConfig:
     precision: str = setting("auto", "auto: bf16 on Ampere+, fp16 on T4/P100, fp32 on CPU.",
                              choices=("auto", "fp32", "fp16", "bf16"))
     gradient_checkpointing: bool = setting(False, "Trade compute for activation memory.")
+    freeze_layers: int = setting(0, "No LoRA on the first N transformer layers (they stay frozen).", min=0,
+                                 max=1000)
+    length_header: bool = setting(False, "Prefix each field with its full length and structure (words, lines, "
+                                  "lists, headers, code), so truncation does not hide it.")
     valid_frac: float = setting(0.05, "Holdout fraction (stratified).", min=0.001, max=0.9)
+    valid_rows: int = setting(500, "Holdout at least this many rows (at most a quarter of the data).", min=0,
+                              max=10_000_000)
     fold: str | None = setting(None, "Train on k-1 folds and evaluate on fold i: 'i/k'.", check=_fold_problem)
     eval_steps: int | None = setting(None, "Evaluate (and checkpoint) every N steps (default: ~8 per run).", min=1)
     save_total_limit: int = setting(2, "Checkpoints kept besides the best.", min=1, max=1000, cli=False)
@@ -178,13 +192,15 @@ class ProjectConfig:
     kernel: KernelConfig = field(default_factory=KernelConfig)
     column_maps: dict[str, ColumnMap] = field(default_factory=dict)
     source: str | None = None  # the toml file this came from, if any
+    # Keys each toml section set explicitly: a recipe never overrides them (recipe < kaggle-kit.toml < flags).
+    explicit: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def competition_data_dir(self) -> Path:
         return Path(self.data_dir or f"data/{self.competition}")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k != "explicit"}
 
     def digest(self) -> str:
         payload = {k: v for k, v in self.to_dict().items() if k != "source"}
@@ -282,15 +298,19 @@ def config_from_dict(data: dict[str, Any], source: str | None = None) -> Project
     where = source or "config"
     data = dict(data)
     kwargs: dict[str, Any] = {}
+    explicit: dict[str, list[str]] = {}
     for name, cls in SECTIONS.items():
-        kwargs[name] = _build(f"{where} [{name}]", cls, data.pop(name, {}))
+        table = data.pop(name, {})
+        kwargs[name] = _build(f"{where} [{name}]", cls, table)
+        explicit[name] = sorted(table)
     maps = data.pop("column_maps", {})
     if not isinstance(maps, dict):
         raise KitError(f"{where} [column_maps] must be a table of tables")
     kwargs["column_maps"] = {name: _build(f"{where} [column_maps.{name}]", ColumnMap, m) for name, m in maps.items()}
     data.pop("source", None)
+    data.pop("explicit", None)
     _check_keys(where, ProjectConfig, data)
-    return check_section(ProjectConfig(**data, **kwargs, source=source), where)
+    return check_section(ProjectConfig(**data, **kwargs, source=source, explicit=explicit), where)
 
 
 def load_config(path: Path | None = None) -> ProjectConfig:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass
 
 from .data import Pairs
+from .length_features import with_header
 from .progress import progress_bar
 
 TRUNCATIONS = ("head-tail", "left", "right")  # keep both ends / the end (left cut) / the start (right cut)
@@ -20,6 +22,7 @@ class EncodingSpec:
     fields: tuple[str, ...] = ("prompt", "response_a", "response_b")
     truncate: str = "head-tail"  # one of TRUNCATIONS: which tokens of a too-long field are kept
     prompt_budget: int | None = None  # tokens at most for the first field; the others share the rest
+    length_header: bool = False  # each field starts with its full length and structure (length_features.py)
 
     @property
     def turn_separator(self) -> str:
@@ -34,10 +37,18 @@ class EncodingSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "EncodingSpec":
-        budget = data.get("prompt_budget")
-        return cls(max_len=int(data["max_len"]), template=data["template"], fields=tuple(data["fields"]),
-                   truncate=data.get("truncate", "head-tail"), prompt_budget=None if budget is None else int(budget))
+    def from_dict(cls, data: dict) -> EncodingSpec:
+        """Keys missing from older model dirs keep their defaults (today's behaviour for those models)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values.update(max_len=int(data["max_len"]), fields=tuple(data["fields"]))
+        if values.get("prompt_budget") is not None:
+            values["prompt_budget"] = int(values["prompt_budget"])
+        return cls(**values)
+
+    def turn_texts(self, turns: list[str]) -> list[str]:
+        """The texts that get tokenised for one field of one row (with length headers if the spec asks)."""
+        return with_header(turns) if self.length_header else turns
 
 
 def allocate(lengths: list[int], budget: int) -> list[int]:
@@ -132,8 +143,9 @@ class Encoder:
         shape: list[tuple[str, int, int]] = []
         for field in self.spec.fields:
             for row, turns in enumerate(pairs.texts[field]):
-                shape.append((field, row, len(turns)))
-                flat.extend(cap_chars(t, self.spec.max_len) for t in turns)
+                texts = self.spec.turn_texts(turns)
+                shape.append((field, row, len(texts)))
+                flat.extend(cap_chars(t, self.spec.max_len) for t in texts)
         token_ids: list[list[int]] = []
         bar = progress_bar(len(flat), "tokenize", "turn", enabled=progress, leave=False)
         for start in range(0, len(flat), chunk):

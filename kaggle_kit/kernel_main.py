@@ -91,10 +91,13 @@ def main(task: str, config: dict, manifest: dict) -> None:
     if task == "train":
         from dataclasses import replace
 
+        from .recipes import resolve_train_config
         from .train import train
 
-        result = train([competition / "train.csv"], working / "model", replace(cfg.train, backbone=backbone), spec,
-                       cfg.column_maps)
+        train_cfg, note = resolve_train_config(replace(cfg.train, backbone=backbone),
+                                               set(cfg.explicit.get("train", [])))
+        result = train([competition / "train.csv"], working / "model", train_cfg, spec, cfg.column_maps,
+                       recipe_note=note)
         print(json.dumps({"holdout": result.metrics.get("holdout"), "prior_log_loss": result.metrics.get("prior_log_loss")}))
     elif task == "infer":
         _infer(cfg, spec, competition, working, backbone)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +96,10 @@ def unswap(probs_of_swapped: np.ndarray, spec: CompetitionSpec) -> np.ndarray:
 
 
 def encoder_for(trained: TrainedModel) -> Encoder:
-    return Encoder(trained.tokenizer, EncodingSpec.from_dict(trained.info["encoding"]))
+    """The training encoding, at the inference length recorded by train (within the backbone's limit)."""
+    spec = EncodingSpec.from_dict(trained.info["encoding"])
+    tokens = (trained.info.get("max_len") or {}).get("predict")
+    return Encoder(trained.tokenizer, replace(spec, max_len=int(tokens)) if tokens else spec)
 
 
 def predict_probs(trained: TrainedModel, pairs: Pairs, spec: CompetitionSpec, max_tokens: int, tta: str = "none",

@@ -1,4 +1,5 @@
-"""The main job on the embedded default: sample data -> tiny backbone -> train -> predict (swap TTA) -> validated CSV."""
+"""The main job on the embedded default: sample data -> tiny backbone -> train (recipe cpu-smoke) -> predict (swap
+TTA) -> validated CSV."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from .atomic import next_free
 from .competition import LMSYS
 from .config import PredictConfig, TrainConfig
 from .predict import predict_to_submission
+from .recipes import resolve_train_config
 from .sample_data import write_sample_data
 from .submission import SUBMISSIONS_DIR
 from .tiny_backbone import build_tiny_backbone
 from .train import train
+
+QUICKSTART_RECIPE = "cpu-smoke"
 
 
 @dataclass
@@ -30,7 +34,9 @@ def run_quickstart(workdir: Path, rows: int = 1000, seed: int = 0, submissions_d
     run_dir = next_free(workdir, "run")
     files = write_sample_data(run_dir / "data", rows=rows, seed=seed)
     backbone = build_tiny_backbone(run_dir / "tiny-deberta-v3", seed=seed)
-    result = train([files.train], run_dir / "model", TrainConfig(backbone=str(backbone), max_len=256, seed=seed), LMSYS)
+    cfg, note = resolve_train_config(TrainConfig(backbone=str(backbone), recipe=QUICKSTART_RECIPE, seed=seed),
+                                     explicit={"backbone", "recipe", "seed"})
+    result = train([files.train], run_dir / "model", cfg, LMSYS, recipe_note=note)
     path = next_free(submissions_dir, "quickstart", ".csv")
     predict_to_submission([run_dir / "model"], files.test, path, LMSYS, PredictConfig(max_tokens=8192, tta="swap"),
                           progress=False)

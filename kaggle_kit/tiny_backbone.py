@@ -9,11 +9,12 @@ from pathlib import Path
 from .compat import deberta_tokenizer
 from .errors import KitError
 
-ARCHES = ("deberta-v3", "gemma2", "llama")
+ARCHES = ("deberta-v3", "gemma2", "llama", "bert")
 SPECIAL = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
 # At the usual 0.02 a random encoder's [CLS] output barely depends on the input (std 0.003 across inputs), so nothing
 # downstream can learn; 0.2 makes the random features input-dependent (std 0.6) while staying a real, unpretrained model.
 TINY_INIT_RANGE = 0.2
+QUERY_KEY = ("query_proj", "key_proj", "q_proj", "k_proj", "query", "key")  # DeBERTa, decoders, BERT
 DECODER_SPECIAL = {"pad": "<pad>", "unk": "<unk>", "bos": "<bos>", "eos": "<eos>"}
 
 
@@ -30,8 +31,10 @@ def _train_unigram(lines: list[str], vocab_size: int, special: list[str]):
 
 
 def build_tiny_backbone(directory: Path, arch: str = "deberta-v3", seed: int = 0, vocab_size: int = 2000,
-                        hidden_size: int = 64, layers: int = 2, heads: int = 2) -> Path:
-    """A randomly initialised backbone of `arch` with a tokenizer trained on our sample text, saved like a real one."""
+                        hidden_size: int = 64, layers: int = 2, heads: int = 2, max_positions: int = 512) -> Path:
+    """A randomly initialised backbone of `arch` with a tokenizer trained on our sample text, saved like a real one.
+
+    `max_positions` bounds the absolute position embeddings of the BERT-shaped one (MiniLM-like, 512 by default)."""
     import torch
     import transformers
 
@@ -43,11 +46,19 @@ def build_tiny_backbone(directory: Path, arch: str = "deberta-v3", seed: int = 0
         raise KitError(f"{directory} is not empty", hint="choose a new folder")
     torch.manual_seed(seed)
     lines = corpus_lines(1500)
-    if arch == "deberta-v3":
+    if arch in ("deberta-v3", "bert"):
         names = [SPECIAL["pad"], SPECIAL["unk"], SPECIAL["cls"], SPECIAL["sep"], SPECIAL["mask"]]
         unigram = _train_unigram(lines, vocab_size, names)
         vocab = json.loads(unigram.to_str())["model"]["vocab"]
         tokenizer = deberta_tokenizer([(piece, score) for piece, score in vocab], SPECIAL)
+        tokenizer.model_max_length = max_positions if arch == "bert" else int(1e30)
+    if arch == "bert":
+        config = transformers.BertConfig(
+            vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=heads,
+            intermediate_size=hidden_size * 4, max_position_embeddings=max_positions, type_vocab_size=2,
+            pad_token_id=tokenizer.pad_token_id, num_labels=3, initializer_range=TINY_INIT_RANGE)
+        model = transformers.BertForSequenceClassification(config)
+    elif arch == "deberta-v3":
         config = transformers.DebertaV2Config(
             vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=heads,
             intermediate_size=hidden_size * 4, max_position_embeddings=512, relative_attention=True,
@@ -85,7 +96,7 @@ def _mixing_attention(model) -> None:
     import torch
 
     for name, module in model.named_modules():
-        if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in ("query_proj", "key_proj", "q_proj", "k_proj"):
+        if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] in QUERY_KEY:
             torch.nn.init.normal_(module.weight, std=0.02)
 
 

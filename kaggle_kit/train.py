@@ -7,7 +7,7 @@ import logging
 import math
 import os
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from . import __version__
 from .atomic import atomic_path, write_text_atomic
 from .backbone import choose_precision, load_backbone_model, lora_model, resolve_backbone_path, template_for
 from .compat import trainer_tokenizer_kwarg, training_arguments
+from .backbone_limits import fit_max_len
 from .competition import CompetitionSpec
 from .config import ColumnMap, TrainConfig, check_section
 from .cv import prompt_groups
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 MIN_TRAIN_ROWS = 20
 # A holdout log loss not at least this far below the class prior means the run learned nothing worth using.
 LEARNED_MARGIN = 0.005
+MAX_HOLDOUT_SHARE = 4  # valid_rows never takes more than 1/4 of the data: enough rows must stay for training
 
 
 def compute_metrics(eval_pred) -> dict[str, float]:
@@ -44,8 +46,13 @@ def compute_metrics(eval_pred) -> dict[str, float]:
     return {"log_loss": log_loss(targets, probs), "accuracy": accuracy(targets, probs)}
 
 
+def holdout_size(n_rows: int, valid_frac: float, valid_rows: int = 0, n_classes: int = 3) -> int:
+    """valid_frac of the rows, but at least valid_rows when the data allows (never more than a quarter of it)."""
+    return max(n_classes, int(round(n_rows * valid_frac)), min(valid_rows, n_rows // MAX_HOLDOUT_SHARE))
+
+
 def split_holdout(labels: np.ndarray, valid_frac: float, fold: str | None, seed: int,
-                  groups: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  groups: np.ndarray | None = None, valid_rows: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Stratified holdout, or fold i of k (stratified, grouped like `kaggle-kit cv`): (train_index, valid_index)."""
     from sklearn.model_selection import train_test_split
 
@@ -59,7 +66,7 @@ def split_holdout(labels: np.ndarray, valid_frac: float, fold: str | None, seed:
     if fold:
         i, k = (int(x) for x in fold.split("/"))
         return fold_splits(labels, index if groups is None else groups, k, seed)[i]
-    n_valid = max(n_classes, int(round(len(labels) * valid_frac)))
+    n_valid = holdout_size(len(labels), valid_frac, valid_rows, n_classes)
     present = np.bincount(labels)
     if len(labels) - n_valid < n_classes or present[present > 0].min() < 2:  # soft rows may leave a class empty
         raise KitError(f"only {len(labels)} training rows: too few for a stratified holdout of {n_valid}",
@@ -153,10 +160,14 @@ def _cuda() -> bool:
 
 def _check_settings(cfg: TrainConfig, backbone: Path) -> None:
     """What the config ranges cannot know alone, checked against the backbone before any model is loaded."""
-    hidden = json.loads((backbone / "config.json").read_text()).get("hidden_size")
+    config = json.loads((backbone / "config.json").read_text())
+    hidden, layers = config.get("hidden_size"), config.get("num_hidden_layers")
     if hidden and cfg.lora_r > hidden:
         raise KitError(f"--lora-r {cfg.lora_r} exceeds the backbone's hidden size {hidden}",
                        hint=f"use a rank of at most {hidden} (8-64 is usual)")
+    if layers and cfg.freeze_layers >= layers:
+        raise KitError(f"--freeze-layers {cfg.freeze_layers} leaves no layer to train (the backbone has {layers})",
+                       hint=f"use at most {layers - 1}")
     if cfg.merge and cfg.quantize:
         raise KitError("--merge is not supported with --quantize", hint="merge into a full-precision backbone later")
     if cfg.full_swap and cfg.swap_augment:
@@ -175,8 +186,11 @@ def run_settings(cfg: TrainConfig, backbone: Path, train_files: list[Path], excl
 
 def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: CompetitionSpec,
           column_maps: dict[str, ColumnMap] | None = None, exclude_test: Path | None = None,
-          resume: bool = False, overwrite: bool = False, callbacks: list | None = None) -> TrainResult:
-    """The whole run: data -> split -> encode -> LoRA model -> Trainer -> best checkpoint -> model dir + metrics."""
+          resume: bool = False, overwrite: bool = False, callbacks: list | None = None,
+          recipe_note: dict | None = None) -> TrainResult:
+    """The whole run: data -> split -> encode -> LoRA model -> Trainer -> best checkpoint -> model dir + metrics.
+
+    `recipe_note`: which recipe settings were applied (recipes.resolve_train_config), recorded in the model dir."""
     from transformers import EarlyStoppingCallback, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -190,6 +204,13 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
         prepare_out_dir(out, resume, overwrite)
         if resume:
             check_resume_settings(out, settings)
+    warnings: list[str] = []
+    max_len, limit = fit_max_len(cfg.max_len, backbone)
+    if max_len < cfg.max_len:
+        warnings.append(f"--max-len {cfg.max_len} lowered to {max_len}: the backbone's limit ({limit.reason})")
+        if rank == 0:
+            log.warning("warning: %s", warnings[-1])
+        cfg = replace(cfg, max_len=max_len)
     set_seed(cfg.seed)
 
     train_set = load_training_files(train_files, spec, column_maps, exclude_test)
@@ -202,14 +223,14 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
         teacher, covered = teacher_rows(read_teacher(Path(cfg.teacher), spec), pairs.ids, all_targets,
                                         Path(cfg.teacher), train_set.dropped_ids)
     groups = prompt_groups(pairs, spec) if cfg.fold else None
-    train_idx, valid_idx = split_holdout(pairs.labels, cfg.valid_frac, cfg.fold, cfg.seed, groups)
+    train_idx, valid_idx = split_holdout(pairs.labels, cfg.valid_frac, cfg.fold, cfg.seed, groups, cfg.valid_rows)
     fit_pairs, valid_pairs = pairs.subset(train_idx), pairs.subset(valid_idx)
     fit_targets, fit_teacher, valid_targets = all_targets[train_idx], teacher[train_idx], all_targets[valid_idx]
 
     kind, template = template_for(backbone)
     model, tokenizer = load_backbone_model(backbone, precision, cfg.quantize, spec.num_labels)
     encoding = EncodingSpec(max_len=cfg.max_len, template=template, fields=spec.text_columns, truncate=cfg.truncate,
-                            prompt_budget=cfg.prompt_budget)
+                            prompt_budget=cfg.prompt_budget, length_header=cfg.length_header)
     encoder = Encoder(tokenizer, encoding)
     fit_encoded = encoder.encode(fit_pairs, progress=True)
     swap_of = list(spec.label_swap)  # label_swap is its own inverse: it maps probability columns too
@@ -224,7 +245,7 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     valid_encoded = encoder.encode(valid_pairs, progress=True)
 
     model = lora_model(model, kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.rslora, cfg.target_modules,
-                       cfg.quantize, cfg.gradient_checkpointing)
+                       cfg.quantize, cfg.gradient_checkpointing, cfg.freeze_layers)
     steps_per_epoch = math.ceil(len(fit_encoded) / (cfg.batch_size * cfg.grad_accum * world))
     args = _training_args(cfg, out, steps_per_epoch, precision.name, distributed=world > 1)
     trainer_cls = trainer_class(cfg.distill_weight, cfg.distill_temperature, n)
@@ -256,20 +277,38 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     metrics["soft_rows"] = {"train": int(is_soft(fit_targets).sum()), "holdout": int(is_soft(valid_targets).sum())}
     if cfg.teacher:
         metrics["teacher_rows"] = covered
+    if not metrics["learned"]:
+        warnings.append(f"holdout log loss {metrics['holdout']['log_loss']:.4f} is no better than the class prior "
+                        f"{metrics['prior_log_loss']:.4f}: the model learned nothing useful (try another --lr, more "
+                        "--epochs or more data)")
+    metrics["warnings"] = warnings
+    metrics["recipe"] = recipe_note
     info = {
         "kaggle_kit_version": __version__, "competition": spec.slug, "backbone": str(backbone), "model_type": kind,
         "num_labels": spec.num_labels, "label_columns": list(spec.label_columns), "encoding": encoding.to_dict(),
         "temperature": temperature, "trained_precision": precision.name, "train_config": settings,
+        "max_len": {"requested": settings["max_len"], "used": cfg.max_len, "backbone_limit": limit.tokens,
+                    "reason": limit.reason, "predict": predict_max_len(cfg.max_len, limit.tokens, recipe_note)},
+        "recipe": recipe_note,
     }
     save_model_dir(out, trainer.model, tokenizer, info, merge=cfg.merge)
     _save_holdout(out / HOLDOUT_FILE, valid_pairs, valid_targets, holdout_logits, temperature, spec)
     write_text_atomic(out / METRICS_FILE, json.dumps(metrics, indent=2))
     training_curves_png(metrics, out / CURVES_FILE)
     if not metrics["learned"]:
-        log.warning("warning: holdout log loss %.4f is no better than the class prior %.4f: the model learned "
-                    "nothing useful (try another --lr, more --epochs or more data)",
-                    metrics["holdout"]["log_loss"], metrics["prior_log_loss"])
+        log.warning("warning: %s", warnings[-1])
     return TrainResult(out, metrics)
+
+
+def predict_max_len(used: int, limit: int | None, recipe_note: dict | None) -> int:
+    """Tokens per row at inference: the recipe's inference length when max_len came from the recipe (e.g. Gemma-2
+    1024 train / 2048 inference), else the training length; never above the backbone's limit."""
+    wanted = used
+    if recipe_note and recipe_note.get("recipe") and "max_len" in recipe_note.get("applied", {}):
+        from .recipes import get_recipe
+
+        wanted = max(used, get_recipe(recipe_note["recipe"]).predict_max_len)
+    return min(wanted, limit) if limit else wanted
 
 
 def _metrics(trainer, logits: np.ndarray, labels: np.ndarray, prior: np.ndarray, temperature: float, train_set,
