@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kaggle-kit-installed
 
-.PHONY: quickstart test test-real lint test-oldest bench clean
+.PHONY: quickstart test test-real lint test-oldest bench bench-budget clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ test-oldest: $(OLD_STAMP)
 
 bench: $(STAMP)
 	$(BIN)/kaggle-kit bench predict
+
+# Issue 14's acceptance run: a budget halfway between no-TTA and full swap-TTA, measured as whole commands.
+bench-budget: $(STAMP)
+	KAGGLE_KIT_BENCH=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m bench tests/test_budget.py
 
 clean:
 	rm -rf $(VENV) $(OLD) $(IMAGE) .cache quickstart kernels/build

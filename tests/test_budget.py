@@ -195,6 +195,9 @@ def test_killed_run_leaves_a_valid_file(trained, sample_files, spec, tmp_path):
     assert report.ok, report.summary()
 
 
+@pytest.mark.bench
+@pytest.mark.skipif(os.environ.get("KAGGLE_KIT_BENCH") != "1",
+                    reason="a timing measurement, not a unit test: make bench-budget (KAGGLE_KIT_BENCH=1)")
 def test_halfway_budget_end_to_end(trained, sample_files, spec, tmp_path):
     """The issue's acceptance run, measured as whole commands: a full swap run gives T_swap and its swap pass S;
     a no-TTA command takes T_swap - S. With a budget halfway between, the run does part of the swap pass."""
