@@ -12,7 +12,7 @@ import numpy as np
 
 from .competition import LMSYS
 from .data import Pairs, read_train
-from .encode import EncodingSpec, Encoder
+from .encode import Encoder, EncodingSpec
 from .predict import predict_logits, token_budget_batches
 from .sample_data import write_sample_data
 
@@ -150,7 +150,8 @@ def _bench_predict(work: Path, rows: int, max_len: int, hidden: int, layers: int
     diff = float(np.abs(softmax(np.asarray(logits_a, dtype=np.float64)) - softmax(logits_b.astype(np.float64))).max())
     n_params = sum(p.numel() for p in model.parameters())
     return PredictBench(
-        rows=rows, max_len=max_len, model=f"random DeBERTa-v3-style, hidden {hidden}, {layers} layers, {n_params / 1e6:.1f} M params",
+        rows=rows, max_len=max_len,
+        model=f"random DeBERTa-v3-style, hidden {hidden}, {layers} layers, {n_params / 1e6:.1f} M params",
         notebook=PathResult(rows / seconds_a, pad_a, mem_a.mib, seconds_a, padded_a / seconds_a),
         ours=PathResult(rows / seconds_b, pad_b, mem_b.mib, seconds_b, padded_b / seconds_b), max_abs_diff=diff,
         length_quantiles=[int(q) for q in np.percentile(lengths, list(range(0, 101, 5)))],
@@ -172,7 +173,8 @@ def _bench_padding(work: Path, rows: int, max_len: int, batch_size: int, seed: i
 
     files = write_sample_data(work / "data", rows=rows, test_rows=3, seed=seed)
     tokenizer = load_tokenizer(build_tiny_backbone(work / "backbone"))
-    lengths = [len(x) for x in Encoder(tokenizer, EncodingSpec(max_len, "encoder")).encode(read_train(files.train, LMSYS))]
+    encoder = Encoder(tokenizer, EncodingSpec(max_len, "encoder"))
+    lengths = [len(x) for x in encoder.encode(read_train(files.train, LMSYS))]
     generator = torch.Generator().manual_seed(seed)
     random_order = torch.randperm(rows, generator=generator).tolist()
     grouped_order = list(LengthGroupedSampler(batch_size, lengths=lengths, generator=generator))

@@ -10,8 +10,16 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .cli_options import (CONFIG_HINT, KitContext, config_flags, config_option, dry_run_option, flag_values,
-                          json_option, pass_kit)
+from .cli_options import (
+    CONFIG_HINT,
+    KitContext,
+    config_flags,
+    config_option,
+    dry_run_option,
+    flag_values,
+    json_option,
+    pass_kit,
+)
 from .config import PredictConfig, TrainConfig
 from .errors import ExitStatus, KitError
 from .quiet import quiet_libraries
@@ -235,7 +243,8 @@ def _parse_weights(weights: str | None) -> list[float] | None:
     try:
         return [float(w) for w in weights.split(",")]
     except ValueError:
-        raise click.BadParameter(f"'{weights}' is not a comma-separated list of numbers", param_hint="--weights") from None
+        raise click.BadParameter(f"'{weights}' is not a comma-separated list of numbers",
+                                 param_hint="--weights") from None
 
 
 @main.command("cv", epilog=CONFIG_HINT)
@@ -367,10 +376,13 @@ def bench_group() -> None:
     """Benchmarks (not tests): our paths against the notebook's, measured in one run."""
 
 
+bench_max_len_option = click.option("--max-len", default=1024, show_default=True,
+                                    type=click.IntRange(min=16, max=131072), help="Tokens per row.")
+
+
 @bench_group.command("predict")
 @click.option("--rows", default=200, show_default=True, type=click.IntRange(min=8), help="Sample rows to predict.")
-@click.option("--max-len", default=1024, show_default=True, type=click.IntRange(min=16, max=131072),
-              help="Tokens per row.")
+@bench_max_len_option
 @click.option("--hidden", default=256, show_default=True, type=click.IntRange(min=16, max=4096),
               help="Hidden size of the random backbone.")
 @click.option("--layers", default=4, show_default=True, type=click.IntRange(min=1, max=48), help="Encoder layers.")
@@ -387,9 +399,9 @@ def bench_predict_cmd(rows: int, max_len: int, hidden: int, layers: int, max_tok
 
 @bench_group.command("padding")
 @click.option("--rows", default=1000, show_default=True, type=click.IntRange(min=16), help="Sample rows to encode.")
-@click.option("--max-len", default=1024, show_default=True, type=click.IntRange(min=16, max=131072),
-              help="Tokens per row.")
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1, max=4096), help="Rows per batch.")
+@bench_max_len_option
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1, max=4096),
+              help="Rows per batch.")
 @json_option
 def bench_padding_cmd(rows: int, max_len: int, batch_size: int, as_json: bool) -> None:
     """Padding tokens per training batch with and without length grouping."""
@@ -529,8 +541,8 @@ def _fold_kernel(cfg, task: str, fold: str | None) -> None:
 @json_option
 def run_kernel_cmd(build: Path, inputs, working, python, check_accelerator, quiet, as_json) -> None:
     """Dry-run a built kernel locally with a simulated /kaggle layout and no network; streams its log."""
-    from .kernels import run_kernel_locally
     from .atomic import next_free
+    from .kernels import run_kernel_locally
 
     mounts = {}
     for item in inputs:
@@ -562,7 +574,8 @@ def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, dry_run,
     _fold_kernel(cfg, task, fold)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
     result = push(task, cfg, Path("kernels/build") / slug, dry_run=dry_run, force=force)
-    emit(result, as_json, json.dumps(result, indent=2) if dry_run else f"pushed {result['id']} version {result['version']}: {result['url']}")
+    emit(result, as_json, json.dumps(result, indent=2) if dry_run
+         else f"pushed {result['id']} version {result['version']}: {result['url']}")
     if wait and not dry_run:
         status, failure = wait_for_kernel(result["id"], interval=interval, echo=lambda m: click.echo(m, err=True))
         if status != "COMPLETE":
@@ -653,7 +666,8 @@ def datasets_status_cmd(dataset, wait, interval, timeout, as_json) -> None:
 @config_option
 @json_option
 @pass_kit
-def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_submission, force, dry_run, as_json) -> None:
+def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_submission, force, dry_run,
+               as_json) -> None:
     """Validate, then submit a file or a kernel version; refuses after the deadline or past the daily limit."""
     from .remote.submit import submit_file, submit_kernel
 
@@ -748,7 +762,8 @@ def init_cmd(directory: Path, competition: str, username: str | None) -> None:
 @json_option
 @pass_kit
 def doctor_cmd(kit: KitContext, offline: bool, as_json: bool) -> None:
-    """Green/red checks of the environment, credentials (never their value), rules and config; exit 1 if one required fails."""
+    """Green/red checks of the environment, credentials (never their value), rules and config; exit 1 if one required
+    fails."""
     from .doctor import as_dicts, check_disk, local_checks
     from .remote.checks import remote_checks
 
@@ -758,7 +773,10 @@ def doctor_cmd(kit: KitContext, offline: bool, as_json: bool) -> None:
         emit(as_dicts(checks), True)
     else:
         for c in checks:
-            mark = click.style("ok  ", fg="green") if c.ok else click.style("FAIL" if c.required else "warn", fg="red" if c.required else "yellow")
+            if c.ok:
+                mark = click.style("ok  ", fg="green")
+            else:
+                mark = click.style("FAIL" if c.required else "warn", fg="red" if c.required else "yellow")
             click.echo(f"{mark} {c.name}: {c.detail}" + ("" if c.ok or not c.fix else f"  -> {c.fix}"))
     if any(c.required and not c.ok for c in checks):
         sys.exit(ExitStatus.FAILED)

@@ -21,8 +21,10 @@ def _rows(group: click.Group, prefix: str) -> list[str]:
             rows.extend(_rows(cmd, full))
             continue
         args = " ".join(p.human_readable_name.upper() for p in cmd.params if isinstance(p, click.Argument))
-        flags = ", ".join(f"`{p.opts[0]}`" for p in cmd.params if isinstance(p, click.Option) and p.opts[0] not in ("--json",))
-        summary = (cmd.help or "").split("\n")[0].replace("|", "\\|")
+        flags = ", ".join(f"`{p.opts[0]}`" for p in cmd.params
+                          if isinstance(p, click.Option) and p.opts[0] not in ("--json",))
+        # The first paragraph, joined: a docstring may wrap its one-line summary at 120 columns.
+        summary = " ".join((cmd.help or "").split("\n\n")[0].split()).replace("|", "\\|")
         rows.append(f"| `{full}{' ' + args if args else ''}` | {summary} | {flags} |")
     return rows
 

@@ -112,7 +112,8 @@ def read_csv_checked(path: Path, required: list[str], allow_extra: bool = False)
 def check_unique_ids(path: Path, frame: pd.DataFrame, id_column: str) -> None:
     blank = frame[id_column].astype(str).str.strip() == ""
     if blank.any():
-        raise DataError(f"{path}: column {id_column} has {int(blank.sum())} empty id(s) at row(s) {_some(np.flatnonzero(blank) + 2)}")
+        raise DataError(f"{path}: column {id_column} has {int(blank.sum())} empty id(s) "
+                        f"at row(s) {_some(np.flatnonzero(blank) + 2)}")
     dup = frame[id_column][frame[id_column].duplicated()]
     if len(dup):
         raise DataError(f"{path}: column {id_column} has duplicate id(s) {_some(dup.unique())}")
@@ -158,7 +159,7 @@ class Pairs:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def subset(self, index) -> "Pairs":
+    def subset(self, index) -> Pairs:
         index = list(index)
         return Pairs(
             ids=[self.ids[i] for i in index],
@@ -174,7 +175,7 @@ class Pairs:
             return self.targets
         return np.eye(num_labels)[self.labels]
 
-    def swapped(self, spec: CompetitionSpec) -> "Pairs":
+    def swapped(self, spec: CompetitionSpec) -> Pairs:
         """The A/B-swapped copy: response columns exchanged, labels mapped (ties stay ties)."""
         texts = dict(self.texts)
         for a, b in spec.swap_pairs:
@@ -186,7 +187,7 @@ class Pairs:
         return Pairs(ids=list(self.ids), texts=texts, labels=labels, repairs=self.repairs, targets=targets)
 
     @staticmethod
-    def concat(parts: list["Pairs"]) -> "Pairs":
+    def concat(parts: list[Pairs]) -> Pairs:
         has_labels = all(p.labels is not None for p in parts)
         has_targets = has_labels and any(p.targets is not None for p in parts)
         num_labels = max((p.targets.shape[1] for p in parts if p.targets is not None), default=0)

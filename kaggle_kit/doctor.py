@@ -59,13 +59,15 @@ def check_libraries() -> list[Check]:
 
 def check_disk(path: Path = Path("."), need_gib: float = 5.0) -> Check:
     free = shutil.disk_usage(path).free / 2**30
-    return Check("free disk", free >= need_gib, f"{free:.1f} GiB free", f"free at least {need_gib:.0f} GiB", required=False)
+    return Check("free disk", free >= need_gib, f"{free:.1f} GiB free", f"free at least {need_gib:.0f} GiB",
+                 required=False)
 
 
 def local_checks(cfg: ProjectConfig) -> list[Check]:
     """Python, torch/CUDA, libraries, config and the kaggle client's presence: nothing here touches the network."""
     checks = [check_python(), *check_torch(), *check_libraries(),
-              Check("config", True, cfg.source or "built-in defaults (no kaggle-kit.toml; `kaggle-kit init` writes one)")]
+              Check("config", True,
+                    cfg.source or "built-in defaults (no kaggle-kit.toml; `kaggle-kit init` writes one)")]
     if sys.version_info >= (3, 11):
         checks.append(Check("kaggle client", _version("kaggle") is not None, _version("kaggle") or "not installed",
                             "pip install kaggle six"))

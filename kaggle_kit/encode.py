@@ -138,7 +138,8 @@ class Encoder:
         if self.overhead >= spec.max_len:
             raise ValueError(f"max_len {spec.max_len} leaves no room for text (template needs {self.overhead})")
 
-    def tokenize_turns(self, pairs: Pairs, progress: bool = False, chunk: int = 4096) -> dict[str, list[list[list[int]]]]:
+    def tokenize_turns(self, pairs: Pairs, progress: bool = False,
+                       chunk: int = 4096) -> dict[str, list[list[list[int]]]]:
         flat: list[str] = []
         shape: list[tuple[str, int, int]] = []
         for field in self.spec.fields:

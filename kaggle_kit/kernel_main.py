@@ -39,7 +39,8 @@ def _wandb_key_from_kaggle_secrets() -> None:
     try:
         from kaggle_secrets import UserSecretsClient  # only exists inside Kaggle kernels
     except ImportError:
-        print("kaggle-kit: report_to=wandb but no WANDB_API_KEY and no Kaggle Secrets; logging offline", file=sys.stderr)
+        print("kaggle-kit: report_to=wandb but no WANDB_API_KEY and no Kaggle Secrets; logging offline",
+              file=sys.stderr)
         os.environ["WANDB_MODE"] = "offline"
         return
     os.environ["WANDB_API_KEY"] = UserSecretsClient().get_secret("WANDB_API_KEY")
@@ -98,7 +99,8 @@ def main(task: str, config: dict, manifest: dict) -> None:
                                                set(cfg.explicit.get("train", [])))
         result = train([competition / "train.csv"], working / "model", train_cfg, spec, cfg.column_maps,
                        recipe_note=note)
-        print(json.dumps({"holdout": result.metrics.get("holdout"), "prior_log_loss": result.metrics.get("prior_log_loss")}))
+        print(json.dumps({"holdout": result.metrics.get("holdout"),
+                          "prior_log_loss": result.metrics.get("prior_log_loss")}))
     elif task == "infer":
         _infer(cfg, spec, competition, working, backbone)
     else:

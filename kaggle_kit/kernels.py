@@ -46,7 +46,8 @@ def package_archive() -> bytes:
 
 def git_state() -> dict:
     def git(*args):
-        return subprocess.run(["git", *args], cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=10).stdout.strip()
+        done = subprocess.run(["git", *args], cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=10)
+        return done.stdout.strip()
 
     try:
         return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--", "."))}
@@ -82,7 +83,8 @@ def kernel_metadata(task: str, cfg: ProjectConfig, notebook: bool = False) -> di
     meta = {
         "id": f"{cfg.username}/{slug}", "title": slug.replace("-", " ").title(),
         "code_file": f"{slug}.ipynb" if notebook else f"{slug}.py",
-        "language": "python", "kernel_type": "notebook" if notebook else "script", "is_private": True, "enable_gpu": cfg.kernel.enable_gpu,
+        "language": "python", "kernel_type": "notebook" if notebook else "script", "is_private": True,
+        "enable_gpu": cfg.kernel.enable_gpu,
         "enable_tpu": False,
         "enable_internet": cfg.kernel.train_internet if task == "train" else cfg.kernel.infer_internet,
         "machine_shape": cfg.kernel.accelerator, "dataset_sources": datasets,
@@ -118,7 +120,8 @@ def script_of(code_file: Path) -> str:
     return code_file.read_text()
 
 
-def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = False, notebook: bool = False) -> KernelBuild:
+def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = False,
+                 notebook: bool = False) -> KernelBuild:
     if task not in TASKS:
         raise UsageProblem(f"unknown kernel task '{task}'", hint="train or infer")
     if not TEMPLATE.exists():
@@ -130,7 +133,8 @@ def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = Fal
                 "config_sha256": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
                 "package_sha256": hashlib.sha256(archive).hexdigest(), "lock": load_lock().to_dict()}
     script = TEMPLATE.read_text().format(task=task, archive=base64.b64encode(archive).decode(),
-                                         config=json.dumps(config, sort_keys=True), manifest=json.dumps(manifest, sort_keys=True))
+                                         config=json.dumps(config, sort_keys=True),
+                                         manifest=json.dumps(manifest, sort_keys=True))
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise KitError(f"{out} already holds a build", hint="pass --overwrite to rebuild it")
     out.mkdir(parents=True, exist_ok=True)
@@ -207,4 +211,5 @@ def _run_logged(cmd: list[str], cwd: Path, env: dict, timeout: float,
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """Sizes and mtimes of an input tree: a local run must leave it exactly as Kaggle's read-only mount would."""
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -137,7 +137,8 @@ def find_backbone(model_dir: Path, info: dict, override: str | None = None) -> P
                            f"{info['model_type']}", hint="pass the backbone the model was trained with")
         return path
     recorded = Path(info["backbone"])
-    candidates = [recorded, model_dir / recorded, model_dir.parent / recorded.name, model_dir.parent.parent / recorded.name]
+    candidates = [recorded, model_dir / recorded, model_dir.parent / recorded.name,
+                  model_dir.parent.parent / recorded.name]
     for candidate in candidates:
         if (candidate / "config.json").exists():
             return resolve_backbone_path(candidate)
@@ -182,7 +183,8 @@ def load_trained(model_dir: Path, backbone: str | None = None, precision: str = 
     prec = choose_precision(precision)
     try:
         if (model_dir / MERGED_DIR).is_dir() and backbone is None and quantize is None:
-            model = AutoModelForSequenceClassification.from_pretrained(model_dir / MERGED_DIR, **dtype_kwarg(prec.dtype))
+            model = AutoModelForSequenceClassification.from_pretrained(model_dir / MERGED_DIR,
+                                                                       **dtype_kwarg(prec.dtype))
         else:
             base, _ = load_backbone_model(find_backbone(model_dir, info, backbone), prec, quantize,
                                           num_labels=info["num_labels"])

@@ -1,4 +1,5 @@
-"""Fast inference: length-sorted token-budget batches, dynamic padding, inference_mode, optional multi-GPU, swap TTA, blends."""
+"""Fast inference: length-sorted token-budget batches, dynamic padding, inference_mode, optional multi-GPU, swap TTA,
+blends."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from .budget import Budget, parse_duration
 from .competition import CompetitionSpec
 from .config import PredictConfig
 from .data import Pairs, read_test
-from .encode import EncodingSpec, Encoder
+from .encode import Encoder, EncodingSpec
 from .errors import KitError, UsageProblem
 from .metrics import softmax
-from .progress import progress_bar
 from .model_dir import TrainedModel, check_model_dir, load_trained
+from .progress import progress_bar
 from .submission import find_sample_submission, submission_order, write_submission
 
 
@@ -111,12 +112,15 @@ def predict_probs(trained: TrainedModel, pairs: Pairs, spec: CompetitionSpec, ma
     replicas = gpu_replicas(trained.model)
     pad_id = trained.tokenizer.pad_token_id
     n = trained.info["num_labels"]
-    probs = softmax(predict_logits(trained.model, pad_id, encoded, max_tokens, n, progress, replicas), trained.temperature)
+    probs = softmax(predict_logits(trained.model, pad_id, encoded, max_tokens, n, progress, replicas),
+                    trained.temperature)
     if tta == "swap":
         a, b = spec.swap_pairs[0]
-        swapped_fields = [{a: b, b: a}.get(f, f) for f in fields]  # the same turns, responses exchanged: no re-tokenising
+        # The same turns, responses exchanged: no re-tokenising.
+        swapped_fields = [{a: b, b: a}.get(f, f) for f in fields]
         swapped = [encoder.assemble([tokens[f][r] for f in swapped_fields]) for r in range(len(pairs))]
-        swapped_probs = softmax(predict_logits(trained.model, pad_id, swapped, max_tokens, n, progress, replicas), trained.temperature)
+        swapped_probs = softmax(predict_logits(trained.model, pad_id, swapped, max_tokens, n, progress, replicas),
+                                trained.temperature)
         probs = (probs + unswap(swapped_probs, spec)) / 2
     elif tta != "none":
         raise KitError(f"unknown --tta '{tta}'", hint="choose none or swap")

@@ -33,8 +33,8 @@ class PlainProgress:
         elapsed = now - self.start
         rate = self.n / elapsed if elapsed > 0 else 0.0
         share = f" ({100 * self.n / self.total:.0f}%)" if self.total else ""
-        print(f"{self.desc}: {self.n}/{self.total} {self.unit}s{share}, {elapsed:.0f}s elapsed, {rate:.1f} {self.unit}/s",
-              file=sys.stderr, flush=True)
+        print(f"{self.desc}: {self.n}/{self.total} {self.unit}s{share}, {elapsed:.0f}s elapsed, "
+              f"{rate:.1f} {self.unit}/s", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         if self.n and time.monotonic() - self.start >= self.every_s:

@@ -50,7 +50,8 @@ valid_frac = 0.05
 
 [predict]
 max_tokens = 16384                # padded tokens per batch: lower it on CUDA out-of-memory
-tta = "swap"                      # predict's own default is "none"; swap TTA doubles inference time (LMSYS: +0.007-0.015)
+tta = "swap"                      # predict's own default is "none"; swap TTA doubles inference time \
+(LMSYS: +0.007-0.015)
 
 # Extra training files with another schema are mapped, not edited:
 # [column_maps.extra]

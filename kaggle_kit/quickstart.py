@@ -29,7 +29,8 @@ class QuickstartResult:
     seconds: float
 
 
-def run_quickstart(workdir: Path, rows: int = 1000, seed: int = 0, submissions_dir: Path = SUBMISSIONS_DIR) -> QuickstartResult:
+def run_quickstart(workdir: Path, rows: int = 1000, seed: int = 0,
+                   submissions_dir: Path = SUBMISSIONS_DIR) -> QuickstartResult:
     start = time.perf_counter()
     run_dir = next_free(workdir, "run")
     files = write_sample_data(run_dir / "data", rows=rows, seed=seed)

@@ -54,17 +54,30 @@ DEBERTA_V3_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_he
 MINILM_L6 = dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536,
                  vocab_size=30522, model_type="bert")
 
+def _train(*, learning_rate: float, epochs: float, warmup: float, max_len: int = 1024,
+           target_modules: list[str] | None = None, freeze_layers: int = 0, quantize: str | None = None,
+           gradient_checkpointing: bool = True, length_header: bool = True) -> dict[str, Any]:
+    """A recipe's TrainConfig values: every recipe shares weight decay 0.01, LoRA r 16 / alpha 32 / dropout 0.05 and
+    automatic precision."""
+    return dict(learning_rate=learning_rate, epochs=epochs, warmup=warmup, weight_decay=0.01, max_len=max_len,
+                lora_r=16, lora_alpha=32, lora_dropout=0.05, target_modules=target_modules, freeze_layers=freeze_layers,
+                precision="auto", quantize=quantize, gradient_checkpointing=gradient_checkpointing,
+                length_header=length_header)
+
+
+def _batches(**per_gpu: tuple[int, int]) -> dict[str, dict[str, int]]:
+    """Recipe.batches from gpu=(batch_size, grad_accum) pairs."""
+    return {gpu: {"batch_size": size, "grad_accum": accum} for gpu, (size, accum) in per_gpu.items()}
+
+
 RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe(
         name="deberta-v3-base",
         summary="DeBERTa-v3-base + LoRA on all linear layers, fp16, gradient checkpointing.",
         source="LMSYS public LB: deberta-v3-base fine-tune 1.075 at 1024 tokens (shared/docs/lmsys-solutions.md); "
                "LoRA lr/rank are kaggle-kit's choice, not published",
-        train=dict(learning_rate=2e-4, epochs=2.0, warmup=0.1, weight_decay=0.01, max_len=1024, lora_r=16,
-                   lora_alpha=32, lora_dropout=0.05, target_modules=None, freeze_layers=0, precision="auto",
-                   quantize=None, gradient_checkpointing=True, length_header=True),
-        batches={"t4": {"batch_size": 4, "grad_accum": 2}, "t4x2": {"batch_size": 4, "grad_accum": 1},
-                 "p100": {"batch_size": 4, "grad_accum": 2}},
+        train=_train(learning_rate=2e-4, epochs=2.0, warmup=0.1),
+        batches=_batches(t4=(4, 2), t4x2=(4, 1), p100=(4, 2)),
         predict_max_len=1024, shape=DEBERTA_V3_BASE,
     ),
     Recipe(
@@ -72,11 +85,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         summary="DeBERTa-v3-large + LoRA on all linear layers, fp16, gradient checkpointing.",
         source="LMSYS public LB: deberta-v3-large about 1.039 (shared/docs/lmsys-solutions.md); LoRA lr/rank are "
                "kaggle-kit's choice, not published",
-        train=dict(learning_rate=1e-4, epochs=1.0, warmup=0.1, weight_decay=0.01, max_len=1024, lora_r=16,
-                   lora_alpha=32, lora_dropout=0.05, target_modules=None, freeze_layers=0, precision="auto",
-                   quantize=None, gradient_checkpointing=True, length_header=True),
-        batches={"t4": {"batch_size": 2, "grad_accum": 4}, "t4x2": {"batch_size": 2, "grad_accum": 2},
-                 "p100": {"batch_size": 2, "grad_accum": 4}},
+        train=_train(learning_rate=1e-4, epochs=1.0, warmup=0.1),
+        batches=_batches(t4=(2, 4), t4x2=(2, 2), p100=(2, 4)),
         predict_max_len=1024, shape=DEBERTA_V3_LARGE,
     ),
     Recipe(
@@ -84,13 +94,10 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         summary="Gemma-2-9B 4-bit QLoRA on q/k/v, first 16 of 42 layers frozen, 1024 train / 2048 inference.",
         source="LMSYS public Gemma-2-9B 4-bit QLoRA notebook: r 16, alpha 32, q/k/v, 16 layers frozen, lr 2e-4, "
                "1 epoch, 1024/2048 tokens, public LB 0.941 (shared/docs/lmsys-solutions.md)",
-        train=dict(learning_rate=2e-4, epochs=1.0, warmup=0.05, weight_decay=0.01, max_len=1024, lora_r=16,
-                   lora_alpha=32, lora_dropout=0.05, target_modules=["q_proj", "k_proj", "v_proj"], freeze_layers=16,
-                   precision="auto", quantize="4bit", gradient_checkpointing=True,
-                   length_header=True),
+        train=_train(learning_rate=2e-4, epochs=1.0, warmup=0.05, target_modules=["q_proj", "k_proj", "v_proj"],
+                     freeze_layers=16, quantize="4bit"),
         # 4-bit training runs as one process (no DDP under bitsandbytes), so 2x T4 trains on one of them.
-        batches={"t4": {"batch_size": 1, "grad_accum": 8}, "t4x2": {"batch_size": 1, "grad_accum": 8},
-                 "p100": {"batch_size": 1, "grad_accum": 8}},
+        batches=_batches(t4=(1, 8), t4x2=(1, 8), p100=(1, 8)),
         predict_max_len=2048, shape=GEMMA2_9B,
     ),
     Recipe(
@@ -98,12 +105,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         summary="Llama-3-8B 4-bit QLoRA sequence classifier on all linear layers, 1024 train / 1280 inference.",
         source="LMSYS public Llama-3-8B sequence classification: 0.989 at 1024 tokens, 0.983 at 1280 "
                "(shared/docs/lmsys-solutions.md); LoRA r/alpha/lr are kaggle-kit's choice",
-        train=dict(learning_rate=1e-4, epochs=1.0, warmup=0.05, weight_decay=0.01, max_len=1024, lora_r=16,
-                   lora_alpha=32, lora_dropout=0.05, target_modules=None, freeze_layers=0, precision="auto",
-                   quantize="4bit", gradient_checkpointing=True,
-                   length_header=True),
-        batches={"t4": {"batch_size": 1, "grad_accum": 8}, "t4x2": {"batch_size": 1, "grad_accum": 8},
-                 "p100": {"batch_size": 1, "grad_accum": 8}},
+        train=_train(learning_rate=1e-4, epochs=1.0, warmup=0.05, quantize="4bit"),
+        batches=_batches(t4=(1, 8), t4x2=(1, 8), p100=(1, 8)),
         predict_max_len=1280, shape=LLAMA3_8B,
     ),
     Recipe(
@@ -112,13 +115,11 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         source="kaggle-kit's own seed sweep (`kaggle-kit bench seeds`): 2,000 sample rows, seeds 0-4 beat the "
                "prior 1.095 by 0.153-0.195 nats",
         # No length header: a random tiny model cannot read numbers, and the header's tokens dilute its input.
-        train=dict(learning_rate=3e-4, epochs=2.0, warmup=0.1, weight_decay=0.01, max_len=256, lora_r=16,
-                   lora_alpha=32, lora_dropout=0.05, target_modules=None, freeze_layers=0, precision="auto",
-                   quantize=None, gradient_checkpointing=False, length_header=False),
+        train=_train(learning_rate=3e-4, epochs=2.0, warmup=0.1, max_len=256, gradient_checkpointing=False,
+                     length_header=False),
         # Batch 4: twice the updates of batch 8 for the same compute; at batch 8 seed 0 only began to learn after
         # ~200 updates and ended 0.032 nats under the prior (1,500 training rows, 2 epochs).
-        batches={"t4": {"batch_size": 4, "grad_accum": 1}, "t4x2": {"batch_size": 4, "grad_accum": 1},
-                 "p100": {"batch_size": 4, "grad_accum": 1}},
+        batches=_batches(t4=(4, 1), t4x2=(4, 1), p100=(4, 1)),
         predict_max_len=256, shape=MINILM_L6,
     ),
 )}

@@ -21,7 +21,8 @@ REPORT_FILES = ("confusion_matrix.png", "reliability.png", CURVES_FILE, "report.
 def build_report(model_dir: Path, out: Path | None = None, overwrite: bool = False) -> dict:
     holdout_path, metrics_path = model_dir / HOLDOUT_FILE, model_dir / METRICS_FILE
     if not holdout_path.exists() or not metrics_path.exists():
-        raise KitError(f"{model_dir} has no {HOLDOUT_FILE}/{METRICS_FILE}", hint="pass a folder written by `kaggle-kit train`")
+        raise KitError(f"{model_dir} has no {HOLDOUT_FILE}/{METRICS_FILE}",
+                       hint="pass a folder written by `kaggle-kit train`")
     try:
         metrics = json.loads(metrics_path.read_text())
     except json.JSONDecodeError:

@@ -1,4 +1,5 @@
-"""Generate competition-shaped sample data with a learnable preference signal (the embedded default for quickstart/tests)."""
+"""Generate competition-shaped sample data with a learnable preference signal (the embedded default for
+quickstart/tests)."""
 
 from __future__ import annotations
 
@@ -35,8 +36,10 @@ BAD_WORDS = ("sorry", "unsure", "maybe", "cannot", "unclear", "perhaps", "apolog
              "dunno", "vague", "probably", "somehow", "stuff", "things")
 GOOD_OPENERS = ("Certainly! Here is a detailed answer.", "Great question. Let me explain step by step.",
                 "Sure, here is a clear overview with an example.", "Absolutely. Below is a structured explanation.")
-GOOD_LINKS = ("First,", "Second,", "For example,", "In addition,", "Step 3:", "To summarize,", "Note that", "In practice,")
-REFUSALS = ("I'm sorry, but I cannot help with that request.", "Sorry, I am unable to answer this. I cannot provide that.",
+GOOD_LINKS = ("First,", "Second,", "For example,", "In addition,", "Step 3:", "To summarize,", "Note that",
+              "In practice,")
+REFUSALS = ("I'm sorry, but I cannot help with that request.",
+            "Sorry, I am unable to answer this. I cannot provide that.",
             "I apologize, but I can't assist with this. Sorry.", "Unfortunately I cannot do that. I'm sorry.")
 MODELS = ("gpt-4-1106-preview", "claude-2.1", "llama-2-70b-chat", "mixtral-8x7b-instruct-v0.1", "gemini-pro",
           "vicuna-13b", "gpt-3.5-turbo-0613", "mistral-medium", "claude-instant-1", "qwen-14b-chat")
@@ -91,7 +94,8 @@ def _prompt(rng: np.random.Generator, topic: str) -> str:
 def _response(rng: np.random.Generator, topic: str, good: bool) -> str:
     if not good:
         refusal = REFUSALS[int(rng.integers(len(REFUSALS)))]
-        return refusal + " " + _paragraphs(rng, topic, int(rng.lognormal(3.4, 0.8)), BAD_WORDS) if rng.random() < 0.7 else refusal
+        return (refusal + " " + _paragraphs(rng, topic, int(rng.lognormal(3.4, 0.8)), BAD_WORDS)
+                if rng.random() < 0.7 else refusal)
     opener = GOOD_OPENERS[int(rng.integers(len(GOOD_OPENERS)))]
     return opener + " " + _paragraphs(rng, topic, int(rng.lognormal(4.6, 0.9)), GOOD_WORDS)
 
@@ -128,7 +132,8 @@ def generate_rows(n: int, seed: int, with_labels: bool, id_start: int, odd_rate:
                "prompt": _cell(prompts, rng, odd_rate), "response_a": _cell(resp_a, rng, odd_rate),
                "response_b": _cell(resp_b, rng, odd_rate)}
         if with_labels:
-            row.update({"winner_model_a": int(label == 0), "winner_model_b": int(label == 1), "winner_tie": int(label == 2)})
+            row.update({"winner_model_a": int(label == 0), "winner_model_b": int(label == 1),
+                        "winner_tie": int(label == 2)})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -156,7 +161,8 @@ def write_sample_data(
 def corpus_lines(n: int = 4000, seed: int = 123) -> list[str]:
     """Plain text for training a tiny tokenizer: the same generator, so sample data tokenises sensibly."""
     rng = np.random.default_rng(seed)
-    lines = list(REFUSALS) + list(GOOD_OPENERS) + list(GOOD_LINKS) + list(MODELS) + [" ".join(GOOD_WORDS + BAD_WORDS)] * 20
+    lines = (list(REFUSALS) + list(GOOD_OPENERS) + list(GOOD_LINKS) + list(MODELS)
+             + [" ".join(GOOD_WORDS + BAD_WORDS)] * 20)
     for _ in range(n):
         topic = TOPICS[int(rng.integers(len(TOPICS)))]
         lines.append(_prompt(rng, topic) if rng.random() < 0.3 else _response(rng, topic, rng.random() < 0.7))

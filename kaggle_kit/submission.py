@@ -1,4 +1,5 @@
-"""The submission schema: validate any file against sample_submission/test ids, and the one writer every producer uses."""
+"""The submission schema: validate any file against sample_submission/test ids, and the one writer every producer
+uses."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ class ValidationReport:
     def summary(self) -> str:
         if self.ok:
             return f"{self.path}: valid ({self.rows} rows)"
-        return f"{self.path}: INVALID, {len(self.problems)} problem(s):\n" + "\n".join(f"  - {p}" for p in self.problems)
+        return (f"{self.path}: INVALID, {len(self.problems)} problem(s):\n"
+                + "\n".join(f"  - {p}" for p in self.problems))
 
     def to_dict(self) -> dict:
         return {"path": self.path, "rows": self.rows, "valid": self.ok, "problems": self.problems}
@@ -100,14 +102,17 @@ def validate_frame(frame: pd.DataFrame, ids: list[str], spec: CompetitionSpec, n
     values = frame[list(spec.label_columns)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     bad_value = ~np.isfinite(values).all(axis=1)
     if bad_value.any():
-        report.problems.append(f"{int(bad_value.sum())} row(s) with missing/non-numeric/infinite values: id(s) {_examples(got[bad_value])}")
+        report.problems.append(f"{int(bad_value.sum())} row(s) with missing/non-numeric/infinite values: "
+                               f"id(s) {_examples(got[bad_value])}")
     finite = np.where(np.isfinite(values), values, 0.5)
     out_of_range = ((finite < 0) | (finite > 1)).any(axis=1) & ~bad_value
     if out_of_range.any():
-        report.problems.append(f"{int(out_of_range.sum())} row(s) with values outside [0, 1]: id(s) {_examples(got[out_of_range])}")
+        report.problems.append(f"{int(out_of_range.sum())} row(s) with values outside [0, 1]: "
+                               f"id(s) {_examples(got[out_of_range])}")
     bad_sum = (np.abs(finite.sum(axis=1) - 1.0) > SUM_TOLERANCE) & ~bad_value
     if bad_sum.any():
-        report.problems.append(f"{int(bad_sum.sum())} row(s) not summing to 1 (+/- {SUM_TOLERANCE}): id(s) {_examples(got[bad_sum])}")
+        report.problems.append(f"{int(bad_sum.sum())} row(s) not summing to 1 (+/- {SUM_TOLERANCE}): "
+                               f"id(s) {_examples(got[bad_sum])}")
     return report
 
 

@@ -12,7 +12,8 @@ from .errors import KitError
 ARCHES = ("deberta-v3", "gemma2", "llama", "bert")
 SPECIAL = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
 # At the usual 0.02 a random encoder's [CLS] output barely depends on the input (std 0.003 across inputs), so nothing
-# downstream can learn; 0.2 makes the random features input-dependent (std 0.6) while staying a real, unpretrained model.
+# downstream can learn; 0.2 makes the random features input-dependent (std 0.6) while staying a real, unpretrained
+# model.
 TINY_INIT_RANGE = 0.2
 QUERY_KEY = ("query_proj", "key_proj", "q_proj", "k_proj", "query", "key")  # DeBERTa, decoders, BERT
 DECODER_SPECIAL = {"pad": "<pad>", "unk": "<unk>", "bos": "<bos>", "eos": "<eos>"}
@@ -73,7 +74,8 @@ def build_tiny_backbone(directory: Path, arch: str = "deberta-v3", seed: int = 0
         tokenizer = transformers.PreTrainedTokenizerFast(
             tokenizer_object=unigram, pad_token=names[0], unk_token=names[1], bos_token=names[2], eos_token=names[3])
         common = dict(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
-                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=1, head_dim=hidden_size // heads,
+                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=1,
+                      head_dim=hidden_size // heads,
                       max_position_embeddings=4096, pad_token_id=0, bos_token_id=2, eos_token_id=3, num_labels=3,
                       initializer_range=TINY_INIT_RANGE)
         if arch == "gemma2":
@@ -101,7 +103,8 @@ def _mixing_attention(model) -> None:
 
 
 def _small_head(model) -> None:
-    """Heads start small as in a real checkpoint+fresh head; the wide TINY_INIT_RANGE would make the first logits huge."""
+    """Heads start small as in a real checkpoint+fresh head; the wide TINY_INIT_RANGE would make the first logits
+    huge."""
     import torch
 
     for name, module in model.named_modules():

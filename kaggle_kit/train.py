@@ -16,17 +16,25 @@ import pandas as pd
 from . import __version__
 from .atomic import atomic_path, write_text_atomic
 from .backbone import choose_precision, load_backbone_model, lora_model, resolve_backbone_path, template_for
-from .compat import trainer_tokenizer_kwarg, training_arguments
 from .backbone_limits import fit_max_len
+from .compat import trainer_tokenizer_kwarg, training_arguments
 from .competition import CompetitionSpec
 from .config import ColumnMap, TrainConfig, check_section
 from .cv import prompt_groups
 from .data import Pairs, is_soft, load_training_files
-from .encode import EncodingSpec, Encoder
+from .encode import Encoder, EncodingSpec
 from .errors import KitError
 from .metrics import accuracy, class_prior, fit_temperature, log_loss, prior_log_loss, softmax
-from .model_dir import (CHECKPOINTS, CURVES_FILE, HOLDOUT_FILE, METRICS_FILE, check_resume_settings, prepare_out_dir,
-                        save_model_dir, save_run_config)
+from .model_dir import (
+    CHECKPOINTS,
+    CURVES_FILE,
+    HOLDOUT_FILE,
+    METRICS_FILE,
+    check_resume_settings,
+    prepare_out_dir,
+    save_model_dir,
+    save_run_config,
+)
 from .plots import training_curves_png
 from .predict import predict_logits
 from .targets import PairCollator, check_distill_settings, read_teacher, teacher_rows, trainer_class
@@ -336,7 +344,8 @@ def _metrics(trainer, logits: np.ndarray, labels: np.ndarray, prior: np.ndarray,
         "eval_history": evals,
         "train_loss_history": losses,
         "rows": {"train": n_fit, "holdout": len(labels), "per_file": train_set.per_file_rows,
-                 "duplicates_dropped": train_set.duplicates_dropped, "test_leaks_dropped": train_set.test_leaks_dropped},
+                 "duplicates_dropped": train_set.duplicates_dropped,
+                 "test_leaks_dropped": train_set.test_leaks_dropped},
     }
 
 

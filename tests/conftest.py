@@ -29,10 +29,10 @@ for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", 
     os.environ.pop(name, None)
 (_SANDBOX / "home").mkdir(parents=True, exist_ok=True)
 
-from kaggle_kit.tiny_backbone import build_tiny_backbone  # noqa: E402
 from kaggle_kit.competition import LMSYS  # noqa: E402
 from kaggle_kit.config import TrainConfig  # noqa: E402
 from kaggle_kit.sample_data import write_sample_data  # noqa: E402
+from kaggle_kit.tiny_backbone import build_tiny_backbone  # noqa: E402
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -1,8 +1,9 @@
 """A small fake Kaggle server (stdlib only) that the REAL kaggle client talks to through the LOCALHOST env + HTTP proxy.
 
-It records every request, keeps state (kernels, datasets, blobs, submissions, competition files) and can inject failures:
-`fail_next[Method] = (status, body, headers)`, `fail_next_put = 500`, `hang = {"Method"}`, `drop_dataset_files = {path}`
-(listed as if never received), `shrink_dataset_files = {path}` (listed one byte short), `finish_submission(...)`."""
+It records every request, keeps state (kernels, datasets, blobs, submissions, competition files) and can inject
+failures: `fail_next[Method] = (status, body, headers)`, `fail_next_put = 500`, `hang = {"Method"}`,
+`drop_dataset_files = {path}` (listed as if never received), `shrink_dataset_files = {path}` (listed one byte short),
+`finish_submission(...)`."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ class FakeKaggle:
         self.blobs: dict[str, bytes] = {}
         self.files: dict[str, bytes] = {}  # served under /files/<key>
         self.kernels: dict[str, dict] = {}
-        self.kernel_status: dict[str, list[tuple[str, str]]] = {}  # slug -> [(status, failureMessage), ...] popped in order
+        # slug -> [(status, failureMessage), ...] popped in order
+        self.kernel_status: dict[str, list[tuple[str, str]]] = {}
         self.kernel_outputs: dict[str, list[tuple[str, bytes]]] = {}
         self.datasets: dict[str, dict] = {}
         self.submissions: list[dict] = []
@@ -70,8 +72,8 @@ class FakeKaggle:
         kernel = self.kernels.setdefault(slug, {"versions": 0})
         kernel["versions"] += 1
         kernel["last"] = body
-        return 200, {"ref": f"/code/{slug}", "url": f"https://www.kaggle.com/code/{slug}", "versionNumber": kernel["versions"],
-                     "kernelId": 4242, "error": ""}
+        return 200, {"ref": f"/code/{slug}", "url": f"https://www.kaggle.com/code/{slug}",
+                     "versionNumber": kernel["versions"], "kernelId": 4242, "error": ""}
 
     def rpc_GetKernelSessionStatus(self, body, user):
         slug = f"{body['userName']}/{body['kernelSlug']}"
@@ -154,7 +156,8 @@ class FakeKaggle:
 
     def _add_submission(self, body, file_name):
         ref = 1000 + self.next_id()
-        self.submissions.insert(0, {"ref": ref, "date": "2026-11-25T01:02:03.000Z", "description": body.get("submissionDescription", ""),
+        self.submissions.insert(0, {"ref": ref, "date": "2026-11-25T01:02:03.000Z",
+                                    "description": body.get("submissionDescription", ""),
                                     "fileName": file_name, "status": "PENDING", "publicScore": "", "privateScore": ""})
         self.limits["numToday"] += 1
         self.limits["numAllowedNow"] = max(0, self.limits["numAllowedNow"] - 1)
@@ -196,7 +199,8 @@ class FakeKaggle:
         comp, error = self._competition(body)
         if error:
             return error
-        files = [{"name": n, "totalBytes": len(d), "creationDate": "2026-01-01T00:00:00Z"} for n, d in comp["files"].items()]
+        files = [{"name": n, "totalBytes": len(d), "creationDate": "2026-01-01T00:00:00Z"}
+                 for n, d in comp["files"].items()]
         return 200, {"files": files, "nextPageToken": ""}
 
     def rpc_DownloadDataFiles(self, body, user):
@@ -257,7 +261,8 @@ class FakeKaggle:
                 parts = parts[2:] if parts[:2] == ["api", "v1"] else parts[1:] if parts[:1] == ["v1"] else parts
                 method = parts[-1]
                 body = json.loads(raw or b"{}")
-                fake.requests.append({"method": method, "path": self._path(), "headers": dict(self.headers), "body": body})
+                fake.requests.append({"method": method, "path": self._path(), "headers": dict(self.headers),
+                                      "body": body})
                 if method in fake.hang:
                     time.sleep(30)
                     return
@@ -274,7 +279,8 @@ class FakeKaggle:
             def do_PUT(self):
                 data = self._body()
                 token = self._path().rsplit("/", 1)[-1]
-                fake.requests.append({"method": "PUT", "path": self._path(), "headers": dict(self.headers), "bytes": len(data)})
+                fake.requests.append({"method": "PUT", "path": self._path(), "headers": dict(self.headers),
+                                      "bytes": len(data)})
                 if fake.fail_next_put:
                     status, fake.fail_next_put = fake.fail_next_put, None
                     return self._send(status, {"code": status, "message": "upload failed"})

@@ -65,7 +65,8 @@ def test_predict_on_malformed_rows_writes_valid_file(tmp_path, trained, monkeypa
                          "response_a": ['[null]', '["x"]', "[]", '["y"]', '["' + "long " * 3000 + '"]'],
                          "response_b": ['["z"]', "[]", '["q"]', "[null, null]", '["w"]']})
     test.to_csv(tmp_path / "test.csv", index=False)
-    result = run("predict", "--test", tmp_path / "test.csv", "--model", trained.out_dir, "--tta", "swap", "--name", "odd")
+    result = run("predict", "--test", tmp_path / "test.csv", "--model", trained.out_dir, "--tta", "swap",
+                 "--name", "odd")
     assert result.exit_code == 0, result.output
     assert "submissions/odd.csv (5 rows, valid)" in result.output
     check = run("validate", "submissions/odd.csv", "--test", tmp_path / "test.csv")

@@ -1,6 +1,7 @@
 """Config values are typed and range-checked when kaggle-kit.toml is read, and the same rules apply to flags."""
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -55,8 +56,10 @@ def test_bad_train_flags_are_usage_errors_before_any_work(tmp_path, flag, value,
 
 def test_flags_come_from_the_config_fields_with_help_and_defaults():
     result = run("train", "--help")
+    text = " ".join(result.output.split())  # click wraps help lines wherever the width falls
     for flag, default in (("--max-len", "1024"), ("--lr", "0.001"), ("--lora-r", "16"), ("--valid-frac", "0.05")):
         assert flag in result.output
+        assert re.search(rf"{flag} [A-Z]+ [^\[]*\[default: {re.escape(default)}\]", text), flag
     assert "[default: 1024]" in result.output.replace("\n", " ").replace("  ", " ") or "1024" in result.output
     names = {p.name for p in main.commands["train"].params}
     visible = {f for f, meta in TrainConfig.__dataclass_fields__.items() if meta.metadata.get("cli")}

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import quick_config
 
+from conftest import quick_config
 from kaggle_kit.blending import combine, fit_weights
 from kaggle_kit.cli import COMMAND_SECTIONS, main
 from kaggle_kit.cv import OOF_FILE, fold_splits, prompt_groups, run_cv

@@ -107,11 +107,13 @@ def test_mapped_extra_file(tmp_path, spec):
 
     extra = pd.DataFrame({"row_id": ["x1", "x2"], "question": ["What is 2+2?", "Hi"], "answer_a": ["4", "hello"],
                           "answer_b": ["5", "hey"], "a_wins": [1, 0], "b_wins": [0, 0], "tie": [0, 1]})
-    mapping = ColumnMap(match="extra*.csv", columns={"id": "row_id", "prompt": "question", "response_a": "answer_a",
-                        "response_b": "answer_b", "winner_model_a": "a_wins", "winner_model_b": "b_wins", "winner_tie": "tie"},
+    mapping = ColumnMap(match="extra*.csv",
+                        columns={"id": "row_id", "prompt": "question", "response_a": "answer_a",
+                                 "response_b": "answer_b", "winner_model_a": "a_wins", "winner_model_b": "b_wins",
+                                 "winner_tie": "tie"},
                         plain_text=["prompt", "response_a", "response_b"])
-    result = load_training_files([write(tmp_path / "train.csv", train_frame()), write(tmp_path / "extra-33k.csv", extra)],
-                                 spec, {"extra": mapping})
+    files = [write(tmp_path / "train.csv", train_frame()), write(tmp_path / "extra-33k.csv", extra)]
+    result = load_training_files(files, spec, {"extra": mapping})
     assert len(result.pairs) == 6
     assert result.pairs.texts["prompt"][4] == ["What is 2+2?"]
     assert result.pairs.labels[-2:].tolist() == [0, 2]

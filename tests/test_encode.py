@@ -2,7 +2,7 @@ import pytest
 
 from kaggle_kit.backbone import load_tokenizer
 from kaggle_kit.data import Pairs
-from kaggle_kit.encode import EncodingSpec, Encoder, allocate, fit_field, head_tail
+from kaggle_kit.encode import Encoder, EncodingSpec, allocate, fit_field, head_tail
 
 
 def test_allocate_redistributes_unused_budget():

@@ -90,7 +90,8 @@ def test_push_status_pull_against_fake(project, fake):
     assert result["version"] == 1
     body = fake.calls("SaveKernel")[0]["body"]
     assert body["slug"] == "tester/lmsys-train" and body["enableGpu"] is True and body["enableInternet"] is False
-    assert body["datasetDataSources"] == ["tester/tiny-deberta-v3"] and body["competitionDataSources"] == ["lmsys-chatbot-arena"]
+    assert body["datasetDataSources"] == ["tester/tiny-deberta-v3"]
+    assert body["competitionDataSources"] == ["lmsys-chatbot-arena"]
     assert body["machineShape"] == "NvidiaTeslaT4"
     fake.kernel_status["tester/lmsys-train"] = [("QUEUED", ""), ("RUNNING", ""), ("COMPLETE", "")]
     seen = []
@@ -161,7 +162,9 @@ def test_local_run_refuses_writes_into_inputs(project, tmp_path):
     build = project / "evil"
     build.mkdir()
     (build / "kernel-metadata.json").write_text(json.dumps({"code_file": "k.py"}))
-    (build / "k.py").write_text("import os\nopen(os.path.join(os.environ['KAGGLE_KIT_ROOT'], 'input', 'data', 'x.txt'), 'w').write('x')\n")
+    (build / "k.py").write_text("import os\n"
+                                "open(os.path.join(os.environ['KAGGLE_KIT_ROOT'], 'input', 'data', 'x.txt'), 'w')"
+                                ".write('x')\n")
     data = tmp_path / "data"
     data.mkdir()
     with pytest.raises(KitError, match="wrote into input/data"):
@@ -253,7 +256,8 @@ def test_run_kernel_refuses_a_working_folder_with_files_and_streams_an_ordered_l
         run_kernel_locally(build, {}, working)
     assert (working / "submission.csv").read_text() == "precious"
     seen = []
-    code = "import sys\nfor i in range(3):\n    print(f'out {i}', flush=True)\n    print(f'err {i}', file=sys.stderr, flush=True)\n"
+    code = ("import sys\nfor i in range(3):\n    print(f'out {i}', flush=True)\n"
+            "    print(f'err {i}', file=sys.stderr, flush=True)\n")
     returncode, last = _run_logged([sys.executable, "-c", code], tmp_path, dict(os.environ), 60, seen.append)
     assert returncode == 0 and last == "err 2"
     assert seen == ["out 0", "err 0", "out 1", "err 1", "out 2", "err 2"]

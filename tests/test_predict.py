@@ -7,10 +7,9 @@ import torch
 
 from kaggle_kit.data import read_test, read_train
 from kaggle_kit.errors import KitError
-from kaggle_kit.model_dir import TrainedModel, load_trained
 from kaggle_kit.metrics import softmax
+from kaggle_kit.model_dir import HOLDOUT_FILE, TrainedModel, load_trained
 from kaggle_kit.predict import blend, predict_probs, token_budget_batches
-from kaggle_kit.model_dir import HOLDOUT_FILE
 
 
 def test_token_budget_never_exceeded():
@@ -87,5 +86,6 @@ def test_batches_shared_between_replicas_keep_order(trained, small_files, spec):
     encoded = encoder_for(model).encode(read_test(small_files.test, spec))
     pad = model.tokenizer.pad_token_id
     single = predict_logits(model.model, pad, encoded, 512, 3, progress=False)
-    shared = predict_logits(model.model, pad, encoded, 512, 3, progress=False, replicas=[model.model, copy.deepcopy(model.model)])
+    shared = predict_logits(model.model, pad, encoded, 512, 3, progress=False,
+                            replicas=[model.model, copy.deepcopy(model.model)])
     assert np.abs(single - shared).max() < 1e-5 and len(token_budget_batches([len(e) for e in encoded], 512)) > 2

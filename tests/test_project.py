@@ -49,7 +49,8 @@ def test_doctor_red_for_rules_and_missing_credentials(project, fake, monkeypatch
     fake.competitions["lmsys-chatbot-arena"] = {"files": {}, "forbidden": True}
     result = run("doctor")
     assert result.exit_code == 1
-    assert "FAIL competition rules: not accepted  -> accept them at https://www.kaggle.com/competitions/lmsys-chatbot-arena/rules" in result.output
+    assert ("FAIL competition rules: not accepted  -> accept them at "
+            "https://www.kaggle.com/competitions/lmsys-chatbot-arena/rules") in result.output
     monkeypatch.delenv("KAGGLE_USERNAME")
     monkeypatch.delenv("KAGGLE_KEY")
     result = run("doctor", "--offline")

@@ -41,7 +41,8 @@ def test_upload_model_creates_then_versions_and_excludes(project, fake, trained)
     sent = b"".join(fake.blobs.values())
     assert b"SECRET" not in sent
     names = [c["body"]["name"] for c in fake.calls("StartBlobUpload")]
-    assert "adapter.zip" in names and "checkpoints.zip" not in names and ".env" not in names and "kaggle.json" not in names
+    assert "adapter.zip" in names
+    assert "checkpoints.zip" not in names and ".env" not in names and "kaggle.json" not in names
     assert not (model / "dataset-metadata.json").exists()  # the user's folder is never written
     second = run("upload", "model", model, "--dataset", "tester/lmsys-model", "-m", "v2", "--json")
     assert json.loads(second.stdout)["action"] == "version"
@@ -91,7 +92,8 @@ def test_deadline_refusal_and_warning(project, fake, small_files):
     fake.competitions["lmsys-chatbot-arena"] = {"deadline": "2026-11-25T20:00:00Z"}
     with pytest.raises(KitError, match="--force"):
         submit_kernel("tester/lmsys-infer", 1, "late", LMSYS, NOW)
-    assert submit_kernel("tester/lmsys-infer", 1, "late", LMSYS, NOW, force=True)["warning"].startswith("the deadline is in 8.0 h")
+    late = submit_kernel("tester/lmsys-infer", 1, "late", LMSYS, NOW, force=True)
+    assert late["warning"].startswith("the deadline is in 8.0 h")
     with pytest.raises(KitError, match="closed"):
         submit_kernel("tester/lmsys-infer", 1, "too late", LMSYS, NOW + timedelta(days=1), force=True)
 
@@ -126,7 +128,8 @@ def test_download_verify_skip_corrupt_403_404(project, fake, small_files):
     assert (project / "data" / "train.csv").read_bytes() == small_files.train.read_bytes()  # old files kept
     fake.competitions["lmsys-chatbot-arena"]["forbidden"] = True
     forbidden = run("download", "--to", "other")
-    assert forbidden.exit_code == 1 and "accept the competition rules at" in forbidden.output and "/rules" in forbidden.output
+    assert forbidden.exit_code == 1
+    assert "accept the competition rules at" in forbidden.output and "/rules" in forbidden.output
     missing = run("download", "--competition", "lmsys-chatbot-arena", "--to", "x", "--dry-run")
     assert missing.exit_code == 1
     del fake.competitions["lmsys-chatbot-arena"]
@@ -161,8 +164,9 @@ def test_upload_code_builds_an_installable_wheel(project, fake):
 
 
 def test_submit_fetches_sample_submission_when_none_is_local(project, fake, small_files):
+    sample = small_files.sample_submission.read_bytes()
     fake.competitions["lmsys-chatbot-arena"] = {"deadline": "2026-12-31T23:59:00Z",
-                                                "files": {"sample_submission.csv": small_files.sample_submission.read_bytes()}}
+                                                "files": {"sample_submission.csv": sample}}
     good = submit_file(small_files.sample_submission, "ok", LMSYS, project / "missing.csv", NOW)
     assert good["ref"] and len(fake.calls("DownloadDataFile")) == 1
     bad = pd.read_csv(small_files.sample_submission).iloc[2:]
@@ -206,7 +210,7 @@ def test_import_walker_sees_relative_imports(tmp_path):
     sample = tmp_path / "x.py"
     sample.write_text("from .remote.client import call\nfrom . import remote\nimport kaggle_kit.remote\n")
     names = set(_imported_modules(sample, "kaggle_kit.doctor"))
-    assert {"kaggle_kit.remote.client", "kaggle_kit.remote", "kaggle_kit.remote"} <= names
+    assert {"kaggle_kit.remote.client", "kaggle_kit.remote"} <= names
 
 
 # ---- Kaggle's known traps and leftovers (issue 16)

@@ -10,7 +10,8 @@ IDS = ["10", "11", "12", "13"]
 
 def frame(ids=IDS, probs=None):
     probs = np.full((len(ids), 3), 1 / 3) if probs is None else probs
-    return pd.DataFrame({"id": ids, "winner_model_a": probs[:, 0], "winner_model_b": probs[:, 1], "winner_tie": probs[:, 2]})
+    return pd.DataFrame({"id": ids, "winner_model_a": probs[:, 0], "winner_model_b": probs[:, 1],
+                         "winner_tie": probs[:, 2]})
 
 
 def check(tmp_path, spec, df):

@@ -6,11 +6,11 @@ from safetensors import safe_open
 from transformers import TrainerCallback
 
 from conftest import quick_config
-from kaggle_kit.tiny_backbone import build_tiny_backbone
 from kaggle_kit.config import TrainConfig
 from kaggle_kit.data import read_train
 from kaggle_kit.errors import KitError
 from kaggle_kit.model_dir import ADAPTER_DIR, CURVES_FILE, METRICS_FILE, MODEL_FILE
+from kaggle_kit.tiny_backbone import build_tiny_backbone
 from kaggle_kit.train import train
 
 
@@ -83,7 +83,8 @@ def test_swap_augment_maps_labels(small_files, spec):
 
 
 def test_swap_augment_doubles_training_rows(tmp_path, small_files, spec, tiny_backbone):
-    m = train([small_files.train], tmp_path / "out", quick_config(tiny_backbone, max_steps=1, swap_augment=True), spec).metrics
+    cfg = quick_config(tiny_backbone, max_steps=1, swap_augment=True)
+    m = train([small_files.train], tmp_path / "out", cfg, spec).metrics
     assert m["rows"]["train"] * 2 == 2 * (120 - m["rows"]["holdout"])  # holdout rows are never swapped in
 
 
@@ -120,9 +121,9 @@ def test_ddp_two_processes_on_cpu(tmp_path, small_files, tiny_backbone):
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "kaggle_kit.cli",
-           "train", "--train", str(small_files.train), "--backbone", str(tiny_backbone), "--out", str(tmp_path / "out"),
-           "--max-len", "128", "--max-steps", "4", "--eval-steps", "2", "--json"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "kaggle_kit.cli", "train", "--train", str(small_files.train), "--backbone", str(tiny_backbone),
+           "--out", str(tmp_path / "out"), "--max-len", "128", "--max-steps", "4", "--eval-steps", "2", "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     metrics = json.loads(proc.stdout)
@@ -133,7 +134,8 @@ def test_ddp_two_processes_on_cpu(tmp_path, small_files, tiny_backbone):
 def test_gradient_checkpointing_still_trains_lora(tmp_path, small_files, spec, tiny_backbone):
     """LoRA B matrices start at zero: non-zero after two steps means gradients flowed through checkpointed layers."""
     out = tmp_path / "gc"
-    train([small_files.train], out, quick_config(tiny_backbone, max_steps=2, eval_steps=2, gradient_checkpointing=True), spec)
+    cfg = quick_config(tiny_backbone, max_steps=2, eval_steps=2, gradient_checkpointing=True)
+    train([small_files.train], out, cfg, spec)
     with safe_open(str(out / ADAPTER_DIR / "adapter_model.safetensors"), "pt") as f:
         lora_b = [f.get_tensor(k) for k in f.keys() if "lora_B" in k]
     assert lora_b and all(t.abs().sum() > 0 for t in lora_b)

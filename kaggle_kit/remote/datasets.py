@@ -4,6 +4,7 @@ Kaggle holds every staged file at its size."""
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import shutil
 import tempfile
@@ -129,7 +130,9 @@ def remote_files(dataset: str) -> dict[str, int]:
     files: dict[str, int] = {}
     token = None
     while True:
-        page = call(f"file list of {dataset}", lambda: api.dataset_list_files(dataset, page_token=token, page_size=200))
+        # partial binds this page's token now (a closure would read the loop variable whenever it runs).
+        list_page = functools.partial(api.dataset_list_files, dataset, page_token=token, page_size=200)
+        page = call(f"file list of {dataset}", list_page)
         if getattr(page, "error_message", None):
             raise RemoteError(f"file list of {dataset}: {page.error_message}")
         files.update({f.name: int(f.total_bytes or 0) for f in page.dataset_files or []})
