@@ -153,14 +153,12 @@ def train_cmd(kit: KitContext, train_files, out: Path, resume: bool, overwrite: 
               **flags) -> None:
     """Train a LoRA preference classifier; prints holdout log loss against the class-prior baseline."""
     from .config import with_overrides
-    from .recipes import describe_note, resolve_train_config
+    from .recipes import resolve_train_config
     from .train import train
 
     given = {k: v for k, v in flag_values(flags, TrainConfig).items() if v is not None}
     explicit = set(kit.config.explicit.get("train", [])) | set(given)
     train_cfg, note = resolve_train_config(with_overrides(kit.config.train, **given), explicit)
-    if note["applied"] and os.environ.get("RANK", "0") == "0":
-        click.echo(describe_note(note), err=True)
     result = train(list(train_files), out, train_cfg, kit.spec, kit.config.column_maps, exclude_test,
                    resume=resume, overwrite=overwrite, recipe_note=note)
     m = result.metrics

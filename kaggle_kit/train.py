@@ -233,6 +233,10 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     groups = prompt_groups(pairs, spec) if cfg.fold else None
     train_idx, valid_idx = split_holdout(pairs.labels, cfg.valid_frac, cfg.fold, cfg.seed, groups, cfg.valid_rows)
     fit_pairs, valid_pairs = pairs.subset(train_idx), pairs.subset(valid_idx)
+    if recipe_note and recipe_note.get("applied") and rank == 0:  # inputs are checked: say which settings run
+        from .recipes import describe_note
+
+        log.warning(describe_note(recipe_note))
     fit_targets, fit_teacher, valid_targets = all_targets[train_idx], teacher[train_idx], all_targets[valid_idx]
 
     kind, template = template_for(backbone)
