@@ -43,6 +43,7 @@ def minilm() -> Path:
     return folder
 
 
+@pytest.mark.timeout(3600)  # default flags = 512 tokens x 2 epochs: over 10 minutes on one CPU core
 def test_minilm_default_flags_train_and_predict_on_arena_proxy(tmp_path, caplog):
     if not (ARENA / "train.csv").exists():
         pytest.skip(f"{ARENA} is not here")
