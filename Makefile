@@ -22,7 +22,7 @@ test: lint
 
 # Opt-in, not in CI: MiniLM (downloaded once into .cache/real) trained and run on 200 arena-proxy rows.
 test-real: $(STAMP)
-	KAGGLE_KIT_REAL=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m real tests/test_real.py
+	KKIT_REAL_TESTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider -m real tests/test_real.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

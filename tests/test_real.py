@@ -17,8 +17,9 @@ from click.testing import CliRunner
 
 from kaggle_kit.cli import main
 
-pytestmark = [pytest.mark.real, pytest.mark.skipif(os.environ.get("KAGGLE_KIT_REAL") != "1",
-                                                  reason="opt-in: make test-real (KAGGLE_KIT_REAL=1)")]
+# Not a KAGGLE_* variable: conftest clears those before the tests run.
+pytestmark = [pytest.mark.real, pytest.mark.skipif(os.environ.get("KKIT_REAL_TESTS") != "1",
+                                                  reason="opt-in: make test-real (KKIT_REAL_TESTS=1)")]
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "real"
 ARENA = ROOT.parent / "shared" / "data" / "arena-proxy"
@@ -42,6 +43,7 @@ def minilm() -> Path:
     return folder
 
 
+@pytest.mark.timeout(3600)  # default flags = 512 tokens x 2 epochs: over 10 minutes on one CPU core
 def test_minilm_default_flags_train_and_predict_on_arena_proxy(tmp_path, caplog):
     if not (ARENA / "train.csv").exists():
         pytest.skip(f"{ARENA} is not here")
@@ -53,15 +55,19 @@ def test_minilm_default_flags_train_and_predict_on_arena_proxy(tmp_path, caplog)
     sample[sample["id"].isin(test["id"])].to_csv(tmp_path / "sample_submission.csv", index=False)
 
     runner = CliRunner()
-    result = runner.invoke(main, ["train", "--train", tmp_path / "train.csv", "--backbone", backbone,
-                                  "--out", tmp_path / "model", "--json"], catch_exceptions=False)
+
+    def invoke(*args):
+        return runner.invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    result = invoke("train", "--train", tmp_path / "train.csv", "--backbone", backbone,
+                    "--out", tmp_path / "model", "--json")
     assert result.exit_code == 0, result.output
     lines = result.stderr.splitlines() + caplog.messages
     assert sum("lowered to 512" in line for line in lines) == 1
     metrics = json.loads(result.stdout)
     assert metrics["recipe"]["recipe"] == "cpu-smoke" and metrics["recipe"]["auto"]
-    result = runner.invoke(main, ["predict", "--test", tmp_path / "test.csv", "--model", tmp_path / "model",
-                                  "--out", tmp_path / "sub.csv"], catch_exceptions=False)
+    result = invoke("predict", "--test", tmp_path / "test.csv", "--model", tmp_path / "model", "--out",
+                    tmp_path / "sub.csv")
     assert result.exit_code == 0 and "Traceback" not in result.output, result.output
-    check = runner.invoke(main, ["validate", tmp_path / "sub.csv", "--test", tmp_path / "test.csv"])
+    check = invoke("validate", tmp_path / "sub.csv", "--test", tmp_path / "test.csv")
     assert check.exit_code == 0, check.output
