@@ -152,13 +152,9 @@ def tiny_backbone_cmd(directory: Path, arch: str, seed: int) -> None:
 def train_cmd(kit: KitContext, train_files, out: Path, resume: bool, overwrite: bool, exclude_test, as_json: bool,
               **flags) -> None:
     """Train a LoRA preference classifier; prints holdout log loss against the class-prior baseline."""
-    from .config import with_overrides
-    from .recipes import resolve_train_config
     from .train import train
 
-    given = {k: v for k, v in flag_values(flags, TrainConfig).items() if v is not None}
-    explicit = set(kit.config.explicit.get("train", [])) | set(given)
-    train_cfg, note = resolve_train_config(with_overrides(kit.config.train, **given), explicit)
+    train_cfg, note = _resolved_train_config(kit, flags)
     result = train(list(train_files), out, train_cfg, kit.spec, kit.config.column_maps, exclude_test,
                    resume=resume, overwrite=overwrite, recipe_note=note)
     m = result.metrics
@@ -168,6 +164,16 @@ def train_cmd(kit: KitContext, train_files, out: Path, resume: bool, overwrite: 
     text = (f"holdout log loss {m['holdout']['log_loss']:.4f} (prior {m['prior_log_loss']:.4f}, accuracy "
             f"{m['holdout']['accuracy']:.3f}, temperature {m['temperature']:.2f}{verdict}); model in {out}")
     emit(m, as_json, text)
+
+
+def _resolved_train_config(kit: KitContext, flags: dict):
+    """Recipe (or backbone-family defaults) < kaggle-kit.toml < flags, for train and cv alike."""
+    from .config import with_overrides
+    from .recipes import resolve_train_config
+
+    given = {k: v for k, v in flag_values(flags, TrainConfig).items() if v is not None}
+    explicit = set(kit.config.explicit.get("train", [])) | set(given)
+    return resolve_train_config(with_overrides(kit.config.train, **given), explicit)
 
 
 @main.command("recipes")
@@ -264,7 +270,6 @@ def _parse_weights(weights: str | None) -> list[float] | None:
 def cv_cmd(kit: KitContext, train_files, folds, out: Path, fold_ids, gather_dirs, exclude_test, overwrite: bool,
            as_json: bool, **flags) -> None:
     """K-fold training, stratified and grouped by prompt: fold model dirs, out-of-fold predictions, cv.json."""
-    from .config import with_overrides
     from .cv import find_fold_dirs, gather, parse_fold_ids, run_cv
 
     if gather_dirs:
@@ -274,10 +279,10 @@ def cv_cmd(kit: KitContext, train_files, folds, out: Path, fold_ids, gather_dirs
     else:
         if not train_files or not folds:
             raise click.UsageError("cv needs --train and --folds (or --gather DIR...)")
-        cfg = with_overrides(kit.config.train, **flag_values(flags, TrainConfig))
+        cfg, note = _resolved_train_config(kit, flags)
         result = run_cv(list(train_files), out, folds, cfg, kit.spec, parse_fold_ids(fold_ids, folds),
                         kit.config.column_maps, exclude_test, overwrite=overwrite,
-                        echo=lambda m: click.echo(m, err=True))
+                        echo=lambda m: click.echo(m, err=True), recipe_note=note)
     if not result:  # a non-zero DDP rank
         return
     if not result["complete"]:

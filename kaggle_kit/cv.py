@@ -77,7 +77,8 @@ def check_cv_out(out: Path, fold_ids: list[int], overwrite: bool) -> None:
 
 def run_cv(train_files: list[Path], out: Path, k: int, cfg: TrainConfig, spec: CompetitionSpec,
            fold_ids: list[int] | None = None, column_maps: dict[str, ColumnMap] | None = None,
-           exclude_test: Path | None = None, overwrite: bool = False, echo=print) -> dict:
+           exclude_test: Path | None = None, overwrite: bool = False, echo=print,
+           recipe_note: dict | None = None) -> dict:
     """Train the requested folds into D/fold-i, then gather: oof.csv + cv.json once all k folds are in D."""
     from .train import train
 
@@ -88,7 +89,7 @@ def run_cv(train_files: list[Path], out: Path, k: int, cfg: TrainConfig, spec: C
     for i in fold_ids:
         echo(f"fold {i}/{k}: training into {fold_dir(out, i)}")
         result = train(train_files, fold_dir(out, i), replace(cfg, fold=f"{i}/{k}"), spec, column_maps, exclude_test,
-                       overwrite=overwrite)
+                       overwrite=overwrite, recipe_note=recipe_note)
         if not result.metrics:  # a non-zero DDP rank
             return {}
         echo(f"fold {i}/{k}: holdout log loss {result.metrics['holdout']['log_loss_calibrated']:.4f}")
