@@ -161,8 +161,10 @@ def train_cmd(kit: KitContext, train_files, out: Path, resume: bool, overwrite: 
     if not m:  # a non-zero DDP rank: rank 0 reports
         return
     verdict = "" if m["learned"] else "; NO better than the prior"
+    head = m.get("side_head") or {}
+    side = f"; with the length side head {head['cv_log_loss']:.4f}, cross-validated" if head.get("used") else ""
     text = (f"holdout log loss {m['holdout']['log_loss']:.4f} (prior {m['prior_log_loss']:.4f}, accuracy "
-            f"{m['holdout']['accuracy']:.3f}, temperature {m['temperature']:.2f}{verdict}); model in {out}")
+            f"{m['holdout']['accuracy']:.3f}, temperature {m['temperature']:.2f}{verdict}{side}); model in {out}")
     emit(m, as_json, text)
 
 

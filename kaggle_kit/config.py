@@ -92,6 +92,9 @@ class TrainConfig:
                                  max=1000)
     length_header: bool = setting(False, "Prefix each field with its full length and structure (words, lines, "
                                   "lists, headers, code), so truncation does not hide it.")
+    length_head: bool = setting(False, "Fit a small side head on the holdout: the model's logits beside each "
+                                "response's full length and structure; kept only if it beats temperature scaling "
+                                "in cross-validation on the holdout.")
     valid_frac: float = setting(0.05, "Holdout fraction (stratified).", min=0.001, max=0.9)
     valid_rows: int = setting(500, "Holdout at least this many rows (at most a quarter of the data).", min=0,
                               max=10_000_000)

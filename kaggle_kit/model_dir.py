@@ -1,6 +1,6 @@
 """The trained model folder: what `train` writes, what `predict`/`report`/kernels read, and which files are ours.
 
-    MODEL_DIR/kaggle_kit_model.json   format, backbone (resolved path), encoding, temperature, train config
+    MODEL_DIR/kaggle_kit_model.json   format, backbone (resolved path), encoding, temperature or side head, train config
     MODEL_DIR/adapter/                LoRA weights + trained head (peft)
     MODEL_DIR/tokenizer/              the tokenizer used at training time
     MODEL_DIR/merged/                 optional: backbone with the adapter merged in
@@ -15,6 +15,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .atomic import write_text_atomic
@@ -155,6 +156,22 @@ class TrainedModel:
     @property
     def temperature(self) -> float:
         return float(self.info.get("temperature") or 1.0)
+
+    @property
+    def side_head(self) -> dict | None:
+        return self.info.get("side_head")
+
+    def probs(self, logits: np.ndarray, features: np.ndarray | None) -> np.ndarray:
+        """Logits -> probabilities as train fitted them: the length side head (which needs the rows'
+        side_head.pair_features) or temperature scaling."""
+        from .metrics import softmax
+        from .side_head import head_probs
+
+        if self.side_head is None:
+            return softmax(logits, self.temperature)
+        if features is None:
+            raise ValueError("this model has a length side head: pass the rows' pair_features")
+        return head_probs(self.side_head, logits, features)
 
 
 def _tokenizer_dir(model_dir: Path) -> Path:

@@ -19,9 +19,9 @@ from .config import PredictConfig
 from .data import Pairs, read_test
 from .encode import Encoder, EncodingSpec
 from .errors import KitError, UsageProblem
-from .metrics import softmax
 from .model_dir import TrainedModel, check_model_dir, load_trained
 from .progress import progress_bar
+from .side_head import pair_features
 from .submission import find_sample_submission, submission_order, write_submission
 
 
@@ -112,15 +112,16 @@ def predict_probs(trained: TrainedModel, pairs: Pairs, spec: CompetitionSpec, ma
     replicas = gpu_replicas(trained.model)
     pad_id = trained.tokenizer.pad_token_id
     n = trained.info["num_labels"]
-    probs = softmax(predict_logits(trained.model, pad_id, encoded, max_tokens, n, progress, replicas),
-                    trained.temperature)
+    features = pair_features(pairs, spec) if trained.side_head else None
+    probs = trained.probs(predict_logits(trained.model, pad_id, encoded, max_tokens, n, progress, replicas), features)
     if tta == "swap":
         a, b = spec.swap_pairs[0]
         # The same turns, responses exchanged: no re-tokenising.
         swapped_fields = [{a: b, b: a}.get(f, f) for f in fields]
         swapped = [encoder.assemble([tokens[f][r] for f in swapped_fields]) for r in range(len(pairs))]
-        swapped_probs = softmax(predict_logits(trained.model, pad_id, swapped, max_tokens, n, progress, replicas),
-                                trained.temperature)
+        swapped_features = pair_features(pairs.swapped(spec), spec) if trained.side_head else None
+        swapped_probs = trained.probs(predict_logits(trained.model, pad_id, swapped, max_tokens, n, progress, replicas),
+                                      swapped_features)
         probs = (probs + unswap(swapped_probs, spec)) / 2
     elif tta != "none":
         raise KitError(f"unknown --tta '{tta}'", hint="choose none or swap")

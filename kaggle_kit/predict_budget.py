@@ -22,9 +22,9 @@ from .competition import CompetitionSpec
 from .config import PredictConfig
 from .data import Pairs
 from .encode import Encoder, field_demand
-from .metrics import softmax
-from .model_dir import METRICS_FILE, load_trained
+from .model_dir import METRICS_FILE, TrainedModel, load_trained
 from .predict import _run_batches, blend, encoder_for, gpu_replicas, token_budget_batches, unswap
+from .side_head import pair_features
 
 REFRESH_SHARE = 1 / 60  # rewrite the file at least this often (share of the budget), and at every stage end
 MIN_REFRESH_S = 5.0
@@ -49,7 +49,7 @@ class Loaded:
     """One model ready to predict: encodings of every row, replicas (one per GPU) and a thread pool for them."""
 
     index: int
-    trained: object
+    trained: TrainedModel
     encoder: Encoder
     tokens: dict
     encoded: list[list[int]]
@@ -57,6 +57,8 @@ class Loaded:
     pool: ThreadPoolExecutor | None
     load_s: float
     tokenize_s: float
+    features: np.ndarray | None = None  # side_head.pair_features of every row, when the model has a side head
+    swap_features: np.ndarray | None = None
     swap_encoded: dict[int, list[int]] = field(default_factory=dict)
 
     @property
@@ -71,6 +73,10 @@ class Loaded:
             if r not in self.swap_encoded:
                 self.swap_encoded[r] = self.encoder.assemble([self.tokens[f][r] for f in fields])
         return {r: self.swap_encoded[r] for r in rows}
+
+    def probs(self, logits: np.ndarray, rows: list[int], swapped: bool = False) -> np.ndarray:
+        features = self.swap_features if swapped else self.features
+        return self.trained.probs(logits[rows], None if features is None else features[rows])
 
     def close(self) -> None:
         if self.pool is not None:
@@ -166,11 +172,15 @@ class BudgetedPredictor:
         encoder = encoder_for(trained)
         tokens = encoder.tokenize_turns(self.pairs, progress=self.progress)
         encoded = [encoder.assemble([tokens[f][r] for f in encoder.spec.fields]) for r in range(len(self.pairs))]
+        features = swap_features = None
+        if trained.side_head:
+            features = pair_features(self.pairs, self.spec)
+            swap_features = pair_features(self.pairs.swapped(self.spec), self.spec)
         tokenize_s = self.clock() - t0
         self.stage("tokenize", m, len(encoded), tokenize_s)
         replicas = gpu_replicas(trained.model) or [trained.model]
         pool = ThreadPoolExecutor(len(replicas)) if len(replicas) > 1 else None
-        return Loaded(m, trained, encoder, tokens, encoded, replicas, pool, load_s, tokenize_s)
+        return Loaded(m, trained, encoder, tokens, encoded, replicas, pool, load_s, tokenize_s, features, swap_features)
 
     def run_step(self, loaded: Loaded, batches: list[list[int]], encoded, out: np.ndarray, bar) -> float:
         """One batch per replica, run together; returns the wall time (the throughput counts all replicas)."""
@@ -221,7 +231,7 @@ class BudgetedPredictor:
                         break
                 self.run_step(loaded, step, encoded, logits, bar)
                 rows = [r for b in step for r in b]
-                s.base[m][rows] = softmax(logits[rows], loaded.trained.temperature)
+                s.base[m][rows] = loaded.probs(logits, rows)
                 s.covered[m][rows] = True
                 i += len(step)
                 if self.projection is None:
@@ -327,7 +337,7 @@ class BudgetedPredictor:
                 encoded, logits = self._inputs(loaded, unit, rows)
                 t = self.run_step(loaded, step, encoded, logits, bar)
                 times[unit.key] = times.get(unit.key, 0.0) + t
-                probs = softmax(logits[rows], loaded.trained.temperature)
+                probs = loaded.probs(logits, rows, swapped=unit.kind == "swap")
                 m = unit.model
                 if unit.kind == "swap":
                     s.swap[m][rows] = probs

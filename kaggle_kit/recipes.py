@@ -16,7 +16,7 @@ from .errors import KitError
 GPUS = ("t4", "t4x2", "p100")
 # What a family default may set without --recipe: these suit the backbone whatever GPU (or CPU) it runs on.
 FAMILY_FIELDS = ("learning_rate", "epochs", "warmup", "weight_decay", "lora_r", "lora_alpha", "lora_dropout",
-                 "length_header")
+                 "length_header", "length_head")
 SMALL_MODEL_PARAMS = 50_000_000  # below this (tiny test models, MiniLM) a CPU run is realistic: cpu-smoke settings
 
 
@@ -56,13 +56,14 @@ MINILM_L6 = dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, i
 
 def _train(*, learning_rate: float, epochs: float, warmup: float, max_len: int = 1024,
            target_modules: list[str] | None = None, freeze_layers: int = 0, quantize: str | None = None,
-           gradient_checkpointing: bool = True, length_header: bool = True) -> dict[str, Any]:
+           gradient_checkpointing: bool = True, length_header: bool = True,
+           length_head: bool = True) -> dict[str, Any]:
     """A recipe's TrainConfig values: every recipe shares weight decay 0.01, LoRA r 16 / alpha 32 / dropout 0.05 and
     automatic precision."""
     return dict(learning_rate=learning_rate, epochs=epochs, warmup=warmup, weight_decay=0.01, max_len=max_len,
                 lora_r=16, lora_alpha=32, lora_dropout=0.05, target_modules=target_modules, freeze_layers=freeze_layers,
                 precision="auto", quantize=quantize, gradient_checkpointing=gradient_checkpointing,
-                length_header=length_header)
+                length_header=length_header, length_head=length_head)
 
 
 def _batches(**per_gpu: tuple[int, int]) -> dict[str, dict[str, int]]:
@@ -116,7 +117,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                "prior 1.095 by 0.153-0.195 nats",
         # No length header: a random tiny model cannot read numbers, and the header's tokens dilute its input.
         train=_train(learning_rate=3e-4, epochs=2.0, warmup=0.1, max_len=256, gradient_checkpointing=False,
-                     length_header=False),
+                     length_header=False, length_head=False),
         # Batch 4: twice the updates of batch 8 for the same compute; at batch 8 seed 0 only began to learn after
         # ~200 updates and ended 0.032 nats under the prior (1,500 training rows, 2 epochs).
         batches=_batches(t4=(4, 1), t4x2=(4, 1), p100=(4, 1)),

@@ -37,6 +37,8 @@ from .model_dir import (
 )
 from .plots import training_curves_png
 from .predict import predict_logits
+from .side_head import describe as describe_side_head
+from .side_head import fit_side_head, pair_features
 from .targets import PairCollator, check_distill_settings, read_teacher, teacher_rows, trainer_class
 
 log = logging.getLogger(__name__)
@@ -283,8 +285,19 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     if not trainer.is_world_process_zero():
         return TrainResult(out, {})
     temperature = fit_temperature(holdout_logits, valid_targets) if cfg.calibrate else 1.0
+    holdout_probs = softmax(holdout_logits, temperature)
+    head = None
+    if cfg.length_head:
+        head, head_cv_probs, head_report = fit_side_head(holdout_logits, pair_features(valid_pairs, spec),
+                                                         valid_targets, cfg.seed)
+        log.warning("%s", describe_side_head(head_report))
+        if head is not None:  # its out-of-fold probabilities: what blends and cv gather may trust
+            holdout_probs = head_cv_probs
     prior = class_prior(fit_targets, n)
-    metrics = _metrics(trainer, holdout_logits, valid_targets, prior, temperature, train_set, len(fit_pairs))
+    metrics = _metrics(trainer, holdout_logits, valid_targets, prior, temperature, holdout_probs, train_set,
+                       len(fit_pairs))
+    if cfg.length_head:
+        metrics["side_head"] = head_report
     metrics["world_size"] = world
     metrics["soft_rows"] = {"train": int(is_soft(fit_targets).sum()), "holdout": int(is_soft(valid_targets).sum())}
     if cfg.teacher:
@@ -301,10 +314,10 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
         "temperature": temperature, "trained_precision": precision.name, "train_config": settings,
         "max_len": {"requested": settings["max_len"], "used": cfg.max_len, "backbone_limit": limit.tokens,
                     "reason": limit.reason, "predict": predict_max_len(cfg.max_len, limit.tokens, recipe_note)},
-        "recipe": recipe_note,
+        "recipe": recipe_note, "side_head": head,
     }
     save_model_dir(out, trainer.model, tokenizer, info, merge=cfg.merge)
-    _save_holdout(out / HOLDOUT_FILE, valid_pairs, valid_targets, holdout_logits, temperature, spec)
+    _save_holdout(out / HOLDOUT_FILE, valid_pairs, valid_targets, holdout_logits, holdout_probs, spec)
     write_text_atomic(out / METRICS_FILE, json.dumps(metrics, indent=2))
     training_curves_png(metrics, out / CURVES_FILE)
     if not metrics["learned"]:
@@ -323,8 +336,8 @@ def predict_max_len(used: int, limit: int | None, recipe_note: dict | None) -> i
     return min(wanted, limit) if limit else wanted
 
 
-def _metrics(trainer, logits: np.ndarray, labels: np.ndarray, prior: np.ndarray, temperature: float, train_set,
-             n_fit: int) -> dict:
+def _metrics(trainer, logits: np.ndarray, labels: np.ndarray, prior: np.ndarray, temperature: float,
+             calibrated: np.ndarray, train_set, n_fit: int) -> dict:
     history = trainer.state.log_history
     evals = [{"step": h["step"], "log_loss": h["eval_log_loss"], "accuracy": h["eval_accuracy"]}
              for h in history if "eval_log_loss" in h]
@@ -338,7 +351,7 @@ def _metrics(trainer, logits: np.ndarray, labels: np.ndarray, prior: np.ndarray,
     return {
         "holdout": {
             "rows": len(labels), "log_loss": holdout_loss, "accuracy": accuracy(labels, probs),
-            "log_loss_calibrated": log_loss(labels, softmax(logits, temperature)),
+            "log_loss_calibrated": log_loss(labels, calibrated),  # the side head's cross-validated, if used
         },
         "prior_log_loss": baseline,
         "learned": holdout_loss < baseline - LEARNED_MARGIN,
@@ -353,12 +366,11 @@ def _metrics(trainer, logits: np.ndarray, labels: np.ndarray, prior: np.ndarray,
     }
 
 
-def _save_holdout(path: Path, valid: Pairs, targets: np.ndarray, logits: np.ndarray, temperature: float,
+def _save_holdout(path: Path, valid: Pairs, targets: np.ndarray, logits: np.ndarray, probs: np.ndarray,
                   spec: CompetitionSpec) -> None:
     frame = pd.DataFrame({"id": valid.ids, "label": valid.labels})
     for k, column in enumerate(spec.label_columns):
         frame[f"logit_{column}"] = logits[:, k]
-    probs = softmax(logits, temperature)
     for k, column in enumerate(spec.label_columns):
         frame[column] = probs[:, k]
     for k, column in enumerate(spec.label_columns):  # soft labels: what the holdout log loss is measured against

@@ -1,0 +1,118 @@
+"""The length side head: fitted on the holdout only when it beats temperature scaling, applied alike by every
+predict path (plain, swap TTA, time-budgeted)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import quick_config
+from kaggle_kit.data import read_train
+from kaggle_kit.metrics import log_loss
+from kaggle_kit.model_dir import HOLDOUT_FILE, MODEL_FILE, load_trained
+from kaggle_kit.predict import predict_probs, predict_to_submission, unswap
+from kaggle_kit.side_head import MIN_ROWS, fit_side_head, head_probs, pair_features
+
+
+def _length_driven(n: int, seed: int, soft: bool = False):
+    """Uninformative logits; labels driven by one feature column (the signed word-count difference)."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(n, 13))
+    logits = rng.normal(size=(n, 3)) * 0.1
+    z = np.stack([features[:, 10], -features[:, 10], np.zeros(n)], axis=1)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    targets = p if soft else np.eye(3)[[rng.choice(3, p=row) for row in p]]
+    return logits, features, targets
+
+
+def test_head_is_kept_when_lengths_carry_the_signal():
+    logits, features, targets = _length_driven(450, seed=0)
+    head, cv_probs, report = fit_side_head(logits, features, targets, seed=0)
+    assert report["used"] and head is not None
+    assert report["cv_log_loss"] < report["temperature_cv_log_loss"] - 0.1
+    assert log_loss(targets, cv_probs) == pytest.approx(report["cv_log_loss"])
+    new_logits, new_features, new_targets = _length_driven(450, seed=1)  # fresh rows: it generalises
+    assert log_loss(new_targets, head_probs(head, new_logits, new_features)) < 1.0
+
+
+def test_head_learns_from_soft_targets():
+    logits, features, targets = _length_driven(300, seed=2, soft=True)
+    head, _, report = fit_side_head(logits, features, targets, seed=0)
+    assert report["used"] and head is not None
+
+
+def test_head_is_dropped_when_lengths_say_nothing():
+    logits, _, targets = _length_driven(450, seed=0)
+    noise = np.random.default_rng(5).normal(size=(450, 13))
+    head, cv_probs, report = fit_side_head(logits, noise, targets, seed=0)
+    assert head is None and cv_probs is None and not report["used"]
+    assert "no better than temperature scaling" in report["reason"]
+
+
+def test_too_few_holdout_rows_keep_the_temperature():
+    logits, features, targets = _length_driven(MIN_ROWS - 1, seed=0)
+    head, _, report = fit_side_head(logits, features, targets, seed=0)
+    assert head is None and f"at least {MIN_ROWS}" in report["reason"]
+
+
+def test_pair_features_of_swapped_rows_exchange_the_responses(small_files, spec):
+    pairs = read_train(small_files.train, spec)
+    straight, swapped = pair_features(pairs, spec), pair_features(pairs.swapped(spec), spec)
+    assert straight.shape == (len(pairs), 13) and np.isfinite(straight).all()
+    assert np.array_equal(swapped[:, :5], straight[:, 5:10]) and np.array_equal(swapped[:, 5:10], straight[:, :5])
+    assert np.array_equal(swapped[:, 10], -straight[:, 10])
+    assert straight[:, 10].std() > 0  # the sample responses differ in length
+
+
+@pytest.fixture(scope="module")
+def head_model(tmp_path_factory, sample_files, tiny_backbone, spec):
+    from kaggle_kit.train import train
+
+    out = tmp_path_factory.mktemp("head") / "model"
+    return train([sample_files.train], out, quick_config(tiny_backbone, length_head=True), spec)
+
+
+def test_train_keeps_the_head_and_its_out_of_fold_holdout(head_model, spec):
+    report = head_model.metrics["side_head"]
+    # A 6-step tiny model knows little; the sample responses' lengths tell good answers from refusals.
+    assert report["used"], report
+    info = json.loads((head_model.out_dir / MODEL_FILE).read_text())
+    assert info["side_head"] and len(info["side_head"]["coef"]) == spec.num_labels
+    holdout = pd.read_csv(head_model.out_dir / HOLDOUT_FILE, dtype={"id": str})
+    probs = holdout[list(spec.label_columns)].to_numpy()
+    targets = holdout[[f"target_{c}" for c in spec.label_columns]].to_numpy()
+    assert log_loss(targets, probs) == pytest.approx(report["cv_log_loss"], abs=1e-6)
+    assert head_model.metrics["holdout"]["log_loss_calibrated"] == pytest.approx(report["cv_log_loss"])
+
+
+def test_predict_applies_the_head_to_each_rows_lengths(head_model, sample_files, spec):
+    holdout = pd.read_csv(head_model.out_dir / HOLDOUT_FILE, dtype={"id": str})
+    pairs = read_train(sample_files.train, spec)
+    rows = pairs.subset([pairs.ids.index(i) for i in holdout["id"]])
+    model = load_trained(head_model.out_dir)
+    logits = holdout[[f"logit_{c}" for c in spec.label_columns]].to_numpy()
+    expected = head_probs(model.side_head, logits, pair_features(rows, spec))
+    assert np.abs(predict_probs(model, rows, spec, max_tokens=2048, progress=False) - expected).max() < 1e-5
+    with pytest.raises(ValueError, match="side head"):
+        model.probs(logits, None)
+
+
+def test_swap_tta_reads_the_swapped_rows_lengths(head_model, small_files, spec):
+    model = load_trained(head_model.out_dir)
+    pairs = read_train(small_files.train, spec)
+    straight = predict_probs(model, pairs, spec, max_tokens=2048, progress=False)
+    swapped = predict_probs(model, pairs.swapped(spec), spec, max_tokens=2048, progress=False)
+    both = predict_probs(model, pairs, spec, max_tokens=2048, tta="swap", progress=False)
+    assert np.abs(both - (straight + unswap(swapped, spec)) / 2).max() < 1e-6
+
+
+def test_budgeted_predict_gives_the_same_bytes_with_a_head(head_model, small_files, spec, tmp_path):
+    from kaggle_kit.config import PredictConfig
+
+    plain, budgeted = tmp_path / "plain.csv", tmp_path / "budget.csv"
+    predict_to_submission([head_model.out_dir], small_files.test, plain, spec,
+                          PredictConfig(max_tokens=2048, tta="swap"), progress=False)
+    predict_to_submission([head_model.out_dir], small_files.test, budgeted, spec,
+                          PredictConfig(max_tokens=2048, tta="swap", time_budget="1h"), progress=False)
+    assert plain.read_bytes() == budgeted.read_bytes()
