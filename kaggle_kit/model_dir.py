@@ -22,6 +22,8 @@ from .atomic import write_text_atomic
 from .backbone import choose_precision, load_backbone_model, load_tokenizer, model_type
 from .compat import dtype_kwarg
 from .errors import KitError
+from .metrics import softmax
+from .side_head import head_probs
 
 MODEL_FILE = "kaggle_kit_model.json"
 ADAPTER_DIR = "adapter"
@@ -164,9 +166,6 @@ class TrainedModel:
     def probs(self, logits: np.ndarray, features: np.ndarray | None) -> np.ndarray:
         """Logits -> probabilities as train fitted them: the length side head (which needs the rows'
         side_head.pair_features) or temperature scaling."""
-        from .metrics import softmax
-        from .side_head import head_probs
-
         if self.side_head is None:
             return softmax(logits, self.temperature)
         if features is None:
