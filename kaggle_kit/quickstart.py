@@ -25,11 +25,13 @@ class QuickstartResult:
     workdir: Path
     submission: Path
     holdout_log_loss: float
+    calibrated_log_loss: float  # what the submission's probabilities score: temperature or side head (out of fold)
+    side_head: bool
     prior_log_loss: float
     seconds: float
 
 
-def run_quickstart(workdir: Path, rows: int = 1000, seed: int = 0,
+def run_quickstart(workdir: Path, rows: int = 2000, seed: int = 0,
                    submissions_dir: Path = SUBMISSIONS_DIR) -> QuickstartResult:
     start = time.perf_counter()
     run_dir = next_free(workdir, "run")
@@ -41,5 +43,7 @@ def run_quickstart(workdir: Path, rows: int = 1000, seed: int = 0,
     path = next_free(submissions_dir, "quickstart", ".csv")
     predict_to_submission([run_dir / "model"], files.test, path, LMSYS, PredictConfig(max_tokens=8192, tta="swap"),
                           progress=False)
-    return QuickstartResult(run_dir, path, result.metrics["holdout"]["log_loss"], result.metrics["prior_log_loss"],
+    m = result.metrics
+    return QuickstartResult(run_dir, path, m["holdout"]["log_loss"], m["holdout"]["log_loss_calibrated"],
+                            bool((m.get("side_head") or {}).get("used")), m["prior_log_loss"],
                             time.perf_counter() - start)
