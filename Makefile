@@ -34,9 +34,10 @@ OLD := .venv-oldest
 OLD_STAMP := $(OLD)/.kaggle-kit-installed
 IMAGE := .venv-kaggle-image
 WHEEL_CACHE := .cache/kernel-wheels
-# Core paths only (the CLI flow trains and predicts with TTA; resume; kernels run locally; the image stand-in).
+# Core paths only (the CLI flow trains and predicts with TTA; resume; kernels run locally; the image stand-in; the
+# length side head, fitted by scikit-learn).
 OLDEST_TESTS := tests/test_oldest.py tests/test_train.py::test_resume_ends_with_same_metrics \
-	tests/test_kernels.py::test_train_and_infer_kernels_run_locally
+	tests/test_kernels.py::test_train_and_infer_kernels_run_locally tests/test_side_head.py
 
 $(OLD_STAMP): setup.cfg pyproject.toml kaggle_kit/kernel.lock.toml
 	rm -rf $(OLD) $(IMAGE)
