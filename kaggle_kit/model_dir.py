@@ -23,7 +23,7 @@ from .backbone import choose_precision, load_backbone_model, load_tokenizer, mod
 from .compat import dtype_kwarg
 from .errors import KitError
 from .metrics import softmax
-from .side_head import head_probs
+from .side_head import head_problem, head_probs
 
 MODEL_FILE = "kaggle_kit_model.json"
 ADAPTER_DIR = "adapter"
@@ -126,6 +126,8 @@ def read_model_info(model_dir: Path) -> dict:
     missing = [k for k in ("backbone", "model_type", "num_labels", "encoding") if k not in info]
     if missing:
         raise KitError(f"{path} is corrupt (no {', '.join(missing)})", hint="train the model again")
+    if info.get("side_head") is not None and (problem := head_problem(info["side_head"], int(info["num_labels"]))):
+        raise KitError(f"{path} is corrupt ({problem})", hint="train the model again")
     return info
 
 

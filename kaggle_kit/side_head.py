@@ -17,6 +17,7 @@ from .metrics import fit_temperature, log_loss, softmax
 CV_FOLDS = 5
 MIN_ROWS = 100  # fewer holdout rows than this cannot fit 16 weights per class and check them too
 L2_C = 0.5  # sklearn's inverse regularisation strength on standardised inputs
+N_FEATURES = 13  # pair_features' columns
 
 
 def pair_features(pairs: Pairs, spec: CompetitionSpec) -> np.ndarray:
@@ -30,7 +31,7 @@ def pair_features(pairs: Pairs, spec: CompetitionSpec) -> np.ndarray:
                       for f in (a, b, prompt))
         diff = sa[0] - sb[0]
         rows.append([*sa, *sb, diff, abs(diff), sp[0]])
-    return np.asarray(rows, dtype=np.float64).reshape(len(pairs), 13)
+    return np.asarray(rows, dtype=np.float64).reshape(len(pairs), N_FEATURES)
 
 
 def _inputs(logits: np.ndarray, features: np.ndarray) -> np.ndarray:
@@ -57,6 +58,22 @@ def _fit(x: np.ndarray, targets: np.ndarray, seed: int) -> dict:
         coef[model.classes_] = np.vstack([-model.coef_[0] / 2, model.coef_[0] / 2])
         intercept[model.classes_] = [-model.intercept_[0] / 2, model.intercept_[0] / 2]
     return {"mean": mean.tolist(), "scale": scale.tolist(), "coef": coef.tolist(), "intercept": intercept.tolist()}
+
+
+def head_problem(head: object, num_labels: int) -> str | None:
+    """Why a stored side head cannot be applied (None when it can): keys, shapes, finite numbers."""
+    width = num_labels + N_FEATURES
+    try:
+        shapes = {key: np.asarray(head[key], dtype=np.float64) for key in ("mean", "scale", "coef", "intercept")}
+    except (TypeError, KeyError, ValueError, IndexError):
+        return "side_head lacks mean/scale/coef/intercept numbers"
+    expected = {"mean": (width,), "scale": (width,), "coef": (num_labels, width), "intercept": (num_labels,)}
+    for key, shape in expected.items():
+        if shapes[key].shape != shape:
+            return f"side_head {key} has shape {shapes[key].shape}, expected {shape}"
+        if not np.isfinite(shapes[key]).all():
+            return f"side_head {key} holds non-finite numbers"
+    return None
 
 
 def head_probs(head: dict, logits: np.ndarray, features: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 predict path (plain, swap TTA, time-budgeted)."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ from kaggle_kit.data import read_train
 from kaggle_kit.metrics import log_loss
 from kaggle_kit.model_dir import HOLDOUT_FILE, MODEL_FILE, load_trained
 from kaggle_kit.predict import predict_probs, predict_to_submission, unswap
-from kaggle_kit.side_head import MIN_ROWS, fit_side_head, head_probs, pair_features
+from kaggle_kit.side_head import MIN_ROWS, fit_side_head, head_problem, head_probs, pair_features
 
 
 def _length_driven(n: int, seed: int, soft: bool = False):
@@ -116,3 +117,25 @@ def test_budgeted_predict_gives_the_same_bytes_with_a_head(head_model, small_fil
     predict_to_submission([head_model.out_dir], small_files.test, budgeted, spec,
                           PredictConfig(max_tokens=2048, tta="swap", time_budget="1h"), progress=False)
     assert plain.read_bytes() == budgeted.read_bytes()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda head: head.update(coef=[[1.0, 2.0]]), "side_head coef has shape (1, 2), expected (3, 16)"),
+    (lambda head: head.pop("scale"), "lacks mean/scale/coef/intercept"),
+    (lambda head: head.update(intercept=[0.0, float("nan"), 0.0]), "intercept holds non-finite numbers"),
+])
+def test_a_damaged_side_head_is_a_one_line_error(head_model, small_files, tmp_path, damage, message):
+    from click.testing import CliRunner
+
+    from kaggle_kit.cli import main
+
+    model = tmp_path / "model"
+    shutil.copytree(head_model.out_dir, model)
+    info = json.loads((model / MODEL_FILE).read_text())
+    assert head_problem(info["side_head"], 3) is None
+    damage(info["side_head"])
+    (model / MODEL_FILE).write_text(json.dumps(info))
+    result = CliRunner().invoke(main, ["predict", "--test", str(small_files.test), "--model", str(model),
+                                       "--out", str(tmp_path / "p.csv")])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "p.csv").exists()
