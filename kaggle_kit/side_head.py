@@ -52,11 +52,12 @@ def _fit(x: np.ndarray, targets: np.ndarray, seed: int) -> dict:
     keep = weights > 0
     model = LogisticRegression(C=L2_C, max_iter=2000, random_state=seed)
     model.fit(z[rows[keep]], classes[keep], sample_weight=weights[keep])
-    coef, intercept = np.zeros((k, x.shape[1])), np.zeros(k)
-    coef[model.classes_], intercept[model.classes_] = model.coef_, model.intercept_
-    if len(model.classes_) == 2:  # sklearn keeps one row for two classes; classes never seen stay at 0 (unlikely)
-        coef[model.classes_] = np.vstack([-model.coef_[0] / 2, model.coef_[0] / 2])
-        intercept[model.classes_] = [-model.intercept_[0] / 2, model.intercept_[0] / 2]
+    coef_rows, intercept_rows = model.coef_, model.intercept_
+    if len(model.classes_) == 2:  # sklearn keeps one row (the second class's log-odds) for two classes
+        coef_rows = np.vstack([-model.coef_[0] / 2, model.coef_[0] / 2])
+        intercept_rows = np.array([-model.intercept_[0] / 2, model.intercept_[0] / 2])
+    coef, intercept = np.zeros((k, x.shape[1])), np.zeros(k)  # a class absent from these rows keeps logit 0
+    coef[model.classes_], intercept[model.classes_] = coef_rows, intercept_rows
     return {"mean": mean.tolist(), "scale": scale.tolist(), "coef": coef.tolist(), "intercept": intercept.tolist()}
 
 
@@ -88,6 +89,8 @@ def fit_side_head(logits: np.ndarray, features: np.ndarray, targets: np.ndarray,
     n = len(targets)
     if n < MIN_ROWS:
         return None, None, {"used": False, "reason": f"{n} holdout rows; the side head needs at least {MIN_ROWS}"}
+    if (targets.sum(axis=0) == 0).any():  # a head never shown a class would give it an arbitrary share
+        return None, None, {"used": False, "reason": "the holdout lacks a class, so the head cannot learn it"}
     folds = np.random.default_rng(seed).permutation(n) % CV_FOLDS
     head_cv, temperature_cv = np.zeros_like(targets), np.zeros_like(targets)
     x = _inputs(logits, features)

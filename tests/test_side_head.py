@@ -57,6 +57,25 @@ def test_too_few_holdout_rows_keep_the_temperature():
     assert head is None and f"at least {MIN_ROWS}" in report["reason"]
 
 
+def test_a_holdout_without_ties_keeps_the_temperature():
+    logits, features, targets = _length_driven(450, seed=0)
+    no_tie = targets[:, 2] == 0
+    head, _, report = fit_side_head(logits[no_tie], features[no_tie], targets[no_tie], seed=0)
+    assert head is None and "lacks a class" in report["reason"]
+
+
+def test_a_cross_validation_fold_with_two_classes_still_fits():
+    """A fold may miss a rare class: sklearn's one-row binary model must become two class rows."""
+    from kaggle_kit.side_head import _fit
+
+    logits, features, targets = _length_driven(450, seed=0)
+    two = targets[:, 2] == 0
+    head = _fit(np.hstack([logits, features])[two], targets[two], seed=0)
+    probs = head_probs(head, logits[two], features[two])
+    assert np.array_equal(np.asarray(head["coef"])[2], np.zeros(16)) and head["intercept"][2] == 0
+    assert log_loss(targets[two][:, :2], probs[:, :2] / probs[:, :2].sum(axis=1, keepdims=True)) < 0.6
+
+
 def test_pair_features_of_swapped_rows_exchange_the_responses(small_files, spec):
     pairs = read_train(small_files.train, spec)
     straight, swapped = pair_features(pairs, spec), pair_features(pairs.swapped(spec), spec)
