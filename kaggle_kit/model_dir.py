@@ -31,6 +31,7 @@ TOKENIZER_DIR = "tokenizer"
 MERGED_DIR = "merged"
 CHECKPOINTS = "checkpoints"
 RUN_CONFIG = "run_config.json"  # inside CHECKPOINTS: the settings an interrupted run was started with
+AFTER_TRAINING = ("length_head",)  # settings used only once training ends: free to change at --resume
 HOLDOUT_FILE = "holdout_predictions.csv"
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "training_curves.png"
@@ -91,7 +92,8 @@ def check_resume_settings(out: Path, settings: dict) -> None:
         raise KitError(f"--resume: {path} is missing, so the checkpoints' settings are unknown",
                        hint="start again with --overwrite")
     saved = _read_json(path)
-    differ = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+    differ = sorted(k for k in set(saved) | set(settings)
+                    if k not in AFTER_TRAINING and saved.get(k) != settings.get(k))
     if differ:
         shown = ", ".join(f"{k}: {saved.get(k)!r} -> {settings.get(k)!r}" for k in differ[:4])
         raise KitError(f"--resume with settings that differ from the checkpoints' ({shown})",

@@ -74,6 +74,8 @@ def head_problem(head: object, num_labels: int) -> str | None:
             return f"side_head {key} has shape {shapes[key].shape}, expected {shape}"
         if not np.isfinite(shapes[key]).all():
             return f"side_head {key} holds non-finite numbers"
+    if (shapes["scale"] <= 0).any():
+        return "side_head scale holds numbers <= 0"
     return None
 
 
@@ -86,12 +88,20 @@ def fit_side_head(logits: np.ndarray, features: np.ndarray, targets: np.ndarray,
                   seed: int) -> tuple[dict | None, np.ndarray | None, dict]:
     """(head, its cross-validated holdout probabilities, report) when the head's cross-validated holdout log loss
     beats temperature scaling's; else (None, None, report)."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
     n = len(targets)
     if n < MIN_ROWS:
         return None, None, {"used": False, "reason": f"{n} holdout rows; the side head needs at least {MIN_ROWS}"}
-    if (targets.sum(axis=0) == 0).any():  # a head never shown a class would give it an arbitrary share
-        return None, None, {"used": False, "reason": "the holdout lacks a class, so the head cannot learn it"}
-    folds = np.random.default_rng(seed).permutation(n) % CV_FOLDS
+    if (targets > 0).sum(axis=0).min() < CV_FOLDS:
+        return None, None, {"used": False, "reason": f"a class has fewer than {CV_FOLDS} holdout rows"}
+    # Hard labels: stratified, so every fold's fit part holds every class. Soft rows spread weight over the classes.
+    labels = targets.argmax(axis=1)
+    stratify = np.bincount(labels, minlength=targets.shape[1]).min() >= CV_FOLDS
+    splitter = (StratifiedKFold if stratify else KFold)(CV_FOLDS, shuffle=True, random_state=seed)
+    folds = np.zeros(n, dtype=int)
+    for f, (_, held) in enumerate(splitter.split(np.zeros(n), labels)):
+        folds[held] = f
     head_cv, temperature_cv = np.zeros_like(targets), np.zeros_like(targets)
     x = _inputs(logits, features)
     for f in range(CV_FOLDS):

@@ -277,10 +277,15 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
         save_run_config(out, settings)
     trainer.train(resume_from_checkpoint=True if resume else None)
 
-    # Our own ordered inference (Trainer's eval sampler groups by length and would reorder rows).
+    # Our own ordered inference (Trainer's eval sampler groups by length and would reorder rows), at the length
+    # predict will use (a recipe may predict longer than it trains), so the temperature or side head fitted on these
+    # logits and the holdout file describe the submission's probabilities.
     trainer.model.eval()
+    predict_len = predict_max_len(cfg.max_len, limit.tokens, recipe_note)
+    if predict_len != cfg.max_len:
+        valid_encoded = Encoder(tokenizer, replace(encoding, max_len=predict_len)).encode(valid_pairs, progress=True)
     holdout_logits = predict_logits(trainer.model, tokenizer.pad_token_id, valid_encoded,
-                                    max_tokens=cfg.eval_batch_size * cfg.max_len, num_labels=spec.num_labels,
+                                    max_tokens=cfg.eval_batch_size * predict_len, num_labels=spec.num_labels,
                                     progress=False).astype(np.float64)
     if not trainer.is_world_process_zero():
         return TrainResult(out, {})
@@ -313,7 +318,7 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
         "num_labels": spec.num_labels, "label_columns": list(spec.label_columns), "encoding": encoding.to_dict(),
         "temperature": temperature, "trained_precision": precision.name, "train_config": settings,
         "max_len": {"requested": settings["max_len"], "used": cfg.max_len, "backbone_limit": limit.tokens,
-                    "reason": limit.reason, "predict": predict_max_len(cfg.max_len, limit.tokens, recipe_note)},
+                    "reason": limit.reason, "predict": predict_len},
         "recipe": recipe_note, "side_head": head,
     }
     save_model_dir(out, trainer.model, tokenizer, info, merge=cfg.merge)

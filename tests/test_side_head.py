@@ -61,7 +61,15 @@ def test_a_holdout_without_ties_keeps_the_temperature():
     logits, features, targets = _length_driven(450, seed=0)
     no_tie = targets[:, 2] == 0
     head, _, report = fit_side_head(logits[no_tie], features[no_tie], targets[no_tie], seed=0)
-    assert head is None and "lacks a class" in report["reason"]
+    assert head is None and "a class has fewer than 5 holdout rows" in report["reason"]
+
+
+def test_rare_classes_are_spread_over_the_folds():
+    """One class with 5 rows and another with 6 among 100: every fold's fit part still holds all three."""
+    logits, features, _ = _length_driven(100, seed=0)
+    labels = np.array([1] * 5 + [2] * 6 + [0] * 89)
+    head, cv_probs, report = fit_side_head(logits, features, np.eye(3)[labels], seed=0)
+    assert "cv_log_loss" in report and np.isfinite(cv_probs if cv_probs is not None else report["cv_log_loss"]).all()
 
 
 def test_a_cross_validation_fold_with_two_classes_still_fits():
@@ -142,6 +150,7 @@ def test_budgeted_predict_gives_the_same_bytes_with_a_head(head_model, small_fil
     (lambda head: head.update(coef=[[1.0, 2.0]]), "side_head coef has shape (1, 2), expected (3, 16)"),
     (lambda head: head.pop("scale"), "lacks mean/scale/coef/intercept"),
     (lambda head: head.update(intercept=[0.0, float("nan"), 0.0]), "intercept holds non-finite numbers"),
+    (lambda head: head.update(scale=[0.0] * 16), "scale holds numbers <= 0"),
 ])
 def test_a_damaged_side_head_is_a_one_line_error(head_model, small_files, tmp_path, damage, message):
     from click.testing import CliRunner
@@ -158,3 +167,35 @@ def test_a_damaged_side_head_is_a_one_line_error(head_model, small_files, tmp_pa
                                        "--out", str(tmp_path / "p.csv")])
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "p.csv").exists()
+
+
+def test_holdout_is_scored_at_the_inference_length(tmp_path, sample_files, tiny_backbone, spec):
+    """A recipe that predicts longer than it trains (Gemma-2: 1024 -> 2048): the holdout pass, and so the head fitted
+    on it and the holdout file, use the inference length, so predict reproduces the holdout file."""
+    from kaggle_kit.train import train
+
+    note = {"recipe": "llama3-8b-qlora", "auto": False, "applied": {"max_len": 32}}  # llama3-8b-qlora predicts at 1280
+    trained = train([sample_files.train], tmp_path / "model", quick_config(tiny_backbone, max_len=32,
+                                                                           length_head=True), spec, recipe_note=note)
+    info = json.loads((trained.out_dir / MODEL_FILE).read_text())
+    assert info["max_len"]["used"] == 32 and info["max_len"]["predict"] > 32
+    holdout = pd.read_csv(trained.out_dir / HOLDOUT_FILE, dtype={"id": str})
+    pairs = read_train(sample_files.train, spec)
+    rows = pairs.subset([pairs.ids.index(i) for i in holdout["id"]])
+    model = load_trained(trained.out_dir)
+    logits = holdout[[f"logit_{c}" for c in spec.label_columns]].to_numpy()
+    expected = model.probs(logits, pair_features(rows, spec) if model.side_head else None)
+    assert np.abs(predict_probs(model, rows, spec, max_tokens=8192, progress=False) - expected).max() < 1e-5
+
+
+def test_resume_may_switch_the_head(tmp_path):
+    """The head is fitted after training: turning it on at --resume (or resuming a run from before it existed) is
+    allowed, while a setting that shapes training still is not."""
+    from kaggle_kit.errors import KitError
+    from kaggle_kit.model_dir import CHECKPOINTS, RUN_CONFIG, check_resume_settings
+
+    (tmp_path / CHECKPOINTS).mkdir()
+    (tmp_path / CHECKPOINTS / RUN_CONFIG).write_text(json.dumps({"max_len": 256}))
+    check_resume_settings(tmp_path, {"max_len": 256, "length_head": True})
+    with pytest.raises(KitError, match="max_len"):
+        check_resume_settings(tmp_path, {"max_len": 128, "length_head": True})
