@@ -90,6 +90,7 @@ def fit_side_head(logits: np.ndarray, features: np.ndarray, targets: np.ndarray,
     beats temperature scaling's; else (None, None, report)."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
+    targets = np.asarray(targets, dtype=np.float64)
     n = len(targets)
     if n < MIN_ROWS:
         return None, None, {"used": False, "reason": f"{n} holdout rows; the side head needs at least {MIN_ROWS}"}

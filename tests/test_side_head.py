@@ -33,6 +33,8 @@ def test_head_is_kept_when_lengths_carry_the_signal():
     assert report["used"] and head is not None
     assert report["cv_log_loss"] < report["temperature_cv_log_loss"] - 0.1
     assert log_loss(targets, cv_probs) == pytest.approx(report["cv_log_loss"])
+    as_read = fit_side_head(logits, features, targets.astype(int), seed=0)[2]  # integer columns of a holdout CSV
+    assert as_read["cv_log_loss"] == pytest.approx(report["cv_log_loss"])
     new_logits, new_features, new_targets = _length_driven(450, seed=1)  # fresh rows: it generalises
     assert log_loss(new_targets, head_probs(head, new_logits, new_features)) < 1.0
 
