@@ -56,14 +56,13 @@ MINILM_L6 = dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, i
 
 def _train(*, learning_rate: float, epochs: float, warmup: float, max_len: int = 1024,
            target_modules: list[str] | None = None, freeze_layers: int = 0, quantize: str | None = None,
-           gradient_checkpointing: bool = True, length_header: bool = True,
-           length_head: bool = True) -> dict[str, Any]:
-    """A recipe's TrainConfig values: every recipe shares weight decay 0.01, LoRA r 16 / alpha 32 / dropout 0.05 and
-    automatic precision."""
+           gradient_checkpointing: bool = True, length_header: bool = True) -> dict[str, Any]:
+    """A recipe's TrainConfig values: every recipe shares weight decay 0.01, LoRA r 16 / alpha 32 / dropout 0.05,
+    the length side head and automatic precision."""
     return dict(learning_rate=learning_rate, epochs=epochs, warmup=warmup, weight_decay=0.01, max_len=max_len,
                 lora_r=16, lora_alpha=32, lora_dropout=0.05, target_modules=target_modules, freeze_layers=freeze_layers,
                 precision="auto", quantize=quantize, gradient_checkpointing=gradient_checkpointing,
-                length_header=length_header, length_head=length_head)
+                length_header=length_header, length_head=True)
 
 
 def _batches(**per_gpu: tuple[int, int]) -> dict[str, dict[str, int]]:

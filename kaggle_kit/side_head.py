@@ -100,13 +100,9 @@ def fit_side_head(logits: np.ndarray, features: np.ndarray, targets: np.ndarray,
     labels = targets.argmax(axis=1)
     stratify = np.bincount(labels, minlength=targets.shape[1]).min() >= CV_FOLDS
     splitter = (StratifiedKFold if stratify else KFold)(CV_FOLDS, shuffle=True, random_state=seed)
-    folds = np.zeros(n, dtype=int)
-    for f, (_, held) in enumerate(splitter.split(np.zeros(n), labels)):
-        folds[held] = f
     head_cv, temperature_cv = np.zeros_like(targets), np.zeros_like(targets)
     x = _inputs(logits, features)
-    for f in range(CV_FOLDS):
-        fit, held = folds != f, folds == f
+    for fit, held in splitter.split(np.zeros(n), labels):
         head_cv[held] = head_probs(_fit(x[fit], targets[fit], seed), logits[held], features[held])
         temperature_cv[held] = softmax(logits[held], fit_temperature(logits[fit], targets[fit]))
     head_loss, temperature_loss = log_loss(targets, head_cv), log_loss(targets, temperature_cv)
