@@ -39,7 +39,7 @@ WHEEL_CACHE := .cache/kernel-wheels
 OLDEST_TESTS := tests/test_oldest.py tests/test_train.py::test_resume_ends_with_same_metrics \
 	tests/test_kernels.py::test_train_and_infer_kernels_run_locally tests/test_side_head.py
 
-$(OLD_STAMP): setup.cfg pyproject.toml kaggle_kit/kernel.lock.toml
+$(OLD_STAMP): setup.cfg pyproject.toml kaggle_kit/kernel/kernel.lock.toml
 	rm -rf $(OLD) $(IMAGE)
 	$(PYTHON) -m venv $(OLD)
 	$(OLD)/bin/python -m pip install -q --upgrade pip
@@ -47,7 +47,7 @@ $(OLD_STAMP): setup.cfg pyproject.toml kaggle_kit/kernel.lock.toml
 	$(OLD)/bin/python .ci/lower_bounds.py --extra test --exclude torch > $(OLD)/lower-bounds.txt
 	$(OLD)/bin/python -m pip install -q -r $(OLD)/lower-bounds.txt
 	$(OLD)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
-	PYTHONPATH=. $(OLD)/bin/python -m kaggle_kit.wheels download $(WHEEL_CACHE) 3.11
+	PYTHONPATH=. $(OLD)/bin/python -m kaggle_kit.kernel.wheels download $(WHEEL_CACHE) 3.11
 	cp -al $(OLD) $(IMAGE)
 	$(IMAGE)/bin/python -m pip uninstall -q -y peft bitsandbytes kaggle-kit
 	touch $(OLD_STAMP)

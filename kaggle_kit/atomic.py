@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import KitError
+from kaggle_kit.errors import KitError
 
 
 def refuse_overwrite(path: Path, overwrite: bool, flag: str = "--overwrite") -> None:

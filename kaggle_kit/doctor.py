@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .config import ProjectConfig
+from kaggle_kit.config import ProjectConfig
 
 
 @dataclass

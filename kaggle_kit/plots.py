@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
-from .metrics import as_targets
+from kaggle_kit.atomic import atomic_path
+from kaggle_kit.metrics import as_targets
 
 
 def new_figure(figsize: tuple[float, float]):

@@ -7,15 +7,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import next_free
-from .competition import LMSYS
-from .config import PredictConfig, TrainConfig
-from .predict import predict_to_submission
-from .recipes import resolve_train_config
-from .sample_data import write_sample_data
-from .submission import SUBMISSIONS_DIR
-from .tiny_backbone import build_tiny_backbone
-from .train import train
+from kaggle_kit.atomic import next_free
+from kaggle_kit.competition.sample_data import write_sample_data
+from kaggle_kit.competition.spec import LMSYS
+from kaggle_kit.config import PredictConfig, TrainConfig
+from kaggle_kit.config.recipes import resolve_train_config
+from kaggle_kit.inference.run import predict_to_submission
+from kaggle_kit.model.tiny_backbone import build_tiny_backbone
+from kaggle_kit.submission import SUBMISSIONS_DIR
+from kaggle_kit.training.train import train
 
 QUICKSTART_RECIPE = "cpu-smoke"
 

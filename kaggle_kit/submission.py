@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path, refuse_overwrite
-from .competition import CompetitionSpec
-from .data import MAX_IDS_SHOWN, check_unique_ids, read_csv_checked
-from .errors import DataError
+from kaggle_kit.atomic import atomic_path, refuse_overwrite
+from kaggle_kit.competition.spec import CompetitionSpec
+from kaggle_kit.data.reading import MAX_IDS_SHOWN, check_unique_ids, read_csv_checked
+from kaggle_kit.errors import DataError
 
 SUM_TOLERANCE = 1e-6
 EPS = 1e-7

@@ -29,10 +29,10 @@ for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", 
     os.environ.pop(name, None)
 (_SANDBOX / "home").mkdir(parents=True, exist_ok=True)
 
-from kaggle_kit.competition import LMSYS  # noqa: E402
+from kaggle_kit.competition.sample_data import write_sample_data  # noqa: E402
+from kaggle_kit.competition.spec import LMSYS  # noqa: E402
 from kaggle_kit.config import TrainConfig  # noqa: E402
-from kaggle_kit.sample_data import write_sample_data  # noqa: E402
-from kaggle_kit.tiny_backbone import build_tiny_backbone  # noqa: E402
+from kaggle_kit.model.tiny_backbone import build_tiny_backbone  # noqa: E402
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -63,7 +63,7 @@ def tiny_backbone(tmp_path_factory):
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory, sample_files, tiny_backbone):
     """The issue's acceptance run: default flags, only max_len 256, on sample-data --rows 1000."""
-    from kaggle_kit.train import train
+    from kaggle_kit.training.train import train
 
     out = tmp_path_factory.mktemp("trained") / "model"
     return train([sample_files.train], out, TrainConfig(backbone=str(tiny_backbone), max_len=256), LMSYS)

@@ -5,12 +5,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from kaggle_kit.backbone_limits import backbone_limit, model_limit
 from kaggle_kit.cli import main
-from kaggle_kit.data import read_test
-from kaggle_kit.model_dir import load_trained
-from kaggle_kit.predict import encoder_for
-from kaggle_kit.tiny_backbone import build_tiny_backbone
+from kaggle_kit.data.reading import read_test
+from kaggle_kit.inference.predict import encoder_for
+from kaggle_kit.model.limits import backbone_limit, model_limit
+from kaggle_kit.model.model_dir import load_trained
+from kaggle_kit.model.tiny_backbone import build_tiny_backbone
 
 
 @pytest.mark.parametrize("config, tokens", [
@@ -89,7 +89,7 @@ def test_run_that_learned_nothing_says_so_in_text_and_json(tmp_path, small_files
 
 
 def test_inference_length_follows_the_recipe_within_the_limit():
-    from kaggle_kit.train import predict_max_len
+    from kaggle_kit.training.train import predict_max_len
 
     gemma = {"recipe": "gemma2-9b-qlora", "auto": False, "applied": {"max_len": 1024}}
     assert predict_max_len(1024, 8192, gemma) == 2048

@@ -14,14 +14,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from kaggle_kit.budget import Budget, Throughput, Unit, parse_duration, plan, truncation_for
 from kaggle_kit.cli import main
 from kaggle_kit.config import PredictConfig, config_from_dict
-from kaggle_kit.data import read_test
+from kaggle_kit.config.durations import parse_duration
+from kaggle_kit.data.reading import read_test
 from kaggle_kit.errors import KitError
-from kaggle_kit.model_dir import TrainedModel, load_trained
-from kaggle_kit.predict import predict_to_submission
-from kaggle_kit.predict_budget import BudgetedPredictor
+from kaggle_kit.inference.budget import Budget, Throughput, Unit, plan, truncation_for
+from kaggle_kit.inference.budgeted import BudgetedPredictor
+from kaggle_kit.inference.run import predict_to_submission
+from kaggle_kit.model.model_dir import TrainedModel, load_trained
 from kaggle_kit.submission import submission_order, validate_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -113,7 +114,8 @@ def _budgeted(trained_dirs, pairs, spec, seconds, clock, tta="swap", spt=0.001, 
 
 
 def _encoded_tokens(trained, pairs):
-    from kaggle_kit.predict import encoder_for, token_budget_batches
+    from kaggle_kit.inference.predict import encoder_for
+    from kaggle_kit.model.batching import token_budget_batches
 
     lengths = [len(e) for e in encoder_for(load_trained(trained.out_dir)).encode(pairs)]
     return sum(len(b) * max(lengths[i] for i in b) for b in token_budget_batches(lengths, 2048)), lengths
@@ -240,7 +242,7 @@ def test_infer_kernel_with_a_tiny_budget_writes_its_run_report(project, trained,
 
 
 def test_kernel_default_budget_is_a_share_of_the_limit(spec):
-    from kaggle_kit.budget import SAFE_SHARE, default_budget
+    from kaggle_kit.config.durations import SAFE_SHARE, default_budget
 
     assert spec.time_limit_s == 9 * 3600 and default_budget(spec.time_limit_s) == SAFE_SHARE * 9 * 3600 < 9 * 3600
 

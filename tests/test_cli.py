@@ -161,7 +161,7 @@ def test_tracebacks_that_became_one_line_errors(tmp_path, small_files, monkeypat
 def test_five_training_rows_fail_before_loading_a_model(tmp_path, small_files, tiny_backbone, spec):
     from kaggle_kit.config import TrainConfig
     from kaggle_kit.errors import KitError
-    from kaggle_kit.train import train
+    from kaggle_kit.training.train import train
 
     pd.read_csv(small_files.train).head(5).to_csv(tmp_path / "five.csv", index=False)
     with pytest.raises(KitError, match="too few"):
@@ -170,7 +170,7 @@ def test_five_training_rows_fail_before_loading_a_model(tmp_path, small_files, t
 
 
 def test_predict_checks_every_input_before_the_first_forward_pass(tmp_path, trained, small_files, monkeypatch):
-    import kaggle_kit.predict as predict_module
+    import kaggle_kit.inference.predict as predict_module
 
     def no_inference(*args, **kwargs):
         raise AssertionError("a model ran before the inputs were checked")

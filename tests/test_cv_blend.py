@@ -10,15 +10,17 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import quick_config
-from kaggle_kit.blending import combine, fit_weights
-from kaggle_kit.cli import COMMAND_SECTIONS, main
-from kaggle_kit.cv import OOF_FILE, fold_splits, prompt_groups, run_cv
-from kaggle_kit.data import Pairs, load_training_files, read_train
-from kaggle_kit.encode import Encoder, EncodingSpec, field_budgets, fit_field
+from kaggle_kit.cli import main
+from kaggle_kit.cli.app import COMMAND_SECTIONS
+from kaggle_kit.data.encode import Encoder, EncodingSpec, field_budgets, fit_field
+from kaggle_kit.data.reading import Pairs, load_training_files, read_train
 from kaggle_kit.errors import DataError
+from kaggle_kit.inference.blending import combine, fit_weights
+from kaggle_kit.inference.rules import IDENTICAL, apply_rules, evaluate_rules
 from kaggle_kit.metrics import log_loss, softmax
-from kaggle_kit.rules import IDENTICAL, apply_rules, evaluate_rules
-from kaggle_kit.train import split_holdout, train
+from kaggle_kit.training.cv import OOF_FILE, run_cv
+from kaggle_kit.training.folds import fold_splits, prompt_groups
+from kaggle_kit.training.train import split_holdout, train
 
 LABELS = ["winner_model_a", "winner_model_b", "winner_tie"]
 TEACHER = [0.15, 0.15, 0.70]  # far from the sample data's class prior (tie ~0.3): easy to tell who learned it
@@ -67,7 +69,7 @@ def test_distill_loss_is_cross_entropy_without_teacher_weight():
     import torch
     import torch.nn.functional as F
 
-    from kaggle_kit.targets import distill_loss
+    from kaggle_kit.training.targets import distill_loss
 
     logits = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]])
     hard = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
@@ -77,7 +79,7 @@ def test_distill_loss_is_cross_entropy_without_teacher_weight():
 
 
 def test_full_swap_collator_puts_the_swap_in_the_same_batch():
-    from kaggle_kit.targets import PairCollator
+    from kaggle_kit.training.targets import PairCollator
 
     rows = [{"input_ids": [5, 6, 7], "labels": [1, 0, 0, 1, 0, 0], "swap_input_ids": [5, 7, 6],
              "swap_labels": [0, 1, 0, 0, 1, 0]}]
@@ -137,7 +139,7 @@ def test_left_right_and_prompt_budget_truncation():
 
 
 def test_left_truncation_keeps_the_last_tokens_end_to_end(tiny_backbone, spec):
-    from kaggle_kit.backbone import load_tokenizer
+    from kaggle_kit.model.backbone import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_backbone)
     words = [f"w{k}" for k in range(400)]
@@ -170,7 +172,7 @@ def test_grouped_folds_never_split_a_prompt_and_fold_flag_agrees(sample_files, s
 @pytest.fixture(scope="module")
 def cv_run(tmp_path_factory, small_files, tiny_backbone):
     out = tmp_path_factory.mktemp("cv") / "cvA"
-    from kaggle_kit.competition import LMSYS
+    from kaggle_kit.competition.spec import LMSYS
 
     summary = run_cv([small_files.train], out, 2, quick_config(tiny_backbone, max_steps=4), LMSYS,
                      echo=lambda m: None)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kaggle_kit.data import RepairCounts, load_training_files, parse_turns, read_test, read_train
+from kaggle_kit.data.reading import RepairCounts, load_training_files, parse_turns, read_test, read_train
 from kaggle_kit.errors import DataError
 
 

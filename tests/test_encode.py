@@ -1,8 +1,8 @@
 import pytest
 
-from kaggle_kit.backbone import load_tokenizer
-from kaggle_kit.data import Pairs
-from kaggle_kit.encode import Encoder, EncodingSpec, allocate, fit_field, head_tail
+from kaggle_kit.data.encode import Encoder, EncodingSpec, allocate, fit_field, head_tail
+from kaggle_kit.data.reading import Pairs
+from kaggle_kit.model.backbone import load_tokenizer
 
 
 def test_allocate_redistributes_unused_budget():
@@ -45,7 +45,7 @@ def test_encoder_template_and_budget(tiny_backbone):
 
 
 def test_decoder_template(tmp_path):
-    from kaggle_kit.tiny_backbone import build_tiny_backbone
+    from kaggle_kit.model.tiny_backbone import build_tiny_backbone
 
     tok = load_tokenizer(build_tiny_backbone(tmp_path / "llama", arch="llama"))
     enc = Encoder(tok, EncodingSpec(max_len=96, template="decoder"))

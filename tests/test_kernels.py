@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from kaggle_kit.cli import main
 from kaggle_kit.config import load_config
 from kaggle_kit.errors import KitError, RemoteError
-from kaggle_kit.kernels import build_kernel, kernel_metadata
+from kaggle_kit.kernel.build import build_kernel, kernel_metadata
 from kaggle_kit.remote.client import call
 from kaggle_kit.remote.kernels import pull_kernel, push_kernel, wait_for_kernel
 
@@ -157,7 +157,7 @@ def test_notebook_build_is_reproducible_and_runs(project, small_files, tiny_back
 
 
 def test_local_run_refuses_writes_into_inputs(project, tmp_path):
-    from kaggle_kit.kernels import run_kernel_locally
+    from kaggle_kit.kernel.build import run_kernel_locally
 
     build = project / "evil"
     build.mkdir()
@@ -189,7 +189,7 @@ def test_push_reports_invalid_sources(project, fake):
 
 
 def test_bundle_never_contains_the_remote_package():
-    from kaggle_kit.kernels import PACKAGE_DIR, package_archive
+    from kaggle_kit.kernel.build import PACKAGE_DIR, package_archive
 
     assert (PACKAGE_DIR / "remote" / "kernels.py").exists()
     names = zipfile.ZipFile(io.BytesIO(package_archive())).namelist()
@@ -243,7 +243,7 @@ def test_bad_kaggle_kit_timeout_is_one_line(project):
 
 
 def test_run_kernel_refuses_a_working_folder_with_files_and_streams_an_ordered_log(project, small_files, tmp_path):
-    from kaggle_kit.kernels import _run_logged, run_kernel_locally
+    from kaggle_kit.kernel.build import _run_logged, run_kernel_locally
 
     build = tmp_path / "b"
     build.mkdir()

@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from kaggle_kit.backbone import load_tokenizer
-from kaggle_kit.data import Pairs
-from kaggle_kit.encode import Encoder, EncodingSpec
-from kaggle_kit.length_features import length_header, text_stats
-from kaggle_kit.train import holdout_size, split_holdout
+from kaggle_kit.data.encode import Encoder, EncodingSpec
+from kaggle_kit.data.length_features import length_header, text_stats
+from kaggle_kit.data.reading import Pairs
+from kaggle_kit.model.backbone import load_tokenizer
+from kaggle_kit.training.train import holdout_size, split_holdout
 
 
 def test_text_stats_count_structure():
@@ -49,7 +49,7 @@ def test_holdout_is_sized_by_rows_when_the_data_allows():
 
 
 def test_freeze_layers_puts_no_lora_on_the_first_layers(tiny_backbone):
-    from kaggle_kit.backbone import choose_precision, load_backbone_model, lora_model
+    from kaggle_kit.model.backbone import choose_precision, load_backbone_model, lora_model
 
     model, _ = load_backbone_model(tiny_backbone, choose_precision("fp32"))
     model = lora_model(model, "deberta-v2", 4, 8, 0.0, False, None, freeze_layers=1)

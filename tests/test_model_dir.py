@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from conftest import quick_config
 from kaggle_kit.cli import main
 from kaggle_kit.errors import KitError
-from kaggle_kit.model_dir import ADAPTER_DIR, MODEL_FILE, load_trained, prepare_out_dir
-from kaggle_kit.train import train
+from kaggle_kit.model.model_dir import ADAPTER_DIR, MODEL_FILE, load_trained, prepare_out_dir
+from kaggle_kit.training.train import train
 
 
 def run(*args):
@@ -91,7 +91,7 @@ def test_broken_model_dirs_are_one_line_errors(tmp_path, trained, small_files, b
 
 
 def test_backbone_of_another_architecture_is_refused(tmp_path, trained, small_files):
-    from kaggle_kit.tiny_backbone import build_tiny_backbone
+    from kaggle_kit.model.tiny_backbone import build_tiny_backbone
 
     llama = build_tiny_backbone(tmp_path / "llama", arch="llama")
     result = run("predict", "--test", small_files.test, "--model", trained.out_dir, "--backbone", llama,

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 from kaggle_kit.cli import main
 from kaggle_kit.config import load_config
 from kaggle_kit.errors import KitError
-from kaggle_kit.kernels import build_kernel, run_kernel_locally
-from kaggle_kit.wheels import IMAGE, ROOTS, build_wheel_set, load_lock, setup_cfg_minimums, wheel_name
+from kaggle_kit.kernel.build import build_kernel, run_kernel_locally
+from kaggle_kit.kernel.wheels import IMAGE, ROOTS, build_wheel_set, load_lock, setup_cfg_minimums, wheel_name
 
 IMAGE_PYTHON = os.environ.get("KK_IMAGE_PYTHON")
 WHEEL_CACHE = os.environ.get("KK_WHEEL_CACHE")

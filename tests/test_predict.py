@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 import torch
 
-from kaggle_kit.data import read_test, read_train
+from kaggle_kit.data.reading import read_test, read_train
 from kaggle_kit.errors import KitError
+from kaggle_kit.inference.predict import blend, predict_probs
 from kaggle_kit.metrics import softmax
-from kaggle_kit.model_dir import HOLDOUT_FILE, TrainedModel, load_trained
-from kaggle_kit.predict import blend, predict_probs, token_budget_batches
+from kaggle_kit.model.batching import token_budget_batches
+from kaggle_kit.model.model_dir import HOLDOUT_FILE, TrainedModel, load_trained
 
 
 def test_token_budget_never_exceeded():
@@ -80,7 +81,8 @@ def test_batches_shared_between_replicas_keep_order(trained, small_files, spec):
     """The multi-GPU path (one replica per device, batches round-robin in threads), run with two CPU replicas."""
     import copy
 
-    from kaggle_kit.predict import encoder_for, predict_logits
+    from kaggle_kit.inference.predict import encoder_for
+    from kaggle_kit.model.batching import predict_logits
 
     model = load_trained(trained.out_dir)
     encoded = encoder_for(model).encode(read_test(small_files.test, spec))

@@ -73,10 +73,10 @@ def test_report_renders_png_and_html(trained, tmp_path):
 def test_readme_command_table_is_current():
     from pathlib import Path
 
-    from kaggle_kit.cli_docs import replace_table
+    from kaggle_kit.cli.docs import replace_table
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert replace_table(readme) == readme, "run: python -m kaggle_kit.cli_docs README.md"
+    assert replace_table(readme) == readme, "run: python -m kaggle_kit.cli.docs README.md"
 
 
 def test_readme_troubleshooting_messages_are_the_codes_messages():

@@ -7,9 +7,7 @@ from click.testing import CliRunner
 
 from kaggle_kit.cli import main
 from kaggle_kit.config import TrainConfig, config_from_dict, with_overrides
-from kaggle_kit.errors import KitError
-from kaggle_kit.memory_plan import GIB, activation_bytes, plan_train
-from kaggle_kit.recipes import (
+from kaggle_kit.config.recipes import (
     DEBERTA_V3_BASE,
     FAMILY_FIELDS,
     GEMMA2_9B,
@@ -19,6 +17,8 @@ from kaggle_kit.recipes import (
     get_recipe,
     resolve_train_config,
 )
+from kaggle_kit.errors import KitError
+from kaggle_kit.training.memory_plan import GIB, activation_bytes, plan_train
 
 REQUIRED = {"deberta-v3-base", "deberta-v3-large", "gemma2-9b-qlora", "llama3-8b-qlora", "cpu-smoke"}
 
@@ -110,7 +110,7 @@ def test_activation_formula_matches_the_issue_measurement():
 
 def test_bench_seeds_reports_each_seed_against_the_prior(tmp_path):
     """The seed-stability benchmark on a small scale (the full check is `kaggle-kit bench seeds`: 2,000 rows x 5)."""
-    from kaggle_kit.bench_seeds import bench_seeds
+    from kaggle_kit.evaluation.bench_seeds import bench_seeds
 
     result = bench_seeds("cpu-smoke", rows=120, seeds=(0,), work=tmp_path)
     (run,) = result["runs"]

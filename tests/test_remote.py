@@ -1,6 +1,5 @@
 """Datasets, submissions and competition download: the REAL kaggle client against the fake server."""
 
-import ast
 import io
 import json
 import re
@@ -15,7 +14,7 @@ from click.testing import CliRunner
 
 import kaggle_kit
 from kaggle_kit.cli import main
-from kaggle_kit.competition import LMSYS
+from kaggle_kit.competition.spec import LMSYS
 from kaggle_kit.errors import KitError
 from kaggle_kit.remote.submit import submit_file, submit_kernel
 
@@ -160,7 +159,7 @@ def test_upload_code_builds_an_installable_wheel(project, fake):
     names = [c["body"]["name"] for c in fake.calls("StartBlobUpload")]
     assert len(names) == 1 and names[0].startswith("kaggle_kit-") and names[0].endswith(".whl")
     wheel = zipfile.ZipFile(io.BytesIO(next(iter(fake.blobs.values()))))
-    assert "kaggle_kit/train.py" in wheel.namelist()
+    assert "kaggle_kit/training/train.py" in wheel.namelist()
 
 
 def test_submit_fetches_sample_submission_when_none_is_local(project, fake, small_files):
@@ -174,43 +173,6 @@ def test_submit_fetches_sample_submission_when_none_is_local(project, fake, smal
     result = run("submit", project / "bad.csv", "-m", "x")
     assert result.exit_code == 1 and "2 missing id(s)" in result.output
     assert len(fake.calls("CreateSubmission")) == 1  # the invalid file never reached CreateSubmission
-
-
-# ---- the remote room: only the CLI enters it
-
-
-def _imported_modules(path, module):
-    """Absolute names of everything `path` (the module `module`) imports, relative imports resolved."""
-    package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = ".".join(package[: len(package) - node.level + 1] if node.level else [])
-            name = ".".join(filter(None, [base, node.module])) if node.level else node.module
-            yield name
-            yield from (f"{name}.{alias.name}" for alias in node.names)
-
-
-def test_only_the_cli_imports_the_remote_package():
-    root = Path(kaggle_kit.__file__).parent
-    assert (root / "remote" / "client.py").exists()
-    offenders = []
-    for path in sorted(root.rglob("*.py")):
-        module = ".".join(("kaggle_kit", *path.relative_to(root).with_suffix("").parts))
-        if module == "kaggle_kit.cli" or module.startswith("kaggle_kit.remote"):
-            continue
-        names = set(_imported_modules(path, module.removesuffix(".__init__")))
-        offenders += [f"{module} imports {n}" for n in sorted(names) if n == "kaggle_kit.remote"
-                      or n.startswith("kaggle_kit.remote.") or n.split(".")[0] == "kaggle"]
-    assert offenders == []
-
-
-def test_import_walker_sees_relative_imports(tmp_path):
-    sample = tmp_path / "x.py"
-    sample.write_text("from .remote.client import call\nfrom . import remote\nimport kaggle_kit.remote\n")
-    names = set(_imported_modules(sample, "kaggle_kit.doctor"))
-    assert {"kaggle_kit.remote.client", "kaggle_kit.remote"} <= names
 
 
 # ---- Kaggle's known traps and leftovers (issue 16)

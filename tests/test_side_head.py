@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 
 from conftest import quick_config
-from kaggle_kit.data import read_train
+from kaggle_kit.data.reading import read_train
+from kaggle_kit.inference.predict import predict_probs, unswap
+from kaggle_kit.inference.run import predict_to_submission
 from kaggle_kit.metrics import log_loss
-from kaggle_kit.model_dir import HOLDOUT_FILE, MODEL_FILE, load_trained
-from kaggle_kit.predict import predict_probs, predict_to_submission, unswap
-from kaggle_kit.side_head import MIN_ROWS, fit_side_head, head_problem, head_probs, pair_features
+from kaggle_kit.model.model_dir import HOLDOUT_FILE, MODEL_FILE, load_trained
+from kaggle_kit.model.side_head import MIN_ROWS, fit_side_head, head_problem, head_probs, pair_features
 
 
 def _length_driven(n: int, seed: int, soft: bool = False):
@@ -76,7 +77,7 @@ def test_rare_classes_are_spread_over_the_folds():
 
 def test_a_cross_validation_fold_with_two_classes_still_fits():
     """A fold may miss a rare class: sklearn's one-row binary model must become two class rows."""
-    from kaggle_kit.side_head import _fit
+    from kaggle_kit.model.side_head import _fit
 
     logits, features, targets = _length_driven(450, seed=0)
     two = targets[:, 2] == 0
@@ -97,7 +98,7 @@ def test_pair_features_of_swapped_rows_exchange_the_responses(small_files, spec)
 
 @pytest.fixture(scope="module")
 def head_model(tmp_path_factory, sample_files, tiny_backbone, spec):
-    from kaggle_kit.train import train
+    from kaggle_kit.training.train import train
 
     out = tmp_path_factory.mktemp("head") / "model"
     return train([sample_files.train], out, quick_config(tiny_backbone, length_head=True), spec)
@@ -174,7 +175,7 @@ def test_a_damaged_side_head_is_a_one_line_error(head_model, small_files, tmp_pa
 def test_holdout_is_scored_at_the_inference_length(tmp_path, sample_files, tiny_backbone, spec):
     """A recipe that predicts longer than it trains (Gemma-2: 1024 -> 2048): the holdout pass, and so the head fitted
     on it and the holdout file, use the inference length, so predict reproduces the holdout file."""
-    from kaggle_kit.train import train
+    from kaggle_kit.training.train import train
 
     note = {"recipe": "llama3-8b-qlora", "auto": False, "applied": {"max_len": 32}}  # llama3-8b-qlora predicts at 1280
     trained = train([sample_files.train], tmp_path / "model", quick_config(tiny_backbone, max_len=32,
@@ -194,7 +195,7 @@ def test_resume_may_switch_the_head(tmp_path):
     """The head is fitted after training: turning it on at --resume (or resuming a run from before it existed) is
     allowed, while a setting that shapes training still is not."""
     from kaggle_kit.errors import KitError
-    from kaggle_kit.model_dir import CHECKPOINTS, RUN_CONFIG, check_resume_settings
+    from kaggle_kit.model.model_dir import CHECKPOINTS, RUN_CONFIG, check_resume_settings
 
     (tmp_path / CHECKPOINTS).mkdir()
     (tmp_path / CHECKPOINTS / RUN_CONFIG).write_text(json.dumps({"max_len": 256}))

@@ -7,11 +7,11 @@ from transformers import TrainerCallback
 
 from conftest import quick_config
 from kaggle_kit.config import TrainConfig
-from kaggle_kit.data import read_train
+from kaggle_kit.data.reading import read_train
 from kaggle_kit.errors import KitError
-from kaggle_kit.model_dir import ADAPTER_DIR, CURVES_FILE, METRICS_FILE, MODEL_FILE
-from kaggle_kit.tiny_backbone import build_tiny_backbone
-from kaggle_kit.train import train
+from kaggle_kit.model.model_dir import ADAPTER_DIR, CURVES_FILE, METRICS_FILE, MODEL_FILE
+from kaggle_kit.model.tiny_backbone import build_tiny_backbone
+from kaggle_kit.training.train import train
 
 
 def test_default_flags_beat_class_prior(trained):
@@ -60,9 +60,9 @@ def test_resume_ends_with_same_metrics(tmp_path, small_files, spec, tiny_backbon
 
 @pytest.mark.parametrize("arch", ["gemma2", "llama"])
 def test_decoder_backbones_train_and_predict(tmp_path, small_files, spec, arch):
-    from kaggle_kit.data import read_test
-    from kaggle_kit.model_dir import load_trained
-    from kaggle_kit.predict import predict_probs
+    from kaggle_kit.data.reading import read_test
+    from kaggle_kit.inference.predict import predict_probs
+    from kaggle_kit.model.model_dir import load_trained
 
     backbone = build_tiny_backbone(tmp_path / arch, arch=arch)
     result = train([small_files.train], tmp_path / "out", quick_config(backbone, max_steps=1, eval_steps=1), spec)
@@ -103,9 +103,9 @@ def test_kfold_holdout_is_the_fold(tmp_path, small_files, spec, tiny_backbone):
 
 
 def test_merge_writes_a_full_model_that_predicts_the_same(tmp_path, small_files, spec, tiny_backbone):
-    from kaggle_kit.data import read_test
-    from kaggle_kit.model_dir import MERGED_DIR, load_trained
-    from kaggle_kit.predict import predict_probs
+    from kaggle_kit.data.reading import read_test
+    from kaggle_kit.inference.predict import predict_probs
+    from kaggle_kit.model.model_dir import MERGED_DIR, load_trained
 
     out = tmp_path / "out"
     train([small_files.train], out, quick_config(tiny_backbone, max_steps=3, merge=True), spec)

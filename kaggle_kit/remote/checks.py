@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..competition import rules_url
-from ..config import ProjectConfig
-from ..doctor import Check
-from ..errors import KitError, RemoteError
-from .client import CREDENTIALS_HINT, call, credentials_source, default_timeout, get_api
+from kaggle_kit.competition.spec import rules_url
+from kaggle_kit.config import ProjectConfig
+from kaggle_kit.doctor import Check
+from kaggle_kit.errors import KitError, RemoteError
+from kaggle_kit.remote.client import CREDENTIALS_HINT, call, credentials_source, default_timeout, get_api
 
 
 def check_credentials() -> Check:

@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
-from ..competition import rules_url
-from ..errors import RemoteError, UsageProblem
+from kaggle_kit.competition.spec import rules_url
+from kaggle_kit.errors import RemoteError, UsageProblem
 
 T = TypeVar("T")
 RETRIES = 4

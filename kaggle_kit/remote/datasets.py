@@ -11,10 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..config import check_ref
-from ..errors import KitError, RemoteError, UsageProblem
-from ..wheels import build_own_wheel, build_wheel_set
-from .client import call, get_api, normalise, poll, transfer_timeout
+from kaggle_kit.config import check_ref
+from kaggle_kit.errors import KitError, RemoteError, UsageProblem
+from kaggle_kit.kernel.wheels import build_own_wheel, build_wheel_set
+from kaggle_kit.remote.client import call, get_api, normalise, poll, transfer_timeout
 
 KINDS = ("model", "code", "wheels")
 EXCLUDE = [".git", "__pycache__", ".cache", ".huggingface", "*.pyc", ".env", "*.env", "kaggle.json", "credentials.json",

@@ -7,11 +7,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from ..competition import CompetitionSpec
-from ..data import read_test, read_train
-from ..errors import DataError, RemoteError
-from ..submission import expected_ids
-from .client import call, get_api, transfer_timeout
+from kaggle_kit.competition.spec import CompetitionSpec
+from kaggle_kit.data.reading import read_test, read_train
+from kaggle_kit.errors import DataError, RemoteError
+from kaggle_kit.remote.client import call, get_api, transfer_timeout
+from kaggle_kit.submission import expected_ids
 
 
 def verify(folder: Path, spec: CompetitionSpec) -> dict:

@@ -8,11 +8,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..config import ProjectConfig, check_ref
-from ..errors import KitError, RemoteError
-from ..kernels import KernelBuild, build_kernel, kernel_metadata
-from . import state
-from .client import call, get_api, normalise, poll
+from kaggle_kit.config import ProjectConfig, check_ref
+from kaggle_kit.errors import KitError, RemoteError
+from kaggle_kit.kernel.build import KernelBuild, build_kernel, kernel_metadata
+from kaggle_kit.remote import state
+from kaggle_kit.remote.client import call, get_api, normalise, poll
 
 ACTIVE = ("QUEUED", "RUNNING")
 FINISHED = ("COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED")
@@ -81,7 +81,7 @@ def wait_for_kernel(kernel: str, interval: float = 30, timeout: float = 12 * 360
 
 def pull_kernel(kernel: str, to: Path) -> tuple[Path, list[str]]:
     """Outputs + log into a new versioned folder under `to`; never into an existing one, and none is left on failure."""
-    from ..atomic import next_free
+    from kaggle_kit.atomic import next_free
 
     check_ref(kernel, "kernel")
     api = get_api()

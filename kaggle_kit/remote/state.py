@@ -6,8 +6,8 @@ import json
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..atomic import write_text_atomic
-from ..errors import KitError
+from kaggle_kit.atomic import write_text_atomic
+from kaggle_kit.errors import KitError
 
 STATE_FILE = Path(".kaggle-kit") / "kernels.json"
 

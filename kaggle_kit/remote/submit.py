@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ..competition import CompetitionSpec
-from ..config import check_ref
-from ..errors import KitError, RemoteError
-from ..submission import expected_ids, validate_file
-from . import state
-from .client import call, get_api, normalise, poll
+from kaggle_kit.competition.spec import CompetitionSpec
+from kaggle_kit.config import check_ref
+from kaggle_kit.errors import KitError, RemoteError
+from kaggle_kit.remote import state
+from kaggle_kit.remote.client import call, get_api, normalise, poll
+from kaggle_kit.submission import expected_ids, validate_file
 
 WARN_WITHIN = timedelta(hours=24)
 

@@ -1,0 +1,135 @@
+"""`upload`, `datasets`, `submit`, `deadline`, `submissions`: datasets and submissions on Kaggle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kaggle_kit.cli.app import KitGroup, emit, main
+from kaggle_kit.cli.options import (
+    KitContext,
+    config_option,
+    dry_run_option,
+    json_option,
+    pass_kit,
+)
+from kaggle_kit.errors import KitError
+
+
+def _now():
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc)
+
+
+@main.command("upload")
+@click.argument("kind", type=click.Choice(["model", "code", "wheels"]))
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--dataset", required=True, help="owner/slug")
+@click.option("-m", "--message", default="", help="Version notes.")
+@click.option("--with-checkpoints", is_flag=True, help="Also send training checkpoints.")
+@dry_run_option
+@json_option
+def upload_cmd(kind, path, dataset, message, with_checkpoints, dry_run, as_json) -> None:
+    """Upload a model dir, the kaggle-kit wheel, or offline wheels as a dataset (create or new version)."""
+    from kaggle_kit.remote.datasets import upload_dataset
+
+    if kind == "model" and path is None:
+        raise click.UsageError("upload model needs PATH (a train --out folder)")
+    result = upload_dataset(kind, path or Path("."), dataset, message, with_checkpoints, dry_run,
+                            echo=lambda m: click.echo(m, err=True))
+    emit(result, as_json, "dry run: nothing sent" if dry_run else f"{result['action']}d {dataset}: {result['url']}")
+
+
+@main.group("datasets", cls=KitGroup)
+def datasets_group() -> None:
+    """Kaggle datasets: processing state after an upload."""
+
+
+@datasets_group.command("status")
+@click.argument("dataset")
+@click.option("--wait", is_flag=True, help="Poll until READY (or FAILED).")
+@click.option("--interval", default=10.0, show_default=True)
+@click.option("--timeout", default=3600.0, show_default=True)
+@json_option
+def datasets_status_cmd(dataset, wait, interval, timeout, as_json) -> None:
+    """A dataset's processing state (ready when kernels can use it)."""
+    from kaggle_kit.remote.datasets import dataset_state, wait_for_dataset
+
+    state = (wait_for_dataset(dataset, interval, timeout, echo=lambda m: click.echo(m, err=True)) if wait
+             else dataset_state(dataset))
+    emit({"dataset": dataset, "status": state}, as_json, f"{dataset}: {state}")
+    if state == "FAILED":
+        raise KitError(f"{dataset} processing failed", hint="upload it again")
+
+
+@main.command("submit")
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+@click.option("-m", "--message", required=True)
+@click.option("--kernel", help="owner/slug of a code-competition kernel.")
+@click.option("--version", "kernel_version", type=click.IntRange(min=1),
+              help="Kernel version (default: the last one push-kernel saw COMPLETE).")
+@click.option("--sample-submission", type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Submit within 24 h of the deadline.")
+@dry_run_option
+@config_option
+@json_option
+@pass_kit
+def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_submission, force, dry_run,
+               as_json) -> None:
+    """Validate, then submit a file or a kernel version; refuses after the deadline or past the daily limit."""
+    from kaggle_kit.remote.submit import submit_file, submit_kernel
+
+    cfg = kit.config
+    spec = kit.spec
+    if (file is None) == (kernel is None):
+        raise click.UsageError("give either FILE or --kernel owner/slug")
+    if kernel:
+        result = submit_kernel(kernel, kernel_version, message, spec, _now(), force, dry_run)
+    else:
+        sample = sample_submission or cfg.competition_data_dir / "sample_submission.csv"
+        if sample_submission is not None and not sample_submission.exists():
+            raise click.BadParameter(f"{sample_submission} does not exist", param_hint="--sample-submission")
+        result = submit_file(file, message, spec, sample, _now(), force, dry_run)
+    if result.get("warning"):
+        click.echo(f"warning: {result['warning']}", err=True)
+    emit(result, as_json, "dry run: nothing sent" if dry_run else
+         f"submitted: ref {result['ref']}; {result['remaining_today']} submission(s) left today")
+
+
+@main.command("deadline")
+@config_option
+@json_option
+@pass_kit
+def deadline_cmd(kit: KitContext, as_json) -> None:
+    """The competition deadline, time left and today's remaining submissions."""
+    from kaggle_kit.remote.client import get_api
+    from kaggle_kit.remote.submit import deadline_info
+
+    spec = kit.spec
+    info = deadline_info(get_api(), spec)
+    now = _now()
+    left = info.left(now)
+    emit({"deadline": info.deadline, "seconds_left": int(left.total_seconds()) if left else None,
+          "remaining_today": info.remaining_today}, as_json,
+         f"{spec.slug}: deadline {info.describe(now)}; {info.remaining_today} submission(s) left today")
+
+
+@main.command("submissions")
+@click.option("--wait", "wait_ref", type=int, help="Wait until this submission is scored.")
+@config_option
+@json_option
+@pass_kit
+def submissions_cmd(kit: KitContext, wait_ref, as_json) -> None:
+    """List submissions with status and public score."""
+    from kaggle_kit.remote.submit import list_submissions, wait_for_score
+
+    spec = kit.spec
+    if wait_ref:
+        sub = wait_for_score(spec, wait_ref, echo=lambda m: click.echo(m, err=True))
+        emit(sub, as_json, f"{sub['ref']}: {sub['status']} {sub['public_score']}")
+        return
+    subs = list_submissions(spec)
+    emit(subs, as_json, "\n".join(f"{s['ref']}  {s['status']:<10} {s['public_score'] or '-':>8}  {s['description']}"
+                                  + (f"  ({s['error']})" if s["error"] else "") for s in subs))

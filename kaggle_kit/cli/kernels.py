@@ -1,0 +1,147 @@
+"""`build-kernel`, `run-kernel`, `push-kernel`, `status`, `pull`: Kaggle kernels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from kaggle_kit.cli.app import emit, main
+from kaggle_kit.cli.options import (
+    KitContext,
+    config_option,
+    dry_run_option,
+    json_option,
+    pass_kit,
+)
+from kaggle_kit.errors import KitError
+
+
+def with_account(cfg):
+    """No username in kaggle-kit.toml: use the account of the credentials the kaggle client uses."""
+    if not cfg.username:
+        from kaggle_kit.remote.client import account_username
+
+        cfg.username = account_username()
+    return cfg
+
+
+@main.command("build-kernel")
+@click.argument("task", type=click.Choice(["train", "infer"]))
+@click.option("--out", type=click.Path(path_type=Path), help="Default: kernels/build/<slug>.")
+@click.option("--model", help="Dataset owner/slug holding the trained model dir (infer).")
+@click.option("--backbone", help="Dataset owner/slug holding the backbone weights.")
+@click.option("--notebook", is_flag=True, help="Write an .ipynb (kernel_type notebook) instead of a script.")
+@click.option("--fold", help="train: run fold i of K (i/K) in its own kernel, slug <train_slug>-fold-i; "
+                             "gather the pulled outputs with `cv --gather`.")
+@click.option("--overwrite", is_flag=True)
+@config_option
+@json_option
+@pass_kit
+def build_kernel_cmd(kit: KitContext, task, out, model, backbone, notebook, fold, overwrite, as_json) -> None:
+    """Build a self-contained Kaggle kernel (script + kernel-metadata.json) embedding kaggle_kit."""
+    from kaggle_kit.config import with_overrides
+    from kaggle_kit.kernel.build import build_kernel
+
+    cfg = with_account(kit.config)
+    cfg.datasets = with_overrides(cfg.datasets, model=model, backbone=backbone)
+    _fold_kernel(cfg, task, fold)
+    slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
+    build = build_kernel(task, cfg, out or Path("kernels/build") / slug, overwrite=overwrite, notebook=notebook)
+    emit({"folder": str(build.folder), "script": str(build.script), "metadata": build.metadata}, as_json,
+         f"built {build.script} ({build.script.stat().st_size // 1024} KiB) for {build.metadata['id']}")
+
+
+def _fold_kernel(cfg, task: str, fold: str | None) -> None:
+    """One fold per train kernel: the fold goes into the embedded config and the slug gets -fold-<i>."""
+    if not fold:
+        return
+    from kaggle_kit.config import with_overrides
+
+    if task != "train":
+        raise click.UsageError("--fold is for the train kernel")
+    cfg.train = with_overrides(cfg.train, fold=fold)
+    cfg.kernel = with_overrides(cfg.kernel, train_slug=f"{cfg.kernel.train_slug}-fold-{fold.split('/')[0]}")
+
+
+@main.command("run-kernel")
+@click.argument("build", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--input", "inputs", multiple=True, help="SLUG=PATH mounted as kaggle/input/SLUG (repeatable).")
+@click.option("--working", type=click.Path(path_type=Path), help="Default: a new folder beside the build.")
+@click.option("--python", "python", type=click.Path(exists=True, dir_okay=False), help="Interpreter to run it with.")
+@click.option("--check-accelerator", is_flag=True, help="Fail as on Kaggle when the asked-for GPU is not visible.")
+@click.option("--quiet", is_flag=True, help="Do not stream the kernel's log (it is still written to kernel.log).")
+@json_option
+def run_kernel_cmd(build: Path, inputs, working, python, check_accelerator, quiet, as_json) -> None:
+    """Dry-run a built kernel locally with a simulated /kaggle layout and no network; streams its log."""
+    from kaggle_kit.atomic import next_free
+    from kaggle_kit.kernel.build import run_kernel_locally
+
+    mounts = {}
+    for item in inputs:
+        slug, sep, path = item.partition("=")
+        if not sep or not slug or not Path(path).is_dir():
+            raise click.BadParameter(f"'{item}' is not SLUG=EXISTING_DIR", param_hint="--input")
+        mounts[slug] = Path(path)
+    working = working or next_free(build.parent, f"{build.name}-working")
+    outputs = run_kernel_locally(build, mounts, working, python=python, check_accelerator=check_accelerator,
+                                 echo=None if quiet else (lambda line: click.echo(f"| {line}", err=True)))
+    emit([str(p) for p in outputs], as_json, "\n".join(["outputs:", *(f"  {p}" for p in outputs)]))
+
+
+@main.command("push-kernel")
+@click.argument("task", type=click.Choice(["train", "infer"]))
+@click.option("--wait", is_flag=True, help="Wait until the run ends.")
+@click.option("--interval", default=30.0, show_default=True)
+@click.option("--force", is_flag=True, help="Push even while a previous version is still queued or running.")
+@click.option("--fold", help="train: run fold i of K (i/K) in its own kernel, slug <train_slug>-fold-i.")
+@dry_run_option
+@config_option
+@json_option
+@pass_kit
+def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, dry_run, as_json) -> None:
+    """Build, then push a kernel to run on Kaggle; prints version and URL (a dry run writes nothing)."""
+    from kaggle_kit.remote.kernels import push, wait_for_kernel
+
+    cfg = with_account(kit.config)
+    _fold_kernel(cfg, task, fold)
+    slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
+    result = push(task, cfg, Path("kernels/build") / slug, dry_run=dry_run, force=force)
+    emit(result, as_json, json.dumps(result, indent=2) if dry_run
+         else f"pushed {result['id']} version {result['version']}: {result['url']}")
+    if wait and not dry_run:
+        status, failure = wait_for_kernel(result["id"], interval=interval, echo=lambda m: click.echo(m, err=True))
+        if status != "COMPLETE":
+            raise KitError(f"{result['id']} ended {status}: {failure or 'no message'}")
+
+
+@main.command("status")
+@click.argument("kernel")
+@click.option("--wait", is_flag=True)
+@click.option("--interval", default=30.0, show_default=True)
+@click.option("--timeout", default=12 * 3600.0, show_default=True)
+@json_option
+def status_cmd(kernel, wait, interval, timeout, as_json) -> None:
+    """A kernel's state (QUEUED/RUNNING/COMPLETE/ERROR); exit 1 on ERROR."""
+    from kaggle_kit.remote.kernels import kernel_status, wait_for_kernel
+
+    if wait:
+        status, failure = wait_for_kernel(kernel, interval, timeout, echo=lambda m: click.echo(m, err=True))
+    else:
+        status, failure = kernel_status(kernel)
+    emit({"kernel": kernel, "status": status, "failure": failure}, as_json, f"{kernel}: {status}")
+    if status == "ERROR":
+        raise KitError(f"{kernel} failed: {failure or 'no message'}")
+
+
+@main.command("pull")
+@click.argument("kernel")
+@click.option("--to", default="outputs", show_default=True, type=click.Path(path_type=Path))
+@json_option
+def pull_cmd(kernel, to, as_json) -> None:
+    """Download a kernel's outputs and log into a new versioned folder."""
+    from kaggle_kit.remote.kernels import pull_kernel
+
+    folder, files = pull_kernel(kernel, to)
+    emit({"folder": str(folder), "files": files}, as_json, f"pulled {len(files)} file(s) into {folder}")

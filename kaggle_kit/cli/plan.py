@@ -1,0 +1,80 @@
+"""`plan train` and `plan infer`: memory and time plans before a kernel runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kaggle_kit.cli.app import KitGroup, emit, main
+from kaggle_kit.cli.options import (
+    KitContext,
+    config_option,
+    json_option,
+    pass_kit,
+)
+
+
+@main.group("plan", cls=KitGroup)
+def plan_group() -> None:
+    """Estimate memory and time before pushing a kernel."""
+
+
+@plan_group.command("train")
+@click.option("--recipe", required=True, help="Recipe name (`kaggle-kit recipes`).")
+@click.option("--gpus", type=click.Choice(["t4", "t4x2", "p100"]), default="t4", show_default=True,
+              help="Kaggle GPU: one T4, two T4s (memory per device), or a P100.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Rows per device (default: the recipe's).")
+@click.option("--max-len", type=click.IntRange(min=16), help="Tokens per row (default: the recipe's).")
+@json_option
+def plan_train_cmd(recipe: str, gpus: str, batch_size: int | None, max_len: int | None, as_json: bool) -> None:
+    """Weights + LoRA + activations of a recipe's training step against the GPU's memory: fits or not."""
+    from kaggle_kit.training.memory_plan import plan_train
+
+    plan = plan_train(recipe, gpus, batch_size, max_len)
+    emit(plan.to_dict(), as_json, plan.summary())
+
+
+@plan_group.command("infer")
+@click.option("--from", "source", required=True, type=click.Path(path_type=Path),
+              help="A measured throughput: `predict --time-budget --json` output, a kernel's kaggle_kit_run.json or "
+                   "`bench predict --json` output.")
+@click.option("--rows", type=click.IntRange(min=1), help="Hidden test rows (default: the competition's).")
+@click.option("--limit", help="Runtime limit, e.g. 9h (default: the competition's).")
+@click.option("--budget", "time_budget",
+              help="The kernel's time budget (default: [predict] time_budget, else a safe share of the limit).")
+@click.option("--max-len", "max_lens", multiple=True, type=click.IntRange(min=16),
+              help="max_len to project (repeatable; default: the measured one).")
+@click.option("--models", default=2, show_default=True, type=click.IntRange(1, 8),
+              help="Project blends of 1 up to this many models.")
+@config_option
+@json_option
+@pass_kit
+def plan_infer_cmd(kit: KitContext, source: Path, rows, limit, time_budget, max_lens, models, as_json) -> None:
+    """Project the infer kernel's runtime on the hidden test per option set (TTA, max_len, models); flag misfits."""
+    from kaggle_kit.config.durations import default_budget, parse_duration
+    from kaggle_kit.inference.plan_infer import plan_dict, plan_infer, plan_table, read_measurement
+
+    spec = kit.spec
+    limit_s = _duration(limit, "--limit") if limit else spec.time_limit_s
+    if not limit_s:
+        raise click.UsageError(f"no runtime limit known for {spec.slug}: pass --limit")
+    rows = rows or spec.hidden_test_rows
+    if not rows:
+        raise click.UsageError(f"no hidden test size known for {spec.slug}: pass --rows")
+    budget_s = (_duration(time_budget, "--budget") if time_budget else
+                parse_duration(kit.config.predict.time_budget) if kit.config.predict.time_budget is not None else
+                default_budget(limit_s))
+    measured = read_measurement(source)
+    projections = plan_infer(measured, rows, budget_s, limit_s, list(max_lens) or [measured.max_len], models)
+    emit(plan_dict(measured, rows, budget_s, limit_s, projections), as_json,
+         plan_table(measured, rows, budget_s, limit_s, projections))
+
+
+def _duration(value: str, flag: str) -> float:
+    from kaggle_kit.config.durations import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} {exc}", param_hint=flag) from None

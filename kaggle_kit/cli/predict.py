@@ -1,0 +1,124 @@
+"""`predict`, `blend`, `pseudo-label`: inference and the recipes built on it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kaggle_kit.cli.app import emit, main
+from kaggle_kit.cli.options import (
+    CONFIG_HINT,
+    KitContext,
+    config_flags,
+    config_option,
+    flag_values,
+    json_option,
+    pass_kit,
+)
+from kaggle_kit.config import PredictConfig
+
+
+@main.command("predict", epilog=CONFIG_HINT)
+@click.option("--test", "test_path", required=True, type=click.Path(path_type=Path), help="test.csv to predict.")
+@click.option("--model", "models", multiple=True, type=click.Path(path_type=Path),
+              help="Model dir written by train; repeat to ensemble (or --blend blend.json).")
+@click.option("--weights", help="Comma-separated ensemble weights, one per --model (default: equal).")
+@click.option("--backbone", help="Backbone folder to use instead of the one recorded at training time.")
+@config_flags(PredictConfig)
+@click.option("--sample-submission", type=click.Path(path_type=Path),
+              help="Row order and ids (default: sample_submission.csv beside test.csv, else test order).")
+@click.option("--name", default="submission", show_default=True, help="Written to submissions/<name>.csv.")
+@click.option("--out", "out_path", type=click.Path(path_type=Path),
+              help="Exact output file instead of submissions/<name>.csv.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@config_option
+@json_option
+@pass_kit
+def predict_cmd(kit: KitContext, test_path: Path, models, weights, backbone, sample_submission, name: str, out_path,
+                overwrite: bool, as_json: bool, **flags) -> None:
+    """Predict test.csv and write a validated, sample_submission-ordered CSV."""
+    from kaggle_kit.config import with_overrides
+    from kaggle_kit.inference.run import predict_to_submission
+    from kaggle_kit.submission import submission_path
+
+    cfg = with_overrides(kit.config.predict, **flag_values(flags, PredictConfig))
+    path = out_path or submission_path(name)
+    result = predict_to_submission(list(models), test_path, path, kit.spec, cfg, _parse_weights(weights), backbone,
+                                   sample_submission, overwrite=overwrite, progress=not as_json,
+                                   echo=None if as_json else lambda m: click.echo(m, err=True))
+    tta = f", {result['tta_rows']} with swap TTA" if "tta_rows" in result and cfg.tta == "swap" else ""
+    emit(result, as_json, f"wrote {result['path']} ({result['rows']} rows{tta}, valid) in {result['seconds']:.1f}s")
+
+
+def _parse_weights(weights: str | None) -> list[float] | None:
+    if not weights:
+        return None
+    try:
+        return [float(w) for w in weights.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"'{weights}' is not a comma-separated list of numbers",
+                                 param_hint="--weights") from None
+
+
+@main.command("blend")
+@click.option("--oof", "oofs", multiple=True, required=True,
+              help="An oof.csv of `cv` (its fold models are found via cv.json), or FILE=MODEL_DIR[,MODEL_DIR]; repeat.")
+@click.option("--train", "train_files", multiple=True, type=click.Path(path_type=Path),
+              help="The training file(s) of the OOF rows: test the post-processing rules on them.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="blend.json to write.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@config_option
+@json_option
+@pass_kit
+def blend_cmd(kit: KitContext, oofs, train_files, out: Path, overwrite: bool, as_json: bool) -> None:
+    """Fit non-negative weights and a temperature on OOF predictions; keep only rules that help; write blend.json."""
+    from kaggle_kit.atomic import refuse_overwrite
+    from kaggle_kit.inference.blending import fit_blend, parse_member, save_blend
+
+    refuse_overwrite(out, overwrite)
+    fitted = fit_blend([parse_member(o) for o in oofs], kit.spec, list(train_files), kit.config.column_maps)
+    save_blend(fitted, out, overwrite=overwrite)
+    r = fitted.report
+    lines = [f"{m.name}: OOF log loss {m.oof_log_loss:.4f}, weight {m.weight:.3f}" for m in fitted.members]
+    best = r["best_single"]
+    lines.append(f"blend: OOF log loss {r['blend_log_loss']:.4f} over {r['rows']} rows (best single "
+                 f"{best['name']} {best['log_loss']:.4f}), temperature {fitted.temperature:.3f}")
+    if isinstance(r["rules"], list):
+        lines += [f"rule {x['rule']}: {x['rows']} row(s), log loss {x['log_loss_before']:.4f} -> "
+                  f"{x['log_loss_after']:.4f}: {'kept' if x['kept'] else 'dropped'}" for x in r["rules"]]
+    else:
+        lines.append(f"rules: {r['rules']}")
+    lines.append(f"wrote {out}")
+    data = {"out": str(out), "temperature": fitted.temperature, "rules": fitted.rules, **r,
+            "members": [{"name": m.name, "weight": m.weight, "oof_log_loss": m.oof_log_loss} for m in fitted.members]}
+    emit(data, as_json, "\n".join(lines))
+
+
+@main.command("pseudo-label", epilog=CONFIG_HINT)
+@click.option("--model", "models", multiple=True, type=click.Path(path_type=Path),
+              help="Model dir written by train; repeat to blend (or --blend blend.json).")
+@click.option("--weights", help="Comma-separated weights, one per --model (default: equal).")
+@click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
+              help="Unlabelled pairs in test format (id, prompt, response_a, response_b; extra columns ignored).")
+@click.option("--out", "out_path", required=True, type=click.Path(path_type=Path),
+              help="Train-format CSV to write (winner_* columns hold probabilities).")
+@click.option("--min-confidence", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+              help="Keep only rows whose most likely class has at least this probability.")
+@click.option("--backbone", help="Backbone folder to use instead of the one recorded at training time.")
+@config_flags(PredictConfig)
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@config_option
+@json_option
+@pass_kit
+def pseudo_label_cmd(kit: KitContext, models, weights, input_path: Path, out_path: Path, min_confidence: float,
+                     backbone, overwrite: bool, as_json: bool, **flags) -> None:
+    """Predict unlabelled pairs and write them as soft labels: `train --train train.csv --train PL.csv` uses them."""
+    from kaggle_kit.config import with_overrides
+    from kaggle_kit.inference.pseudo_label import pseudo_label
+
+    cfg = with_overrides(kit.config.predict, **flag_values(flags, PredictConfig))
+    r = pseudo_label(list(models), input_path, out_path, kit.spec, cfg, _parse_weights(weights), min_confidence,
+                     backbone, overwrite=overwrite, progress=not as_json)
+    emit(r, as_json, f"wrote {r['path']}: {r['rows']} of {r['rows_in']} rows (mean confidence "
+                     f"{r['mean_confidence']:.3f}; {r['dropped_low_confidence']} below --min-confidence)")

@@ -1,0 +1,129 @@
+"""`tiny-backbone`, `recipes`, `train`, `cv`: training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kaggle_kit.cli.app import emit, main
+from kaggle_kit.cli.options import (
+    CONFIG_HINT,
+    KitContext,
+    config_flags,
+    config_option,
+    flag_values,
+    json_option,
+    pass_kit,
+)
+from kaggle_kit.config import TrainConfig
+
+
+@main.command("tiny-backbone")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--arch", type=click.Choice(["deberta-v3", "gemma2", "llama", "bert"]), default="deberta-v3",
+              show_default=True,
+              help="Architecture of the random model.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
+def tiny_backbone_cmd(directory: Path, arch: str, seed: int) -> None:
+    """Build a tiny random backbone with a locally trained tokenizer (for tests and trying things out)."""
+    from kaggle_kit.model.tiny_backbone import build_tiny_backbone
+
+    click.echo(f"wrote {build_tiny_backbone(directory, arch=arch, seed=seed)} ({arch})")
+
+
+@main.command("train", epilog=CONFIG_HINT)
+@click.option("--train", "train_files", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="train.csv in the competition's format; repeat for extra data (deduplicated).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Model output folder.")
+@click.option("--exclude-test", type=click.Path(path_type=Path),
+              help="Drop training rows that also appear in this test.csv.")
+@config_flags(TrainConfig)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from the newest checkpoint in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace a kaggle-kit model in --out (only kaggle-kit's own files).")
+@config_option
+@json_option
+@pass_kit
+def train_cmd(kit: KitContext, train_files, out: Path, resume: bool, overwrite: bool, exclude_test, as_json: bool,
+              **flags) -> None:
+    """Train a LoRA preference classifier; prints holdout log loss against the class-prior baseline."""
+    from kaggle_kit.training.train import train
+
+    train_cfg, note = _resolved_train_config(kit, flags)
+    result = train(list(train_files), out, train_cfg, kit.spec, kit.config.column_maps, exclude_test,
+                   resume=resume, overwrite=overwrite, recipe_note=note)
+    m = result.metrics
+    if not m:  # a non-zero DDP rank: rank 0 reports
+        return
+    verdict = "" if m["learned"] else "; NO better than the prior"
+    head = m.get("side_head") or {}
+    side = f"; with the length side head {head['cv_log_loss']:.4f}, cross-validated" if head.get("used") else ""
+    text = (f"holdout log loss {m['holdout']['log_loss']:.4f} (prior {m['prior_log_loss']:.4f}, accuracy "
+            f"{m['holdout']['accuracy']:.3f}, temperature {m['temperature']:.2f}{verdict}{side}); model in {out}")
+    emit(m, as_json, text)
+
+
+def _resolved_train_config(kit: KitContext, flags: dict):
+    """Recipe (or backbone-family defaults) < kaggle-kit.toml < flags, for train and cv alike."""
+    from kaggle_kit.config import with_overrides
+    from kaggle_kit.config.recipes import resolve_train_config
+
+    given = {k: v for k, v in flag_values(flags, TrainConfig).items() if v is not None}
+    explicit = set(kit.config.explicit.get("train", [])) | set(given)
+    return resolve_train_config(with_overrides(kit.config.train, **given), explicit)
+
+
+@main.command("recipes")
+@json_option
+def recipes_cmd(as_json: bool) -> None:
+    """Named training settings per backbone family, with their sources (use with train --recipe NAME)."""
+    from kaggle_kit.config.recipes import recipes_table
+
+    rows = recipes_table()
+    emit(rows, as_json, "\n".join(f"{r['name']:<17} lr {r['train']['learning_rate']:g}, {r['train']['epochs']:g} "
+                                  f"epoch(s), {r['train']['max_len']}/{r['predict_max_len']} tokens, LoRA r "
+                                  f"{r['train']['lora_r']}: {r['summary']}\n{'':<17} source: {r['source']}"
+                                  for r in rows))
+
+
+@main.command("cv", epilog=CONFIG_HINT)
+@click.option("--train", "train_files", multiple=True, type=click.Path(path_type=Path),
+              help="train.csv in the competition's format; repeat for extra data (deduplicated).")
+@click.option("--folds", type=click.IntRange(min=2, max=100), help="Number of folds K.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Folder for fold-<i>/ model dirs, oof.csv and cv.json.")
+@click.option("--fold-ids", help="Comma-separated folds to train now (default: all), e.g. one per kernel.")
+@click.option("--gather", "gather_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Instead of training: merge pulled fold outputs (repeat) into --out/oof.csv and cv.json.")
+@click.option("--exclude-test", type=click.Path(path_type=Path),
+              help="Drop training rows that also appear in this test.csv.")
+@config_flags(TrainConfig, exclude=("fold",))
+@click.option("--overwrite", is_flag=True, help="Train folds that already exist again; replace oof.csv/cv.json.")
+@config_option
+@json_option
+@pass_kit
+def cv_cmd(kit: KitContext, train_files, folds, out: Path, fold_ids, gather_dirs, exclude_test, overwrite: bool,
+           as_json: bool, **flags) -> None:
+    """K-fold training, stratified and grouped by prompt: fold model dirs, out-of-fold predictions, cv.json."""
+    from kaggle_kit.training.cv import find_fold_dirs, gather, parse_fold_ids, run_cv
+
+    if gather_dirs:
+        if train_files or folds or fold_ids:
+            raise click.UsageError("--gather merges finished folds: drop --train/--folds/--fold-ids")
+        result = gather(find_fold_dirs(list(gather_dirs)), out, kit.spec, overwrite=overwrite)
+    else:
+        if not train_files or not folds:
+            raise click.UsageError("cv needs --train and --folds (or --gather DIR...)")
+        cfg, note = _resolved_train_config(kit, flags)
+        result = run_cv(list(train_files), out, folds, cfg, kit.spec, parse_fold_ids(fold_ids, folds),
+                        kit.config.column_maps, exclude_test, overwrite=overwrite,
+                        echo=lambda m: click.echo(m, err=True), recipe_note=note)
+    if not result:  # a non-zero DDP rank
+        return
+    if not result["complete"]:
+        emit(result, as_json, f"{result['folds_done']} of {result['folds']} folds in {out}; missing "
+                              f"{', '.join(map(str, result['missing']))} (train them with --fold-ids, or gather)")
+        return
+    per_fold = ", ".join(f"{f['log_loss']:.4f}" for f in result["per_fold"])
+    emit(result, as_json, f"OOF log loss {result['oof_log_loss']:.4f} over {result['rows']} rows (folds {per_fold}; "
+                          f"mean {result['mean_log_loss']:.4f} +- {result['std_log_loss']:.4f}); wrote {result['oof']}")

@@ -1,0 +1,1 @@
+"""The competition: its spec (files, columns, classes, metric) and competition-shaped sample data."""

@@ -1,0 +1,23 @@
+"""Settings: one resolved, typed configuration (built-in defaults < recipe < kaggle-kit.toml < flags), recipes and
+durations. The public names are re-exported here."""
+
+from kaggle_kit.config.checks import check_section, field_types, setting, value_problem
+from kaggle_kit.config.project import (
+    ACCELERATORS,
+    CONFIG_FILE,
+    SECTIONS,
+    ColumnMap,
+    DatasetsConfig,
+    KernelConfig,
+    PredictConfig,
+    ProjectConfig,
+    TrainConfig,
+    check_ref,
+    config_from_dict,
+    load_config,
+    with_overrides,
+)
+
+__all__ = ["ACCELERATORS", "CONFIG_FILE", "SECTIONS", "ColumnMap", "DatasetsConfig", "KernelConfig", "PredictConfig",
+           "ProjectConfig", "TrainConfig", "check_ref", "check_section", "config_from_dict", "field_types",
+           "load_config", "setting", "value_problem", "with_overrides"]

@@ -1,0 +1,260 @@
+"""The project configuration: its sections (train, predict, datasets, kernel, column maps), read from kaggle-kit.toml
+and checked field by field (config/checks.py); CLI flags are generated from the same declarations (cli/options.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 inside older Kaggle images
+    import tomli as tomllib
+
+from kaggle_kit.config.checks import build_section, check_keys, check_section, setting
+from kaggle_kit.config.durations import duration_problem
+from kaggle_kit.errors import KitError, UsageProblem
+
+CONFIG_FILE = "kaggle-kit.toml"
+REF_RE = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+$")
+FOLD_RE = re.compile(r"^\d+/\d+$")
+# Kaggle's machine shapes for kernel-metadata.json (`NvidiaTeslaT4` is T4 x2).
+ACCELERATORS = ("NvidiaTeslaT4", "NvidiaTeslaP100", "NvidiaL4", "NvidiaL4X1", "NvidiaH100", "TpuV38", "None")
+
+
+def _fold_problem(value: str) -> str | None:
+    if not FOLD_RE.match(value):
+        return "must be of the form i/k, e.g. 0/5"
+    i, k = (int(x) for x in value.split("/"))
+    return None if k >= 2 and 0 <= i < k else "needs k >= 2 and 0 <= i < k"
+
+
+def _max_steps_problem(value: int) -> str | None:
+    return "must be -1 (use --epochs) or at least 1" if value == 0 else None
+
+
+def _recipe_problem(value: str) -> str | None:
+    from kaggle_kit.config.recipes import RECIPES
+
+    return None if value in RECIPES else f"is not a recipe (known: {', '.join(RECIPES)})"
+
+
+@dataclass
+class TrainConfig:
+    backbone: str | None = setting(None, "Local backbone folder (or /kaggle/input/<slug> in a kernel).")
+    recipe: str | None = setting(None, "Named settings (`kaggle-kit recipes`); kaggle-kit.toml and flags override "
+                                 "them. Default: the backbone family's.", check=_recipe_problem)
+    max_len: int = setting(1024, "Tokens per row (prompt + both responses), lowered to the backbone's limit.",
+                           min=16, max=131072)
+    epochs: float = setting(2.0, "Training epochs (fractions allowed).", min=0.01, max=1000)
+    max_steps: int = setting(-1, "Stop after this many optimizer steps (-1: run --epochs).", min=-1,
+                             check=_max_steps_problem)
+    learning_rate: float = setting(1e-3, "Peak learning rate (cosine schedule after warmup).", min=1e-8, max=1.0,
+                                   flag="--lr")
+    batch_size: int = setting(8, "Rows per device per step.", min=1, max=4096)
+    eval_batch_size: int = setting(16, "Rows per device per evaluation step.", min=1, max=4096)
+    grad_accum: int = setting(1, "Gradient accumulation steps.", min=1, max=4096)
+    weight_decay: float = setting(0.01, "AdamW weight decay.", min=0.0, max=1.0)
+    warmup: float = setting(0.1, "Warmup: a ratio of the run if < 1, else a number of steps.", min=0.0, max=1e6)
+    lora_r: int = setting(16, "LoRA rank (at most the backbone's hidden size).", min=1, max=4096)
+    lora_alpha: int = setting(32, "LoRA alpha (scale = alpha / r).", min=1, max=65536)
+    lora_dropout: float = setting(0.05, "Dropout on the LoRA path.", min=0.0, max=0.9)
+    rslora: bool = setting(False, "Rank-stabilised LoRA scaling (alpha / sqrt(r)).")
+    target_modules: list[str] | None = setting(
+        None, "Comma-separated module names for LoRA (default: every attention + MLP linear layer).")
+    quantize: str | None = setting(None, "QLoRA via bitsandbytes (CUDA only).", choices=("4bit", "8bit"))
+    precision: str = setting("auto", "auto: bf16 on Ampere+, fp16 on T4/P100, fp32 on CPU.",
+                             choices=("auto", "fp32", "fp16", "bf16"))
+    gradient_checkpointing: bool = setting(False, "Trade compute for activation memory.")
+    freeze_layers: int = setting(0, "No LoRA on the first N transformer layers (they stay frozen).", min=0,
+                                 max=1000)
+    length_header: bool = setting(False, "Prefix each field with its full length and structure (words, lines, "
+                                  "lists, headers, code), so truncation does not hide it.")
+    length_head: bool = setting(False, "Fit a small side head on the holdout: the model's logits beside each "
+                                "response's full length and structure; kept only if it beats temperature scaling "
+                                "in cross-validation on the holdout.")
+    valid_frac: float = setting(0.05, "Holdout fraction (stratified).", min=0.001, max=0.9)
+    valid_rows: int = setting(500, "Holdout at least this many rows (at most a quarter of the data).", min=0,
+                              max=10_000_000)
+    fold: str | None = setting(None, "Train on k-1 folds and evaluate on fold i: 'i/k'.", check=_fold_problem)
+    eval_steps: int | None = setting(None, "Evaluate (and checkpoint) every N steps (default: ~8 per run).", min=1)
+    save_total_limit: int = setting(2, "Checkpoints kept besides the best.", min=1, max=1000, cli=False)
+    patience: int = setting(4, "Early stopping: evaluations without improvement.", min=1, max=1000)
+    seed: int = setting(42, "Random seed (split, init, order).", min=0, max=2**32 - 1)
+    swap_augment: bool = setting(False, "Also train on A/B-swapped rows.")
+    full_swap: bool = setting(False, "Train each row with its A/B swap in the same batch (2 x --batch-size rows).")
+    truncate: str = setting("head-tail", "Which tokens of a too-long field are kept: both ends, the end (left cut) "
+                            "or the start (right cut).", choices=("head-tail", "left", "right"))
+    prompt_budget: int | None = setting(None, "Tokens at most for the prompt; the responses share the rest, the longer "
+                                        "one trimmed first.", min=1)
+    distill_weight: float = setting(0.0, "Weight W of the KL term to the teacher: (1-W) CE(label) + W T^2 KL.",
+                                    min=0.0, max=1.0)
+    distill_temperature: float = setting(1.0, "Temperature T of the distillation term.", min=0.05, max=100.0)
+    teacher: str | None = setting(None, "Teacher probabilities keyed by id (e.g. a cv oof.csv); rows it lacks use "
+                                  "their own targets.")
+    report_to: str = setting("none", "Experiment tracker.", choices=("none", "wandb", "tensorboard"), cli=False)
+    merge: bool = setting(False, "Also write a merged full model (faster to load).")
+    calibrate: bool = setting(True, "Fit a temperature on the holdout.", cli=False)
+
+
+def _blend_problem(value: str) -> str | None:
+    return None if value in ("prob", "logprob") or value.endswith(".json") else "must be prob, logprob or a .json file"
+
+
+@dataclass
+class PredictConfig:
+    max_tokens: int = setting(16384, "Padded tokens per batch (lower it on CUDA out-of-memory).", min=16,
+                              max=10_000_000)
+    tta: str = setting("none", "Test-time augmentation: swap averages A/B and B/A.", choices=("none", "swap"))
+    blend: str = setting("prob", "How models are averaged: probabilities, log-probabilities, or a blend.json "
+                         "written by `kaggle-kit blend` (fitted weights, temperature, rules).", check=_blend_problem)
+    rules: bool = setting(False, "Post-process: an empty response loses, identical responses tie (with a blend.json: "
+                          "only the rules it kept).")
+    quantize: str | None = setting(None, "Load the backbone in 4/8-bit (CUDA only).", choices=("4bit", "8bit"))
+    precision: str = setting("auto", "auto: bf16 on Ampere+, fp16 on T4/P100, fp32 on CPU.",
+                             choices=("auto", "fp32", "fp16", "bf16"))
+    time_budget: str | int | None = setting(
+        None, "Finish within this time (90s, 45m, 8h30m or seconds, counted from start-up): every row first, then "
+        "--tta / further models while they fit.", check=duration_problem)
+
+
+def _ref_problem(value: str) -> str | None:
+    return None if REF_RE.match(value) else "must be owner/slug"
+
+
+@dataclass
+class DatasetsConfig:
+    model: str | None = setting(None, "Dataset holding a trained model dir (owner/slug).", check=_ref_problem)
+    backbone: str | None = setting(None, "Dataset holding the backbone weights (owner/slug).", check=_ref_problem)
+    code: str | None = setting(None, "Dataset holding the kaggle-kit wheel (owner/slug).", check=_ref_problem)
+    wheels: str | None = setting(None, "Dataset of offline wheels for internet-off kernels.", check=_ref_problem)
+
+
+def _slug_problem(value: str) -> str | None:
+    return None if re.match(r"^[a-z0-9][a-z0-9-]{4,49}$", value) else "must be 5-50 of a-z, 0-9 and '-'"
+
+
+@dataclass
+class KernelConfig:
+    train_slug: str = setting("kaggle-kit-train", "Slug of the train kernel.", check=_slug_problem)
+    infer_slug: str = setting("kaggle-kit-infer", "Slug of the infer kernel.", check=_slug_problem)
+    accelerator: str = setting("NvidiaTeslaT4", "Kaggle machine shape (NvidiaTeslaT4 is T4 x2).", choices=ACCELERATORS)
+    enable_gpu: bool = setting(True, "Ask Kaggle for a GPU.")
+    train_internet: bool = setting(False, "Internet in the train kernel.")
+    infer_internet: bool = setting(False, "Internet in the infer kernel (code competitions score with it off).")
+    timeout_s: int = setting(0, "Kernel session limit in seconds (0: Kaggle's default).", min=0, max=12 * 3600)
+    accept_other_accelerator: bool = setting(False, "Run on whatever accelerator Kaggle gives instead of failing fast.")
+
+
+@dataclass
+class ColumnMap:
+    """How an extra training file with another schema maps onto the competition's columns."""
+
+    match: str  # glob on the file name, e.g. "lmsys-33k*.csv"
+    columns: dict[str, str] = setting({}, "Competition column -> file column.")
+    plain_text: list[str] = setting([], "Columns holding plain strings, not JSON lists.")
+
+
+def _username_problem(value: str) -> str | None:
+    if value == "your-kaggle-username":
+        return "is still the placeholder written by `kaggle-kit init`"
+    return None if re.match(r"^[A-Za-z0-9_-]+$", value) else "must be a Kaggle username"
+
+
+@dataclass
+class ProjectConfig:
+    competition: str = setting("lmsys-chatbot-arena", "Competition slug.")
+    username: str | None = setting(None, "Kaggle username (default: from the kaggle client's credentials).",
+                                   check=_username_problem)
+    data_dir: str | None = setting(None, "Competition data folder (default: data/<competition>).")
+    train: TrainConfig = field(default_factory=TrainConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+    datasets: DatasetsConfig = field(default_factory=DatasetsConfig)
+    kernel: KernelConfig = field(default_factory=KernelConfig)
+    column_maps: dict[str, ColumnMap] = field(default_factory=dict)
+    source: str | None = None  # the toml file this came from, if any
+    # Keys each toml section set explicitly: a recipe never overrides them (recipe < kaggle-kit.toml < flags).
+    explicit: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def competition_data_dir(self) -> Path:
+        return Path(self.data_dir or f"data/{self.competition}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "explicit"}
+
+    def digest(self) -> str:
+        payload = {k: v for k, v in self.to_dict().items() if k != "source"}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+SECTIONS = {"train": TrainConfig, "predict": PredictConfig, "datasets": DatasetsConfig, "kernel": KernelConfig}
+
+
+def config_from_dict(data: dict[str, Any], source: str | None = None) -> ProjectConfig:
+    where = source or "config"
+    data = dict(data)
+    kwargs: dict[str, Any] = {}
+    explicit: dict[str, list[str]] = {}
+    for name, cls in SECTIONS.items():
+        table = data.pop(name, {})
+        kwargs[name] = build_section(f"{where} [{name}]", cls, table)
+        explicit[name] = sorted(table)
+    maps = data.pop("column_maps", {})
+    if not isinstance(maps, dict):
+        raise KitError(f"{where} [column_maps] must be a table of tables")
+    kwargs["column_maps"] = {name: build_section(f"{where} [column_maps.{name}]", ColumnMap, m)
+                             for name, m in maps.items()}
+    data.pop("source", None)
+    data.pop("explicit", None)
+    check_keys(where, ProjectConfig, data)
+    return check_section(ProjectConfig(**data, **kwargs, source=source, explicit=explicit), where)
+
+
+def load_config(path: Path | None = None) -> ProjectConfig:
+    """Read `path`, else ./kaggle-kit.toml when present, else the built-in defaults."""
+    if path is None:
+        default = Path(CONFIG_FILE)
+        if not default.exists():
+            return ProjectConfig()
+        path = default
+    if not path.exists():
+        raise KitError(f"config file {path} not found", hint="run `kaggle-kit init` to write one")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise KitError(f"{path}: not valid TOML ({exc})") from None
+    return config_from_dict(data, source=str(path))
+
+
+def with_overrides(section: Any, **overrides: Any) -> Any:
+    """Apply CLI flags over a config section; a flag left at None keeps the toml/default value. Checked again."""
+    known = {f.name for f in fields(section)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:  # a programming error (a flag without a field), but never a traceback for the user
+        raise UsageProblem(f"unknown setting(s) {', '.join(unknown)}")
+    changed = dataclasses.replace(section, **{k: v for k, v in overrides.items() if v is not None})
+    return check_section(changed, "setting")
+
+
+# ---- Kaggle references (owner/slug), checked before anything is built or sent
+SLUG_LENGTHS: dict[str, tuple[int, int | None]] = {"dataset": (6, 50), "kernel": (5, None)}  # as the client checks
+
+
+def check_ref(ref: str, what: str) -> str:
+    """Refuse anything but owner/slug (with the slug length rule for a 'dataset' or 'kernel'); return the slug."""
+    if not isinstance(ref, str) or not REF_RE.match(ref):
+        raise UsageProblem(f"{what} '{ref}' must be owner/slug", hint="letters, digits, '-', '_' and '.'")
+    slug = ref.split("/")[1]
+    low, high = SLUG_LENGTHS.get(what, (1, None))
+    if len(slug) < low or (high is not None and len(slug) > high):
+        size = "too short" if len(slug) < low else "too long"
+        rule = f"{low}-{high} characters" if high else f"at least {low} characters"
+        raise UsageProblem(f"{what} slug '{slug}' is {size}: it must be {rule}")
+    return slug

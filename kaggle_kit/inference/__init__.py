@@ -1,0 +1,1 @@
+"""Inference: plain, budgeted and blended prediction, rules, pseudo-labels and time plans."""

@@ -1,0 +1,261 @@
+"""Fitted blends: non-negative weights and a temperature minimising OOF log loss, saved as blend.json for predict.
+
+The blend is a weighted geometric mean, p = softmax(sum_i w_i log p_i / T): convex in w, so the fit is reliable, and
+it starts from (and falls back to) the best single model, so it is never worse than that model on the same rows."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kaggle_kit.atomic import refuse_overwrite, write_text_atomic
+from kaggle_kit.competition.spec import CompetitionSpec
+from kaggle_kit.errors import DataError, KitError, UsageProblem
+from kaggle_kit.metrics import EPS, fit_temperature, log_loss, softmax
+
+BLEND_FORMAT = 1
+BLEND_KIND = "kaggle-kit blend"
+MIN_ROWS = 10  # fewer common OOF rows than this cannot say anything about weights
+
+
+@dataclass
+class Member:
+    """One blended model: its OOF file and the model dirs whose averaged probabilities it stands for at predict."""
+
+    name: str
+    oof: Path
+    model_dirs: list[Path]
+    weight: float = 0.0
+    oof_log_loss: float = math.nan
+
+
+@dataclass
+class Blend:
+    members: list[Member]
+    temperature: float = 1.0
+    rules: list[str] = field(default_factory=list)
+    report: dict = field(default_factory=dict)
+
+
+def log_probs(probs: np.ndarray) -> np.ndarray:
+    return np.log(np.clip(np.asarray(probs, dtype=np.float64), EPS, 1.0))
+
+
+def combine(prob_sets: list[np.ndarray], weights: list[float], temperature: float) -> np.ndarray:
+    """softmax(sum_i w_i log p_i / T), with the weights summing to 1."""
+    z = sum(w * log_probs(p) for w, p in zip(weights, prob_sets))
+    return softmax(z, temperature)
+
+
+def fit_weights(prob_sets: list[np.ndarray], targets: np.ndarray) -> tuple[list[float], float, dict]:
+    """Non-negative weights (summing to 1) and a temperature minimising log loss; never worse than the best single."""
+    from scipy.optimize import minimize
+
+    feats = np.stack([log_probs(p) for p in prob_sets])  # models x rows x classes
+    targets = np.asarray(targets, dtype=np.float64)
+
+    def loss_and_grad(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = np.tensordot(w, feats, axes=1)
+        p = softmax(z)
+        loss = float(-(targets * np.log(np.clip(p, EPS, 1.0))).sum(axis=1).mean())
+        grad = np.tensordot(feats, p - targets, axes=([1, 2], [0, 1])) / len(targets)
+        return loss, grad
+
+    singles = [log_loss(targets, p) for p in prob_sets]
+    best = int(np.argmin(singles))
+    t_best = fit_temperature(feats[best], targets)  # softmax(log p / T): temperature on the model's probabilities
+    start = np.zeros(len(prob_sets))
+    start[best] = 1.0 / t_best
+    result = minimize(loss_and_grad, start, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * len(prob_sets))
+    raw = result.x if result.x.sum() > 0 else start
+    fitted = loss_and_grad(raw)[0]
+    if not fitted <= singles[best]:  # the guarantee, whatever the optimiser did
+        raw, fitted = np.eye(len(prob_sets))[best], singles[best]
+    total = float(raw.sum())
+    weights = [float(w / total) for w in raw]
+    temperature = 1.0 / total
+    report = {"single_log_loss": singles, "best_single": best, "blend_log_loss": fitted}
+    return weights, temperature, report
+
+
+# ---- reading OOF files and naming the models behind them
+def read_oof(path: Path, spec: CompetitionSpec) -> pd.DataFrame:
+    """id, the probabilities and the targets (target_* columns, else the one-hot of `label`)."""
+    from kaggle_kit.data.reading import check_unique_ids, read_csv_checked
+
+    frame = read_csv_checked(path, ["id", *spec.label_columns], allow_extra=True)
+    check_unique_ids(path, frame, "id")
+    targets = [f"target_{c}" for c in spec.label_columns]
+    out = pd.DataFrame({"id": frame["id"].astype(str)})
+    try:
+        for c in spec.label_columns:
+            out[c] = frame[c].astype(float)
+        if all(c in frame.columns for c in targets):
+            for c in targets:
+                out[c] = frame[c].astype(float)
+        elif "label" in frame.columns:
+            label = frame["label"].astype(int)
+            for k, c in enumerate(targets):
+                out[c] = (label == k).astype(float)
+        else:
+            raise DataError(f"{path}: no label or target_* columns", hint="pass an oof.csv written by `kaggle-kit cv`")
+    except ValueError as exc:
+        raise DataError(f"{path}: non-numeric probabilities or labels ({exc})") from None
+    return out
+
+
+def models_behind(oof: Path) -> list[Path]:
+    """The model dirs an OOF file came from: a cv folder's folds (cv.json), or the model dir of a holdout file."""
+    from kaggle_kit.model.model_dir import MODEL_FILE
+    from kaggle_kit.training.cv import CV_FILE
+
+    folder = oof.parent
+    if (folder / CV_FILE).exists():
+        summary = json.loads((folder / CV_FILE).read_text())
+        return [Path(f["model_dir"]) if Path(f["model_dir"]).is_absolute() else folder / f["model_dir"]
+                for f in summary["per_fold"]]
+    if (folder / MODEL_FILE).exists():
+        return [folder]
+    raise UsageProblem(f"cannot tell which model dirs made {oof} (no cv.json or model beside it)",
+                       hint="pass --oof FILE=MODEL_DIR[,MODEL_DIR...]")
+
+
+def parse_member(text: str) -> Member:
+    """'cvA/oof.csv' or 'preds.csv=dirA,dirB' -> a Member (model dirs checked later, before any inference)."""
+    path, sep, dirs = text.partition("=")
+    oof = Path(path)
+    if not oof.is_file():
+        raise UsageProblem(f"--oof {path}: file not found")
+    model_dirs = [Path(d) for d in dirs.split(",") if d] if sep else models_behind(oof)
+    name = oof.parent.name if oof.name in ("oof.csv", "holdout_predictions.csv") else oof.stem
+    return Member(name=name, oof=oof, model_dirs=model_dirs)
+
+
+def fit_blend(members: list[Member], spec: CompetitionSpec, train_files: list[Path] | None = None,
+              column_maps=None) -> Blend:
+    """Align the OOF files on their common ids, fit weights + temperature, then test each rule on the blend."""
+    from kaggle_kit.inference.rules import evaluate_rules
+    from kaggle_kit.model.model_dir import check_model_dir
+
+    if not members:
+        raise UsageProblem("no --oof given")
+    names = [m.name for m in members]
+    if len(set(names)) != len(names):
+        for k, m in enumerate(members):
+            m.name = f"{m.name}-{k}"
+    for m in members:
+        for d in m.model_dirs:
+            check_model_dir(d)
+    frames = [read_oof(m.oof, spec) for m in members]
+    common = set(frames[0]["id"])
+    for f in frames[1:]:
+        common &= set(f["id"])
+    if len(common) < MIN_ROWS:
+        raise KitError(f"the OOF files share only {len(common)} id(s)",
+                       hint="blend OOF files of the same training rows")
+    ids = sorted(common)
+    aligned = [f.set_index("id").loc[ids] for f in frames]
+    targets = aligned[0][[f"target_{c}" for c in spec.label_columns]].to_numpy(float)
+    prob_sets = [a[list(spec.label_columns)].to_numpy(float) for a in aligned]
+    weights, temperature, report = fit_weights(prob_sets, targets)
+    for m, w, loss in zip(members, weights, report["single_log_loss"]):
+        m.weight, m.oof_log_loss = w, loss
+    report = {"rows": len(ids), "rows_per_file": {m.name: len(f) for m, f in zip(members, frames)},
+              "blend_log_loss": report["blend_log_loss"],
+              "best_single": {"name": members[report["best_single"]].name,
+                              "log_loss": report["single_log_loss"][report["best_single"]]}}
+    rules: list[str] = []
+    if train_files:
+        pairs = _oof_pairs(ids, train_files, spec, column_maps)
+        blended = combine(prob_sets, weights, temperature)
+        report["rules"] = evaluate_rules(blended, targets, pairs, spec)
+        rules = [r["rule"] for r in report["rules"] if r["kept"]]
+    else:
+        report["rules"] = "not evaluated (pass --train to test the rules on the OOF rows)"
+    return Blend(members=members, temperature=temperature, rules=rules, report=report)
+
+
+def _oof_pairs(ids: list[str], train_files: list[Path], spec: CompetitionSpec, column_maps):
+    from kaggle_kit.data.reading import load_training_files
+
+    pairs = load_training_files(train_files, spec, column_maps).pairs
+    where = {i: k for k, i in enumerate(pairs.ids)}
+    missing = [i for i in ids if i not in where]
+    if missing:
+        raise DataError(f"{len(missing)} OOF id(s) are not in --train (e.g. {missing[0]})",
+                        hint="pass the training file(s) the OOF predictions were made on")
+    return pairs.subset([where[i] for i in ids])
+
+
+# ---- blend.json
+def _rel(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def save_blend(blend: Blend, out: Path, overwrite: bool = False) -> None:
+    refuse_overwrite(out, overwrite)
+    base = out.parent
+    data = {
+        "format": BLEND_FORMAT, "kind": BLEND_KIND,
+        "method": "softmax(sum_i weight_i * log p_i / temperature); p_i: mean of the member's model dirs",
+        "temperature": blend.temperature,
+        "members": [{"name": m.name, "weight": m.weight, "oof_log_loss": m.oof_log_loss, "oof": _rel(m.oof, base),
+                     "model_dirs": [_rel(d, base) for d in m.model_dirs]} for m in blend.members],
+        "rules": blend.rules, "report": blend.report,
+    }
+    write_text_atomic(out, json.dumps(data, indent=2))
+
+
+def read_blend(path: Path) -> Blend:
+    """blend.json -> Blend, every used member's model dirs checked (paths relative to the file) before inference."""
+    from kaggle_kit.inference.rules import RULES
+    from kaggle_kit.model.model_dir import check_model_dir
+
+    if not path.is_file():
+        raise UsageProblem(f"--blend {path}: file not found", hint="write one with `kaggle-kit blend`")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("kind") != BLEND_KIND or data.get("format") != BLEND_FORMAT:
+            raise ValueError("not a kaggle-kit blend of a known format")
+        members = [Member(name=m["name"], oof=Path(m.get("oof", "")), weight=float(m["weight"]),
+                          model_dirs=[path.parent / d for d in m["model_dirs"]]) for m in data["members"]]
+        temperature = float(data["temperature"])
+        rules = list(data.get("rules", []))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise KitError(f"{path} is not a valid blend.json ({exc})",
+                       hint="write it again with `kaggle-kit blend`") from None
+    unknown = [r for r in rules if r not in RULES]
+    if unknown or not temperature > 0 or any(m.weight < 0 for m in members) or sum(m.weight for m in members) <= 0:
+        raise KitError(f"{path} is not a valid blend.json (bad weights, temperature or rules)",
+                       hint="write it again with `kaggle-kit blend`")
+    for m in members:
+        if m.weight > 0:
+            for d in m.model_dirs:
+                if not d.exists():
+                    raise KitError(f"{path}: member {m.name} names {d}, which does not exist",
+                                   hint="keep the model dirs where blend.json says (paths are relative to it)")
+                check_model_dir(d)
+    return Blend(members=members, temperature=temperature, rules=rules, report=data.get("report", {}))
+
+
+def used_model_dirs(blend: Blend) -> list[Path]:
+    return [d for m in blend.members if m.weight > 0 for d in m.model_dirs]
+
+
+def predict_blend(blend: Blend, pairs, spec: CompetitionSpec, cfg, backbone: str | None = None,
+                  progress: bool = True) -> np.ndarray:
+    """Each member with weight > 0 predicted (its model dirs averaged), then combined as fitted."""
+    from kaggle_kit.inference.predict import predict_models
+
+    used = [m for m in blend.members if m.weight > 0]
+    prob_sets = [predict_models(m.model_dirs, pairs, spec, cfg.max_tokens, cfg.tta, None, "prob", backbone,
+                                cfg.precision, cfg.quantize, progress=progress).probs for m in used]
+    return combine(prob_sets, [m.weight for m in used], blend.temperature)

@@ -1,0 +1,439 @@
+"""Predict inside a time budget: the base pass over every row first, then optional work while it fits.
+
+Optional work (the swap pass, further models of a blend) is chosen by budget.plan from the measured throughput and
+re-planned after every step; the submission is rewritten atomically as work completes, so a valid file for every
+row exists from the first second on (rows not reached yet carry the class prior)."""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from kaggle_kit.competition.spec import CompetitionSpec
+from kaggle_kit.config import PredictConfig
+from kaggle_kit.config.durations import format_duration
+from kaggle_kit.data.encode import Encoder, field_demand
+from kaggle_kit.data.reading import Pairs
+from kaggle_kit.inference.budget import Budget, Throughput, Unit, padded_tokens, plan, truncation_for
+from kaggle_kit.inference.predict import blend, encoder_for, gpu_replicas, unswap
+from kaggle_kit.model.batching import run_batches, token_budget_batches
+from kaggle_kit.model.model_dir import METRICS_FILE, TrainedModel, load_trained
+from kaggle_kit.model.side_head import pair_features
+
+REFRESH_SHARE = 1 / 60  # rewrite the file at least this often (share of the budget), and at every stage end
+MIN_REFRESH_S = 5.0
+QUANTILES = list(range(0, 101, 5))
+EXIT_SHARE = 0.5
+
+
+def class_prior(model_dir: Path, num_labels: int) -> np.ndarray:
+    """The training class prior recorded in metrics.json: the prediction for rows the budget never reached."""
+    try:
+        prior = json.loads((model_dir / METRICS_FILE).read_text())["class_prior"]
+        prior = np.asarray(prior, dtype=np.float64)
+        if prior.shape == (num_labels,) and np.isfinite(prior).all() and prior.min() > 0:
+            return prior / prior.sum()
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return np.full(num_labels, 1.0 / num_labels)
+
+
+@dataclass
+class Loaded:
+    """One model ready to predict: encodings of every row, replicas (one per GPU) and a thread pool for them."""
+
+    index: int
+    trained: TrainedModel
+    encoder: Encoder
+    tokens: dict
+    encoded: list[list[int]]
+    replicas: list
+    pool: ThreadPoolExecutor | None
+    load_s: float
+    tokenize_s: float
+    features: np.ndarray | None = None  # side_head.pair_features of every row, when the model has a side head
+    swap_features: np.ndarray | None = None
+    swap_encoded: dict[int, list[int]] = field(default_factory=dict)
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(e) for e in self.encoded]
+
+    def swapped(self, rows: list[int], spec: CompetitionSpec) -> dict[int, list[int]]:
+        """A/B-swapped encodings of `rows` (cached): the same turns with the responses exchanged, no re-tokenising."""
+        a, b = spec.swap_pairs[0]
+        fields = [{a: b, b: a}.get(f, f) for f in self.encoder.spec.fields]
+        for r in rows:
+            if r not in self.swap_encoded:
+                self.swap_encoded[r] = self.encoder.assemble([self.tokens[f][r] for f in fields])
+        return {r: self.swap_encoded[r] for r in rows}
+
+    def probs(self, logits: np.ndarray, rows: list[int], swapped: bool = False) -> np.ndarray:
+        features = self.swap_features if swapped else self.features
+        return self.trained.probs(logits[rows], None if features is None else features[rows])
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+@dataclass
+class RunState:
+    n: int
+    num_labels: int
+    base: list[np.ndarray]
+    swap: list[np.ndarray]
+    covered: list[np.ndarray]
+    swapped: list[np.ndarray]
+    stages: list[dict] = field(default_factory=list)
+    truncated: int = 0
+    cap: int | None = None
+
+
+class BudgetedPredictor:
+    def __init__(self, model_dirs: list[Path], pairs: Pairs, spec: CompetitionSpec, cfg: PredictConfig,
+                 weights: list[float] | None, backbone: str | None, budget: Budget,
+                 write: Callable[[np.ndarray], None], echo: Callable[[str], None] = lambda m: None,
+                 progress: bool = True, loader: Callable = load_trained):
+        self.model_dirs, self.pairs, self.spec, self.cfg = model_dirs, pairs, spec, cfg
+        self.weights, self.backbone, self.budget = weights, backbone, budget
+        self._write, self.echo, self.progress = write, echo, progress
+        n, c = len(pairs), spec.num_labels
+        nan = lambda: np.full((n, c), np.nan)  # noqa: E731
+        k = len(model_dirs)
+        self.state = RunState(n, c, [nan() for _ in range(k)], [nan() for _ in range(k)],
+                              [np.zeros(n, bool) for _ in range(k)], [np.zeros(n, bool) for _ in range(k)])
+        self.prior = class_prior(model_dirs[0], c)
+        self.rates: dict[int, Throughput] = {}
+        self.write_s = 0.0
+        self.last_write = -1e18
+        self.refresh_s = max(MIN_REFRESH_S, budget.seconds * REFRESH_SHARE)
+        self.projection: dict | None = None
+        self.clock = budget.clock  # every duration on the budget's clock: a test can drive it deterministically
+        self.loader = loader
+        self.measured: dict = {}
+
+    # ---- output
+    def combine(self) -> np.ndarray:
+        """Each row: every model that reached it (its swap pass averaged in where done), blended; else the prior."""
+        s = self.state
+        per_model = []
+        for m in range(len(self.model_dirs)):
+            p = s.base[m].copy()
+            both = s.covered[m] & s.swapped[m]
+            p[both] = (s.base[m][both] + unswap(s.swap[m][both], self.spec)) / 2
+            per_model.append(p)
+        out = np.tile(self.prior, (s.n, 1))
+        pattern = np.stack(s.covered, axis=1)
+        for key in {tuple(r) for r in pattern.tolist()}:
+            models = [m for m, on in enumerate(key) if on]
+            if not models:
+                continue
+            rows = np.where((pattern == np.array(key)).all(axis=1))[0]
+            if len(self.model_dirs) == 1 and not self.weights:
+                out[rows] = per_model[0][rows]
+            else:
+                weights = self.weights or [1.0] * len(self.model_dirs)
+                out[rows] = blend([per_model[m][rows] for m in models], [weights[m] for m in models], self.cfg.blend)
+        return out
+
+    def write(self, why: str) -> None:
+        start = self.clock()
+        self._write(self.combine())
+        self.write_s = self.clock() - start
+        self.last_write = self.budget.elapsed()
+
+    def maybe_refresh(self) -> None:
+        if self.budget.elapsed() - self.last_write >= self.refresh_s:
+            self.write("refresh")
+
+    def stage(self, name: str, model: int | None, rows: int, seconds: float) -> None:
+        entry = {"stage": name, "model": None if model is None else model + 1, "rows": rows,
+                 "seconds": round(seconds, 3), "elapsed_s": round(self.budget.elapsed(), 3)}
+        self.state.stages.append(entry)
+        what = f"{name}" + (f" (model {model + 1})" if model is not None and len(self.model_dirs) > 1 else "")
+        self.echo(f"kaggle-kit: {what}: {rows} rows in {seconds:.1f}s; {format_duration(self.budget.elapsed())} of "
+                  f"{format_duration(self.budget.seconds)} used")
+
+    # ---- models
+    def load(self, m: int) -> Loaded:
+        t0 = self.clock()
+        trained = self.loader(self.model_dirs[m], backbone=self.backbone, precision=self.cfg.precision,
+                               quantize=self.cfg.quantize)
+        load_s = self.clock() - t0
+        self.stage("load", m, 0, load_s)
+        t0 = self.clock()
+        encoder = encoder_for(trained)
+        tokens = encoder.tokenize_turns(self.pairs, progress=self.progress)
+        encoded = [encoder.assemble([tokens[f][r] for f in encoder.spec.fields]) for r in range(len(self.pairs))]
+        features = swap_features = None
+        if trained.side_head:
+            features = pair_features(self.pairs, self.spec)
+            swap_features = pair_features(self.pairs.swapped(self.spec), self.spec)
+        tokenize_s = self.clock() - t0
+        self.stage("tokenize", m, len(encoded), tokenize_s)
+        replicas = gpu_replicas(trained.model) or [trained.model]
+        pool = ThreadPoolExecutor(len(replicas)) if len(replicas) > 1 else None
+        return Loaded(m, trained, encoder, tokens, encoded, replicas, pool, load_s, tokenize_s, features, swap_features)
+
+    def run_step(self, loaded: Loaded, batches: list[list[int]], encoded, out: np.ndarray, bar) -> float:
+        """One batch per replica, run together; returns the wall time (the throughput counts all replicas)."""
+        pad_id = loaded.trained.tokenizer.pad_token_id
+        start = self.clock()
+        if loaded.pool is None:
+            run_batches(loaded.replicas[0], batches, encoded, pad_id, out, bar)
+        else:
+            jobs = [loaded.pool.submit(run_batches, loaded.replicas[k], [b], encoded, pad_id, out, bar)
+                    for k, b in enumerate(batches)]
+            for job in jobs:
+                job.result()
+        seconds = self.clock() - start
+        lengths = {i: len(encoded[i]) for b in batches for i in b}
+        self.rates.setdefault(loaded.index, Throughput()).record(
+            sum(len(b) * max(lengths[i] for i in b) for b in batches), seconds)
+        return seconds
+
+    def available(self) -> float:
+        """Seconds optional work may still use: the margin keeps room for the last write and the interpreter's exit
+        (which takes a while after torch and transformers were imported; half the start-up is kept for it)."""
+        return self.budget.left() - self.budget.margin(self.write_s) - self.exit_s
+
+    # ---- the base pass of the first model: every row, longest first; shorter max_len if it cannot all fit
+    def base_pass(self, loaded: Loaded) -> None:
+        s, m = self.state, loaded.index
+        encoded = list(loaded.encoded)
+        lengths = [len(e) for e in encoded]
+        batches = token_budget_batches(lengths, self.cfg.max_tokens)
+        self.pad_factor = sum(padded_tokens(b, lengths) for b in batches) / max(1, sum(lengths))
+        logits = np.zeros((s.n, s.num_labels), dtype=np.float32)
+        step_n = len(loaded.replicas)
+        floor = min(loaded.encoder.spec.max_len, loaded.encoder.overhead + 32)
+        start, i = self.clock(), 0
+        with tqdm(total=s.n, desc="predict", unit="row", disable=not self.progress) as bar:
+            while i < len(batches):
+                step = batches[i:i + step_n]
+                rate = self.rates.get(m)
+                if self.available() <= 0:
+                    break
+                if rate is not None:
+                    rest = [r for b in batches[i:] for r in b]
+                    need = rate.seconds_for(sum(padded_tokens(b, lengths) for b in batches[i:]))
+                    if need > self.available():
+                        batches, lengths = self._shorten(loaded, encoded, batches, i, rest, rate, floor)
+                        step = batches[i:i + step_n]
+                    if rate.seconds_for(sum(padded_tokens(b, lengths) for b in step)) > self.available():
+                        break
+                self.run_step(loaded, step, encoded, logits, bar)
+                rows = [r for b in step for r in b]
+                s.base[m][rows] = loaded.probs(logits, rows)
+                s.covered[m][rows] = True
+                i += len(step)
+                if self.projection is None:
+                    self.projection = self.project(loaded, batches[i:], lengths)
+                self.maybe_refresh()
+        self.full_rows = [r for r in range(s.n) if s.covered[m][r] and len(encoded[r]) == len(loaded.encoded[r])]
+        self.stage("base", m, int(s.covered[m].sum()), self.clock() - start)
+        missing = s.n - int(s.covered[m].sum())
+        if missing:
+            self.echo(f"kaggle-kit: warning: the budget ran out: {missing} row(s) got the class prior")
+
+    def _shorten(self, loaded, encoded, batches, i, rest, rate, floor):
+        """Re-encode the rows not reached yet at the largest max_len that still fits (never below `floor`)."""
+        cap = truncation_for([len(encoded[r]) for r in rest], self.available(), rate, self.pad_factor, floor) or floor
+        if self.state.cap is not None and cap >= self.state.cap:
+            return batches, [len(e) for e in encoded]
+        short = Encoder(loaded.trained.tokenizer, replace(loaded.encoder.spec, max_len=cap))
+        fields = loaded.encoder.spec.fields
+        for r in rest:
+            new = short.assemble([loaded.tokens[f][r] for f in fields])
+            if len(new) < len(encoded[r]):
+                encoded[r] = new
+        self.state.cap = cap
+        self.state.truncated = sum(len(encoded[r]) < len(loaded.encoded[r]) for r in range(self.state.n))
+        self.echo(f"kaggle-kit: the base pass would not fit: the {len(rest)} rows left are cut to {cap} tokens")
+        lengths = [len(e) for e in encoded]
+        return batches[:i] + [[rest[j] for j in b] for b in token_budget_batches([lengths[r] for r in rest],
+                                                                                 self.cfg.max_tokens)], lengths
+
+    # ---- optional work
+    def units(self, loaded: Loaded | None, swap_lengths: list[int] | None = None) -> list[Unit]:
+        """Swap pass of the first model, other models' passes (and their swap passes), best value per token first."""
+        s = self.state
+        units: list[Unit] = []
+        setup = loaded.load_s + loaded.tokenize_s if loaded else 0.0
+        every = list(range(s.n))
+        proxy = self.first_lengths  # a model not loaded yet is assumed to see rows as long as the first one does
+        if self.cfg.tta == "swap" and swap_lengths is not None:
+            units.append(self._unit("swap:1", 0, "swap", self.full_rows, swap_lengths, 0.0))
+        elif self.cfg.tta == "swap":
+            units.append(self._unit("swap:1", 0, "swap", self.full_rows, proxy, 0.0))
+        for m in range(1, len(self.model_dirs)):
+            units.append(self._unit(f"model:{m + 1}", m, "model", every, proxy, setup))
+            if self.cfg.tta == "swap":
+                units.append(self._unit(f"swap:{m + 1}", m, "swap", every, proxy, setup, needs=f"model:{m + 1}"))
+        return units
+
+    def _unit(self, key, m, kind, rows, lengths, setup, needs=None) -> Unit:
+        local = token_budget_batches([lengths[r] for r in rows], self.cfg.max_tokens)[::-1]  # shortest first
+        batches = [[rows[j] for j in b] for b in local]
+        return Unit(key, m, kind, batches, [padded_tokens(b, lengths) for b in batches], setup_s=setup, needs=needs)
+
+    def project(self, loaded: Loaded, rest: list[list[int]], lengths: list[int]) -> dict:
+        """The projection made once the first step is measured: base, each optional unit, and what fits."""
+        rate = self.rates[loaded.index]
+        base_left = rate.seconds_for(sum(padded_tokens(b, lengths) for b in rest))
+        self.full_rows = list(range(self.state.n))
+        units = self.units(loaded)
+        picks = plan(units, self.available() - base_left, rate, loaded=0)
+
+        def cost(u: Unit, count: int) -> float:
+            return (u.setup_s if u.model > 0 and count else 0.0) + rate.seconds_for(sum(u.tokens[:count]))
+
+        planned = sum(cost(u, picks[u.key]) for u in units)
+        return {"at_s": round(self.budget.elapsed(), 3), "budget_s": self.budget.seconds,
+                "tokens_per_s": round(rate.tokens_per_s, 1),
+                "base_s": round(rate.seconds + base_left, 1),
+                "optional_s": {u.key: round(cost(u, len(u.batches)), 1) for u in units},
+                "planned_rows": {u.key: sum(len(b) for b in u.batches[:picks[u.key]]) for u in units},
+                "finish_s": round(self.budget.elapsed() + base_left + planned, 1),
+                "fits_everything": all(picks[u.key] == len(u.batches) for u in units) and base_left <= self.available()}
+
+    def optional(self, loaded: Loaded) -> Loaded | None:
+        s = self.state
+        swap_lengths = None
+        if self.cfg.tta == "swap":
+            swap_lengths = [0] * s.n
+            for r, ids in loaded.swapped(self.full_rows, self.spec).items():
+                swap_lengths[r] = len(ids)
+        units = self.units(loaded, swap_lengths)
+        times: dict[str, float] = {}
+        with tqdm(total=sum(u.rows for u in units), desc="optional", unit="row", disable=not self.progress) as bar:
+            while True:
+                picks = plan(units, self.available(), self.rates[0], loaded.index if loaded else None, self.rates)
+                todo = [u for u in units if picks[u.key] > u.done]
+                if not todo:
+                    break
+                current = [u for u in todo if loaded is not None and u.model == loaded.index]
+                if not current:
+                    nxt = min(u.model for u in todo)
+                    self._finish_units(units, times, loaded)
+                    if loaded is not None:
+                        self.unload(loaded)
+                    loaded = self.load(nxt)
+                    units = self._rebuild(units, loaded)
+                    continue
+                unit = current[0]
+                step = unit.batches[unit.done:min(picks[unit.key], unit.done + len(loaded.replicas))]
+                rate = self.rates.get(loaded.index, self.rates[0])
+                if rate.seconds_for(sum(unit.tokens[unit.done:unit.done + len(step)])) > self.available():
+                    break
+                rows = [r for b in step for r in b]
+                encoded, logits = self._inputs(loaded, unit, rows)
+                t = self.run_step(loaded, step, encoded, logits, bar)
+                times[unit.key] = times.get(unit.key, 0.0) + t
+                probs = loaded.probs(logits, rows, swapped=unit.kind == "swap")
+                m = unit.model
+                if unit.kind == "swap":
+                    s.swap[m][rows] = probs
+                    s.swapped[m][rows] = True
+                else:
+                    s.base[m][rows] = probs
+                    s.covered[m][rows] = True
+                unit.done += len(step)
+                self.maybe_refresh()
+        self._finish_units(units, times, loaded)
+        return loaded
+
+    def _inputs(self, loaded: Loaded, unit: Unit, rows: list[int]):
+        if unit.kind == "swap":
+            swapped = loaded.swapped(rows, self.spec)
+            encoded: list = [None] * self.state.n
+            for r, ids in swapped.items():
+                encoded[r] = ids
+        else:
+            encoded = loaded.encoded
+        return encoded, np.zeros((self.state.n, self.state.num_labels), dtype=np.float32)
+
+    def _finish_units(self, units: list[Unit], times: dict[str, float], loaded: Loaded | None) -> None:
+        for u in units:
+            if loaded is not None and u.model == loaded.index and u.key in times and not getattr(u, "reported", False):
+                self.stage("swap" if u.kind == "swap" else "base", u.model, sum(len(b) for b in u.batches[:u.done]),
+                           times[u.key])
+                u.reported = True  # type: ignore[attr-defined]
+
+    def _rebuild(self, units: list[Unit], loaded: Loaded) -> list[Unit]:
+        """A newly loaded model's units, batched by its own encodings; other models' units keep their progress."""
+        out = []
+        lengths = loaded.lengths
+        for u in units:
+            if u.model < loaded.index:
+                continue
+            if u.model == loaded.index and u.done == 0:
+                rows = sorted(r for b in u.batches for r in b)
+                u = self._unit(u.key, u.model, u.kind, rows, lengths, 0.0, u.needs)
+            out.append(u)
+        return out
+
+    def unload(self, loaded: Loaded) -> None:
+        loaded.close()
+        loaded.trained = loaded.replicas = None  # type: ignore[assignment]
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    # ---- the whole run
+    def run(self) -> dict:
+        s = self.state
+        self.exit_s = EXIT_SHARE * self.budget.elapsed()
+        self.stage("start", None, 0, self.budget.elapsed())
+        t0 = self.clock()
+        self.write("prior")
+        self.stage("write", None, s.n, self.clock() - t0)
+        self.full_rows, self.first_lengths = [], []
+        loaded = self.load(0)
+        self.first_lengths = loaded.lengths
+        self.base_pass(loaded)
+        t0 = self.clock()
+        self.write("base")
+        self.stage("write", None, s.n, self.clock() - t0)
+        self.measured = self.measure(loaded)
+        if (self.cfg.tta == "swap" or len(self.model_dirs) > 1) and 0 in self.rates:
+            loaded = self.optional(loaded)
+            t0 = self.clock()
+            self.write("final")
+            self.stage("write", None, s.n, self.clock() - t0)
+        if loaded is not None:
+            self.unload(loaded)
+        return self.report()
+
+    def measure(self, loaded: Loaded) -> dict:
+        """What `plan infer` projects from: throughput, start-up costs and the rows' untruncated token lengths."""
+        rate = self.rates.get(0)
+        sep = loaded.encoder.separator
+        fields = loaded.encoder.spec.fields
+        full = [loaded.encoder.overhead + sum(field_demand(loaded.tokens[f][r], sep) for f in fields)
+                for r in range(self.state.n)]
+        return {"device": "cuda" if torch.cuda.is_available() else "cpu", "replicas": len(loaded.replicas),
+                "rows": self.state.n, "max_len": loaded.encoder.spec.max_len, "max_tokens": self.cfg.max_tokens,
+                "tokens_per_s": round(rate.tokens_per_s, 1) if rate and rate.tokens else None,
+                "pad_factor": round(getattr(self, "pad_factor", 1.0), 4),
+                "load_s": round(loaded.load_s, 3), "tokenize_s_per_row": loaded.tokenize_s / max(1, self.state.n),
+                "startup_s": round(self.state.stages[0]["seconds"], 3),
+                "length_quantiles": [int(q) for q in np.percentile(full, QUANTILES)] if full else []}
+
+    def report(self) -> dict:
+        s = self.state
+        swapped = np.any(np.stack(s.swapped), axis=0) if s.swapped else np.zeros(s.n, bool)
+        return {"rows": s.n, "predicted_rows": int(s.covered[0].sum()), "prior_rows": int((~s.covered[0]).sum()),
+                "truncated_rows": s.truncated, "truncated_to": s.cap, "tta_rows": int(swapped.sum()),
+                "model_rows": [int(c.sum()) for c in s.covered], "budget_s": self.budget.seconds,
+                "elapsed_s": round(self.budget.elapsed(), 3), "projection": self.projection, "stages": s.stages,
+                "measured": self.measured}

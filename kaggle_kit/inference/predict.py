@@ -1,0 +1,107 @@
+"""Plain prediction: a trained model dir (or several, averaged) over test pairs, on one or more GPUs, with swap TTA."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kaggle_kit.competition.spec import CompetitionSpec
+from kaggle_kit.data.encode import Encoder, EncodingSpec
+from kaggle_kit.data.reading import Pairs
+from kaggle_kit.errors import KitError
+from kaggle_kit.model.batching import predict_logits
+from kaggle_kit.model.model_dir import TrainedModel, load_trained
+from kaggle_kit.model.side_head import pair_features
+
+
+def gpu_replicas(model: torch.nn.Module) -> list[torch.nn.Module] | None:
+    """One copy per visible GPU (Kaggle's T4 x2); None on CPU or a single GPU."""
+    count = torch.cuda.device_count()
+    if count < 2:
+        return None
+    return [model] + [copy.deepcopy(model).to(f"cuda:{k}") for k in range(1, count)]
+
+
+def unswap(probs_of_swapped: np.ndarray, spec: CompetitionSpec) -> np.ndarray:
+    """Probabilities predicted on A/B-swapped rows, mapped back to the original columns."""
+    return probs_of_swapped[:, list(spec.label_swap)]
+
+
+def encoder_for(trained: TrainedModel) -> Encoder:
+    """The training encoding, at the inference length recorded by train (within the backbone's limit)."""
+    spec = EncodingSpec.from_dict(trained.info["encoding"])
+    tokens = (trained.info.get("max_len") or {}).get("predict")
+    return Encoder(trained.tokenizer, replace(spec, max_len=int(tokens)) if tokens else spec)
+
+
+def predict_probs(trained: TrainedModel, pairs: Pairs, spec: CompetitionSpec, max_tokens: int, tta: str = "none",
+                  progress: bool = True) -> np.ndarray:
+    encoder = encoder_for(trained)
+    tokens = encoder.tokenize_turns(pairs, progress=progress)
+    fields = encoder.spec.fields
+    encoded = [encoder.assemble([tokens[f][r] for f in fields]) for r in range(len(pairs))]
+    replicas = gpu_replicas(trained.model)
+    pad_id = trained.tokenizer.pad_token_id
+    n = trained.info["num_labels"]
+    features = pair_features(pairs, spec) if trained.side_head else None
+    probs = trained.probs(predict_logits(trained.model, pad_id, encoded, max_tokens, n, progress, replicas), features)
+    if tta == "swap":
+        a, b = spec.swap_pairs[0]
+        # The same turns, responses exchanged: no re-tokenising.
+        swapped_fields = [{a: b, b: a}.get(f, f) for f in fields]
+        swapped = [encoder.assemble([tokens[f][r] for f in swapped_fields]) for r in range(len(pairs))]
+        swapped_features = pair_features(pairs.swapped(spec), spec) if trained.side_head else None
+        swapped_probs = trained.probs(predict_logits(trained.model, pad_id, swapped, max_tokens, n, progress, replicas),
+                                      swapped_features)
+        probs = (probs + unswap(swapped_probs, spec)) / 2
+    elif tta != "none":
+        raise KitError(f"unknown --tta '{tta}'", hint="choose none or swap")
+    return probs
+
+
+def check_weights(weights: list[float] | None, n_models: int) -> list[float]:
+    """One non-negative weight per model, not all zero (default: equal weights)."""
+    weights = list(weights) if weights else [1.0] * n_models
+    if len(weights) != n_models:
+        raise KitError(f"{n_models} model(s) but {len(weights)} weights", hint="give one --weights value per --model")
+    if any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise KitError(f"weights {weights} must be non-negative and not all zero")
+    return weights
+
+
+def blend(prob_sets: list[np.ndarray], weights: list[float] | None = None, how: str = "prob") -> np.ndarray:
+    """Weighted average of probabilities, or of log-probabilities (geometric mean, renormalised)."""
+    weights = check_weights(weights, len(prob_sets))
+    w = np.asarray(weights, dtype=np.float64) / sum(weights)
+    stack = np.stack([np.asarray(p, dtype=np.float64) for p in prob_sets])
+    if how == "prob":
+        return np.tensordot(w, stack, axes=1)
+    if how == "logprob":
+        mixed = np.exp(np.tensordot(w, np.log(np.clip(stack, 1e-12, 1.0)), axes=1))
+        return mixed / mixed.sum(axis=1, keepdims=True)
+    raise KitError(f"unknown --blend '{how}'", hint="choose prob or logprob")
+
+
+@dataclass
+class PredictionRun:
+    probs: np.ndarray
+    seconds: float
+    rows: int
+
+
+def predict_models(model_dirs: list[Path], pairs: Pairs, spec: CompetitionSpec, max_tokens: int, tta: str = "none",
+                   weights: list[float] | None = None, how: str = "prob", backbone: str | None = None,
+                   precision: str = "auto", quantize: str | None = None, progress: bool = True) -> PredictionRun:
+    start = time.perf_counter()
+    prob_sets = []
+    for model_dir in model_dirs:
+        trained = load_trained(model_dir, backbone=backbone, precision=precision, quantize=quantize)
+        prob_sets.append(predict_probs(trained, pairs, spec, max_tokens, tta=tta, progress=progress))
+        del trained
+    probs = prob_sets[0] if len(prob_sets) == 1 and not weights else blend(prob_sets, weights, how)
+    return PredictionRun(probs=probs, seconds=time.perf_counter() - start, rows=len(pairs))

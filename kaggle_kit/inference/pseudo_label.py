@@ -1,0 +1,78 @@
+"""Pseudo-labels: predict unlabelled pairs with a model or a blend and write them as a soft-label training file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kaggle_kit.atomic import atomic_path, refuse_overwrite
+from kaggle_kit.competition.spec import CompetitionSpec
+from kaggle_kit.config import PredictConfig
+from kaggle_kit.data.reading import _parse_frame, check_unique_ids, read_csv_checked
+from kaggle_kit.errors import KitError, UsageProblem
+from kaggle_kit.model.model_dir import check_model_dir
+
+PROB_FORMAT = "%.6f"  # 6 decimals: rows sum to 1 within 2e-6, far inside the reader's tolerance
+
+
+def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec: CompetitionSpec, cfg: PredictConfig,
+                 weights: list[float] | None = None, min_confidence: float = 0.0, backbone: str | None = None,
+                 overwrite: bool = False, progress: bool = True) -> dict:
+    """PAIRS.csv (test format; extra columns ignored) -> train-format CSV whose winner_* columns are probabilities."""
+    from kaggle_kit.inference.predict import check_weights, predict_models
+
+    if out_path.is_dir():
+        raise KitError(f"{out_path} is a folder", hint="--out takes a file path, e.g. data/pseudo.csv")
+    refuse_overwrite(out_path, overwrite)
+    if not 0.0 <= min_confidence <= 1.0:
+        raise UsageProblem(f"--min-confidence {min_confidence} must be in [0, 1]")
+    fitted = None
+    if cfg.blend.endswith(".json"):
+        from kaggle_kit.inference.blending import read_blend, used_model_dirs
+
+        if model_dirs or weights:
+            raise UsageProblem("--blend FILE.json names the models itself", hint="drop --model/--weights")
+        fitted = read_blend(Path(cfg.blend))
+        model_dirs = used_model_dirs(fitted)
+    if not model_dirs:
+        raise KitError("no model given", hint="pass --model DIR (repeat to blend) or --blend blend.json")
+    if fitted is None and (weights is not None or len(model_dirs) > 1):
+        check_weights(weights, len(model_dirs))
+    frame = read_csv_checked(input_path, spec.test_columns, allow_extra=True)
+    check_unique_ids(input_path, frame, spec.id_column)
+    pairs = _parse_frame(input_path, frame, spec)
+    for d in model_dirs:
+        check_model_dir(d)
+
+    if fitted is not None:
+        from kaggle_kit.inference.blending import predict_blend
+
+        probs = predict_blend(fitted, pairs, spec, cfg, backbone, progress=progress)
+    else:
+        probs = predict_models(model_dirs, pairs, spec, cfg.max_tokens, cfg.tta, weights, cfg.blend, backbone,
+                               cfg.precision, cfg.quantize, progress=progress).probs
+    if cfg.rules:
+        from kaggle_kit.inference.rules import RULES, apply_rules
+
+        probs, _ = apply_rules(probs, pairs, spec, fitted.rules if fitted is not None else RULES)
+    probs = probs / probs.sum(axis=1, keepdims=True)
+    confidence = probs.max(axis=1)
+    keep = confidence >= min_confidence
+    if not keep.any():
+        raise KitError(f"no row reached --min-confidence {min_confidence} (the most confident was "
+                       f"{confidence.max():.3f}); nothing written", hint="lower --min-confidence")
+    out = pd.DataFrame({spec.id_column: frame[spec.id_column]})
+    for column in spec.train_extra_columns:  # model names if the pairs carry them, else blank
+        out[column] = frame[column] if column in frame.columns else ""
+    for column in spec.text_columns:
+        out[column] = frame[column]  # the cells as given: the text is not re-serialised
+    for k, column in enumerate(spec.label_columns):
+        out[column] = probs[:, k]
+    out = out.loc[keep, spec.train_columns]
+    with atomic_path(out_path) as tmp:
+        out.to_csv(tmp, index=False, float_format=PROB_FORMAT)
+    return {"path": str(out_path), "rows": int(keep.sum()), "rows_in": len(frame),
+            "dropped_low_confidence": int((~keep).sum()), "mean_confidence": float(confidence[keep].mean()),
+            "class_mean": [float(x) for x in np.asarray(probs[keep]).mean(axis=0)]}

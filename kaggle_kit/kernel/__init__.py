@@ -1,0 +1,1 @@
+"""The Kaggle kernel, kernel side: building the bundle, its entry point, the preflight and the offline wheels."""

@@ -1,0 +1,193 @@
+"""The kernel lock (kernel.lock.toml) and the offline wheel set built from it for Kaggle's image.
+
+One lock is the single source for: the wheels `upload wheels` downloads, what the kernel bootstrap may install, and
+what the preflight checks. `python -m kaggle_kit.kernel.wheels lock` regenerates it from the venv that ran the newest
+tests."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from kaggle_kit.errors import KitError
+
+LOCK_FILE = Path(__file__).with_name("kernel.lock.toml")
+RECORD_FILE = "kaggle_kit_lock.json"
+# What kernel code imports beyond the image's own stack; their dependency closure is locked.
+ROOTS = ("transformers", "peft", "accelerate", "bitsandbytes", "tokenizers", "datasets", "huggingface-hub",
+         "safetensors", "sentencepiece")
+# Always in Kaggle's image and never installed by us (torch is its CUDA build; the rest are large compiled wheels
+# the image keeps current): the closure stops there, the preflight checks them against setup.cfg's minimums.
+IMAGE = ("torch", "numpy", "pandas", "scipy", "scikit-learn", "matplotlib", "pyarrow")
+
+
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class Lock:
+    python: str
+    platforms: tuple[str, ...]
+    packages: dict[str, str]  # canonical name -> exact version tested
+    minimum: dict[str, str]  # canonical name -> lowest version tested (setup.cfg)
+
+    def requirements(self) -> list[str]:
+        return [f"{name}=={version}" for name, version in sorted(self.packages.items())]
+
+    def to_dict(self) -> dict:
+        return {"python": self.python, "platforms": list(self.platforms),
+                "packages": dict(sorted(self.packages.items())), "minimum": dict(sorted(self.minimum.items()))}
+
+
+def load_lock(path: Path = LOCK_FILE) -> Lock:
+    if not path.exists():
+        raise KitError(f"kernel lock {path} not found", hint="it ships with kaggle-kit: reinstall it")
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return Lock(python=data["target"]["python"], platforms=tuple(data["target"]["platforms"]),
+                packages={canonical(k): v for k, v in data["packages"].items()},
+                minimum={canonical(k): v for k, v in data["minimum"].items()})
+
+
+def wheel_name(filename: str) -> str:
+    """The canonical distribution name of a wheel file (PEP 427: name-version-...whl)."""
+    return canonical(filename.split("-")[0])
+
+
+def build_wheel_set(dest: Path, lock: Lock | None = None, python: str | None = None, platforms: list[str] | None = None,
+                    find_links: list[Path] | None = None, no_index: bool = False) -> list[Path]:
+    """Exactly the lock's wheels for the target interpreter, our own wheel and the lock record; complete or an error.
+
+    find_links/no_index let a test build the same set offline from a local wheel cache."""
+    lock = lock or load_lock()
+    dest.mkdir(parents=True, exist_ok=True)
+    target = ["--python-version", python or lock.python]
+    for platform in platforms if platforms is not None else lock.platforms:
+        target += ["--platform", platform]
+    sources = [arg for link in (find_links or []) for arg in ("--find-links", str(link))]
+    sources += ["--no-index"] if no_index else []
+    _pip(["download", "-q", "--no-deps", "--only-binary=:all:", *target, *sources, "-d", str(dest),
+          *lock.requirements()], "pip download of the locked wheels")
+    build_own_wheel(dest)
+    have = {wheel_name(p.name) for p in dest.glob("*.whl")}
+    missing = sorted(set(lock.packages) - have)
+    if missing:
+        raise KitError(f"the wheel set lacks {', '.join(missing)}", hint="no wheel for the lock's python/platform")
+    record = {"lock": lock.to_dict(), "wheels": sorted(p.name for p in dest.glob("*.whl"))}
+    (dest / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    return sorted(dest.glob("*.whl"))
+
+
+def build_own_wheel(dest: Path) -> None:
+    """The kaggle-kit wheel, built from a temp copy: pip would leave build/ and *.egg-info in the checkout."""
+    import shutil
+    import tempfile
+
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "setup.cfg").exists():
+        raise KitError("building the kaggle-kit wheel needs a kaggle-kit source checkout")
+    with tempfile.TemporaryDirectory(prefix="kk-wheel-") as tmp:
+        src = Path(tmp) / "src"
+        shutil.copytree(root / "kaggle_kit", src / "kaggle_kit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        for name in ("setup.cfg", "pyproject.toml", "README.md"):
+            shutil.copy2(root / name, src / name)
+        _pip(["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dest), str(src)],
+             "building the kaggle-kit wheel")
+
+
+def _pip(args: list[str], what: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+    if proc.returncode:
+        lines = proc.stderr.strip().splitlines()
+        lines = [x for x in lines if x.startswith("ERROR")] or lines
+        raise KitError(f"{what} failed: {(lines or ['?'])[-1]}")
+
+
+# ---- lock generation (run in the venv that passed the newest tests)
+def _requires(dist: metadata.Distribution) -> list[str]:
+    """Names a distribution needs here (markers evaluated, extras skipped)."""
+    from packaging.requirements import Requirement
+
+    names = []
+    for line in dist.requires or []:
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            names.append(canonical(req.name))
+    return names
+
+
+def closure(roots=ROOTS, stop=IMAGE) -> dict[str, str]:
+    """Installed versions of `roots` and everything they need, not descending into image packages."""
+    found: dict[str, str] = {}
+    todo = [canonical(r) for r in roots]
+    while todo:
+        name = todo.pop()
+        if name in found or name in stop:
+            continue
+        dist = metadata.distribution(name)
+        found[name] = dist.version
+        todo.extend(_requires(dist))
+    return dict(sorted(found.items()))
+
+
+def setup_cfg_minimums(setup_cfg: Path | None = None) -> dict[str, str]:
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(setup_cfg or Path(__file__).resolve().parents[2] / "setup.cfg")
+    bounds = {}
+    for line in filter(None, (x.strip() for x in cfg["options"]["install_requires"].splitlines())):
+        name, _, rest = line.partition(">=")
+        bounds[canonical(name.strip())] = rest.split(";")[0].strip()
+    return bounds
+
+
+def render_lock(packages: dict[str, str], minimum: dict[str, str], python: str, platforms: list[str]) -> str:
+    lines = [
+        "# Exact versions the kernels are tested with (the newest stack of `make test`). The single source for",
+        "# `kaggle-kit upload wheels` (downloads exactly these + the kaggle-kit wheel), the kernel bootstrap (installs",
+        "# from them what the image lacks or has below [minimum]) and the kernel preflight.",
+        "# Regenerate in the venv that passed the newest tests: python -m kaggle_kit.kernel.wheels lock",
+        "", "[target]  # Kaggle's GPU image",
+        f'python = "{python}"', "platforms = [" + ", ".join(f'"{p}"' for p in platforms) + "]",
+        "", "[minimum]  # setup.cfg's lower bounds: the oldest tested versions (`make test-oldest`)",
+        *(f'{name} = "{version}"' for name, version in sorted(minimum.items())),
+        "", "[packages]",
+        *(f'{name} = "{version}"' for name, version in packages.items()), "",
+    ]
+    return "\n".join(lines)
+
+
+def write_lock(path: Path = LOCK_FILE) -> Path:
+    """The lock from this venv's installed closure; minimums of what kernels use, from setup.cfg."""
+    current = load_lock(path) if path.exists() else None
+    packages = closure()
+    minimum = {k: v for k, v in setup_cfg_minimums().items() if k in packages or k in ROOTS or k in IMAGE}
+    path.write_text(render_lock(packages, minimum, current.python if current else "3.12",
+                                list(current.platforms) if current else ["manylinux_2_28_x86_64"]))
+    return path
+
+
+def main(argv: list[str]) -> None:
+    """`lock`: rewrite the lock from this venv; `download DEST [PYTHON]`: the wheel set as `upload wheels` stages it."""
+    if argv[:1] == ["lock"]:
+        print(f"wrote {write_lock()}")
+    elif argv[:1] == ["download"] and len(argv) in (2, 3):
+        files = build_wheel_set(Path(argv[1]), python=argv[2] if len(argv) == 3 else None)
+        print(f"{len(files)} wheels in {argv[1]}")
+    else:
+        sys.exit("usage: python -m kaggle_kit.kernel.wheels lock | download DEST [PYTHON_VERSION]")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,160 @@
+"""Real backbones: find a local model folder, load it for sequence classification (precision and 4/8-bit chosen by
+device), and wrap it with LoRA."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from kaggle_kit.compat import dtype_kwarg
+from kaggle_kit.errors import KitError
+
+# All linear layers of attention + MLP. DeBERTa's "output.dense" suffix matches attention and MLP outputs but not the
+# pooler; BERT-family names likewise.
+TARGET_MODULES = {
+    "deberta-v2": ["query_proj", "key_proj", "value_proj", "output.dense", "intermediate.dense"],
+    "bert": ["query", "key", "value", "output.dense", "intermediate.dense"],
+    "roberta": ["query", "key", "value", "output.dense", "intermediate.dense"],
+    "xlm-roberta": ["query", "key", "value", "output.dense", "intermediate.dense"],
+    "electra": ["query", "key", "value", "output.dense", "intermediate.dense"],
+    "llama": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "gemma2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "gemma": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "mistral": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "qwen2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+}
+# Trained in full and saved with the adapter. DeBERTa-v3 checkpoints ship no pooler: left frozen it would stay random,
+# and an adapter saved without it would reload with a *different* random pooler. BERT-family poolers are pretrained
+# (next-sentence task), but fine-tuning them with the fresh head is the usual recipe.
+HEAD_MODULES = {"deberta-v2": ["classifier", "pooler"], "bert": ["classifier", "pooler"]}
+DEFAULT_HEAD = ["score"]
+ENCODER_TYPES = {"deberta-v2", "deberta", "bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet"}
+BACKBONE_HINT = ("pass --backbone PATH (a local model folder), or attach the weights as a Kaggle dataset and pass "
+                 "/kaggle/input/<slug>; `kaggle-kit tiny-backbone DIR` builds a small one for trying things out")
+
+
+def resolve_backbone_path(backbone: str | os.PathLike | None) -> Path:
+    """Only local folders: there is no hub access where kernels run with the internet off."""
+    if not backbone:
+        raise KitError("no backbone given", hint="pass --backbone PATH or set [train] backbone in kaggle-kit.toml")
+    path = Path(backbone).expanduser()
+    if not path.is_dir():
+        raise KitError(f"backbone '{backbone}' is not a local folder", hint=BACKBONE_HINT)
+    if not (path / "config.json").exists():
+        raise KitError(f"backbone folder {path} has no config.json", hint="it must be a save_pretrained() folder")
+    return path.resolve()
+
+
+def model_type(backbone: Path) -> str:
+    try:
+        return json.loads((backbone / "config.json").read_text())["model_type"]
+    except (json.JSONDecodeError, KeyError, UnicodeDecodeError):
+        raise KitError(f"{backbone / 'config.json'} is not a transformers config (no model_type)") from None
+
+
+def is_decoder(model_type_name: str) -> bool:
+    return model_type_name not in ENCODER_TYPES
+
+
+def template_for(backbone: Path) -> tuple[str, str]:
+    kind = model_type(backbone)
+    return kind, ("decoder" if is_decoder(kind) else "encoder")
+
+
+def load_tokenizer(backbone: Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    if tokenizer.pad_token is None:  # decoder tokenizers often have none: pad with eos
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+@dataclass(frozen=True)
+class Precision:
+    name: str  # fp32 | fp16 | bf16
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.name]
+
+
+def choose_precision(requested: str = "auto") -> Precision:
+    """bf16 on Ampere+ (A100/H100), fp16 on T4/P100, fp32 on CPU (fp16 on CPU is silently 2.5x slower)."""
+    cuda = torch.cuda.is_available()
+    if requested == "auto":
+        if not cuda:
+            return Precision("fp32")
+        return Precision("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+    if requested not in ("fp32", "fp16", "bf16"):
+        raise KitError(f"unknown precision '{requested}'", hint="choose auto, fp32, fp16 or bf16")
+    if requested != "fp32" and not cuda:
+        raise KitError(f"--precision {requested} needs a CUDA GPU", hint="use --precision auto (fp32) on CPU")
+    if requested == "bf16" and not torch.cuda.is_bf16_supported():
+        raise KitError("this GPU does not support bf16", hint="use --precision fp16 (T4/P100) or auto")
+    return Precision(requested)
+
+
+def quantization_config(quantize: str | None, compute_dtype: torch.dtype):
+    if quantize is None:
+        return None
+    if quantize not in ("4bit", "8bit"):
+        raise KitError(f"unknown --quantize '{quantize}'", hint="choose 4bit or 8bit")
+    if not torch.cuda.is_available():
+        raise KitError(f"--quantize {quantize} needs a CUDA GPU (bitsandbytes)", hint="drop --quantize on CPU")
+    from transformers import BitsAndBytesConfig
+
+    if quantize == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=compute_dtype)
+
+
+def load_backbone_model(backbone: Path, precision: Precision, quantize: str | None = None, num_labels: int = 3):
+    from transformers import AutoModelForSequenceClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars: noise in logs, and they break one-line errors
+
+    tokenizer = load_tokenizer(backbone)
+    kwargs = {"num_labels": num_labels, "ignore_mismatched_sizes": True}
+    quant = quantization_config(quantize, precision.dtype)
+    if quant is not None:
+        kwargs.update(quantization_config=quant, device_map={"": torch.cuda.current_device()})
+    # LoRA trains in fp32 master weights; fp16/bf16 come from Trainer's autocast, except under quantisation.
+    kwargs.update(dtype_kwarg(precision.dtype if quant is not None else torch.float32))
+    model = AutoModelForSequenceClassification.from_pretrained(backbone, **kwargs)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def lora_layers(model, freeze_layers: int) -> list[int] | None:
+    """Indexes of the layers that get LoRA when the first `freeze_layers` stay frozen (None: all of them)."""
+    if freeze_layers <= 0:
+        return None
+    total = int(model.config.num_hidden_layers)
+    if freeze_layers >= total:
+        raise KitError(f"--freeze-layers {freeze_layers} leaves no layer to train (the backbone has {total})",
+                       hint=f"use at most {total - 1}")
+    return list(range(freeze_layers, total))
+
+
+def lora_model(model, kind: str, r: int, alpha: int, dropout: float, rslora: bool, targets: list[str] | None,
+               quantize: str | None = None, gradient_checkpointing: bool = False, freeze_layers: int = 0):
+    from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
+
+    layers = lora_layers(model, freeze_layers)
+    if quantize is not None:
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+    config = LoraConfig(
+        task_type=TaskType.SEQ_CLS, r=r, lora_alpha=alpha, lora_dropout=dropout, use_rslora=rslora,
+        target_modules=targets or TARGET_MODULES.get(kind, "all-linear"),
+        modules_to_save=HEAD_MODULES.get(kind, DEFAULT_HEAD), layers_to_transform=layers,
+        layers_pattern=None if layers is None else ("layer" if kind in ENCODER_TYPES else "layers"),
+    )
+    return get_peft_model(model, config)

@@ -1,0 +1,224 @@
+"""The trained model folder: what `train` writes, what `predict`/`report`/kernels read, and which files are ours.
+
+    MODEL_DIR/kaggle_kit_model.json   format, backbone (resolved path), encoding, temperature or side head, train config
+    MODEL_DIR/adapter/                LoRA weights + trained head (peft)
+    MODEL_DIR/tokenizer/              the tokenizer used at training time
+    MODEL_DIR/merged/                 optional: backbone with the adapter merged in
+    MODEL_DIR/checkpoints/            Trainer checkpoints (resume), run_config.json (the settings they belong to)
+    MODEL_DIR/metrics.json, holdout_predictions.csv, training_curves.png, report/
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from kaggle_kit.atomic import write_text_atomic
+from kaggle_kit.compat import dtype_kwarg
+from kaggle_kit.errors import KitError
+from kaggle_kit.metrics import softmax
+from kaggle_kit.model.backbone import choose_precision, load_backbone_model, load_tokenizer, model_type
+from kaggle_kit.model.side_head import head_problem, head_probs
+
+MODEL_FILE = "kaggle_kit_model.json"
+ADAPTER_DIR = "adapter"
+TOKENIZER_DIR = "tokenizer"
+MERGED_DIR = "merged"
+CHECKPOINTS = "checkpoints"
+RUN_CONFIG = "run_config.json"  # inside CHECKPOINTS: the settings an interrupted run was started with
+AFTER_TRAINING = ("length_head",)  # settings used only once training ends: free to change at --resume
+HOLDOUT_FILE = "holdout_predictions.csv"
+METRICS_FILE = "metrics.json"
+CURVES_FILE = "training_curves.png"
+REPORT_DIR = "report"
+FORMAT_VERSION = 2
+# Everything kaggle-kit itself writes into a model dir: --overwrite removes these and nothing else.
+OWN_ENTRIES = (MODEL_FILE, ADAPTER_DIR, TOKENIZER_DIR, MERGED_DIR, CHECKPOINTS, HOLDOUT_FILE, METRICS_FILE,
+               CURVES_FILE, REPORT_DIR)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    """Check --out before any work: a new/empty folder, a kaggle-kit model dir to replace (--overwrite removes only
+    our own files), or an interrupted run to --resume. A folder of someone else's files is never touched."""
+    if out.exists() and not out.is_dir():
+        raise KitError(f"--out {out} is a file, not a folder", hint="choose a new folder")
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    ours = [e for e in entries if e in OWN_ENTRIES]
+    done = (out / MODEL_FILE).exists()
+    has_checkpoints = any((out / CHECKPOINTS).glob("checkpoint-*"))
+    if resume:
+        if done:
+            raise KitError(f"{out} holds a finished model: nothing to resume",
+                           hint="pass --overwrite to train again, or choose a new --out")
+        if not has_checkpoints:
+            raise KitError(f"--resume: no checkpoint in {out / CHECKPOINTS}", hint="start without --resume")
+        return
+    if entries and not ours:
+        raise KitError(f"--out {out} already holds files that kaggle-kit did not write ({', '.join(entries[:3])}"
+                       f"{', ...' if len(entries) > 3 else ''})", hint="choose a new or empty folder")
+    if not ours:
+        return
+    if not overwrite:
+        if done:
+            raise KitError(f"{out} already holds a trained model", hint="pass --overwrite to start again")
+        if has_checkpoints:
+            raise KitError(f"{out} already holds checkpoints of an interrupted run",
+                           hint="pass --resume to continue it, or --overwrite to start again")
+        raise KitError(f"{out} holds kaggle-kit files of an unfinished run", hint="pass --overwrite to start again")
+    for name in ours:
+        _remove(out / name)
+
+
+def save_run_config(out: Path, settings: dict) -> None:
+    """Written when training starts, so --resume can refuse settings that differ from the checkpoints'."""
+    write_text_atomic(out / CHECKPOINTS / RUN_CONFIG, json.dumps(settings, indent=2, sort_keys=True))
+
+
+def check_resume_settings(out: Path, settings: dict) -> None:
+    path = out / CHECKPOINTS / RUN_CONFIG
+    if not path.exists():
+        raise KitError(f"--resume: {path} is missing, so the checkpoints' settings are unknown",
+                       hint="start again with --overwrite")
+    saved = _read_json(path)
+    differ = sorted(k for k in set(saved) | set(settings)
+                    if k not in AFTER_TRAINING and saved.get(k) != settings.get(k))
+    if differ:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {settings.get(k)!r}" for k in differ[:4])
+        raise KitError(f"--resume with settings that differ from the checkpoints' ({shown})",
+                       hint="resume with the original flags, or start again with --overwrite")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
+        raise KitError(f"{path} is corrupt ({str(exc).splitlines()[0]})", hint="train the model again") from None
+    if not isinstance(data, dict):
+        raise KitError(f"{path} is corrupt (not a JSON object)", hint="train the model again")
+    return data
+
+
+def save_model_dir(out: Path, model, tokenizer, info: dict, merge: bool = False) -> None:
+    """Adapter, tokenizer, optional merged model, then the info file last: its presence means 'complete'."""
+    model.save_pretrained(out / ADAPTER_DIR)
+    tokenizer.save_pretrained(out / TOKENIZER_DIR)
+    if merge:
+        model.merge_and_unload().save_pretrained(out / MERGED_DIR)
+    write_text_atomic(out / MODEL_FILE, json.dumps({"format": FORMAT_VERSION, **info}, indent=2, default=str))
+
+
+def read_model_info(model_dir: Path) -> dict:
+    path = model_dir / MODEL_FILE
+    if not path.exists():
+        raise KitError(f"{model_dir} is not a kaggle-kit model dir (no {MODEL_FILE})",
+                       hint="pass the --out folder of `kaggle-kit train`")
+    info = _read_json(path)
+    missing = [k for k in ("backbone", "model_type", "num_labels", "encoding") if k not in info]
+    if missing:
+        raise KitError(f"{path} is corrupt (no {', '.join(missing)})", hint="train the model again")
+    if info.get("side_head") is not None and (problem := head_problem(info["side_head"], int(info["num_labels"]))):
+        raise KitError(f"{path} is corrupt ({problem})", hint="train the model again")
+    return info
+
+
+def find_backbone(model_dir: Path, info: dict, override: str | None = None) -> Path:
+    """--backbone if given; else the recorded (absolute) path; else a folder of that name beside the model dir."""
+    from kaggle_kit.model.backbone import resolve_backbone_path
+
+    if override:
+        path = resolve_backbone_path(override)
+        if model_type(path) != info["model_type"]:
+            raise KitError(f"--backbone {override} is a {model_type(path)} model but {model_dir} was trained on a "
+                           f"{info['model_type']}", hint="pass the backbone the model was trained with")
+        return path
+    recorded = Path(info["backbone"])
+    candidates = [recorded, model_dir / recorded, model_dir.parent / recorded.name,
+                  model_dir.parent.parent / recorded.name]
+    for candidate in candidates:
+        if (candidate / "config.json").exists():
+            return resolve_backbone_path(candidate)
+    raise KitError(f"the backbone {model_dir} was trained on ({recorded}) is not here, nor beside the model dir",
+                   hint="pass --backbone PATH (the folder of the backbone it was trained on)")
+
+
+@dataclass
+class TrainedModel:
+    model: torch.nn.Module
+    tokenizer: object
+    info: dict
+
+    @property
+    def temperature(self) -> float:
+        return float(self.info.get("temperature") or 1.0)
+
+    @property
+    def side_head(self) -> dict | None:
+        return self.info.get("side_head")
+
+    def probs(self, logits: np.ndarray, features: np.ndarray | None) -> np.ndarray:
+        """Logits -> probabilities as train fitted them: the length side head (which needs the rows'
+        side_head.pair_features) or temperature scaling."""
+        if self.side_head is None:
+            return softmax(logits, self.temperature)
+        if features is None:
+            raise ValueError("this model has a length side head: pass the rows' pair_features")
+        return head_probs(self.side_head, logits, features)
+
+
+def _tokenizer_dir(model_dir: Path) -> Path:
+    return model_dir / TOKENIZER_DIR if (model_dir / TOKENIZER_DIR).is_dir() else model_dir  # format 1: at the root
+
+
+def check_model_dir(model_dir: Path) -> dict:
+    """Everything predict needs, checked before any model is loaded: one line per broken model dir."""
+    info = read_model_info(model_dir)
+    merged = (model_dir / MERGED_DIR / "config.json").exists()
+    adapter = model_dir / ADAPTER_DIR
+    if not merged and not (adapter / "adapter_config.json").exists():
+        raise KitError(f"{model_dir} has no adapter weights ({adapter} is missing or incomplete)",
+                       hint="train the model again, or copy the whole model dir")
+    return info
+
+
+def load_trained(model_dir: Path, backbone: str | None = None, precision: str = "auto", quantize: str | None = None,
+                 device: str | None = None) -> TrainedModel:
+    """A `train` output dir -> model ready for inference: merged weights if saved, else backbone + adapter (merged in
+    memory)."""
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification
+
+    info = check_model_dir(model_dir)
+    prec = choose_precision(precision)
+    try:
+        if (model_dir / MERGED_DIR).is_dir() and backbone is None and quantize is None:
+            model = AutoModelForSequenceClassification.from_pretrained(model_dir / MERGED_DIR,
+                                                                       **dtype_kwarg(prec.dtype))
+        else:
+            base, _ = load_backbone_model(find_backbone(model_dir, info, backbone), prec, quantize,
+                                          num_labels=info["num_labels"])
+            model = PeftModel.from_pretrained(base, model_dir / ADAPTER_DIR)
+            if quantize is None:
+                model = model.merge_and_unload().to(prec.dtype)
+        tokenizer = load_tokenizer(_tokenizer_dir(model_dir))
+    except KitError:
+        raise
+    except Exception as exc:  # truncated safetensors, mismatched modules, unreadable tokenizer: one line, not a trace
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise KitError(f"cannot load the model in {model_dir}: {type(exc).__name__}: {first}",
+                       hint="check that the model dir is complete and matches its backbone") from None
+    if quantize is None:
+        model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.eval()
+    return TrainedModel(model=model, tokenizer=tokenizer, info=info)

@@ -1,0 +1,1 @@
+"""Training: train, targets and distillation, prompt-grouped folds, cross-validation, memory plans."""
