@@ -3,7 +3,12 @@
 It records every request, keeps state (kernels, datasets, blobs, submissions, competition files) and can inject
 failures: `fail_next[Method] = (status, body, headers)`, `fail_next_put = 500`, `hang = {"Method"}`,
 `drop_dataset_files = {path}` (listed as if never received), `shrink_dataset_files = {path}` (listed one byte short),
-`finish_submission(...)`."""
+`finish_submission(...)`.
+
+Today's GPU-session cap: with `gpu_session_cap = N`, a GPU push while N sessions run is refused the way Kaggle does
+(200 with "Maximum batch GPU session count of N reached."); each accepted GPU push starts a session that reports
+RUNNING and becomes COMPLETE after `session_polls` status polls (of any kernel); `start_sessions(n)` adds sessions
+started elsewhere. `kernel_logs[slug]` lines are served on the log stream endpoint (SSE, ending with END_OF_LOG)."""
 
 from __future__ import annotations
 
@@ -35,6 +40,11 @@ class FakeKaggle:
         self.drop_dataset_files: set[str] = set()
         self.shrink_dataset_files: set[str] = set()
         self.list_page_size = 2  # small pages, so callers must follow nextPageToken
+        self.gpu_session_cap: int | None = None
+        self.session_polls = 2
+        self.sessions: list[dict] = []  # {"slug": kernel or None (started elsewhere), "left": polls until COMPLETE}
+        self.kernel_logs: dict[str, list[str]] = {}
+        self.most_sessions = 0  # the most GPU sessions that ever ran at once
         self._counter = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.port = self._server.server_address[1]
@@ -67,19 +77,42 @@ class FakeKaggle:
             return 404, {"code": 404, "message": f"fake has no {method}"}
         return handler(body, user)
 
+    def running_sessions(self) -> list[dict]:
+        return [s for s in self.sessions if s["left"] > 0]
+
+    def start_sessions(self, count: int, polls: int | None = None) -> None:
+        self.sessions += [{"slug": None, "left": polls or self.session_polls} for _ in range(count)]
+
     def rpc_SaveKernel(self, body, user):
         slug = body["slug"]
+        capped = self.gpu_session_cap is not None and body.get("enableGpu")
+        if capped and len(self.running_sessions()) >= self.gpu_session_cap:
+            return 200, {"error": f"Maximum batch GPU session count of {self.gpu_session_cap} reached."}
         kernel = self.kernels.setdefault(slug, {"versions": 0})
         kernel["versions"] += 1
         kernel["last"] = body
+        kernel["model_sources"] = body.get("modelDataSources", [])
+        if capped:
+            self.sessions.append({"slug": slug, "left": self.session_polls})
+            self.most_sessions = max(self.most_sessions, len(self.running_sessions()))
         return 200, {"ref": f"/code/{slug}", "url": f"https://www.kaggle.com/code/{slug}",
                      "versionNumber": kernel["versions"], "kernelId": 4242, "error": ""}
 
     def rpc_GetKernelSessionStatus(self, body, user):
         slug = f"{body['userName']}/{body['kernelSlug']}"
+        for session in self.running_sessions():
+            session["left"] -= 1
+        own = [s for s in self.sessions if s["slug"] == slug]
+        if slug not in self.kernel_status and own:
+            return 200, {"status": "RUNNING" if own[-1]["left"] > 0 else "COMPLETE", "failureMessage": ""}
         queue = self.kernel_status.get(slug) or [("COMPLETE", "")]
         status, failure = queue.pop(0) if len(queue) > 1 else queue[0]
         return 200, {"status": status, "failureMessage": failure}
+
+    def log_stream(self, slug: str) -> bytes:
+        events = [f"data: {json.dumps({'stream_name': 'stdout', 'time': 0.0, 'data': line})}\n\n"
+                  for line in self.kernel_logs.get(slug, [])]
+        return ("".join(events) + "data: END_OF_LOG\n\n").encode()
 
     def rpc_ListKernelSessionOutput(self, body, user):
         slug = f"{body['userName']}/{body['kernelSlug']}"
@@ -295,6 +328,11 @@ class FakeKaggle:
             def do_GET(self):
                 path = self._path()
                 fake.requests.append({"method": "GET", "path": path, "headers": dict(self.headers)})
+                if "/kernels/logs/stream/" in path:
+                    slug = path.split("/kernels/logs/stream/", 1)[1].strip("/")
+                    if slug not in fake.kernel_logs:
+                        return self._send(404, {"code": 404, "message": "no log"})
+                    return self._send(200, fake.log_stream(slug), {"Content-Type": "text/event-stream"})
                 key = path.split("/files/", 1)[-1]
                 if key not in fake.files:
                     return self._send(404, {"code": 404, "message": "no file"})

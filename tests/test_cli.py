@@ -100,7 +100,7 @@ def test_quickstart_end_to_end(tmp_path, monkeypatch):
     (["upload", "model", ".", "--dataset", "no-owner"], 2, "must be owner/slug"),
     (["upload", "model", ".", "--dataset", "me/abc"], 2, "must be 6-50 characters"),
     (["upload", "model", "--dataset", "me/abcdef"], 2, "upload model needs PATH"),
-    (["run-kernel", ".", "--input", "nonsense"], 2, "is not SLUG=EXISTING_DIR"),
+    (["run-kernel", ".", "--input", "nonsense"], 2, "is not SOURCE=EXISTING_DIR"),
     (["submit", "-m", "x"], 2, "give either FILE or --kernel"),
     (["report", "."], 1, "has no holdout_predictions.csv"),
     (["tiny-backbone", ".", "--arch", "gpt5"], 2, "Invalid value for '--arch'"),

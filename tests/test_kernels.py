@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from kaggle_kit.cli import main
-from kaggle_kit.config import load_config
+from kaggle_kit.config import config_from_dict, load_config
 from kaggle_kit.errors import KitError, RemoteError
 from kaggle_kit.kernel.build import build_kernel, kernel_metadata
 from kaggle_kit.remote.client import call
@@ -63,7 +63,13 @@ def test_metadata_validation_before_sending(project):
         kernel_metadata("train", cfg)
     cfg = load_config()
     cfg.datasets.backbone = "not a ref"
-    with pytest.raises(KitError, match="must be owner/slug"):
+    with pytest.raises(KitError, match=r"\[datasets\] backbone: input 'not a ref' has an empty or odd part"):
+        kernel_metadata("train", cfg)
+    cfg.datasets.backbone = "google/gemma-2/transformers/gemma-2-2b-it"
+    with pytest.raises(KitError, match="has no version: kernel-metadata's model_sources need"):
+        kernel_metadata("train", cfg)
+    cfg.datasets.backbone, cfg.kernel.accelerator = "tester/tiny-deberta-v3", "NvidiaTeslaP100"
+    with pytest.raises(KitError, match=r"P100 cannot run today's Kaggle image .*NvidiaTeslaT4 \(T4 x2\) or NvidiaL4"):
         kernel_metadata("train", cfg)
 
 
@@ -82,6 +88,40 @@ def test_train_and_infer_kernels_run_locally(project, small_files, tiny_backbone
                     "--working", "work-infer")
     assert infer_out.exit_code == 0, infer_out.output
     assert run("validate", "work-infer/submission.csv", "--test", small_files.test).exit_code == 0
+
+    # The same infer kernel with the backbone as a Kaggle Model, in the legacy layout (input/<slug>, input/<model>/..)
+    handle = "tester/tiny-deberta/transformers/default/1"
+    built = run("build-kernel", "infer", "--out", "kb/infer-model", "--backbone", handle, "--json")
+    assert built.exit_code == 0, built.output
+    meta = json.loads(built.stdout)["metadata"]
+    assert meta["model_sources"] == [handle] and meta["dataset_sources"] == []
+    legacy = run("run-kernel", "kb/infer-model", "--legacy-layout", "--input", f"lmsys-chatbot-arena={comp}",
+                 "--input", f"{handle}={tiny_backbone}", "--input", f"tester/lmsys-train={project / 'work-train'}",
+                 "--working", "work-legacy")
+    assert legacy.exit_code == 0, legacy.output
+    assert run("validate", "work-legacy/submission.csv", "--test", small_files.test).exit_code == 0
+    missing = run("run-kernel", "kb/infer-model", "--input", f"lmsys-chatbot-arena={comp}",
+                  "--input", f"tester/lmsys-train={project / 'work-train'}", "--working", "work-missing")
+    assert missing.exit_code == 1 and not (project / "work-missing" / "submission.csv").exists()
+    assert (f"kaggle-kit: Kaggle Model {handle} is not mounted (looked in " in missing.output
+            and "holds: competitions/{lmsys-chatbot-arena}, notebooks/{tester}" in missing.output), missing.output
+    assert "Traceback" not in (project / "work-missing" / "kernel.log").read_text()
+
+
+def test_infer_metadata_internet_off_image_pinned_and_accelerators(project):
+    (project / "kaggle-kit.toml").write_text((project / "kaggle-kit.toml").read_text().replace(
+        "[kernel]\n", '[kernel]\ntrain_internet = true\nimage_pinning = "latest"\naccelerator = "NvidiaL4"\n'))
+    infer = kernel_metadata("infer", load_config())
+    train = kernel_metadata("train", load_config())
+    assert infer["enable_internet"] is False and train["enable_internet"] is True
+    assert infer["docker_image_pinning_type"] == train["docker_image_pinning_type"] == "latest"
+    assert infer["machine_shape"] == "NvidiaL4"
+    assert kernel_metadata("infer", config_from_dict({"username": "tester"}))["docker_image_pinning_type"] == "original"
+    (project / "kaggle-kit.toml").write_text((project / "kaggle-kit.toml").read_text().replace(
+        'accelerator = "NvidiaL4"', 'accelerator = "NvidiaTeslaP100"'))
+    result = run("build-kernel", "train")
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "NvidiaTeslaT4 (T4 x2) or NvidiaL4" in result.output and not (project / "kernels").exists()
 
 
 def test_push_status_pull_against_fake(project, fake):
@@ -161,13 +201,13 @@ def test_local_run_refuses_writes_into_inputs(project, tmp_path):
 
     build = project / "evil"
     build.mkdir()
-    (build / "kernel-metadata.json").write_text(json.dumps({"code_file": "k.py"}))
+    (build / "kernel-metadata.json").write_text(json.dumps({"code_file": "k.py", "dataset_sources": ["tester/data"]}))
     (build / "k.py").write_text("import os\n"
-                                "open(os.path.join(os.environ['KAGGLE_KIT_ROOT'], 'input', 'data', 'x.txt'), 'w')"
-                                ".write('x')\n")
+                                "open(os.path.join(os.environ['KAGGLE_KIT_ROOT'], 'input', 'datasets', 'tester', "
+                                "'data', 'x.txt'), 'w').write('x')\n")
     data = tmp_path / "data"
     data.mkdir()
-    with pytest.raises(KitError, match="wrote into input/data"):
+    with pytest.raises(KitError, match="wrote into input/datasets/tester/data"):
         run_kernel_locally(build, {"data": data}, project / "evil-work")
 
 

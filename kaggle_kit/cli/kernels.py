@@ -30,8 +30,10 @@ def with_account(cfg):
 @main.command("build-kernel")
 @click.argument("task", type=click.Choice(["train", "infer"]))
 @click.option("--out", type=click.Path(path_type=Path), help="Default: kernels/build/<slug>.")
-@click.option("--model", help="Dataset owner/slug holding the trained model dir (infer).")
-@click.option("--backbone", help="Dataset owner/slug holding the backbone weights.")
+@click.option("--model", help="Trained model dir (infer): dataset owner/slug or Kaggle Model owner/model/framework/"
+                              "variation/version.")
+@click.option("--backbone", help="Backbone weights: dataset owner/slug or Kaggle Model owner/model/framework/"
+                                 "variation/version.")
 @click.option("--notebook", is_flag=True, help="Write an .ipynb (kernel_type notebook) instead of a script.")
 @click.option("--fold", help="train: run fold i of K (i/K) in its own kernel, slug <train_slug>-fold-i; "
                              "gather the pulled outputs with `cv --gather`.")
@@ -46,34 +48,38 @@ def build_kernel_cmd(kit: KitContext, task, out, model, backbone, notebook, fold
 
     cfg = with_account(kit.config)
     cfg.datasets = with_overrides(cfg.datasets, model=model, backbone=backbone)
-    _fold_kernel(cfg, task, fold)
+    cfg = _fold_kernel(cfg, task, fold)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
     build = build_kernel(task, cfg, out or Path("kernels/build") / slug, overwrite=overwrite, notebook=notebook)
     emit({"folder": str(build.folder), "script": str(build.script), "metadata": build.metadata}, as_json,
          f"built {build.script} ({build.script.stat().st_size // 1024} KiB) for {build.metadata['id']}")
 
 
-def _fold_kernel(cfg, task: str, fold: str | None) -> None:
+def _fold_kernel(cfg, task: str, fold: str | None):
     """One fold per train kernel: the fold goes into the embedded config and the slug gets -fold-<i>."""
     if not fold:
-        return
-    from kaggle_kit.config import with_overrides
+        return cfg
+    from kaggle_kit.kernel.build import fold_config
 
     if task != "train":
         raise click.UsageError("--fold is for the train kernel")
-    cfg.train = with_overrides(cfg.train, fold=fold)
-    cfg.kernel = with_overrides(cfg.kernel, train_slug=f"{cfg.kernel.train_slug}-fold-{fold.split('/')[0]}")
+    return fold_config(cfg, fold)
 
 
 @main.command("run-kernel")
 @click.argument("build", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--input", "inputs", multiple=True, help="SLUG=PATH mounted as kaggle/input/SLUG (repeatable).")
+@click.option("--input", "inputs", multiple=True,
+              help="SOURCE=PATH: one of the kernel's sources (competition slug, dataset owner/slug, Kaggle Model "
+                   "handle, kernel owner/slug, or a slug alone) mounted where Kaggle would (repeatable).")
+@click.option("--legacy-layout", is_flag=True,
+              help="Mount every input at kaggle/input/<slug> (older Kaggle) instead of today's "
+                   "input/competitions|datasets|models|notebooks/... layout.")
 @click.option("--working", type=click.Path(path_type=Path), help="Default: a new folder beside the build.")
 @click.option("--python", "python", type=click.Path(exists=True, dir_okay=False), help="Interpreter to run it with.")
 @click.option("--check-accelerator", is_flag=True, help="Fail as on Kaggle when the asked-for GPU is not visible.")
 @click.option("--quiet", is_flag=True, help="Do not stream the kernel's log (it is still written to kernel.log).")
 @json_option
-def run_kernel_cmd(build: Path, inputs, working, python, check_accelerator, quiet, as_json) -> None:
+def run_kernel_cmd(build: Path, inputs, legacy_layout, working, python, check_accelerator, quiet, as_json) -> None:
     """Dry-run a built kernel locally with a simulated /kaggle layout and no network; streams its log."""
     from kaggle_kit.atomic import next_free
     from kaggle_kit.kernel.build import run_kernel_locally
@@ -82,52 +88,87 @@ def run_kernel_cmd(build: Path, inputs, working, python, check_accelerator, quie
     for item in inputs:
         slug, sep, path = item.partition("=")
         if not sep or not slug or not Path(path).is_dir():
-            raise click.BadParameter(f"'{item}' is not SLUG=EXISTING_DIR", param_hint="--input")
+            raise click.BadParameter(f"'{item}' is not SOURCE=EXISTING_DIR", param_hint="--input")
         mounts[slug] = Path(path)
     working = working or next_free(build.parent, f"{build.name}-working")
     outputs = run_kernel_locally(build, mounts, working, python=python, check_accelerator=check_accelerator,
-                                 echo=None if quiet else (lambda line: click.echo(f"| {line}", err=True)))
+                                 echo=None if quiet else (lambda line: click.echo(f"| {line}", err=True)),
+                                 layout="legacy" if legacy_layout else "today")
     emit([str(p) for p in outputs], as_json, "\n".join(["outputs:", *(f"  {p}" for p in outputs)]))
 
 
 @main.command("push-kernel")
 @click.argument("task", type=click.Choice(["train", "infer"]))
-@click.option("--wait", is_flag=True, help="Wait until the run ends.")
-@click.option("--interval", default=30.0, show_default=True)
-@click.option("--force", is_flag=True, help="Push even while a previous version is still queued or running.")
+@click.option("--wait", is_flag=True, help="Wait until the run ends (with --folds: until every fold has).")
+@click.option("--interval", default=30.0, show_default=True, help="Seconds between status polls.")
+@click.option("--force", is_flag=True, help="Push even while a previous version is still queued or running "
+                                             "(with --folds: also folds already COMPLETE).")
 @click.option("--fold", help="train: run fold i of K (i/K) in its own kernel, slug <train_slug>-fold-i.")
+@click.option("--folds", type=click.IntRange(min=2, max=100),
+              help="train: push all K fold kernels (as --fold i/K builds them), at most [kernel] max_gpu_sessions "
+                   "running at once; waits for a slot, skips folds already COMPLETE, ends with a table.")
+@click.option("--quiet", is_flag=True, help="While waiting, show state lines only, not the kernel's log.")
 @dry_run_option
 @config_option
 @json_option
 @pass_kit
-def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, dry_run, as_json) -> None:
+def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, folds, quiet, dry_run, as_json) -> None:
     """Build, then push a kernel to run on Kaggle; prints version and URL (a dry run writes nothing)."""
     from kaggle_kit.remote.kernels import push, wait_for_kernel
 
+    if folds:
+        return _push_folds(kit, task, folds, fold, wait, interval, force, quiet, dry_run, as_json)
     cfg = with_account(kit.config)
-    _fold_kernel(cfg, task, fold)
+    cfg = _fold_kernel(cfg, task, fold)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
     result = push(task, cfg, Path("kernels/build") / slug, dry_run=dry_run, force=force)
     emit(result, as_json, json.dumps(result, indent=2) if dry_run
          else f"pushed {result['id']} version {result['version']}: {result['url']}")
     if wait and not dry_run:
-        status, failure = wait_for_kernel(result["id"], interval=interval, echo=lambda m: click.echo(m, err=True))
+        status, failure = wait_for_kernel(result["id"], interval=interval, echo=lambda m: click.echo(m, err=True),
+                                          logs=not quiet)
         if status != "COMPLETE":
             raise KitError(f"{result['id']} ended {status}: {failure or 'no message'}")
 
 
+def _push_folds(kit: KitContext, task, folds, fold, wait, interval, force, quiet, dry_run, as_json) -> None:
+    from kaggle_kit.remote import fold_fanout
+    from kaggle_kit.remote.logs import LogFollowers
+
+    if task != "train" or fold:
+        raise click.UsageError("--folds is for the train kernel, without --fold")
+    if not interval > 0:
+        raise click.BadParameter(f"must be > 0 seconds, got {interval}", param_hint="--interval")
+    cfg = with_account(kit.config)
+    if dry_run:
+        plan = fold_fanout.plan_dry_run(cfg, folds)
+        emit(plan, as_json, json.dumps(plan, indent=2))
+        return
+    followers = None if quiet or not wait else LogFollowers(lambda m: click.echo(m, err=True))
+    runs = fold_fanout.fan_out(cfg, folds, interval=interval, wait=wait, force=force,
+                               echo=lambda m: click.echo(m, err=True), on_poll=followers and followers.poll)
+    done = all(r.state == "COMPLETE" for r in runs)
+    emit(fold_fanout.report(runs), as_json, "\n".join([fold_fanout.table(runs),
+                                                       "then:" if done else "once every fold is COMPLETE:",
+                                                       *(f"  {c}" for c in fold_fanout.next_commands(runs))]))
+    if wait:
+        fold_fanout.check_finished(runs)
+
+
 @main.command("status")
 @click.argument("kernel")
-@click.option("--wait", is_flag=True)
+@click.option("--wait", is_flag=True, help="Poll until the run ends, showing the kernel's new log lines.")
 @click.option("--interval", default=30.0, show_default=True)
 @click.option("--timeout", default=12 * 3600.0, show_default=True)
+@click.option("--quiet", is_flag=True, help="While waiting, show state lines only, not the kernel's log.")
 @json_option
-def status_cmd(kernel, wait, interval, timeout, as_json) -> None:
+def status_cmd(kernel, wait, interval, timeout, quiet, as_json) -> None:
     """A kernel's state (QUEUED/RUNNING/COMPLETE/ERROR); exit 1 on ERROR."""
     from kaggle_kit.remote.kernels import kernel_status, wait_for_kernel
 
     if wait:
-        status, failure = wait_for_kernel(kernel, interval, timeout, echo=lambda m: click.echo(m, err=True))
+        status, failure = wait_for_kernel(kernel, interval, timeout, echo=lambda m: click.echo(m, err=True),
+                                          logs=not quiet)
     else:
         status, failure = kernel_status(kernel)
     emit({"kernel": kernel, "status": status, "failure": failure}, as_json, f"{kernel}: {status}")

@@ -12,6 +12,7 @@ from kaggle_kit.config.project import (
     PredictConfig,
     ProjectConfig,
     TrainConfig,
+    accelerator_problem,
     check_ref,
     config_from_dict,
     load_config,
@@ -19,5 +20,5 @@ from kaggle_kit.config.project import (
 )
 
 __all__ = ["ACCELERATORS", "CONFIG_FILE", "SECTIONS", "ColumnMap", "DatasetsConfig", "KernelConfig", "PredictConfig",
-           "ProjectConfig", "TrainConfig", "check_ref", "check_section", "config_from_dict", "field_types",
-           "load_config", "setting", "value_problem", "with_overrides"]
+           "ProjectConfig", "TrainConfig", "accelerator_problem", "check_ref", "check_section", "config_from_dict",
+           "field_types", "load_config", "setting", "value_problem", "with_overrides"]

@@ -24,8 +24,16 @@ from kaggle_kit.errors import KitError, UsageProblem
 CONFIG_FILE = "kaggle-kit.toml"
 REF_RE = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+$")
 FOLD_RE = re.compile(r"^\d+/\d+$")
-# Kaggle's machine shapes for kernel-metadata.json (`NvidiaTeslaT4` is T4 x2).
-ACCELERATORS = ("NvidiaTeslaT4", "NvidiaTeslaP100", "NvidiaL4", "NvidiaL4X1", "NvidiaH100", "TpuV38", "None")
+# Kaggle's machine shapes for kernel-metadata.json (`NvidiaTeslaT4` is T4 x2; some only for certain competitions).
+ACCELERATORS = ("NvidiaTeslaT4", "NvidiaL4", "NvidiaH100", "NvidiaRtxPro6000", "NvidiaTeslaA100", "TpuV5E8", "TpuV6E8",
+                "None")
+# Still accepted by Kaggle but unusable: today's image has no sm_60 kernels (P100), v3-8 TPUs are gone.
+RETIRED_ACCELERATORS = {
+    "NvidiaTeslaP100": "P100 cannot run today's Kaggle image (its torch has no sm_60 kernels): use NvidiaTeslaT4 "
+                       "(T4 x2) or NvidiaL4",
+    "TpuV38": "TPU v3-8 is retired: use TpuV5E8",
+}
+IMAGE_PINNING = ("original", "latest")
 
 
 def _fold_problem(value: str) -> str | None:
@@ -128,10 +136,33 @@ def _ref_problem(value: str) -> str | None:
     return None if REF_RE.match(value) else "must be owner/slug"
 
 
+MODEL_HANDLE_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+){3}(/[1-9][0-9]*)?$")
+
+
+def _source_problem(value: str) -> str | None:
+    """A dataset (owner/slug) or a Kaggle Model (owner/model/framework/variation[/version]); kernel/inputs.py reads
+    both the same way inside the kernel."""
+    if REF_RE.match(value) or MODEL_HANDLE_RE.match(value):
+        return None
+    return "must be a dataset owner/slug or a Kaggle Model owner/model/framework/variation[/version]"
+
+
+def _infer_internet_problem(value: bool) -> str | None:
+    return "must be false: code competitions score infer kernels with the internet off" if value else None
+
+
+def accelerator_problem(value: str) -> str | None:
+    if value in RETIRED_ACCELERATORS:
+        return RETIRED_ACCELERATORS[value]
+    return None if value in ACCELERATORS else f"is not a Kaggle accelerator (known: {', '.join(ACCELERATORS)})"
+
+
 @dataclass
 class DatasetsConfig:
-    model: str | None = setting(None, "Dataset holding a trained model dir (owner/slug).", check=_ref_problem)
-    backbone: str | None = setting(None, "Dataset holding the backbone weights (owner/slug).", check=_ref_problem)
+    model: str | None = setting(None, "Trained model dir: a dataset owner/slug or a Kaggle Model "
+                                "owner/model/framework/variation/version.", check=_source_problem)
+    backbone: str | None = setting(None, "Backbone weights: a dataset owner/slug or a Kaggle Model "
+                                   "owner/model/framework/variation/version.", check=_source_problem)
     code: str | None = setting(None, "Dataset holding the kaggle-kit wheel (owner/slug).", check=_ref_problem)
     wheels: str | None = setting(None, "Dataset of offline wheels for internet-off kernels.", check=_ref_problem)
 
@@ -144,10 +175,15 @@ def _slug_problem(value: str) -> str | None:
 class KernelConfig:
     train_slug: str = setting("kaggle-kit-train", "Slug of the train kernel.", check=_slug_problem)
     infer_slug: str = setting("kaggle-kit-infer", "Slug of the infer kernel.", check=_slug_problem)
-    accelerator: str = setting("NvidiaTeslaT4", "Kaggle machine shape (NvidiaTeslaT4 is T4 x2).", choices=ACCELERATORS)
+    accelerator: str = setting("NvidiaTeslaT4", "Kaggle machine shape (NvidiaTeslaT4 is T4 x2, NvidiaL4 one L4).",
+                               check=accelerator_problem)
     enable_gpu: bool = setting(True, "Ask Kaggle for a GPU.")
     train_internet: bool = setting(False, "Internet in the train kernel.")
-    infer_internet: bool = setting(False, "Internet in the infer kernel (code competitions score with it off).")
+    infer_internet: bool = setting(False, "Internet in the infer kernel: always off (code competitions score with it "
+                                   "off).", check=_infer_internet_problem)
+    image_pinning: str = setting("original", "Kernel image: stay on the one it was first run with (original) or "
+                                 "follow Kaggle's upgrades (latest).", choices=IMAGE_PINNING)
+    max_gpu_sessions: int = setting(2, "GPU kernels running at once (Kaggle allows 2 per account).", min=1, max=16)
     timeout_s: int = setting(0, "Kernel session limit in seconds (0: Kaggle's default).", min=0, max=12 * 3600)
     accept_other_accelerator: bool = setting(False, "Run on whatever accelerator Kaggle gives instead of failing fast.")
 

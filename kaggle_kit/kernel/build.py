@@ -19,8 +19,9 @@ from pathlib import Path
 
 import kaggle_kit
 from kaggle_kit import __version__
-from kaggle_kit.config import ProjectConfig, check_ref
+from kaggle_kit.config import ProjectConfig, accelerator_problem, check_ref
 from kaggle_kit.errors import KitError, UsageProblem
+from kaggle_kit.kernel.inputs import KERNEL_PREFIX, Source, competition_source, metadata_sources, parse_source
 from kaggle_kit.kernel.wheels import load_lock
 
 PACKAGE_DIR = Path(kaggle_kit.__file__).parent
@@ -71,26 +72,43 @@ class KernelBuild:
 def kernel_metadata(task: str, cfg: ProjectConfig, notebook: bool = False) -> dict:
     if not cfg.username:
         raise UsageProblem("no Kaggle username", hint="set username in kaggle-kit.toml (kaggle-kit init --username U)")
+    problem = accelerator_problem(cfg.kernel.accelerator)
+    if problem:
+        raise UsageProblem(f"[kernel] accelerator {cfg.kernel.accelerator}: {problem}")
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
-    datasets = [d for d in (cfg.datasets.backbone, cfg.datasets.wheels) if d]
-    kernel_sources: list[str] = []
+    named = {"backbone": cfg.datasets.backbone, "wheels": cfg.datasets.wheels}
     if task == "infer":
-        if cfg.datasets.model:
-            datasets.insert(0, cfg.datasets.model)
-        else:
-            kernel_sources.append(f"{cfg.username}/{cfg.kernel.train_slug}")
+        named = {"model": cfg.datasets.model or f"{KERNEL_PREFIX}{cfg.username}/{cfg.kernel.train_slug}", **named}
+    for name, ref in named.items():
+        try:
+            metadata_sources([ref])
+        except ValueError as exc:
+            raise UsageProblem(f"[datasets] {name}: {exc}") from None
+    sources = metadata_sources(named.values())
     meta = {
         "id": f"{cfg.username}/{slug}", "title": slug.replace("-", " ").title(),
         "code_file": f"{slug}.ipynb" if notebook else f"{slug}.py",
         "language": "python", "kernel_type": "notebook" if notebook else "script", "is_private": True,
         "enable_gpu": cfg.kernel.enable_gpu,
         "enable_tpu": False,
-        "enable_internet": cfg.kernel.train_internet if task == "train" else cfg.kernel.infer_internet,
-        "machine_shape": cfg.kernel.accelerator, "dataset_sources": datasets,
-        "competition_sources": [cfg.competition], "kernel_sources": kernel_sources, "model_sources": [],
+        # Always written: the client defaults a missing key to true, and code competitions score with it off.
+        "enable_internet": cfg.kernel.train_internet if task == "train" else False,
+        "docker_image_pinning_type": cfg.kernel.image_pinning,
+        "machine_shape": cfg.kernel.accelerator, **sources,
+        "competition_sources": [cfg.competition],
     }
     validate_metadata(meta)
     return meta
+
+
+def fold_config(cfg: ProjectConfig, fold: str) -> ProjectConfig:
+    """The config of fold i of K ("i/K") in its own train kernel: the fold in [train], slug <train_slug>-fold-<i>."""
+    from dataclasses import replace
+
+    from kaggle_kit.config import with_overrides
+
+    kernel = with_overrides(cfg.kernel, train_slug=f"{cfg.kernel.train_slug}-fold-{fold.split('/')[0]}")
+    return replace(cfg, train=with_overrides(cfg.train, fold=fold), kernel=kernel)
 
 
 def validate_metadata(meta: dict) -> None:
@@ -144,23 +162,55 @@ def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = Fal
     return KernelBuild(out, out / meta["code_file"], meta)
 
 
+LAYOUTS = ("today", "legacy")
+
+
+def kernel_sources_of(meta: dict) -> list[Source]:
+    """Every input a built kernel declares, as the resolver reads it."""
+    sources = [competition_source(slug) for slug in meta.get("competition_sources", [])]
+    sources += [parse_source(ref) for ref in meta.get("dataset_sources", []) + meta.get("model_sources", [])]
+    return sources + [parse_source(KERNEL_PREFIX + ref) for ref in meta.get("kernel_sources", [])]
+
+
+def source_for_input(name: str, sources: list[Source]) -> Source:
+    """An --input name: a source as kernel-metadata.json writes it (a kernel's output also as kernel:owner/slug), or
+    the slug alone when only one source has it."""
+    exact = [s for s in sources if name in (s.ref, KERNEL_PREFIX + s.ref if s.kind == "kernel" else s.ref)]
+    by_slug = [s for s in sources if s.kind != "model" and s.slug == name]
+    found = exact or by_slug
+    if len(found) != 1:
+        known = ", ".join(s.ref for s in sources) or "none"
+        why = "names several of its sources" if found else "is not one of its sources"
+        raise UsageProblem(f"--input {name} {why} (this kernel's sources: {known})",
+                           hint="give the source as kernel-metadata.json names it")
+    return found[0]
+
+
 def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, timeout: float = 3600,
                        python: str | None = None, check_accelerator: bool = False,
-                       echo: Callable[[str], None] | None = None) -> list[Path]:
-    """Run the built script in a fresh process (`python`, default this one) with a simulated /kaggle layout, no network
-    and no pip index; the accelerator check only warns unless `check_accelerator` (a local machine is no Kaggle GPU).
+                       echo: Callable[[str], None] | None = None, layout: str = "today") -> list[Path]:
+    """Run the built script in a fresh process (`python`, default this one) with a simulated /kaggle layout (today's,
+    or the legacy one where everything sits at input/<slug>), no network and no pip index; the accelerator check only
+    warns unless `check_accelerator` (a local machine is no Kaggle GPU).
 
+    `inputs` maps each of the kernel's sources (see source_for_input) to a local folder mounted where Kaggle would.
     The kernel's stdout and stderr go, interleaved in order, to WORKING/kernel.log and line by line to `echo`."""
+    if layout not in LAYOUTS:
+        raise UsageProblem(f"unknown input layout '{layout}'", hint=" or ".join(LAYOUTS))
     meta = json.loads((build / "kernel-metadata.json").read_text())
+    sources = kernel_sources_of(meta)
+    mounts = {name: source_for_input(name, sources) for name in inputs}
     working = working.resolve()
     if working.exists() and any(working.iterdir()):
         raise KitError(f"--working {working} already holds files", hint="choose a new folder (the default is one)")
     root = Path(tempfile.mkdtemp(prefix=f".{working.name}-root-", dir=working.parent if working.parent.exists()
                                  else None))
+    where = {name: source.layouts(root)[layout] for name, source in mounts.items()}
     try:
         (root / "input").mkdir()
-        for slug, path in inputs.items():
-            (root / "input" / slug).symlink_to(path.resolve(), target_is_directory=True)
+        for name, path in inputs.items():
+            where[name].parent.mkdir(parents=True, exist_ok=True)
+            where[name].symlink_to(path.resolve(), target_is_directory=True)
         working.mkdir(parents=True, exist_ok=True)
         (root / "working").symlink_to(working, target_is_directory=True)
         # no credentials inside a kernel run; our own KAGGLE_KIT_* settings pass through
@@ -171,7 +221,7 @@ def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, time
         env.pop("KAGGLE_KIT_ACCEPT_OTHER_ACCELERATOR", None)
         if not check_accelerator:
             env["KAGGLE_KIT_ACCEPT_OTHER_ACCELERATOR"] = "1"
-        before = {slug: _snapshot(path) for slug, path in inputs.items()}
+        before = {name: _snapshot(path) for name, path in inputs.items()}
         entry = root / "kernel_entry.py"
         entry.write_text(script_of(build / meta["code_file"]))
         returncode, last = _run_logged([python or sys.executable, str(entry)], working, env, timeout, echo)
@@ -179,9 +229,9 @@ def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, time
         shutil.rmtree(root, ignore_errors=True)  # symlinks inside are removed, never followed
     if returncode != 0:
         raise KitError(f"kernel failed (exit {returncode}): {last}", hint=f"full log in {working / 'kernel.log'}")
-    for slug, path in inputs.items():
-        if _snapshot(path) != before[slug]:
-            raise KitError(f"the kernel wrote into input/{slug}",
+    for name, path in inputs.items():
+        if _snapshot(path) != before[name]:
+            raise KitError(f"the kernel wrote into {where[name].relative_to(root)}",
                            hint="/kaggle/input is read-only on Kaggle: write to /kaggle/working")
     return sorted(p for p in working.rglob("*") if p.is_file())
 

@@ -11,16 +11,13 @@ from pathlib import Path
 
 from kaggle_kit.competition.spec import get_spec
 from kaggle_kit.config import config_from_dict
+from kaggle_kit.kernel.inputs import find_competition, find_source, kaggle_root
 from kaggle_kit.kernel.preflight import preflight
 
 
-def kaggle_root() -> Path:
-    return Path(os.environ.get("KAGGLE_KIT_ROOT", "/kaggle"))
-
-
-def input_dir(ref: str) -> Path:
-    """A dataset/kernel 'owner/slug' is mounted at <root>/input/<slug>."""
-    return kaggle_root() / "input" / ref.split("/")[-1]
+def model_source(cfg) -> str:
+    """Where the infer kernel's trained model comes from: [datasets] model, else the train kernel's output."""
+    return cfg.datasets.model or f"kernel:{cfg.username}/{cfg.kernel.train_slug}"
 
 
 def _model_dir(folder: Path) -> Path:
@@ -83,8 +80,8 @@ def main(task: str, config: dict, manifest: dict) -> None:
     if "LOCAL_RANK" not in os.environ:  # once per kernel, not again in each torchrun worker
         preflight(config, manifest, working)
     (working / "kaggle_kit_manifest.json").write_text(json.dumps(manifest, indent=2))
-    competition = kaggle_root() / "input" / cfg.competition
-    backbone = str(input_dir(cfg.datasets.backbone)) if cfg.datasets.backbone else cfg.train.backbone
+    competition = find_competition(cfg.competition)
+    backbone = str(find_source(cfg.datasets.backbone)) if cfg.datasets.backbone else cfg.train.backbone
     if task == "train" and cfg.train.report_to == "wandb":
         _wandb_key_from_kaggle_secrets()
     if task == "train" and _relaunch_distributed(config, manifest):
@@ -117,13 +114,13 @@ def _infer(cfg, spec, competition: Path, working: Path, backbone: str | None) ->
     from kaggle_kit.inference.run import predict_to_submission
 
     predict_cfg = cfg.predict
-    source = cfg.datasets.model or cfg.kernel.train_slug
+    source = find_source(model_source(cfg))
     if predict_cfg.blend.endswith(".json"):  # a blend.json inside the model dataset names the models itself
-        predict_cfg, models = replace(predict_cfg, blend=str(input_dir(source) / predict_cfg.blend)), []
+        predict_cfg, models = replace(predict_cfg, blend=str(source / predict_cfg.blend)), []
         if predict_cfg.time_budget is None:
             print("kaggle-kit: a fitted blend runs without a time budget (not supported for blend.json yet)")
     else:
-        models = [_model_dir(input_dir(source))]
+        models = [_model_dir(source)]
         if predict_cfg.time_budget is None and default_budget(spec.time_limit_s):
             predict_cfg = replace(predict_cfg, time_budget=int(default_budget(spec.time_limit_s)))
     result = predict_to_submission(models, competition / "test.csv",

@@ -46,13 +46,15 @@ def environment(manifest: dict) -> dict:
     if torch.cuda.is_available():
         for i in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(i)
-            gpus.append({"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1)})
+            gpus.append({"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
+                         "capability": list(torch.cuda.get_device_capability(i))})
     lock = manifest.get("lock", {})
     names = sorted(set(SHOWN) | set(lock.get("minimum", {})) | set(lock.get("packages", {})))
     return {
         "python": platform.python_version(), "executable": sys.executable,
         "torch": torch.__version__, "cuda": torch.version.cuda, "cuda_available": torch.cuda.is_available(),
         "gpu_count": len(gpus), "gpus": gpus,
+        "torch_arch_list": torch.cuda.get_arch_list() if gpus else [],
         "packages": {name: _version(name) for name in names},
         "installed_from_wheels": os.environ.get("KAGGLE_KIT_INSTALLED", "").split(),
         "manifest": manifest,
@@ -69,6 +71,36 @@ def accelerator_problem(kernel: dict, gpu_count: int) -> str | None:
         return f"the kernel asked for a GPU ({shape}) but sees none"
     if gpu_count < wanted:
         return f"the kernel asked for {shape} x{wanted} but sees {gpu_count} GPU"
+    return None
+
+
+def _arch_number(arch: str) -> int:
+    return int(arch.split("_", 1)[1]) if arch.split("_", 1)[-1].isdigit() else -1
+
+
+def runs_on(capability: tuple[int, int], arch_list: list[str]) -> bool:
+    """Can a torch built for `arch_list` (torch.cuda.get_arch_list()) run on a GPU of this compute capability?
+    A cubin sm_XY runs on the same major with minor >= Y; PTX compute_XY is compiled for any GPU >= XY."""
+    major, minor = capability
+    device = major * 10 + minor
+    for arch in arch_list:
+        number = _arch_number(arch)
+        if arch.startswith("sm_") and number // 10 == major and number % 10 <= minor:
+            return True
+        if arch.startswith("compute_") and 0 <= number <= device:
+            return True
+    return False
+
+
+def capability_problem(gpus: list[dict], arch_list: list[str], torch_version: str) -> str | None:
+    """The first GPU this image's torch has no kernels for (P100 sm_60 on today's image), or None."""
+    if not arch_list:
+        return None  # a CPU-only torch: the accelerator check reports the missing GPU
+    for gpu in gpus:
+        major, minor = gpu["capability"]
+        if not runs_on((major, minor), arch_list):
+            return (f"this image's torch {torch_version} has no kernels for {gpu['name']} (sm_{major}{minor}; built "
+                    f"for {' '.join(arch_list)}): ask for NvidiaTeslaT4 or NvidiaL4 ([kernel] accelerator)")
     return None
 
 
@@ -110,12 +142,15 @@ def preflight(config: dict, manifest: dict, working: Path) -> dict:
     kernel = config.get("kernel", {})
     accepted = kernel.get("accept_other_accelerator") or os.environ.get(ACCEPT_ENV) == "1"
     device = accelerator_problem(kernel, env["gpu_count"])
+    unusable = capability_problem(env["gpus"], env["torch_arch_list"], env["torch"])
     if device and accepted:
         notes.append(f"{device}; going on ([kernel] accept_other_accelerator)")
     print(block(env, notes), flush=True)
-    env["problems"] = errors + ([device] if device and not accepted else [])
+    env["problems"] = errors + ([device] if device and not accepted else []) + ([unusable] if unusable else [])
     working.mkdir(parents=True, exist_ok=True)
     (working / ENV_FILE).write_text(json.dumps(env, indent=2, default=str) + "\n")
+    if unusable:  # no setting can help: the first CUDA op would fail with "no kernel image is available"
+        raise PreflightError(f"kaggle-kit: {unusable}; stopping before any work")
     if device and not accepted:
         raise PreflightError(f"kaggle-kit: {device}; stopping before any work (set [kernel] accept_other_accelerator "
                              "= true to run anyway)")

@@ -172,12 +172,15 @@ def normalise(status: Any) -> str:
 
 def poll(what: str, fetch: Callable[[], T], state_of: Callable[[T], Any], done: Collection[str], interval: float,
          timeout: float, echo: Callable[[str], None] = print, sleep: Callable[[float], None] = time.sleep,
-         hint: str | None = None) -> tuple[str, T]:
-    """Fetch until the normalised state is in `done`, echoing state and elapsed time; a timeout is a RemoteError."""
+         hint: str | None = None, on_state: Callable[[str], None] | None = None) -> tuple[str, T]:
+    """Fetch until the normalised state is in `done`, echoing state and elapsed time; a timeout is a RemoteError.
+    `on_state` sees each state before its line (the log follower prints the kernel's new lines there)."""
     start = time.monotonic()
     while True:
         value = fetch()
         state = normalise(state_of(value))
+        if on_state:
+            on_state(state)
         elapsed = time.monotonic() - start
         echo(f"{what}: {state} ({elapsed:.0f}s)")
         if state in done:

@@ -16,6 +16,15 @@ from kaggle_kit.remote.client import call, get_api, normalise, poll
 
 ACTIVE = ("QUEUED", "RUNNING")
 FINISHED = ("COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED")
+# Kaggle's answer to a push beyond the account's GPU sessions (the kaggle CLI prints it and exits 0).
+SESSION_CAP_TEXT = "maximum batch gpu session count"
+SESSION_CAP_HINT = ("Kaggle runs at most that many GPU kernels at once per account: see what runs with "
+                    "`kaggle-kit status OWNER/SLUG` (or Your Work on kaggle.com/code) and push again when one ends; "
+                    "`push-kernel train --folds K` waits for a slot by itself")
+
+
+class SessionCapReached(RemoteError):
+    """A push refused because the account already runs its maximum of GPU sessions."""
 
 
 def push(task: str, cfg: ProjectConfig, out: Path, dry_run: bool = False, force: bool = False,
@@ -51,6 +60,8 @@ def push_kernel(build: KernelBuild, timeout_s: int = 0) -> dict:
     timeout = str(timeout_s) if timeout_s else None
     response = call("push kernel", lambda: api.kernels_push(str(build.folder), timeout=timeout))
     if getattr(response, "error", None):
+        if SESSION_CAP_TEXT in str(response.error).lower():
+            raise SessionCapReached(f"push kernel {kernel} refused: {response.error}", hint=SESSION_CAP_HINT)
         raise RemoteError(f"push kernel {kernel}: {response.error}")
     invalid = {k: getattr(response, k, None) for k in ("invalid_dataset_sources", "invalid_competition_sources",
                                                        "invalid_kernel_sources", "invalid_model_sources")}
@@ -73,9 +84,17 @@ def kernel_status(kernel: str) -> tuple[str, str]:
 
 
 def wait_for_kernel(kernel: str, interval: float = 30, timeout: float = 12 * 3600, echo=print,
-                    sleep=time.sleep) -> tuple[str, str]:
+                    sleep=time.sleep, logs: bool = False) -> tuple[str, str]:
+    """Poll until the run ends; with `logs`, its new log lines appear between the state lines (where the client
+    can stream them)."""
+    follower = None
+    if logs:
+        from kaggle_kit.remote.logs import LogFollower
+
+        follower = LogFollower(kernel, echo)
     _, (status, failure) = poll(kernel, lambda: kernel_status(kernel), lambda r: r[0], FINISHED, interval, timeout,
-                                echo, sleep, hint="check it later with kaggle-kit status")
+                                echo, sleep, hint="check it later with kaggle-kit status",
+                                on_state=follower.tick if follower else None)
     return status, failure
 
 

@@ -1,0 +1,156 @@
+"""`push-kernel train --folds K`: one train kernel per fold, never more GPU sessions at once than the account may run.
+
+Kaggle refuses a GPU push beyond the account's cap (2 batch sessions). This keeps at most [kernel] max_gpu_sessions
+of our fold kernels running, waits for a slot between pushes, pushes a refused fold again once a slot frees (sessions
+started elsewhere count against the cap too), records each version, and skips folds a previous run saw COMPLETE."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from kaggle_kit.config import ProjectConfig
+from kaggle_kit.errors import KitError, RemoteError, UsageProblem
+from kaggle_kit.kernel.build import build_kernel, fold_config
+from kaggle_kit.remote import state
+from kaggle_kit.remote.kernels import ACTIVE, FINISHED, SessionCapReached, kernel_status, push_kernel
+
+BUILD_ROOT = Path("kernels/build")
+
+
+@dataclass
+class FoldRun:
+    fold: int
+    kernel: str
+    version: int | None = None
+    state: str = "PENDING"  # PENDING, PUSHED, QUEUED, RUNNING, COMPLETE, ERROR, ... as Kaggle says
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("PUSHED", *ACTIVE)
+
+
+def fold_configs(cfg: ProjectConfig, folds: int) -> list[ProjectConfig]:
+    """Exactly what `--fold i/K` builds, for i = 0..K-1."""
+    if folds < 2:
+        raise UsageProblem("--folds needs at least 2 folds")
+    return [fold_config(cfg, f"{i}/{folds}") for i in range(folds)]
+
+
+def plan_dry_run(cfg: ProjectConfig, folds: int) -> dict:
+    """Build every fold kernel into a temp folder (removed) and send nothing."""
+    runs = []
+    with tempfile.TemporaryDirectory(prefix="kk-dry-run-") as tmp:
+        for i, fold_cfg in enumerate(fold_configs(cfg, folds)):
+            build = build_kernel("train", fold_cfg, Path(tmp) / str(i))
+            runs.append({"fold": i, "id": build.metadata["id"],
+                         "would_build": str(BUILD_ROOT / fold_cfg.kernel.train_slug),
+                         "script_bytes": build.script.stat().st_size})
+    return {"dry_run": True, "folds": runs, "max_gpu_sessions": cfg.kernel.max_gpu_sessions}
+
+
+def _refresh(run: FoldRun) -> None:
+    try:
+        run.state = kernel_status(run.kernel)[0]
+    except RemoteError as exc:
+        if exc.status != 404:  # a kernel just pushed may not be visible yet
+            raise
+
+
+def _initial_state(run: FoldRun, force: bool) -> None:
+    """COMPLETE and pushed from here before: skipped. Still running: occupies a slot. Else (never pushed, ERROR,
+    or --force): pending."""
+    try:
+        status, _ = kernel_status(run.kernel)
+    except RemoteError as exc:
+        if exc.status != 404:
+            raise
+        return
+    versions = state.load().get(run.kernel, {}).get("versions", [])
+    if force:
+        return
+    if status == "COMPLETE" and versions:
+        run.state, run.version = "COMPLETE", versions[-1].get("version")
+    elif status in ACTIVE:
+        run.state, run.version = status, versions[-1].get("version") if versions else None
+
+
+def fan_out(cfg: ProjectConfig, folds: int, interval: float = 60, wait: bool = False, force: bool = False,
+            echo: Callable[[str], None] = print, sleep: Callable[[float], None] = time.sleep,
+            timeout: float = 7 * 24 * 3600, on_poll: Callable[[FoldRun], None] | None = None) -> list[FoldRun]:
+    """Push every fold kernel within the session cap; with `wait`, return only when all of them have ended."""
+    if not interval > 0:
+        raise UsageProblem(f"--interval must be > 0 seconds, got {interval}")
+    configs = fold_configs(cfg, folds)
+    cap = cfg.kernel.max_gpu_sessions if cfg.kernel.enable_gpu else len(configs)
+    runs = [FoldRun(i, f"{c.username}/{c.kernel.train_slug}") for i, c in enumerate(configs)]
+    for run in runs:
+        _initial_state(run, force)
+        if run.state != "PENDING":
+            echo(f"fold {run.fold}: {run.kernel} already {run.state}"
+                 + (" (skipped)" if run.state == "COMPLETE" else " (counted as running)"))
+    start = time.monotonic()
+    while True:
+        for run in runs:
+            if run.active:
+                _refresh(run)
+                if on_poll:
+                    on_poll(run)
+        pending = [r for r in runs if r.state == "PENDING"]
+        running = sum(r.active for r in runs)
+        for run in pending:
+            if running >= cap:
+                break
+            try:
+                result = push_kernel(build_kernel("train", configs[run.fold], BUILD_ROOT / configs[run.fold].kernel
+                                                  .train_slug, overwrite=True), cfg.kernel.timeout_s)
+            except SessionCapReached as exc:
+                echo(f"fold {run.fold}: {exc.message}; pushing again when a session ends")
+                break
+            run.version, run.state = result["version"], "PUSHED"
+            running += 1
+            echo(f"fold {run.fold}: pushed {run.kernel} version {run.version}")
+        waiting = [r for r in runs if r.state == "PENDING"]
+        if not waiting and not (wait and any(r.active for r in runs)):
+            return runs
+        elapsed = time.monotonic() - start
+        if elapsed > timeout:
+            raise RemoteError(f"fold kernels still not done after {elapsed:.0f}s",
+                              hint="run the same command again later: folds already COMPLETE are skipped")
+        if waiting:
+            echo(f"waiting for a GPU slot: {running} of {cap} running, fold(s) "
+                 f"{', '.join(str(r.fold) for r in waiting)} to push ({elapsed:.0f}s)")
+        sleep(interval)
+
+
+def next_commands(runs: list[FoldRun], to: str = "outputs", out: str = "cv") -> list[str]:
+    pulls = [f"kaggle-kit pull {r.kernel} --to {to}" for r in runs]
+    gathers = " ".join(f"--gather {to}/{r.kernel.split('/')[-1]}" for r in runs)
+    return [*pulls, f"kaggle-kit cv {gathers} --out {out}"]
+
+
+def table(runs: list[FoldRun]) -> str:
+    width = max(len(r.kernel) for r in runs)
+    lines = [f"{'fold':<5} {'kernel':<{width}} {'version':<8} state"]
+    lines += [f"{r.fold:<5} {r.kernel:<{width}} {str(r.version or '-'):<8} {r.state}" for r in runs]
+    return "\n".join(lines)
+
+
+def report(runs: list[FoldRun]) -> dict:
+    return {"folds": [asdict(r) for r in runs], "next": next_commands(runs)}
+
+
+def failed(runs: list[FoldRun]) -> list[FoldRun]:
+    return [r for r in runs if r.state in FINISHED and r.state != "COMPLETE"]
+
+
+def check_finished(runs: list[FoldRun]) -> None:
+    bad = failed(runs)
+    if bad:
+        raise KitError(f"fold(s) {', '.join(str(r.fold) for r in bad)} ended "
+                       f"{', '.join(sorted({r.state for r in bad}))}",
+                       hint="read their logs (kaggle-kit pull OWNER/SLUG), then run the same command again: "
+                            "COMPLETE folds are skipped")
