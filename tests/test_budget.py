@@ -273,6 +273,20 @@ def test_plan_infer_flags_what_does_not_fit(tmp_path):
     assert "OVER the limit" in text and "CUT" in text
 
 
+def test_plan_infer_for_t4x2_and_l4(tmp_path):
+    source = tmp_path / "kaggle_kit_run.json"
+    source.write_text(json.dumps(MEASURED))  # measured with 2 replicas at 20,000 tokens/s
+    forward = 25_000 * 1024 * 1.05
+    fixed = 30 + 60 + 25_000 * 0.002
+    for gpus, tokens_per_s in (("t4x2", 20_000), ("l4", 10_000)):
+        data = json.loads(run("plan", "infer", "--from", source, "--gpus", gpus, "--json").output)
+        one = {(o["tta"], o["models"]): o for o in data["options"]}[("none", 1)]
+        assert one["seconds"] == pytest.approx(fixed + forward / tokens_per_s, rel=1e-3)
+    assert "on l4 (per-GPU speed of cuda x2) x1" in run("plan", "infer", "--from", source, "--gpus", "l4").output
+    assert run("plan", "infer", "--from", source, "--gpus", "p100").exit_code == 2
+    assert run("plan", "train", "--recipe", "deberta-v3-base", "--gpus", "p100").exit_code == 2
+
+
 def test_plan_infer_bad_input_is_one_line(tmp_path):
     (tmp_path / "x.json").write_text('{"rows": 3}')
     result = run("plan", "infer", "--from", tmp_path / "x.json")

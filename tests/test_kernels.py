@@ -233,7 +233,7 @@ def test_bundle_never_contains_the_remote_package():
 
     assert (PACKAGE_DIR / "remote" / "kernels.py").exists()
     names = zipfile.ZipFile(io.BytesIO(package_archive())).namelist()
-    assert "kaggle_kit/kernels.py" in names and not [n for n in names if n.startswith("kaggle_kit/remote/")]
+    assert "kaggle_kit/kernel/build.py" in names and not [n for n in names if n.startswith("kaggle_kit/remote/")]
 
 
 def test_push_refuses_while_a_version_runs(project, fake):

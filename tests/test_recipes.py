@@ -123,3 +123,12 @@ def test_plan_unknown_recipe_is_one_line():
     result = run("plan", "train", "--recipe", "nope")
     assert result.exit_code == 1 and "unknown recipe 'nope'" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_plan_train_knows_l4_and_t4x2_not_p100():
+    l4 = json.loads(run("plan", "train", "--recipe", "gemma2-9b-qlora", "--gpus", "l4", "--json").stdout)
+    t4x2 = json.loads(run("plan", "train", "--recipe", "gemma2-9b-qlora", "--json").stdout)  # the default
+    assert (l4["gpus"], l4["precision"], l4["device_gib"]) == ("l4", "bf16", 22.0)
+    assert (t4x2["gpus"], t4x2["precision"], t4x2["device_gib"]) == ("t4x2", "fp16", 15.0)
+    refused = run("plan", "train", "--recipe", "gemma2-9b-qlora", "--gpus", "p100")
+    assert refused.exit_code == 2 and "'p100' is not one of 't4x2', 'l4', 't4'" in refused.output

@@ -22,8 +22,9 @@ def plan_group() -> None:
 
 @plan_group.command("train")
 @click.option("--recipe", required=True, help="Recipe name (`kaggle-kit recipes`).")
-@click.option("--gpus", type=click.Choice(["t4", "t4x2", "p100"]), default="t4", show_default=True,
-              help="Kaggle GPU: one T4, two T4s (memory per device), or a P100.")
+@click.option("--gpus", type=click.Choice(["t4x2", "l4", "t4"]), default="t4x2", show_default=True,
+              help="Kaggle GPU: T4 x2 (NvidiaTeslaT4, memory per device), one L4 (NvidiaL4, 24 GB, bf16), or one T4 "
+                   "device (a 4-bit run trains on one of the two).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Rows per device (default: the recipe's).")
 @click.option("--max-len", type=click.IntRange(min=16), help="Tokens per row (default: the recipe's).")
 @json_option
@@ -47,10 +48,14 @@ def plan_train_cmd(recipe: str, gpus: str, batch_size: int | None, max_len: int 
               help="max_len to project (repeatable; default: the measured one).")
 @click.option("--models", default=2, show_default=True, type=click.IntRange(1, 8),
               help="Project blends of 1 up to this many models.")
+@click.option("--gpus", type=click.Choice(["t4x2", "l4"]),
+              help="Project for Kaggle's T4 x2 (2 replicas) or one L4 (1 replica) at the measured per-GPU speed "
+                   "(default: as measured).")
 @config_option
 @json_option
 @pass_kit
-def plan_infer_cmd(kit: KitContext, source: Path, rows, limit, time_budget, max_lens, models, as_json) -> None:
+def plan_infer_cmd(kit: KitContext, source: Path, rows, limit, time_budget, max_lens, models, gpus,
+                   as_json) -> None:
     """Project the infer kernel's runtime on the hidden test per option set (TTA, max_len, models); flag misfits."""
     from kaggle_kit.config.durations import default_budget, parse_duration
     from kaggle_kit.inference.plan_infer import plan_dict, plan_infer, plan_table, read_measurement
@@ -66,6 +71,10 @@ def plan_infer_cmd(kit: KitContext, source: Path, rows, limit, time_budget, max_
                 parse_duration(kit.config.predict.time_budget) if kit.config.predict.time_budget is not None else
                 default_budget(limit_s))
     measured = read_measurement(source)
+    if gpus:
+        from kaggle_kit.inference.plan_infer import retarget
+
+        measured = retarget(measured, gpus)
     projections = plan_infer(measured, rows, budget_s, limit_s, list(max_lens) or [measured.max_len], models)
     emit(plan_dict(measured, rows, budget_s, limit_s, projections), as_json,
          plan_table(measured, rows, budget_s, limit_s, projections))

@@ -13,7 +13,7 @@ from typing import Any
 
 from kaggle_kit.errors import KitError
 
-GPUS = ("t4", "t4x2", "p100")
+GPUS = ("t4", "t4x2", "l4")  # one T4 device, Kaggle's T4 x2, one L4 (P100: no kernels in today's image)
 # What a family default may set without --recipe: these suit the backbone whatever GPU (or CPU) it runs on.
 FAMILY_FIELDS = ("learning_rate", "epochs", "warmup", "weight_decay", "lora_r", "lora_alpha", "lora_dropout",
                  "length_header", "length_head")
@@ -77,7 +77,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         source="LMSYS public LB: deberta-v3-base fine-tune 1.075 at 1024 tokens (shared/docs/lmsys-solutions.md); "
                "LoRA lr/rank are kaggle-kit's choice, not published",
         train=_train(learning_rate=2e-4, epochs=2.0, warmup=0.1),
-        batches=_batches(t4=(4, 2), t4x2=(4, 1), p100=(4, 2)),
+        batches=_batches(t4=(4, 2), t4x2=(4, 1), l4=(4, 2)),
         predict_max_len=1024, shape=DEBERTA_V3_BASE,
     ),
     Recipe(
@@ -86,7 +86,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         source="LMSYS public LB: deberta-v3-large about 1.039 (shared/docs/lmsys-solutions.md); LoRA lr/rank are "
                "kaggle-kit's choice, not published",
         train=_train(learning_rate=1e-4, epochs=1.0, warmup=0.1),
-        batches=_batches(t4=(2, 4), t4x2=(2, 2), p100=(2, 4)),
+        batches=_batches(t4=(2, 4), t4x2=(2, 2), l4=(2, 4)),
         predict_max_len=1024, shape=DEBERTA_V3_LARGE,
     ),
     Recipe(
@@ -97,7 +97,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         train=_train(learning_rate=2e-4, epochs=1.0, warmup=0.05, target_modules=["q_proj", "k_proj", "v_proj"],
                      freeze_layers=16, quantize="4bit"),
         # 4-bit training runs as one process (no DDP under bitsandbytes), so 2x T4 trains on one of them.
-        batches=_batches(t4=(1, 8), t4x2=(1, 8), p100=(1, 8)),
+        batches=_batches(t4=(1, 8), t4x2=(1, 8), l4=(1, 8)),
         predict_max_len=2048, shape=GEMMA2_9B,
     ),
     Recipe(
@@ -106,7 +106,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         source="LMSYS public Llama-3-8B sequence classification: 0.989 at 1024 tokens, 0.983 at 1280 "
                "(shared/docs/lmsys-solutions.md); LoRA r/alpha/lr are kaggle-kit's choice",
         train=_train(learning_rate=1e-4, epochs=1.0, warmup=0.05, quantize="4bit"),
-        batches=_batches(t4=(1, 8), t4x2=(1, 8), p100=(1, 8)),
+        batches=_batches(t4=(1, 8), t4x2=(1, 8), l4=(1, 8)),
         predict_max_len=1280, shape=LLAMA3_8B,
     ),
     Recipe(
@@ -120,7 +120,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
                      length_header=False),
         # Batch 4: twice the updates of batch 8 for the same compute; at batch 8 seed 0 only began to learn after
         # ~200 updates and ended 0.032 nats under the prior (1,500 training rows, 2 epochs).
-        batches=_batches(t4=(4, 1), t4x2=(4, 1), p100=(4, 1)),
+        batches=_batches(t4=(4, 1), t4x2=(4, 1), l4=(4, 1)),
         predict_max_len=256, shape=MINILM_L6,
     ),
 )}

@@ -110,6 +110,19 @@ def project(m: Measurement, rows: int, max_len: int, tta: str, models: int, budg
     return Projection(tta, max_len, models, round(seconds, 1), status, extrapolated, "; ".join(notes))
 
 
+GPU_REPLICAS = {"t4x2": 2, "l4": 1}  # one model replica per GPU (Kaggle's T4 x2; one L4)
+
+
+def retarget(m: Measurement, gpus: str) -> Measurement:
+    """The measurement as if run with one replica per GPU of `gpus`: throughput scales with the replicas; the
+    per-GPU speed stays the measured one (a T4 measurement is no L4 measurement: the table says what it assumes)."""
+    from dataclasses import replace
+
+    replicas = GPU_REPLICAS[gpus]
+    return replace(m, tokens_per_s=m.tokens_per_s * replicas / max(1, m.replicas), replicas=replicas,
+                   device=f"{gpus} (per-GPU speed of {m.device} x{m.replicas})")
+
+
 def plan_infer(m: Measurement, rows: int, budget_s: float, limit_s: float, max_lens: list[int],
                models: int) -> list[Projection]:
     """Every option set: TTA off/on x each max_len x 1..models models in the blend."""

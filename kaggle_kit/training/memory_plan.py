@@ -19,8 +19,10 @@ from kaggle_kit.errors import KitError
 
 GIB = 1024 ** 3
 # Usable memory per device (what torch reports free on a fresh Kaggle session, rounded down).
-GPU_MEMORY_GIB = {"t4": 15.0, "t4x2": 15.0, "p100": 15.9}
-GPU_DEVICES = {"t4": 1, "t4x2": 2, "p100": 1}
+# l4: 24 GB nominal, 22.5 GiB as torch reports it; 22.0 is an assumption (no L4 measured here).
+GPU_MEMORY_GIB = {"t4": 15.0, "t4x2": 15.0, "l4": 22.0}
+GPU_DEVICES = {"t4": 1, "t4x2": 2, "l4": 1}
+BF16_GPUS = ("l4",)  # automatic precision picks bf16 there (Ada), fp16 on T4
 SAFETY = 0.90  # fits only with 10% left for fragmentation and the allocator's cache
 CUDA_OVERHEAD_GIB = 0.5  # CUDA context + cuBLAS workspace, not measured here
 PRECISION_FACTOR = {"fp32": 1.0, "fp16": 0.5, "bf16": 0.5}
@@ -112,7 +114,8 @@ def plan_train(recipe_name: str, gpus: str = "t4", batch_size: int | None = None
     shape = shape or recipe.shape
     batch = batch_size or settings["batch_size"]
     seq = max_len or settings["max_len"]
-    precision = "fp16" if settings.get("precision", "auto") == "auto" else settings["precision"]
+    auto = "bf16" if gpus in BF16_GPUS else "fp16"
+    precision = auto if settings.get("precision", "auto") == "auto" else settings["precision"]
     trained = int(shape["num_hidden_layers"]) - int(settings.get("freeze_layers", 0))
     weights = weights_bytes(shape, settings.get("quantize"))
     lora = lora_params(shape, settings["lora_r"], settings.get("target_modules"), trained) * ADAM_BYTES
