@@ -94,3 +94,26 @@ def test_no_log_stream_keeps_state_lines(project, fake):
     result = run("status", "tester/lmsys-train", "--wait", "--interval", "0.05")
     assert result.exit_code == 0, result.output
     assert "tester/lmsys-train: RUNNING" in result.stderr and "tester/lmsys-train: COMPLETE" in result.stderr
+
+
+def test_kaggle_model_backbone_reaches_kaggle_as_a_model_source(project, fake):
+    handle = "google/gemma-2/transformers/gemma-2-2b-it/2"
+    (project / "kaggle-kit.toml").write_text((project / "kaggle-kit.toml").read_text().replace(
+        'backbone = "tester/tiny-deberta-v3"', f'backbone = "{handle}"'))
+    result = run("push-kernel", "train")
+    assert result.exit_code == 0, result.output
+    body = fake.calls("SaveKernel")[0]["body"]
+    assert body["modelDataSources"] == [handle] and not body.get("datasetDataSources")  # empty lists are omitted
+    assert fake.kernels["tester/lmsys-train"]["model_sources"] == [handle]
+
+
+def test_folds_wait_shows_each_folds_log_lines(project, fake):
+    fake.gpu_session_cap, fake.session_polls = 2, 3
+    fake.kernel_logs.update({"tester/lmsys-train-fold-0": ["fold zero training"],
+                             "tester/lmsys-train-fold-1": ["fold one training"]})
+    result = run("push-kernel", "train", "--folds", "2", "--interval", "0.01", "--wait")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("| fold 0: fold zero training") == 1
+    assert result.stderr.count("| fold 1: fold one training") == 1
+    quiet = run("push-kernel", "train", "--folds", "2", "--interval", "0.01", "--wait", "--quiet", "--force")
+    assert quiet.exit_code == 0 and "| fold" not in quiet.stderr
