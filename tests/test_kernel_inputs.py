@@ -102,3 +102,40 @@ def test_metadata_sources_split_by_kind():
     with pytest.raises(ValueError, match="has no version"):
         metadata_sources([MODEL.rsplit("/", 1)[0]])
 
+
+
+@pytest.mark.parametrize("layout", ["today", "legacy"])
+def test_bootstrap_finds_the_wheels_dataset_in_both_layouts(project, layout):
+    from kaggle_kit.config import load_config
+    from kaggle_kit.errors import KitError
+    from kaggle_kit.kernel.build import build_kernel, run_kernel_locally
+
+    (project / "kaggle-kit.toml").write_text((project / "kaggle-kit.toml").read_text().replace(
+        "[datasets]\n", '[datasets]\nwheels = "tester/kk-wheels"\n'))
+    build = build_kernel("train", load_config(), project / "kb")
+    script = build.script.read_text()
+    for key in ('"minimum": {', '"packages": {'):  # the lock now asks for a package this interpreter lacks
+        assert script.count(key) == 1
+        script = script.replace(key, key + '"kk-absent-pkg": "1.0", ')
+    build.script.write_text(script)
+    wheels = project / "kk-wheels"
+    wheels.mkdir()
+    with pytest.raises(KitError, match=r"the wheels dataset tester/kk-wheels has no kk-absent-pkg==1\.0"):
+        run_kernel_locally(build.folder, {"kk-wheels": wheels}, project / "w", layout=layout)
+    with pytest.raises(KitError, match=r"dataset tester/kk-wheels is not mounted \(looked in .*\); .* holds: nothing"):
+        run_kernel_locally(build.folder, {}, project / "w2", layout=layout)
+
+
+def test_run_kernel_input_names_match_the_kernels_sources():
+    from kaggle_kit.errors import UsageProblem
+    from kaggle_kit.kernel.build import kernel_sources_of, source_for_input
+
+    sources = kernel_sources_of({"competition_sources": ["lmsys-chatbot-arena"], "dataset_sources": ["tester/data"],
+                                 "model_sources": [MODEL], "kernel_sources": ["tester/data"]})
+    assert source_for_input("lmsys-chatbot-arena", sources).kind == "competition"
+    assert source_for_input(MODEL, sources).kind == "model"
+    assert source_for_input("kernel:tester/data", sources).kind == "kernel"
+    with pytest.raises(UsageProblem, match="--input data names several of its sources"):
+        source_for_input("data", sources)  # a dataset and a kernel share the slug: name it in full
+    with pytest.raises(UsageProblem, match=r"--input typo is not one of its sources \(this kernel's sources: "):
+        source_for_input("typo", sources)
