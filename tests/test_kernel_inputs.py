@@ -139,3 +139,19 @@ def test_run_kernel_input_names_match_the_kernels_sources():
         source_for_input("data", sources)  # a dataset and a kernel share the slug: name it in full
     with pytest.raises(UsageProblem, match=r"--input typo is not one of its sources \(this kernel's sources: "):
         source_for_input("typo", sources)
+
+
+def test_run_kernel_refuses_two_inputs_on_one_mount(project, tmp_path):
+    import json
+
+    from kaggle_kit.errors import UsageProblem
+    from kaggle_kit.kernel.build import run_kernel_locally
+
+    build = tmp_path / "b"
+    build.mkdir()
+    (build / "kernel-metadata.json").write_text(json.dumps({"code_file": "k.py", "dataset_sources": ["tester/data"],
+                                                            "competition_sources": ["data"]}))
+    (build / "k.py").write_text("print('x')")
+    with pytest.raises(UsageProblem, match=r"--input tester/data and data would be mounted at the same place"):
+        run_kernel_locally(build, {"tester/data": tmp_path, "data": tmp_path}, tmp_path / "w", layout="legacy")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".w-root")] == []

@@ -206,6 +206,11 @@ def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, time
     root = Path(tempfile.mkdtemp(prefix=f".{working.name}-root-", dir=working.parent if working.parent.exists()
                                  else None))
     where = {name: source.layouts(root)[layout] for name, source in mounts.items()}
+    clash = [n for n in where if list(where.values()).count(where[n]) > 1]
+    if clash:
+        shutil.rmtree(root, ignore_errors=True)
+        raise UsageProblem(f"--input {' and '.join(clash)} would be mounted at the same place "
+                           f"({where[clash[0]].relative_to(root)}) in the {layout} layout", hint="give each once")
     try:
         (root / "input").mkdir()
         for name, path in inputs.items():
