@@ -117,3 +117,11 @@ def test_folds_wait_shows_each_folds_log_lines(project, fake):
     assert result.stderr.count("| fold 1: fold one training") == 1
     quiet = run("push-kernel", "train", "--folds", "2", "--interval", "0.01", "--wait", "--quiet", "--force")
     assert quiet.exit_code == 0 and "| fold" not in quiet.stderr
+
+
+def test_folds_wait_exits_1_naming_a_failed_fold(project, fake):
+    fake.kernel_status["tester/lmsys-train-fold-1"] = [("ERROR", "CUDA out of memory")]
+    result = run("push-kernel", "train", "--folds", "2", "--interval", "0.01", "--wait", "--quiet")
+    assert result.exit_code == 1, result.output
+    assert "fold(s) 1 ended ERROR" in result.stderr and "COMPLETE folds are skipped" in result.stderr
+    assert "tester/lmsys-train-fold-1 1        ERROR" in result.stdout  # the table still comes first
