@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from conftest import quick_config
+from kaggle_kit.inference.blending import choose_blend, combine, combine_folds, cross_validated_blend, fit_weights
 from kaggle_kit.data.reading import load_training_files
-from kaggle_kit.metrics import cross_fitted_temperature, fit_temperature, softmax
+from kaggle_kit.metrics import cross_fitted_temperature, fit_temperature, log_loss, softmax
 from kaggle_kit.model.model_dir import HOLDOUT_FILE, read_model_info
 from kaggle_kit.training.folds import prompt_groups
 from kaggle_kit.training.train import split_holdout, train
@@ -77,3 +78,31 @@ def test_train_holds_out_by_prompt_and_writes_cross_fitted_probabilities(tmp_pat
     assert np.allclose(probs, cross_fitted_temperature(logits, targets, seed=cfg.seed), atol=1e-6)
     assert not np.allclose(probs, softmax(logits, temperature), atol=1e-6)
     assert metrics["temperature"] == pytest.approx(temperature)
+
+
+def test_blend_is_judged_out_of_fold():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 40)
+    truth = np.eye(3)[labels]
+    noise = [softmax(rng.normal(0, 0.2, (40, 3))) for _ in range(6)]  # nothing to learn: any fit is overfitting
+    weights, temperature, report, cv_probs = choose_blend(noise, truth)
+    fitted = fit_weights(noise, truth)[2]["blend_log_loss"]
+    assert fitted < min(report["single_log_loss"])  # in sample the fit always "helps"
+    assert report["cv_blend_log_loss"] > min(report["single_log_loss"])  # out of fold it does not
+    assert not report["fitted_blend_kept"] and temperature == 1.0 and sorted(weights) == [0, 0, 0, 0, 0, 1]
+    assert np.allclose(cv_probs, noise[report["best_single"]])
+    truth = np.eye(3)[rng.integers(0, 3, 200)]
+    good = softmax(3 * truth + rng.normal(0, 1.5, (200, 3)))
+    other = softmax(6 * truth + rng.normal(0, 4.5, (200, 3)))  # over-confident: a temperature helps
+    weights, temperature, report, cv_probs = choose_blend([good, other], truth)
+    assert report["fitted_blend_kept"] and report["cv_blend_log_loss"] == pytest.approx(log_loss(truth, cv_probs))
+    assert np.allclose(cv_probs, cross_validated_blend([good, other], truth))
+
+
+def test_fold_models_are_blended_one_fold_at_a_time():
+    rng = np.random.default_rng(2)
+    a0, a1, b0 = (softmax(rng.normal(0, 2, (30, 3))) for _ in range(3))
+    blended = combine_folds([[a0, a1], [b0]], [0.6, 0.4], 0.7)
+    expected = (combine([a0, b0], [0.6, 0.4], 0.7) + combine([a1, b0], [0.6, 0.4], 0.7)) / 2
+    assert np.allclose(blended, expected)
+    assert not np.allclose(blended, combine([(a0 + a1) / 2, b0], [0.6, 0.4], 0.7))  # what predict did before

@@ -82,10 +82,13 @@ def blend_cmd(kit: KitContext, oofs, train_files, out: Path, overwrite: bool, as
     r = fitted.report
     lines = [f"{m.name}: OOF log loss {m.oof_log_loss:.4f}, weight {m.weight:.3f}" for m in fitted.members]
     best = r["best_single"]
-    lines.append(f"blend: OOF log loss {r['blend_log_loss']:.4f} over {r['rows']} rows (best single "
-                 f"{best['name']} {best['log_loss']:.4f}), temperature {fitted.temperature:.3f}")
+    lines.append(f"blend: OOF log loss {r['cv_blend_log_loss']:.4f} cross-validated, {r['blend_log_loss']:.4f} "
+                 f"in-sample, over {r['rows']} rows (best single {best['name']} {best['log_loss']:.4f}), temperature "
+                 f"{fitted.temperature:.3f}")
+    if not r["fitted_blend_kept"]:
+        lines.append(f"blend: the fitted weights do not beat {best['name']} out of fold: {best['name']} alone is kept")
     if isinstance(r["rules"], list):
-        lines += [f"rule {x['rule']}: {x['rows']} row(s), log loss {x['log_loss_before']:.4f} -> "
+        lines += [f"rule {x['rule']}: {x['rows']} row(s), cross-validated log loss {x['log_loss_before']:.4f} -> "
                   f"{x['log_loss_after']:.4f}: {'kept' if x['kept'] else 'dropped'}" for x in r["rules"]]
     else:
         lines.append(f"rules: {r['rules']}")
