@@ -32,6 +32,24 @@ REFRESH_SHARE = 1 / 60  # rewrite the file at least this often (share of the bud
 MIN_REFRESH_S = 5.0
 QUANTILES = list(range(0, 101, 5))
 EXIT_SHARE = 0.5
+AGREE_STEPS = 3  # steady steps in a row that must want the base pass's token cap moved the same way
+RAISE_MARGIN = 1.05  # a cap is raised only for at least 5% more tokens per row (no flapping on noise)
+
+
+def _direction(wanted: int | None, current: int | None) -> int:
+    """-1: the cap must come down (or a first cap is needed), +1: it may go up, 0: leave it."""
+    if wanted is None:
+        return 0 if current is None else 1
+    if current is None or wanted < current:
+        return -1
+    return 1 if wanted >= RAISE_MARGIN * current else 0
+
+
+def _vote(votes: int, direction: int) -> int:
+    """Consecutive steps wanting the same move: a step wanting nothing or the opposite starts the count again."""
+    if direction == 0:
+        return 0
+    return votes + direction if votes * direction > 0 else direction
 
 
 def class_prior(model_dir: Path, num_labels: int) -> np.ndarray:
@@ -96,6 +114,7 @@ class RunState:
     stages: list[dict] = field(default_factory=list)
     truncated: int = 0
     cap: int | None = None
+    caps: list[dict] = field(default_factory=list)  # every move of the base pass's token cap: row reached, cap
 
 
 class BudgetedPredictor:
@@ -208,6 +227,8 @@ class BudgetedPredictor:
 
     # ---- the base pass of the first model: every row, longest first; shorter max_len if it cannot all fit
     def base_pass(self, loaded: Loaded) -> None:
+        """The cap on tokens per row moves (down when the rows left cannot fit at full length, up again when the
+        time left allows more) only after AGREE_STEPS steady steps in a row want it moved the same way."""
         s, m = self.state, loaded.index
         encoded = list(loaded.encoded)
         lengths = [len(e) for e in encoded]
@@ -216,7 +237,7 @@ class BudgetedPredictor:
         logits = np.zeros((s.n, s.num_labels), dtype=np.float32)
         step_n = len(loaded.replicas)
         floor = min(loaded.encoder.spec.max_len, loaded.encoder.overhead + 32)
-        start, i = self.clock(), 0
+        start, i, votes = self.clock(), 0, 0
         with tqdm(total=s.n, desc="predict", unit="row", disable=not self.progress) as bar:
             while i < len(batches):
                 step = batches[i:i + step_n]
@@ -224,11 +245,13 @@ class BudgetedPredictor:
                 if self.available() <= 0:
                     break
                 if rate is not None:
-                    rest = [r for b in batches[i:] for r in b]
-                    need = rate.seconds_for(sum(padded_tokens(b, lengths) for b in batches[i:]))
-                    if need > self.available():
-                        batches, lengths = self._shorten(loaded, encoded, batches, i, rest, rate, floor)
-                        step = batches[i:i + step_n]
+                    if rate.steady:
+                        rest = [r for b in batches[i:] for r in b]
+                        cap = self._wanted_cap(loaded, rest, rate, floor)
+                        votes = _vote(votes, _direction(cap, s.cap))
+                        if abs(votes) >= AGREE_STEPS:
+                            batches, lengths = self._recap(loaded, encoded, batches, i, rest, cap)
+                            step, votes = batches[i:i + step_n], 0
                     if rate.seconds_for(sum(padded_tokens(b, lengths) for b in step)) > self.available():
                         break
                 self.run_step(loaded, step, encoded, logits, bar)
@@ -236,7 +259,7 @@ class BudgetedPredictor:
                 s.base[m][rows] = loaded.probs(logits, rows)
                 s.covered[m][rows] = True
                 i += len(step)
-                if self.projection is None:
+                if self.projection is None and (self.rates[m].steady or i >= len(batches)):
                     self.projection = self.project(loaded, batches[i:], lengths)
                 self.maybe_refresh()
         self.full_rows = [r for r in range(s.n) if s.covered[m][r] and len(encoded[r]) == len(loaded.encoded[r])]
@@ -245,20 +268,30 @@ class BudgetedPredictor:
         if missing:
             self.echo(f"kaggle-kit: warning: the budget ran out: {missing} row(s) got the class prior")
 
-    def _shorten(self, loaded, encoded, batches, i, rest, rate, floor):
-        """Re-encode the rows not reached yet at the largest max_len that still fits (never below `floor`)."""
-        cap = truncation_for([len(encoded[r]) for r in rest], self.available(), rate, self.pad_factor, floor) or floor
-        if self.state.cap is not None and cap >= self.state.cap:
-            return batches, [len(e) for e in encoded]
-        short = Encoder(loaded.trained.tokenizer, replace(loaded.encoder.spec, max_len=cap))
+    def _wanted_cap(self, loaded: Loaded, rest: list[int], rate: Throughput, floor: int) -> int | None:
+        """The largest cap at which the rows left fit at their full lengths (None: no cap needed)."""
+        full = [len(loaded.encoded[r]) for r in rest]
+        cap = truncation_for(full, self.available(), rate, self.pad_factor, floor)
+        return None if cap is not None and cap >= max(full, default=0) else (cap or floor)
+
+    def _recap(self, loaded, encoded, batches, i, rest, cap):
+        """Re-encode the rows not reached yet from their full tokens at `cap` (None: full length)."""
+        short = Encoder(loaded.trained.tokenizer, replace(loaded.encoder.spec, max_len=cap)) if cap else None
         fields = loaded.encoder.spec.fields
         for r in rest:
-            new = short.assemble([loaded.tokens[f][r] for f in fields])
-            if len(new) < len(encoded[r]):
-                encoded[r] = new
-        self.state.cap = cap
-        self.state.truncated = sum(len(encoded[r]) < len(loaded.encoded[r]) for r in range(self.state.n))
-        self.echo(f"kaggle-kit: the base pass would not fit: the {len(rest)} rows left are cut to {cap} tokens")
+            full = loaded.encoded[r]
+            encoded[r] = full if short is None or len(full) <= cap else short.assemble(
+                [loaded.tokens[f][r] for f in fields])
+        s = self.state
+        lowered = s.cap is None or (cap is not None and cap < s.cap)
+        s.cap = cap
+        s.truncated = sum(len(encoded[r]) < len(loaded.encoded[r]) for r in range(s.n))
+        s.caps.append({"at_row": int(s.covered[loaded.index].sum()), "cap": cap})
+        if lowered:
+            self.echo(f"kaggle-kit: the base pass would not fit: the {len(rest)} rows left are cut to {cap} tokens")
+        else:
+            self.echo(f"kaggle-kit: time to spare: the {len(rest)} rows left are cut to "
+                      f"{cap if cap else 'no'} tokens{'' if cap else ' (full length)'}")
         lengths = [len(e) for e in encoded]
         return batches[:i] + [[rest[j] for j in b] for b in token_budget_batches([lengths[r] for r in rest],
                                                                                  self.cfg.max_tokens)], lengths
@@ -300,7 +333,7 @@ class BudgetedPredictor:
         planned = sum(cost(u, picks[u.key]) for u in units)
         return {"at_s": round(self.budget.elapsed(), 3), "budget_s": self.budget.seconds,
                 "tokens_per_s": round(rate.tokens_per_s, 1),
-                "base_s": round(rate.seconds + base_left, 1),
+                "base_s": round(rate.spent + base_left, 1),
                 "optional_s": {u.key: round(cost(u, len(u.batches)), 1) for u in units},
                 "planned_rows": {u.key: sum(len(b) for b in u.batches[:picks[u.key]]) for u in units},
                 "finish_s": round(self.budget.elapsed() + base_left + planned, 1),
@@ -423,7 +456,7 @@ class BudgetedPredictor:
                 for r in range(self.state.n)]
         return {"device": "cuda" if torch.cuda.is_available() else "cpu", "replicas": len(loaded.replicas),
                 "rows": self.state.n, "max_len": loaded.encoder.spec.max_len, "max_tokens": self.cfg.max_tokens,
-                "tokens_per_s": round(rate.tokens_per_s, 1) if rate and rate.tokens else None,
+                "tokens_per_s": round(rate.tokens_per_s, 1) if rate and rate.known else None,
                 "pad_factor": round(getattr(self, "pad_factor", 1.0), 4),
                 "load_s": round(loaded.load_s, 3), "tokenize_s_per_row": loaded.tokenize_s / max(1, self.state.n),
                 "startup_s": round(self.state.stages[0]["seconds"], 3),
@@ -433,7 +466,7 @@ class BudgetedPredictor:
         s = self.state
         swapped = np.any(np.stack(s.swapped), axis=0) if s.swapped else np.zeros(s.n, bool)
         return {"rows": s.n, "predicted_rows": int(s.covered[0].sum()), "prior_rows": int((~s.covered[0]).sum()),
-                "truncated_rows": s.truncated, "truncated_to": s.cap, "tta_rows": int(swapped.sum()),
+                "truncated_rows": s.truncated, "truncated_to": s.cap, "cap_changes": s.caps, "tta_rows": int(swapped.sum()),
                 "model_rows": [int(c.sum()) for c in s.covered], "budget_s": self.budget.seconds,
                 "elapsed_s": round(self.budget.elapsed(), 3), "projection": self.projection, "stages": s.stages,
                 "measured": self.measured}
