@@ -466,7 +466,8 @@ class BudgetedPredictor:
         s = self.state
         swapped = np.any(np.stack(s.swapped), axis=0) if s.swapped else np.zeros(s.n, bool)
         return {"rows": s.n, "predicted_rows": int(s.covered[0].sum()), "prior_rows": int((~s.covered[0]).sum()),
-                "truncated_rows": s.truncated, "truncated_to": s.cap, "cap_changes": s.caps, "tta_rows": int(swapped.sum()),
+                "truncated_rows": s.truncated, "truncated_to": s.cap, "cap_changes": s.caps,
+                "tta_rows": int(swapped.sum()),
                 "model_rows": [int(c.sum()) for c in s.covered], "budget_s": self.budget.seconds,
                 "elapsed_s": round(self.budget.elapsed(), 3), "projection": self.projection, "stages": s.stages,
                 "measured": self.measured}
