@@ -310,7 +310,8 @@ def _scheduled(trained, pairs, spec, seconds, spt_of, warmup_s=0.0, max_tokens=2
 
 
 def _base_seconds(trained, pairs, max_tokens, spt):
-    from kaggle_kit.predict import encoder_for, token_budget_batches
+    from kaggle_kit.inference.predict import encoder_for
+    from kaggle_kit.model.batching import token_budget_batches
 
     lengths = [len(e) for e in encoder_for(load_trained(trained.out_dir)).encode(pairs)]
     return spt * sum(len(b) * max(lengths[i] for i in b) for b in token_budget_batches(lengths, max_tokens))
@@ -320,7 +321,7 @@ def _base_seconds(trained, pairs, max_tokens, spt):
 def quick_trained(tmp_path_factory, small_files, tiny_backbone, spec):
     """A few steps are enough here: the scheduler's decisions, not the model's quality, are tested."""
     from conftest import quick_config
-    from kaggle_kit.train import train
+    from kaggle_kit.training.train import train
 
     return train([small_files.train], tmp_path_factory.mktemp("quick") / "model", quick_config(tiny_backbone,
                  max_steps=2, eval_steps=2, max_len=256), spec)

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 
 from conftest import quick_config
-from kaggle_kit.inference.blending import choose_blend, combine, combine_folds, cross_validated_blend, fit_weights
 from kaggle_kit.data.reading import load_training_files
+from kaggle_kit.inference.blending import choose_blend, combine, combine_folds, cross_validated_blend, fit_weights
 from kaggle_kit.metrics import cross_fitted_temperature, fit_temperature, log_loss, softmax
 from kaggle_kit.model.model_dir import HOLDOUT_FILE, read_model_info
 from kaggle_kit.training.folds import prompt_groups
