@@ -183,3 +183,23 @@ def truncation_for(lengths: list[int], seconds: float, rate: Throughput, pad_fac
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if cost(mid) <= seconds else (lo, mid)
     return lo
+
+
+AGREE_STEPS = 3  # steady steps in a row that must want the base pass's token cap moved the same way
+RAISE_MARGIN = 1.05  # a cap is raised only for at least 5% more tokens per row (no flapping on noise)
+
+
+def cap_direction(wanted: int | None, current: int | None) -> int:
+    """-1: the cap must come down (or a first cap is needed), +1: it may go up, 0: leave it."""
+    if wanted is None:
+        return 0 if current is None else 1
+    if current is None or wanted < current:
+        return -1
+    return 1 if wanted >= RAISE_MARGIN * current else 0
+
+
+def cap_vote(votes: int, direction: int) -> int:
+    """Consecutive steps wanting the same move: a step wanting nothing or the opposite starts the count again."""
+    if direction == 0:
+        return 0
+    return votes + direction if votes * direction > 0 else direction

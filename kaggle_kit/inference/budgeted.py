@@ -7,7 +7,6 @@ row exists from the first second on (rows not reached yet carry the class prior)
 from __future__ import annotations
 
 import gc
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -22,87 +21,27 @@ from kaggle_kit.config import PredictConfig
 from kaggle_kit.config.durations import format_duration
 from kaggle_kit.data.encode import Encoder, field_demand
 from kaggle_kit.data.reading import Pairs
-from kaggle_kit.inference.budget import Budget, Throughput, Unit, padded_tokens, plan, truncation_for
+from kaggle_kit.inference.budget import (
+    AGREE_STEPS,
+    Budget,
+    Throughput,
+    Unit,
+    cap_direction,
+    cap_vote,
+    padded_tokens,
+    plan,
+    truncation_for,
+)
+from kaggle_kit.inference.loaded import Loaded, class_prior
 from kaggle_kit.inference.predict import blend, encoder_for, gpu_replicas, unswap
 from kaggle_kit.model.batching import run_batches, token_budget_batches
-from kaggle_kit.model.model_dir import METRICS_FILE, TrainedModel, load_trained
+from kaggle_kit.model.model_dir import load_trained
 from kaggle_kit.model.side_head import pair_features
 
 REFRESH_SHARE = 1 / 60  # rewrite the file at least this often (share of the budget), and at every stage end
 MIN_REFRESH_S = 5.0
 QUANTILES = list(range(0, 101, 5))
 EXIT_SHARE = 0.5
-AGREE_STEPS = 3  # steady steps in a row that must want the base pass's token cap moved the same way
-RAISE_MARGIN = 1.05  # a cap is raised only for at least 5% more tokens per row (no flapping on noise)
-
-
-def _direction(wanted: int | None, current: int | None) -> int:
-    """-1: the cap must come down (or a first cap is needed), +1: it may go up, 0: leave it."""
-    if wanted is None:
-        return 0 if current is None else 1
-    if current is None or wanted < current:
-        return -1
-    return 1 if wanted >= RAISE_MARGIN * current else 0
-
-
-def _vote(votes: int, direction: int) -> int:
-    """Consecutive steps wanting the same move: a step wanting nothing or the opposite starts the count again."""
-    if direction == 0:
-        return 0
-    return votes + direction if votes * direction > 0 else direction
-
-
-def class_prior(model_dir: Path, num_labels: int) -> np.ndarray:
-    """The training class prior recorded in metrics.json: the prediction for rows the budget never reached."""
-    try:
-        prior = json.loads((model_dir / METRICS_FILE).read_text())["class_prior"]
-        prior = np.asarray(prior, dtype=np.float64)
-        if prior.shape == (num_labels,) and np.isfinite(prior).all() and prior.min() > 0:
-            return prior / prior.sum()
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return np.full(num_labels, 1.0 / num_labels)
-
-
-@dataclass
-class Loaded:
-    """One model ready to predict: encodings of every row, replicas (one per GPU) and a thread pool for them."""
-
-    index: int
-    trained: TrainedModel
-    encoder: Encoder
-    tokens: dict
-    encoded: list[list[int]]
-    replicas: list
-    pool: ThreadPoolExecutor | None
-    load_s: float
-    tokenize_s: float
-    features: np.ndarray | None = None  # side_head.pair_features of every row, when the model has a side head
-    swap_features: np.ndarray | None = None
-    swap_encoded: dict[int, list[int]] = field(default_factory=dict)
-
-    @property
-    def lengths(self) -> list[int]:
-        return [len(e) for e in self.encoded]
-
-    def swapped(self, rows: list[int], spec: CompetitionSpec) -> dict[int, list[int]]:
-        """A/B-swapped encodings of `rows` (cached): the same turns with the responses exchanged, no re-tokenising."""
-        a, b = spec.swap_pairs[0]
-        fields = [{a: b, b: a}.get(f, f) for f in self.encoder.spec.fields]
-        for r in rows:
-            if r not in self.swap_encoded:
-                self.swap_encoded[r] = self.encoder.assemble([self.tokens[f][r] for f in fields])
-        return {r: self.swap_encoded[r] for r in rows}
-
-    def probs(self, logits: np.ndarray, rows: list[int], swapped: bool = False) -> np.ndarray:
-        features = self.swap_features if swapped else self.features
-        return self.trained.probs(logits[rows], None if features is None else features[rows])
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
-
-
 @dataclass
 class RunState:
     n: int
@@ -248,7 +187,7 @@ class BudgetedPredictor:
                     if rate.steady:
                         rest = [r for b in batches[i:] for r in b]
                         cap = self._wanted_cap(loaded, rest, rate, floor)
-                        votes = _vote(votes, _direction(cap, s.cap))
+                        votes = cap_vote(votes, cap_direction(cap, s.cap))
                         if abs(votes) >= AGREE_STEPS:
                             batches, lengths = self._recap(loaded, encoded, batches, i, rest, cap)
                             step, votes = batches[i:i + step_n], 0
