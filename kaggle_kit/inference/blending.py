@@ -37,6 +37,9 @@ class Member:
     model_dirs: list[Path]
     weight: float = 0.0
     oof_log_loss: float = math.nan
+    backbone_name: str | None = None  # the folder name of the backbone its model dirs were trained on
+    backbone_source: str | None = None  # where a kernel finds it: a dataset owner/slug or a Kaggle Model handle
+    backbone: str | None = None  # set where it runs (a kernel): the resolved backbone folder
 
 
 @dataclass
@@ -179,10 +182,10 @@ def parse_member(text: str) -> Member:
 
 
 def fit_blend(members: list[Member], spec: CompetitionSpec, train_files: list[Path] | None = None,
-              column_maps=None) -> Blend:
+              column_maps=None, backbone_sources: dict[str, str] | None = None) -> Blend:
     """Align the OOF files on their common ids, fit weights + temperature, then test each rule on the blend."""
     from kaggle_kit.inference.rules import evaluate_rules
-    from kaggle_kit.model.model_dir import check_model_dir
+    from kaggle_kit.model.model_dir import check_model_dir, read_model_info
 
     if not members:
         raise UsageProblem("no --oof given")
@@ -193,6 +196,14 @@ def fit_blend(members: list[Member], spec: CompetitionSpec, train_files: list[Pa
     for m in members:
         for d in m.model_dirs:
             check_model_dir(d)
+        m.backbone_name = Path(read_model_info(m.model_dirs[0])["backbone"]).name
+    sources = dict(backbone_sources or {})
+    unknown = sorted(set(sources) - {m.backbone_name for m in members})
+    if unknown:
+        raise UsageProblem(f"--backbone-source {unknown[0]}: no member was trained on a backbone of that name",
+                           hint=f"the members' backbones: {', '.join(sorted({m.backbone_name for m in members}))}")
+    for m in members:
+        m.backbone_source = sources.get(m.backbone_name)
     frames = [read_oof(m.oof, spec) for m in members]
     common = set(frames[0]["id"])
     for f in frames[1:]:
@@ -248,10 +259,12 @@ def save_blend(blend: Blend, out: Path, overwrite: bool = False) -> None:
     base = out.parent
     data = {
         "format": BLEND_FORMAT, "kind": BLEND_KIND,
-        "method": "softmax(sum_i weight_i * log p_i / temperature); p_i: mean of the member's model dirs",
+        "method": "mean over folds j of softmax(sum_i weight_i * log p_ij / temperature); p_ij: member i's j-th "
+                  "model dir (j mod its count)",
         "temperature": blend.temperature,
         "members": [{"name": m.name, "weight": m.weight, "oof_log_loss": m.oof_log_loss, "oof": _rel(m.oof, base),
-                     "model_dirs": [_rel(d, base) for d in m.model_dirs]} for m in blend.members],
+                     "model_dirs": [_rel(d, base) for d in m.model_dirs], "backbone": m.backbone_name,
+                     "backbone_source": m.backbone_source} for m in blend.members],
         "rules": blend.rules, "report": blend.report,
     }
     write_text_atomic(out, json.dumps(data, indent=2))
@@ -269,7 +282,8 @@ def read_blend(path: Path) -> Blend:
         if data.get("kind") != BLEND_KIND or data.get("format") != BLEND_FORMAT:
             raise ValueError("not a kaggle-kit blend of a known format")
         members = [Member(name=m["name"], oof=Path(m.get("oof", "")), weight=float(m["weight"]),
-                          model_dirs=[path.parent / d for d in m["model_dirs"]]) for m in data["members"]]
+                          model_dirs=[path.parent / d for d in m["model_dirs"]], backbone_name=m.get("backbone"),
+                          backbone_source=m.get("backbone_source")) for m in data["members"]]
         temperature = float(data["temperature"])
         rules = list(data.get("rules", []))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -299,6 +313,7 @@ def predict_blend(blend: Blend, pairs, spec: CompetitionSpec, cfg, backbone: str
     from kaggle_kit.inference.predict import predict_models
 
     used = [m for m in blend.members if m.weight > 0]
-    member_sets = [[predict_models([d], pairs, spec, cfg.max_tokens, cfg.tta, None, "prob", backbone, cfg.precision,
-                                   cfg.quantize, progress=progress).probs for d in m.model_dirs] for m in used]
+    member_sets = [[predict_models([d], pairs, spec, cfg.max_tokens, cfg.tta, None, "prob", backbone or m.backbone,
+                                   cfg.precision, cfg.quantize, progress=progress).probs for d in m.model_dirs]
+                    for m in used]
     return combine_folds(member_sets, [m.weight for m in used], blend.temperature)

@@ -21,8 +21,10 @@ from kaggle_kit.config import PredictConfig
 from kaggle_kit.config.durations import format_duration
 from kaggle_kit.data.encode import Encoder, field_demand
 from kaggle_kit.data.reading import Pairs
+from kaggle_kit.inference.blend_run import BlendRun
 from kaggle_kit.inference.budget import (
     AGREE_STEPS,
+    VALUE_PER_ROW,
     Budget,
     Throughput,
     Unit,
@@ -60,8 +62,11 @@ class BudgetedPredictor:
     def __init__(self, model_dirs: list[Path], pairs: Pairs, spec: CompetitionSpec, cfg: PredictConfig,
                  weights: list[float] | None, backbone: str | None, budget: Budget,
                  write: Callable[[np.ndarray], None], echo: Callable[[str], None] = lambda m: None,
-                 progress: bool = True, loader: Callable = load_trained):
+                 progress: bool = True, loader: Callable = load_trained, fitted: BlendRun | None = None):
+        """`fitted`: a blend.json's run (its model dirs are `model_dirs`): per-model backbones and values, and its
+        fold-by-fold combination instead of `weights` and cfg.blend."""
         self.model_dirs, self.pairs, self.spec, self.cfg = model_dirs, pairs, spec, cfg
+        self.fitted = fitted
         self.weights, self.backbone, self.budget = weights, backbone, budget
         self._write, self.echo, self.progress = write, echo, progress
         n, c = len(pairs), spec.num_labels
@@ -96,7 +101,9 @@ class BudgetedPredictor:
             if not models:
                 continue
             rows = np.where((pattern == np.array(key)).all(axis=1))[0]
-            if len(self.model_dirs) == 1 and not self.weights:
+            if self.fitted is not None:
+                out[rows] = self.fitted.combine({m: per_model[m][rows] for m in models})
+            elif len(self.model_dirs) == 1 and not self.weights:
                 out[rows] = per_model[0][rows]
             else:
                 weights = self.weights or [1.0] * len(self.model_dirs)
@@ -124,7 +131,8 @@ class BudgetedPredictor:
     # ---- models
     def load(self, m: int) -> Loaded:
         t0 = self.clock()
-        trained = self.loader(self.model_dirs[m], backbone=self.backbone, precision=self.cfg.precision,
+        backbone = self.fitted.backbones[m] if self.fitted is not None else self.backbone
+        trained = self.loader(self.model_dirs[m], backbone=backbone, precision=self.cfg.precision,
                                quantize=self.cfg.quantize)
         load_s = self.clock() - t0
         self.stage("load", m, 0, load_s)
@@ -256,7 +264,11 @@ class BudgetedPredictor:
     def _unit(self, key, m, kind, rows, lengths, setup, needs=None) -> Unit:
         local = token_budget_batches([lengths[r] for r in rows], self.cfg.max_tokens)[::-1]  # shortest first
         batches = [[rows[j] for j in b] for b in local]
-        return Unit(key, m, kind, batches, [padded_tokens(b, lengths) for b in batches], setup_s=setup, needs=needs)
+        value = 0.0  # the kind's default
+        if self.fitted is not None and m > 0:  # a blend member's share, per its cost (a swap pass: half of it)
+            value = self.fitted.values[m] * (VALUE_PER_ROW["swap"] / VALUE_PER_ROW["model"] if kind == "swap" else 1)
+        return Unit(key, m, kind, batches, [padded_tokens(b, lengths) for b in batches], setup_s=setup, needs=needs,
+                    value_per_row=value)
 
     def project(self, loaded: Loaded, rest: list[list[int]], lengths: list[int]) -> dict:
         """The projection made once the first step is measured: base, each optional unit, and what fits."""
