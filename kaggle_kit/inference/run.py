@@ -26,7 +26,8 @@ from kaggle_kit.submission import find_sample_submission, submission_order, writ
 def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Path, spec: CompetitionSpec,
                           cfg: PredictConfig, weights: list[float] | None = None, backbone: str | None = None,
                           sample_submission: Path | None = None, overwrite: bool = False,
-                          progress: bool = True, budget: Budget | None = None, echo=None) -> dict:
+                          progress: bool = True, budget: Budget | None = None, echo=None,
+                          backbone_of=None) -> dict:
     """test.csv -> validated, sample_submission-ordered CSV. Every input is checked before the first forward pass.
 
     With a time budget (`budget`, else cfg.time_budget counted from process start) see budgeted.py; a blend.json
@@ -38,6 +39,9 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
                                hint="drop --model/--weights, or use --blend prob|logprob")
         fitted = read_blend(Path(cfg.blend))
         model_dirs = used_model_dirs(fitted)
+        for member in fitted.members if backbone_of else []:
+            if member.weight > 0:
+                member.backbone = backbone_of(member)
     if not model_dirs:
         raise KitError("no model given", hint="pass --model DIR (repeat to ensemble)")
     if out_path.is_dir():

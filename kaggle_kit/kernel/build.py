@@ -21,6 +21,7 @@ import kaggle_kit
 from kaggle_kit import __version__
 from kaggle_kit.config import ProjectConfig, accelerator_problem, check_ref
 from kaggle_kit.errors import KitError, UsageProblem
+from kaggle_kit.kernel.blend_sources import blend_backbone_sources, uses_blend_file
 from kaggle_kit.kernel.inputs import KERNEL_PREFIX, Source, competition_source, metadata_sources, parse_source
 from kaggle_kit.kernel.wheels import load_lock
 
@@ -84,7 +85,14 @@ def kernel_metadata(task: str, cfg: ProjectConfig, notebook: bool = False) -> di
             metadata_sources([ref])
         except ValueError as exc:
             raise UsageProblem(f"[datasets] {name}: {exc}") from None
-    sources = metadata_sources(named.values())
+    members = []
+    if task == "infer" and uses_blend_file(cfg):  # every member's backbone mounted; a blend it could not run refused
+        members = blend_backbone_sources(cfg)
+        try:
+            metadata_sources(members)
+        except ValueError as exc:
+            raise UsageProblem(f"[predict] blend {cfg.predict.blend}: {exc}") from None
+    sources = metadata_sources([*named.values(), *members])
     meta = {
         "id": f"{cfg.username}/{slug}", "title": slug.replace("-", " ").title(),
         "code_file": f"{slug}.ipynb" if notebook else f"{slug}.py",

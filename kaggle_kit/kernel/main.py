@@ -115,17 +115,20 @@ def _infer(cfg, spec, competition: Path, working: Path, backbone: str | None) ->
 
     predict_cfg = cfg.predict
     source = find_source(model_source(cfg))
+    backbone_of = None
     if predict_cfg.blend.endswith(".json"):  # a blend.json inside the model dataset names the models itself
+        from kaggle_kit.kernel.blend_sources import member_backbone
+
         predict_cfg, models = replace(predict_cfg, blend=str(source / predict_cfg.blend)), []
-        if predict_cfg.time_budget is None:
-            print("kaggle-kit: a fitted blend runs without a time budget (not supported for blend.json yet)")
+        backbone_of = lambda member: member_backbone(member, cfg.datasets.backbone)  # noqa: E731
     else:
         models = [_model_dir(source)]
-        if predict_cfg.time_budget is None and default_budget(spec.time_limit_s):
-            predict_cfg = replace(predict_cfg, time_budget=int(default_budget(spec.time_limit_s)))
+    if predict_cfg.time_budget is None and default_budget(spec.time_limit_s):
+        predict_cfg = replace(predict_cfg, time_budget=int(default_budget(spec.time_limit_s)))
     result = predict_to_submission(models, competition / "test.csv",
                                    working / spec.submission_file, spec, predict_cfg,
-                                   backbone=backbone if cfg.datasets.backbone else None, overwrite=True,
+                                   backbone=backbone if cfg.datasets.backbone and not backbone_of else None,
+                                   backbone_of=backbone_of, overwrite=True,
                                    progress=False, echo=lambda line: print(line, flush=True))
     if "stages" in result:
         write_text_atomic(working / "kaggle_kit_run.json", json.dumps(result, indent=2) + "\n")
