@@ -107,6 +107,10 @@ class TrainConfig:
     teacher: str | None = setting(None, "Teacher probabilities keyed by id (e.g. a cv oof.csv); rows it lacks use "
                                   "their own targets.")
     report_to: str = setting("none", "Experiment tracker.", choices=("none", "wandb", "tensorboard"), cli=False)
+    time_budget: str | int | None = setting(
+        None, "Stop at a step boundary in time to evaluate and write the model dir within this time (90s, 45m, "
+        "10h or seconds, counted from start-up; train kernels default to a safe share of Kaggle's 12 h session); "
+        "resume the rest with --resume.", check=duration_problem)
     merge: bool = setting(False, "Also write a merged full model (faster to load).")
     calibrate: bool = setting(True, "Fit a temperature on the holdout.", cli=False)
 

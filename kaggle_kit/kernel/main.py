@@ -94,6 +94,10 @@ def main(task: str, config: dict, manifest: dict) -> None:
 
         train_cfg, note = resolve_train_config(replace(cfg.train, backbone=backbone),
                                                set(cfg.explicit.get("train", [])))
+        if train_cfg.time_budget is None:  # a session that runs out still leaves a usable, resumable model dir
+            from kaggle_kit.config.durations import default_train_budget
+
+            train_cfg = replace(train_cfg, time_budget=int(default_train_budget()))
         result = train([competition / "train.csv"], working / "model", train_cfg, spec, cfg.column_maps,
                        recipe_note=note)
         print(json.dumps({"holdout": result.metrics.get("holdout"),

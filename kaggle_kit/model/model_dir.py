@@ -31,7 +31,7 @@ TOKENIZER_DIR = "tokenizer"
 MERGED_DIR = "merged"
 CHECKPOINTS = "checkpoints"
 RUN_CONFIG = "run_config.json"  # inside CHECKPOINTS: the settings an interrupted run was started with
-AFTER_TRAINING = ("length_head",)  # settings used only once training ends: free to change at --resume
+AFTER_TRAINING = ("length_head", "time_budget")  # settings not shaping the checkpoints: free to change at --resume
 HOLDOUT_FILE = "holdout_predictions.csv"
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "training_curves.png"
@@ -59,7 +59,7 @@ def prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
     done = (out / MODEL_FILE).exists()
     has_checkpoints = any((out / CHECKPOINTS).glob("checkpoint-*"))
     if resume:
-        if done:
+        if done and not _read_json(out / MODEL_FILE).get("stopped_early"):  # a time-budget stop may go on
             raise KitError(f"{out} holds a finished model: nothing to resume",
                            hint="pass --overwrite to train again, or choose a new --out")
         if not has_checkpoints:

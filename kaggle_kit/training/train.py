@@ -18,6 +18,7 @@ from kaggle_kit.atomic import atomic_path, write_text_atomic
 from kaggle_kit.compat import trainer_tokenizer_kwarg, training_arguments
 from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.config import ColumnMap, TrainConfig, check_section
+from kaggle_kit.config.durations import parse_duration
 from kaggle_kit.data.encode import Encoder, EncodingSpec
 from kaggle_kit.data.reading import Pairs, is_soft, load_training_files
 from kaggle_kit.errors import KitError
@@ -54,6 +55,7 @@ from kaggle_kit.model.side_head import fit_side_head, pair_features
 from kaggle_kit.plots import training_curves_png
 from kaggle_kit.training.folds import fold_splits, grouped_holdout, prompt_groups
 from kaggle_kit.training.targets import PairCollator, check_distill_settings, read_teacher, teacher_rows, trainer_class
+from kaggle_kit.training.time_limit import time_budget_callback
 
 log = logging.getLogger(__name__)
 # Fewer rows than this cannot give a holdout that says anything: refused before a model is loaded.
@@ -210,10 +212,11 @@ def run_settings(cfg: TrainConfig, backbone: Path, train_files: list[Path], excl
 def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: CompetitionSpec,
           column_maps: dict[str, ColumnMap] | None = None, exclude_test: Path | None = None,
           resume: bool = False, overwrite: bool = False, callbacks: list | None = None,
-          recipe_note: dict | None = None) -> TrainResult:
+          recipe_note: dict | None = None, budget_start: float | None = None) -> TrainResult:
     """The whole run: data -> split -> encode -> LoRA model -> Trainer -> best checkpoint -> model dir + metrics.
 
-    `recipe_note`: which recipe settings were applied (recipes.resolve_train_config), recorded in the model dir."""
+    `recipe_note`: which recipe settings were applied (recipes.resolve_train_config), recorded in the model dir.
+    `budget_start`: the time.monotonic() cfg.time_budget counts from (default: this process's start)."""
     from transformers import EarlyStoppingCallback, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -288,7 +291,12 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     trainer.add_callback(stderr_progress())
     if rank == 0 and not resume:
         save_run_config(out, settings)
+    budget = None
+    if cfg.time_budget is not None:
+        budget = time_budget_callback(parse_duration(cfg.time_budget), budget_start)
+        trainer.add_callback(budget)
     trainer.train(resume_from_checkpoint=True if resume else None)
+    stopped = budget is not None and budget.stopped_at is not None
 
     # Our own ordered inference (Trainer's eval sampler groups by length and would reorder rows), at the length
     # predict will use (a recipe may predict longer than it trains), so the temperature or side head fitted on these
@@ -327,6 +335,12 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
         warnings.append(f"holdout log loss {metrics['holdout']['log_loss']:.4f} is no better than the class prior "
                         f"{metrics['prior_log_loss']:.4f}: the model learned nothing useful (try another --lr, more "
                         "--epochs or more data)")
+    if stopped:
+        metrics["stopped_early"] = {"reason": "time budget", "time_budget": cfg.time_budget,
+                                    "step": budget.stopped_at, "max_steps": trainer.state.max_steps}
+        warnings.append(f"training stopped at step {budget.stopped_at} of {trainer.state.max_steps}: the time budget "
+                        f"{cfg.time_budget} ran out; this model dir holds the best checkpoint so far (resume with "
+                        "--resume in the same --out)")
     metrics["warnings"] = warnings
     metrics["recipe"] = recipe_note
     info = {
@@ -335,14 +349,15 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
         "temperature": temperature, "trained_precision": precision.name, "train_config": settings,
         "max_len": {"requested": settings["max_len"], "used": cfg.max_len, "backbone_limit": limit.tokens,
                     "reason": limit.reason, "predict": predict_len},
-        "recipe": recipe_note, "side_head": head,
+        "recipe": recipe_note, "side_head": head, "stopped_early": stopped,
     }
     save_model_dir(out, trainer.model, tokenizer, info, merge=cfg.merge)
     _save_holdout(out / HOLDOUT_FILE, valid_pairs, valid_targets, holdout_logits, holdout_probs, spec)
     write_text_atomic(out / METRICS_FILE, json.dumps(metrics, indent=2))
     training_curves_png(metrics, out / CURVES_FILE)
-    if not metrics["learned"]:
-        log.warning("warning: %s", warnings[-1])
+    for warning in warnings[-2:]:
+        if warning.startswith(("holdout log loss", "training stopped")):
+            log.warning("warning: %s", warning)
     return TrainResult(out, metrics)
 
 
