@@ -90,3 +90,60 @@ def test_train_kernels_default_to_a_safe_share_of_the_session():
 
     assert 0.7 * KAGGLE_SESSION_S < default_train_budget() < KAGGLE_SESSION_S
     assert TrainConfig().time_budget is None  # locally no budget unless asked
+
+
+def _run(*args):
+    from click.testing import CliRunner
+
+    from kaggle_kit.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_train_kernel_with_the_chains_inputs_stops_in_its_budget_and_resumes(project, small_files, tiny_backbone,
+                                                                            tmp_path):
+    import pandas as pd
+
+    extra = tmp_path / "extra"  # a dataset with an extra training file and a teacher's OOF probabilities
+    extra.mkdir()
+    frame = pd.read_csv(small_files.train, dtype=str, keep_default_na=False)
+    frame.assign(id=frame["id"] + "x").to_csv(extra / "more.csv", index=False)
+    teacher = frame[["id"]].assign(winner_model_a=0.2, winner_model_b=0.2, winner_tie=0.6)
+    teacher.to_csv(extra / "oof.csv", index=False)
+    with open(project / "kaggle-kit.toml", "a") as fh:
+        fh.write('time_budget = "75s"\ndistill_weight = 0.5\n')
+    toml = (project / "kaggle-kit.toml").read_text().replace("max_steps = 4", "max_steps = 2000")
+    toml = toml.replace("[datasets]\n", '[datasets]\nextra_train = ["tester/lmsys-extra:more.csv"]\n'
+                                        'teacher = "tester/lmsys-extra:oof.csv"\n')
+    (project / "kaggle-kit.toml").write_text(toml)
+    built = _run("build-kernel", "train", "--out", "kb/train", "--json")
+    assert built.exit_code == 0, built.output
+    assert set(json.loads(built.stdout)["metadata"]["dataset_sources"]) == {"tester/lmsys-extra",
+                                                                             "tester/tiny-deberta-v3"}
+    inputs = ["--input", f"lmsys-chatbot-arena={small_files.train.parent}", "--input",
+              f"tester/tiny-deberta-v3={tiny_backbone}", "--input", f"tester/lmsys-extra={extra}"]
+    start = time.monotonic()
+    first = _run("run-kernel", "kb/train", *inputs, "--working", "work1")
+    took = time.monotonic() - start
+    assert first.exit_code == 0, first.output
+    metrics = json.loads((project / "work1" / "model" / "metrics.json").read_text())
+    assert metrics["stopped_early"]["step"] < 2000 and took < 75 * 1.5 + 60  # + start-up, on a shared machine
+    assert len(metrics["rows"]["per_file"]) == 2 and metrics["teacher_rows"] > 0
+    assert read_model_info(project / "work1" / "model")["stopped_early"] is True
+
+    resumed_build = _run("build-kernel", "train", "--out", "kb/train2", "--resume-from", "tester/lmsys-train",
+                         "--json")
+    assert resumed_build.exit_code == 0, resumed_build.output
+    assert json.loads(resumed_build.stdout)["metadata"]["kernel_sources"] == ["tester/lmsys-train"]
+    second = _run("run-kernel", "kb/train2", *inputs, "--input", f"kernel:tester/lmsys-train={project / 'work1'}",
+                  "--working", "work2")
+    assert second.exit_code == 0, second.output
+    again = json.loads((project / "work2" / "model" / "metrics.json").read_text())
+    assert again["eval_history"][-1]["step"] > metrics["eval_history"][-1]["step"]
+    assert "resuming the run of tester/lmsys-train" in (project / "work2" / "kernel.log").read_text()
+
+    (project / "kaggle-kit.toml").write_text(toml.replace("distill_weight = 0.5", "distill_weight = 0.3"))
+    assert _run("build-kernel", "train", "--out", "kb/train3", "--resume-from", "tester/lmsys-train").exit_code == 0
+    changed = _run("run-kernel", "kb/train3", *inputs, "--input", f"kernel:tester/lmsys-train={project / 'work1'}",
+                   "--working", "work3")
+    assert changed.exit_code != 0 and "differ from the checkpoints'" in changed.output

@@ -151,6 +151,19 @@ def _source_problem(value: str) -> str | None:
     return "must be a dataset owner/slug or a Kaggle Model owner/model/framework/variation[/version]"
 
 
+def _location_problem(value: str) -> str | None:
+    """SOURCE:PATH, a file inside a dataset, a Kaggle Model or a kernel's output (kernel:owner/slug:PATH)."""
+    prefix = "kernel:" if value.startswith("kernel:") else ""
+    ref, _, path = value[len(prefix):].partition(":")
+    if not path.strip("/"):
+        return "must be SOURCE:PATH, e.g. owner/dataset:file.csv or kernel:owner/kernel:oof.csv"
+    return _ref_problem(ref) if prefix else _source_problem(ref)
+
+
+def _locations_problem(values: list[str]) -> str | None:
+    return next((f"{v!r} {p}" for v in values if (p := _location_problem(v))), None)
+
+
 def _infer_internet_problem(value: bool) -> str | None:
     return "must be false: code competitions score infer kernels with the internet off" if value else None
 
@@ -169,6 +182,12 @@ class DatasetsConfig:
                                    "owner/model/framework/variation/version.", check=_source_problem)
     code: str | None = setting(None, "Dataset holding the kaggle-kit wheel (owner/slug).", check=_ref_problem)
     wheels: str | None = setting(None, "Dataset of offline wheels for internet-off kernels.", check=_ref_problem)
+    extra_train: list[str] = setting([], "Train kernel: more training files (extra data, pseudo-label files), each "
+                                     "SOURCE:PATH (e.g. owner/lmsys-33k:lmsys-33k.csv); mounted and passed to train "
+                                     "like --train.", check=_locations_problem)
+    teacher: str | None = setting(None, "Train kernel: teacher probabilities (an oof.csv) as SOURCE:PATH, e.g. "
+                                  "kernel:owner/cv-kernel:oof.csv; mounted and passed to train like --teacher.",
+                                  check=_location_problem)
 
 
 def _slug_problem(value: str) -> str | None:
@@ -189,6 +208,9 @@ class KernelConfig:
                                  "follow Kaggle's upgrades (latest).", choices=IMAGE_PINNING)
     max_gpu_sessions: int = setting(2, "GPU kernels running at once (Kaggle allows 2 per account).", min=1, max=16)
     timeout_s: int = setting(0, "Kernel session limit in seconds (0: Kaggle's default).", min=0, max=12 * 3600)
+    resume_from: str | None = setting(None, "Train kernel: continue the run in this kernel's output (owner/slug) from "
+                                      "its last checkpoint, refusing changed settings as --resume does.",
+                                      check=_ref_problem, cli=False)
     accept_other_accelerator: bool = setting(False, "Run on whatever accelerator Kaggle gives instead of failing fast.")
 
 

@@ -80,6 +80,11 @@ def kernel_metadata(task: str, cfg: ProjectConfig, notebook: bool = False) -> di
     named = {"backbone": cfg.datasets.backbone, "wheels": cfg.datasets.wheels}
     if task == "infer":
         named = {"model": cfg.datasets.model or f"{KERNEL_PREFIX}{cfg.username}/{cfg.kernel.train_slug}", **named}
+    else:  # the chain's inputs (extra / pseudo-label files, a teacher) and an earlier session's output
+        for location in [*cfg.datasets.extra_train, *filter(None, [cfg.datasets.teacher])]:
+            named[f"input {location}"] = _location_ref(location)
+        if cfg.kernel.resume_from:
+            named["resume_from"] = f"{KERNEL_PREFIX}{cfg.kernel.resume_from}"
     for name, ref in named.items():
         try:
             metadata_sources([ref])
@@ -107,6 +112,12 @@ def kernel_metadata(task: str, cfg: ProjectConfig, notebook: bool = False) -> di
     }
     validate_metadata(meta)
     return meta
+
+
+def _location_ref(location: str) -> str:
+    """The source part of SOURCE:PATH, as metadata_sources takes it."""
+    prefix = KERNEL_PREFIX if location.startswith(KERNEL_PREFIX) else ""
+    return prefix + location[len(prefix):].partition(":")[0]
 
 
 def fold_config(cfg: ProjectConfig, fold: str) -> ProjectConfig:

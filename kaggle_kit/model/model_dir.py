@@ -93,11 +93,21 @@ def check_resume_settings(out: Path, settings: dict) -> None:
                        hint="start again with --overwrite")
     saved = _read_json(path)
     differ = sorted(k for k in set(saved) | set(settings)
-                    if k not in AFTER_TRAINING and saved.get(k) != settings.get(k))
+                    if k not in AFTER_TRAINING and _comparable(k, saved.get(k)) != _comparable(k, settings.get(k)))
     if differ:
         shown = ", ".join(f"{k}: {saved.get(k)!r} -> {settings.get(k)!r}" for k in differ[:4])
         raise KitError(f"--resume with settings that differ from the checkpoints' ({shown})",
                        hint="resume with the original flags, or start again with --overwrite")
+
+
+PATH_SETTINGS = ("backbone", "teacher", "train_files", "exclude_test")
+
+
+def _comparable(key: str, value):
+    """Files by name: a kernel's next session mounts the same inputs under another root (a local run-kernel does)."""
+    if key not in PATH_SETTINGS or value is None:
+        return value
+    return [Path(v).name for v in value] if isinstance(value, list) else Path(value).name
 
 
 def _read_json(path: Path) -> dict:
