@@ -147,3 +147,11 @@ def test_train_kernel_with_the_chains_inputs_stops_in_its_budget_and_resumes(pro
     changed = _run("run-kernel", "kb/train3", *inputs, "--input", f"kernel:tester/lmsys-train={project / 'work1'}",
                    "--working", "work3")
     assert changed.exit_code != 0 and "differ from the checkpoints'" in changed.output
+
+
+def test_cv_refuses_one_budget_for_all_its_folds(tmp_path, small_files, tiny_backbone):
+    result = _run("cv", "--train", small_files.train, "--folds", 2, "--out", tmp_path / "cv", "--backbone",
+                  tiny_backbone, "--time-budget", "1h")
+    assert result.exit_code != 0 and "--time-budget applies to one training run" in result.output
+    assert len(result.output.strip().splitlines()) <= 2 and "Traceback" not in result.output
+    assert not (tmp_path / "cv").exists()
