@@ -348,3 +348,11 @@ def test_token_cap_waits_for_agreement_and_rises_again(quick_trained, small_file
     assert caps[0]["at_row"] >= 4  # one row a step: the warm-up step, then three steady steps agreeing
     assert caps[-1]["cap"] is None or caps[-1]["cap"] > caps[0]["cap"]  # raised again
     assert report["prior_rows"] == 0
+
+
+def test_few_steps_left_cut_without_waiting_for_agreement(quick_trained, small_files, spec):
+    pairs = read_test(small_files.test, spec)
+    base_s = _base_seconds(quick_trained, pairs, 2048, 0.001)
+    report = _scheduled(quick_trained, pairs, spec, 2.0 + 0.6 * base_s, lambda call: 0.001, max_tokens=2048)
+    caps = report["cap_changes"]  # 3 steps of 8 rows: the warm-up, one steady step, then the last one cut at once
+    assert len(caps) == 1 and caps[0]["at_row"] == 16 and report["truncated_rows"] > 0, report["stages"]

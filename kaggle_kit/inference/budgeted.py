@@ -175,7 +175,8 @@ class BudgetedPredictor:
     # ---- the base pass of the first model: every row, longest first; shorter max_len if it cannot all fit
     def base_pass(self, loaded: Loaded) -> None:
         """The cap on tokens per row moves (down when the rows left cannot fit at full length, up again when the
-        time left allows more) only after AGREE_STEPS steady steps in a row want it moved the same way."""
+        time left allows more) only after AGREE_STEPS steady steps in a row want it moved the same way (down at once
+        when fewer steps than that are left)."""
         s, m = self.state, loaded.index
         encoded = list(loaded.encoded)
         lengths = [len(e) for e in encoded]
@@ -196,7 +197,8 @@ class BudgetedPredictor:
                         rest = [r for b in batches[i:] for r in b]
                         cap = self._wanted_cap(loaded, rest, rate, floor)
                         votes = cap_vote(votes, cap_direction(cap, s.cap))
-                        if abs(votes) >= AGREE_STEPS:
+                        few_left = len(batches) - i <= AGREE_STEPS * step_n  # no steps left to wait for agreement
+                        if abs(votes) >= AGREE_STEPS or (votes < 0 and few_left):
                             batches, lengths = self._recap(loaded, encoded, batches, i, rest, cap)
                             step, votes = batches[i:i + step_n], 0
                     if rate.seconds_for(sum(padded_tokens(b, lengths) for b in step)) > self.available():
