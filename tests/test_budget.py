@@ -296,3 +296,77 @@ def test_plan_infer_bad_input_is_one_line(tmp_path):
     (tmp_path / "y.json").write_text(json.dumps(MEASURED))
     result = run("plan", "infer", "--from", tmp_path / "y.json", "--limit", "9 hours")
     assert result.exit_code == 2 and "must be a duration" in result.output
+
+
+class ScheduledModel(torch.nn.Module):
+    """Like ClockedModel, with a warm-up cost on the first call and a rate per call from `spt_of(call)`."""
+
+    def __init__(self, inner, clock: FakeClock, spt_of, warmup_s: float = 0.0):
+        super().__init__()
+        self.inner, self.clock, self.spt_of, self.warmup_s, self.calls = inner, clock, spt_of, warmup_s, 0
+
+    def forward(self, input_ids, attention_mask):
+        self.clock.now += input_ids.numel() * self.spt_of(self.calls) + (self.warmup_s if self.calls == 0 else 0.0)
+        self.calls += 1
+        return self.inner(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def _scheduled(trained, pairs, spec, seconds, spt_of, warmup_s=0.0, max_tokens=256):
+    clock = FakeClock()
+
+    def loader(model_dir, **kw):
+        real = load_trained(model_dir, **kw)
+        return TrainedModel(ScheduledModel(real.model, clock, spt_of, warmup_s), real.tokenizer, real.info)
+
+    cfg = PredictConfig(max_tokens=max_tokens, tta="none")
+    return BudgetedPredictor([trained.out_dir], pairs, spec, cfg, None, None, Budget(seconds, clock=clock),
+                             lambda probs: None, progress=False, loader=loader).run()
+
+
+def _base_seconds(trained, pairs, max_tokens, spt):
+    from kaggle_kit.inference.predict import encoder_for
+    from kaggle_kit.model.batching import token_budget_batches
+
+    lengths = [len(e) for e in encoder_for(load_trained(trained.out_dir)).encode(pairs)]
+    return spt * sum(len(b) * max(lengths[i] for i in b) for b in token_budget_batches(lengths, max_tokens))
+
+
+@pytest.fixture(scope="module")
+def quick_trained(tmp_path_factory, small_files, tiny_backbone, spec):
+    """A few steps are enough here: the scheduler's decisions, not the model's quality, are tested."""
+    from conftest import quick_config
+    from kaggle_kit.training.train import train
+
+    return train([small_files.train], tmp_path_factory.mktemp("quick") / "model", quick_config(tiny_backbone,
+                 max_steps=2, eval_steps=2, max_len=256), spec)
+
+
+def test_warm_up_is_not_taken_for_the_throughput(quick_trained, small_files, spec):
+    trained = quick_trained
+    pairs = read_test(small_files.test, spec)
+    base_s = _base_seconds(trained, pairs, 256, 0.001)
+    # the first step also pays a warm-up as long as the whole pass: counted, it projects twice the time left
+    report = _scheduled(trained, pairs, spec, 2.0 + 2.3 * base_s, lambda call: 0.001, warmup_s=base_s)
+    assert report["truncated_rows"] == 0 and report["prior_rows"] == 0 and report["cap_changes"] == []
+    assert report["measured"]["tokens_per_s"] == pytest.approx(1000, rel=0.01)
+
+
+def test_token_cap_waits_for_agreement_and_rises_again(quick_trained, small_files, spec):
+    trained = quick_trained
+    pairs = read_test(small_files.test, spec)
+    base_s = _base_seconds(trained, pairs, 256, 0.001)
+    # slow for the first steps (the cap comes down), then 20x faster: the time left allows full length again
+    report = _scheduled(trained, pairs, spec, 2.0 + 2.0 * base_s, lambda call: 0.004 if call < 6 else 0.0002)
+    caps = report["cap_changes"]
+    assert len(caps) >= 2 and caps[0]["cap"] is not None, report["stages"]
+    assert caps[0]["at_row"] >= 4  # one row a step: the warm-up step, then three steady steps agreeing
+    assert caps[-1]["cap"] is None or caps[-1]["cap"] > caps[0]["cap"]  # raised again
+    assert report["prior_rows"] == 0
+
+
+def test_few_steps_left_cut_without_waiting_for_agreement(quick_trained, small_files, spec):
+    pairs = read_test(small_files.test, spec)
+    base_s = _base_seconds(quick_trained, pairs, 2048, 0.001)
+    report = _scheduled(quick_trained, pairs, spec, 2.0 + 0.6 * base_s, lambda call: 0.001, max_tokens=2048)
+    caps = report["cap_changes"]  # 3 steps of 8 rows: the warm-up, one steady step, then the last one cut at once
+    assert len(caps) == 1 and caps[0]["at_row"] == 16 and report["truncated_rows"] > 0, report["stages"]

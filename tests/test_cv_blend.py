@@ -248,6 +248,8 @@ def test_blend_cli_predict_with_blend_and_rules(cv_run, small_files, tmp_path):
     report = json.loads(result.output)
     assert report["blend_log_loss"] <= min(m["oof_log_loss"] for m in report["members"]) + 1e-12
     assert {r["rule"] for r in report["rules"]} == {"empty", "identical"}
+    judged_on = report["cv_blend_log_loss"] if report["fitted_blend_kept"] else report["best_single"]["log_loss"]
+    assert all(r["log_loss_before"] == pytest.approx(judged_on) for r in report["rules"])  # out of fold
     saved = json.loads(blend_json.read_text())
     assert saved["rules"] == [r["rule"] for r in report["rules"] if r["kept"]]
     one_line_error(run("blend", "--oof", out / OOF_FILE, "--out", blend_json), "already exists")

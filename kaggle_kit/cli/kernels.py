@@ -17,6 +17,9 @@ from kaggle_kit.cli.options import (
 )
 from kaggle_kit.errors import KitError
 
+RESUME_HELP = ("train: mount that kernel's output and resume its run from the last checkpoint (e.g. after a "
+               "[train] time_budget stop), refusing changed settings.")
+
 
 def with_account(cfg):
     """No username in kaggle-kit.toml: use the account of the credentials the kaggle client uses."""
@@ -37,22 +40,35 @@ def with_account(cfg):
 @click.option("--notebook", is_flag=True, help="Write an .ipynb (kernel_type notebook) instead of a script.")
 @click.option("--fold", help="train: run fold i of K (i/K) in its own kernel, slug <train_slug>-fold-i; "
                              "gather the pulled outputs with `cv --gather`.")
+@click.option("--resume-from", metavar="OWNER/KERNEL", help=RESUME_HELP)
 @click.option("--overwrite", is_flag=True)
 @config_option
 @json_option
 @pass_kit
-def build_kernel_cmd(kit: KitContext, task, out, model, backbone, notebook, fold, overwrite, as_json) -> None:
+def build_kernel_cmd(kit: KitContext, task, out, model, backbone, notebook, fold, resume_from, overwrite,
+                     as_json) -> None:
     """Build a self-contained Kaggle kernel (script + kernel-metadata.json) embedding kaggle_kit."""
     from kaggle_kit.config import with_overrides
     from kaggle_kit.kernel.build import build_kernel
 
     cfg = with_account(kit.config)
     cfg.datasets = with_overrides(cfg.datasets, model=model, backbone=backbone)
-    cfg = _fold_kernel(cfg, task, fold)
+    cfg = _resume_kernel(_fold_kernel(cfg, task, fold), task, resume_from)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
     build = build_kernel(task, cfg, out or Path("kernels/build") / slug, overwrite=overwrite, notebook=notebook)
     emit({"folder": str(build.folder), "script": str(build.script), "metadata": build.metadata}, as_json,
          f"built {build.script} ({build.script.stat().st_size // 1024} KiB) for {build.metadata['id']}")
+
+
+def _resume_kernel(cfg, task: str, resume_from: str | None):
+    if not resume_from:
+        return cfg
+    from kaggle_kit.config import with_overrides
+
+    if task != "train":
+        raise click.UsageError("--resume-from is for the train kernel")
+    cfg.kernel = with_overrides(cfg.kernel, resume_from=resume_from)
+    return cfg
 
 
 def _fold_kernel(cfg, task: str, fold: str | None):
@@ -107,19 +123,23 @@ def run_kernel_cmd(build: Path, inputs, legacy_layout, working, python, check_ac
 @click.option("--folds", type=click.IntRange(min=2, max=100),
               help="train: push all K fold kernels (as --fold i/K builds them), at most [kernel] max_gpu_sessions "
                    "running at once; waits for a slot, skips folds already COMPLETE, ends with a table.")
+@click.option("--resume-from", metavar="OWNER/KERNEL", help=RESUME_HELP)
 @click.option("--quiet", is_flag=True, help="While waiting, show state lines only, not the kernel's log.")
 @dry_run_option
 @config_option
 @json_option
 @pass_kit
-def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, folds, quiet, dry_run, as_json) -> None:
+def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, folds, resume_from, quiet, dry_run,
+                    as_json) -> None:
     """Build, then push a kernel to run on Kaggle; prints version and URL (a dry run writes nothing)."""
     from kaggle_kit.remote.kernels import push, wait_for_kernel
 
     if folds:
+        if resume_from:
+            raise click.UsageError("--resume-from resumes one kernel's run: use it without --folds")
         return _push_folds(kit, task, folds, fold, wait, interval, force, quiet, dry_run, as_json)
     cfg = with_account(kit.config)
-    cfg = _fold_kernel(cfg, task, fold)
+    cfg = _resume_kernel(_fold_kernel(cfg, task, fold), task, resume_from)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
     result = push(task, cfg, Path("kernels/build") / slug, dry_run=dry_run, force=force)
     emit(result, as_json, json.dumps(result, indent=2) if dry_run

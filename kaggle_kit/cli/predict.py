@@ -61,31 +61,55 @@ def _parse_weights(weights: str | None) -> list[float] | None:
                                  param_hint="--weights") from None
 
 
+def _backbone_sources(values: tuple[str, ...]) -> dict[str, str]:
+    """NAME=REF pairs, each REF a source an infer kernel can mount (checked now, not in the kernel)."""
+    from kaggle_kit.kernel.inputs import source_problem
+
+    sources: dict[str, str] = {}
+    for value in values:
+        name, sep, ref = value.partition("=")
+        problem = source_problem(ref) if sep and name else "must be NAME=REF"
+        if problem or ref.startswith("kernel:"):
+            raise click.BadParameter(f"'{value}': {problem or 'a backbone comes from a dataset or a Kaggle Model'}",
+                                     param_hint="--backbone-source")
+        sources[name] = ref
+    return sources
+
+
 @main.command("blend")
 @click.option("--oof", "oofs", multiple=True, required=True,
               help="An oof.csv of `cv` (its fold models are found via cv.json), or FILE=MODEL_DIR[,MODEL_DIR]; repeat.")
 @click.option("--train", "train_files", multiple=True, type=click.Path(path_type=Path),
               help="The training file(s) of the OOF rows: test the post-processing rules on them.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="blend.json to write.")
+@click.option("--backbone-source", "backbone_sources", multiple=True, metavar="NAME=REF",
+              help="Where an infer kernel finds the backbone folder NAME of some members: a dataset owner/slug or a "
+                   "Kaggle Model owner/model/framework/variation/version; repeat per backbone (default: [datasets] "
+                   "backbone).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @config_option
 @json_option
 @pass_kit
-def blend_cmd(kit: KitContext, oofs, train_files, out: Path, overwrite: bool, as_json: bool) -> None:
+def blend_cmd(kit: KitContext, oofs, train_files, out: Path, backbone_sources, overwrite: bool,
+              as_json: bool) -> None:
     """Fit non-negative weights and a temperature on OOF predictions; keep only rules that help; write blend.json."""
     from kaggle_kit.atomic import refuse_overwrite
     from kaggle_kit.inference.blending import fit_blend, parse_member, save_blend
 
     refuse_overwrite(out, overwrite)
-    fitted = fit_blend([parse_member(o) for o in oofs], kit.spec, list(train_files), kit.config.column_maps)
+    fitted = fit_blend([parse_member(o) for o in oofs], kit.spec, list(train_files), kit.config.column_maps,
+                       _backbone_sources(backbone_sources))
     save_blend(fitted, out, overwrite=overwrite)
     r = fitted.report
     lines = [f"{m.name}: OOF log loss {m.oof_log_loss:.4f}, weight {m.weight:.3f}" for m in fitted.members]
     best = r["best_single"]
-    lines.append(f"blend: OOF log loss {r['blend_log_loss']:.4f} over {r['rows']} rows (best single "
-                 f"{best['name']} {best['log_loss']:.4f}), temperature {fitted.temperature:.3f}")
+    lines.append(f"blend: OOF log loss {r['cv_blend_log_loss']:.4f} cross-validated, {r['blend_log_loss']:.4f} "
+                 f"in-sample, over {r['rows']} rows (best single {best['name']} {best['log_loss']:.4f}), temperature "
+                 f"{fitted.temperature:.3f}")
+    if not r["fitted_blend_kept"]:
+        lines.append(f"blend: the fitted weights do not beat {best['name']} out of fold: {best['name']} alone is kept")
     if isinstance(r["rules"], list):
-        lines += [f"rule {x['rule']}: {x['rows']} row(s), log loss {x['log_loss_before']:.4f} -> "
+        lines += [f"rule {x['rule']}: {x['rows']} row(s), cross-validated log loss {x['log_loss_before']:.4f} -> "
                   f"{x['log_loss_after']:.4f}: {'kept' if x['kept'] else 'dropped'}" for x in r["rules"]]
     else:
         lines.append(f"rules: {r['rules']}")

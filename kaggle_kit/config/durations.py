@@ -42,6 +42,14 @@ def duration_problem(value: str | int) -> str | None:
     return None
 
 
+KAGGLE_SESSION_S = 12 * 3600  # Kaggle stops a GPU (or CPU) session after 12 hours
+TRAIN_SAFE_SHARE = 0.85  # a train kernel's default [train] time_budget: start-up and the final writes fit in the rest
+
+
+def default_train_budget() -> float:
+    return TRAIN_SAFE_SHARE * KAGGLE_SESSION_S
+
+
 def default_budget(time_limit_s: int | None) -> float | None:
     """The safe share of a competition's runtime limit, or None when the limit is unknown."""
     return SAFE_SHARE * time_limit_s if time_limit_s else None

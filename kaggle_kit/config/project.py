@@ -107,6 +107,10 @@ class TrainConfig:
     teacher: str | None = setting(None, "Teacher probabilities keyed by id (e.g. a cv oof.csv); rows it lacks use "
                                   "their own targets.")
     report_to: str = setting("none", "Experiment tracker.", choices=("none", "wandb", "tensorboard"), cli=False)
+    time_budget: str | int | None = setting(
+        None, "Stop at a step boundary in time to evaluate and write the model dir within this time (90s, 45m, "
+        "10h or seconds, counted from start-up; train kernels default to a safe share of Kaggle's 12 h session); "
+        "resume the rest with --resume.", check=duration_problem)
     merge: bool = setting(False, "Also write a merged full model (faster to load).")
     calibrate: bool = setting(True, "Fit a temperature on the holdout.", cli=False)
 
@@ -147,6 +151,19 @@ def _source_problem(value: str) -> str | None:
     return "must be a dataset owner/slug or a Kaggle Model owner/model/framework/variation[/version]"
 
 
+def _location_problem(value: str) -> str | None:
+    """SOURCE:PATH, a file inside a dataset, a Kaggle Model or a kernel's output (kernel:owner/slug:PATH)."""
+    prefix = "kernel:" if value.startswith("kernel:") else ""
+    ref, _, path = value[len(prefix):].partition(":")
+    if not path.strip("/"):
+        return "must be SOURCE:PATH, e.g. owner/dataset:file.csv or kernel:owner/kernel:oof.csv"
+    return _ref_problem(ref) if prefix else _source_problem(ref)
+
+
+def _locations_problem(values: list[str]) -> str | None:
+    return next((f"{v!r} {p}" for v in values if (p := _location_problem(v))), None)
+
+
 def _infer_internet_problem(value: bool) -> str | None:
     return "must be false: code competitions score infer kernels with the internet off" if value else None
 
@@ -165,6 +182,12 @@ class DatasetsConfig:
                                    "owner/model/framework/variation/version.", check=_source_problem)
     code: str | None = setting(None, "Dataset holding the kaggle-kit wheel (owner/slug).", check=_ref_problem)
     wheels: str | None = setting(None, "Dataset of offline wheels for internet-off kernels.", check=_ref_problem)
+    extra_train: list[str] = setting([], "Train kernel: more training files (extra data, pseudo-label files), each "
+                                     "SOURCE:PATH (e.g. owner/lmsys-33k:lmsys-33k.csv); mounted and passed to train "
+                                     "like --train.", check=_locations_problem)
+    teacher: str | None = setting(None, "Train kernel: teacher probabilities (an oof.csv) as SOURCE:PATH, e.g. "
+                                  "kernel:owner/cv-kernel:oof.csv; mounted and passed to train like --teacher.",
+                                  check=_location_problem)
 
 
 def _slug_problem(value: str) -> str | None:
@@ -185,6 +208,9 @@ class KernelConfig:
                                  "follow Kaggle's upgrades (latest).", choices=IMAGE_PINNING)
     max_gpu_sessions: int = setting(2, "GPU kernels running at once (Kaggle allows 2 per account).", min=1, max=16)
     timeout_s: int = setting(0, "Kernel session limit in seconds (0: Kaggle's default).", min=0, max=12 * 3600)
+    resume_from: str | None = setting(None, "Train kernel: continue the run in this kernel's output (owner/slug) from "
+                                      "its last checkpoint, refusing changed settings as --resume does.",
+                                      check=_ref_problem, cli=False)
     accept_other_accelerator: bool = setting(False, "Run on whatever accelerator Kaggle gives instead of failing fast.")
 
 

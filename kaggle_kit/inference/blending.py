@@ -1,7 +1,11 @@
 """Fitted blends: non-negative weights and a temperature minimising OOF log loss, saved as blend.json for predict.
 
 The blend is a weighted geometric mean, p = softmax(sum_i w_i log p_i / T): convex in w, so the fit is reliable, and
-it starts from (and falls back to) the best single model, so it is never worse than that model on the same rows."""
+it starts from (and falls back to) the best single model, so it is never worse than that model on the same rows (the
+in-sample figure). The honest figure is cross-validated: weights and temperature fitted without the rows they score;
+the fitted blend is kept only when that figure beats the best single model, and a rule only when it helps there.
+The members' OOF probabilities come from single fold models, so predict applies the blend to each fold's models and
+averages the blended probabilities (it never feeds the blend averaged, softer inputs it was not fitted on)."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from kaggle_kit.metrics import EPS, fit_temperature, log_loss, softmax
 BLEND_FORMAT = 1
 BLEND_KIND = "kaggle-kit blend"
 MIN_ROWS = 10  # fewer common OOF rows than this cannot say anything about weights
+CV_FOLDS = 5  # parts of the OOF rows for the cross-validated blend figure
 
 
 @dataclass
@@ -32,6 +37,9 @@ class Member:
     model_dirs: list[Path]
     weight: float = 0.0
     oof_log_loss: float = math.nan
+    backbone_name: str | None = None  # the folder name of the backbone its model dirs were trained on
+    backbone_source: str | None = None  # where a kernel finds it: a dataset owner/slug or a Kaggle Model handle
+    backbone: str | None = None  # set where it runs (a kernel): the resolved backbone folder
 
 
 @dataclass
@@ -50,6 +58,27 @@ def combine(prob_sets: list[np.ndarray], weights: list[float], temperature: floa
     """softmax(sum_i w_i log p_i / T), with the weights summing to 1."""
     z = sum(w * log_probs(p) for w, p in zip(weights, prob_sets))
     return softmax(z, temperature)
+
+
+def combine_folds(member_sets: list[list[np.ndarray]], weights: list[float], temperature: float) -> np.ndarray:
+    """The blend as fitted (on single fold models' probabilities) applied fold by fold, then averaged: member i's
+    fold j is its (j mod its fold count)-th model. One model per member is plain `combine`."""
+    k = max(len(s) for s in member_sets)
+    blended = [combine([s[j % len(s)] for s in member_sets], weights, temperature) for j in range(k)]
+    return blended[0] if k == 1 else np.mean(blended, axis=0)
+
+
+def cross_validated_blend(prob_sets: list[np.ndarray], targets: np.ndarray, folds: int = CV_FOLDS,
+                          seed: int = 0) -> np.ndarray:
+    """Each row blended with weights and a temperature fitted on the other parts' rows (out-of-fold blend)."""
+    n = len(targets)
+    part = np.random.default_rng(seed).permutation(n) % min(folds, n)
+    out = np.zeros_like(np.asarray(prob_sets[0], dtype=np.float64))
+    for k in np.unique(part):
+        held = part == k
+        weights, temperature, _ = fit_weights([p[~held] for p in prob_sets], targets[~held])
+        out[held] = combine([p[held] for p in prob_sets], weights, temperature)
+    return out
 
 
 def fit_weights(prob_sets: list[np.ndarray], targets: np.ndarray) -> tuple[list[float], float, dict]:
@@ -81,6 +110,22 @@ def fit_weights(prob_sets: list[np.ndarray], targets: np.ndarray) -> tuple[list[
     temperature = 1.0 / total
     report = {"single_log_loss": singles, "best_single": best, "blend_log_loss": fitted}
     return weights, temperature, report
+
+
+def choose_blend(prob_sets: list[np.ndarray], targets: np.ndarray) -> tuple[list[float], float, dict, np.ndarray]:
+    """(weights, temperature, report, cross-validated probabilities): the fitted blend when its cross-validated
+    log loss beats the best single model's, else that model alone at temperature 1 (its OOF probabilities are
+    already calibrated out of sample)."""
+    weights, temperature, fit = fit_weights(prob_sets, targets)
+    singles, best = fit["single_log_loss"], fit["best_single"]
+    cv_probs = cross_validated_blend(prob_sets, targets)
+    cv_loss = log_loss(targets, cv_probs)
+    kept = cv_loss < singles[best]
+    if not kept:
+        weights, temperature, cv_probs = [float(k == best) for k in range(len(prob_sets))], 1.0, prob_sets[best]
+    report = {**fit, "blend_log_loss": fit["blend_log_loss"] if kept else singles[best], "cv_blend_log_loss": cv_loss,
+              "cv_folds": CV_FOLDS, "fitted_blend_kept": kept}
+    return weights, temperature, report, cv_probs
 
 
 # ---- reading OOF files and naming the models behind them
@@ -137,10 +182,10 @@ def parse_member(text: str) -> Member:
 
 
 def fit_blend(members: list[Member], spec: CompetitionSpec, train_files: list[Path] | None = None,
-              column_maps=None) -> Blend:
+              column_maps=None, backbone_sources: dict[str, str] | None = None) -> Blend:
     """Align the OOF files on their common ids, fit weights + temperature, then test each rule on the blend."""
     from kaggle_kit.inference.rules import evaluate_rules
-    from kaggle_kit.model.model_dir import check_model_dir
+    from kaggle_kit.model.model_dir import check_model_dir, read_model_info
 
     if not members:
         raise UsageProblem("no --oof given")
@@ -151,6 +196,14 @@ def fit_blend(members: list[Member], spec: CompetitionSpec, train_files: list[Pa
     for m in members:
         for d in m.model_dirs:
             check_model_dir(d)
+        m.backbone_name = Path(read_model_info(m.model_dirs[0])["backbone"]).name
+    sources = dict(backbone_sources or {})
+    unknown = sorted(set(sources) - {m.backbone_name for m in members})
+    if unknown:
+        raise UsageProblem(f"--backbone-source {unknown[0]}: no member was trained on a backbone of that name",
+                           hint=f"the members' backbones: {', '.join(sorted({m.backbone_name for m in members}))}")
+    for m in members:
+        m.backbone_source = sources.get(m.backbone_name)
     frames = [read_oof(m.oof, spec) for m in members]
     common = set(frames[0]["id"])
     for f in frames[1:]:
@@ -162,18 +215,19 @@ def fit_blend(members: list[Member], spec: CompetitionSpec, train_files: list[Pa
     aligned = [f.set_index("id").loc[ids] for f in frames]
     targets = aligned[0][[f"target_{c}" for c in spec.label_columns]].to_numpy(float)
     prob_sets = [a[list(spec.label_columns)].to_numpy(float) for a in aligned]
-    weights, temperature, report = fit_weights(prob_sets, targets)
-    for m, w, loss in zip(members, weights, report["single_log_loss"]):
+    weights, temperature, fit, cv_probs = choose_blend(prob_sets, targets)
+    singles, best = fit["single_log_loss"], fit["best_single"]
+    for m, w, loss in zip(members, weights, singles):
         m.weight, m.oof_log_loss = w, loss
     report = {"rows": len(ids), "rows_per_file": {m.name: len(f) for m, f in zip(members, frames)},
-              "blend_log_loss": report["blend_log_loss"],
-              "best_single": {"name": members[report["best_single"]].name,
-                              "log_loss": report["single_log_loss"][report["best_single"]]}}
+              **{k: fit[k] for k in ("blend_log_loss", "cv_blend_log_loss", "cv_folds", "fitted_blend_kept")},
+              "figures": "blend_log_loss: in-sample (weights fitted on these rows); cv_blend_log_loss: each row "
+                         "blended with weights fitted without it; rules judged on the cross-validated blend",
+              "best_single": {"name": members[best].name, "log_loss": singles[best]}}
     rules: list[str] = []
     if train_files:
         pairs = _oof_pairs(ids, train_files, spec, column_maps)
-        blended = combine(prob_sets, weights, temperature)
-        report["rules"] = evaluate_rules(blended, targets, pairs, spec)
+        report["rules"] = evaluate_rules(cv_probs, targets, pairs, spec)
         rules = [r["rule"] for r in report["rules"] if r["kept"]]
     else:
         report["rules"] = "not evaluated (pass --train to test the rules on the OOF rows)"
@@ -205,10 +259,12 @@ def save_blend(blend: Blend, out: Path, overwrite: bool = False) -> None:
     base = out.parent
     data = {
         "format": BLEND_FORMAT, "kind": BLEND_KIND,
-        "method": "softmax(sum_i weight_i * log p_i / temperature); p_i: mean of the member's model dirs",
+        "method": "mean over folds j of softmax(sum_i weight_i * log p_ij / temperature); p_ij: member i's j-th "
+                  "model dir (j mod its count)",
         "temperature": blend.temperature,
         "members": [{"name": m.name, "weight": m.weight, "oof_log_loss": m.oof_log_loss, "oof": _rel(m.oof, base),
-                     "model_dirs": [_rel(d, base) for d in m.model_dirs]} for m in blend.members],
+                     "model_dirs": [_rel(d, base) for d in m.model_dirs], "backbone": m.backbone_name,
+                     "backbone_source": m.backbone_source} for m in blend.members],
         "rules": blend.rules, "report": blend.report,
     }
     write_text_atomic(out, json.dumps(data, indent=2))
@@ -226,7 +282,8 @@ def read_blend(path: Path) -> Blend:
         if data.get("kind") != BLEND_KIND or data.get("format") != BLEND_FORMAT:
             raise ValueError("not a kaggle-kit blend of a known format")
         members = [Member(name=m["name"], oof=Path(m.get("oof", "")), weight=float(m["weight"]),
-                          model_dirs=[path.parent / d for d in m["model_dirs"]]) for m in data["members"]]
+                          model_dirs=[path.parent / d for d in m["model_dirs"]], backbone_name=m.get("backbone"),
+                          backbone_source=m.get("backbone_source")) for m in data["members"]]
         temperature = float(data["temperature"])
         rules = list(data.get("rules", []))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -252,10 +309,11 @@ def used_model_dirs(blend: Blend) -> list[Path]:
 
 def predict_blend(blend: Blend, pairs, spec: CompetitionSpec, cfg, backbone: str | None = None,
                   progress: bool = True) -> np.ndarray:
-    """Each member with weight > 0 predicted (its model dirs averaged), then combined as fitted."""
+    """Each member with weight > 0 predicted model dir by model dir, then combined fold by fold as fitted."""
     from kaggle_kit.inference.predict import predict_models
 
     used = [m for m in blend.members if m.weight > 0]
-    prob_sets = [predict_models(m.model_dirs, pairs, spec, cfg.max_tokens, cfg.tta, None, "prob", backbone,
-                                cfg.precision, cfg.quantize, progress=progress).probs for m in used]
-    return combine(prob_sets, [m.weight for m in used], blend.temperature)
+    member_sets = [[predict_models([d], pairs, spec, cfg.max_tokens, cfg.tta, None, "prob", backbone or m.backbone,
+                                   cfg.precision, cfg.quantize, progress=progress).probs for d in m.model_dirs]
+                    for m in used]
+    return combine_folds(member_sets, [m.weight for m in used], blend.temperature)

@@ -38,26 +38,51 @@ class Budget:
         return max(1.0, 0.02 * self.seconds) + 2.0 * write_s
 
 
-class Throughput:
-    """Seconds per padded token, measured over every forward step so far (longest rows first: a cautious rate)."""
+WARMUP_STEPS = 1  # a model's first forward step(s) pay for kernel compilation, allocator growth and caches
 
-    def __init__(self, prior_s_per_token: float | None = None):
+
+class Throughput:
+    """Seconds per padded token over the forward steps after the warm-up (longest rows first: a cautious rate).
+
+    The warm-up steps are kept apart: they are the rate only until a steady step has been measured."""
+
+    def __init__(self, prior_s_per_token: float | None = None, warmup_steps: int = WARMUP_STEPS):
         self.tokens = 0
         self.seconds = 0.0
+        self.steps = 0
+        self.warmup_steps = warmup_steps
+        self.warmup_tokens = 0
+        self.warmup_seconds = 0.0
         self.prior = prior_s_per_token
 
     def record(self, tokens: int, seconds: float) -> None:
-        self.tokens += tokens
-        self.seconds += seconds
+        self.steps += 1
+        if self.steps <= self.warmup_steps:
+            self.warmup_tokens += tokens
+            self.warmup_seconds += seconds
+        else:
+            self.tokens += tokens
+            self.seconds += seconds
 
     @property
     def known(self) -> bool:
-        return self.tokens > 0 or self.prior is not None
+        return self.tokens > 0 or self.warmup_tokens > 0 or self.prior is not None
+
+    @property
+    def steady(self) -> bool:
+        """Measured after the warm-up (decisions that cut rows wait for this)."""
+        return self.tokens > 0
+
+    @property
+    def spent(self) -> float:
+        return self.seconds + self.warmup_seconds
 
     @property
     def s_per_token(self) -> float:
         if self.tokens:
             return self.seconds / self.tokens
+        if self.warmup_tokens:
+            return self.warmup_seconds / self.warmup_tokens
         if self.prior is None:
             raise ValueError("no throughput measured yet")
         return self.prior
@@ -158,3 +183,23 @@ def truncation_for(lengths: list[int], seconds: float, rate: Throughput, pad_fac
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if cost(mid) <= seconds else (lo, mid)
     return lo
+
+
+AGREE_STEPS = 3  # steady steps in a row that must want the base pass's token cap moved the same way
+RAISE_MARGIN = 1.05  # a cap is raised only for at least 5% more tokens per row (no flapping on noise)
+
+
+def cap_direction(wanted: int | None, current: int | None) -> int:
+    """-1: the cap must come down (or a first cap is needed), +1: it may go up, 0: leave it."""
+    if wanted is None:
+        return 0 if current is None else 1
+    if current is None or wanted < current:
+        return -1
+    return 1 if wanted >= RAISE_MARGIN * current else 0
+
+
+def cap_vote(votes: int, direction: int) -> int:
+    """Consecutive steps wanting the same move: a step wanting nothing or the opposite starts the count again."""
+    if direction == 0:
+        return 0
+    return votes + direction if votes * direction > 0 else direction

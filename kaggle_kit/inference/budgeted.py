@@ -7,7 +7,6 @@ row exists from the first second on (rows not reached yet carry the class prior)
 from __future__ import annotations
 
 import gc
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -22,69 +21,29 @@ from kaggle_kit.config import PredictConfig
 from kaggle_kit.config.durations import format_duration
 from kaggle_kit.data.encode import Encoder, field_demand
 from kaggle_kit.data.reading import Pairs
-from kaggle_kit.inference.budget import Budget, Throughput, Unit, padded_tokens, plan, truncation_for
+from kaggle_kit.inference.blend_run import BlendRun
+from kaggle_kit.inference.budget import (
+    AGREE_STEPS,
+    VALUE_PER_ROW,
+    Budget,
+    Throughput,
+    Unit,
+    cap_direction,
+    cap_vote,
+    padded_tokens,
+    plan,
+    truncation_for,
+)
+from kaggle_kit.inference.loaded import Loaded, class_prior
 from kaggle_kit.inference.predict import blend, encoder_for, gpu_replicas, unswap
 from kaggle_kit.model.batching import run_batches, token_budget_batches
-from kaggle_kit.model.model_dir import METRICS_FILE, TrainedModel, load_trained
+from kaggle_kit.model.model_dir import load_trained
 from kaggle_kit.model.side_head import pair_features
 
 REFRESH_SHARE = 1 / 60  # rewrite the file at least this often (share of the budget), and at every stage end
 MIN_REFRESH_S = 5.0
 QUANTILES = list(range(0, 101, 5))
 EXIT_SHARE = 0.5
-
-
-def class_prior(model_dir: Path, num_labels: int) -> np.ndarray:
-    """The training class prior recorded in metrics.json: the prediction for rows the budget never reached."""
-    try:
-        prior = json.loads((model_dir / METRICS_FILE).read_text())["class_prior"]
-        prior = np.asarray(prior, dtype=np.float64)
-        if prior.shape == (num_labels,) and np.isfinite(prior).all() and prior.min() > 0:
-            return prior / prior.sum()
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return np.full(num_labels, 1.0 / num_labels)
-
-
-@dataclass
-class Loaded:
-    """One model ready to predict: encodings of every row, replicas (one per GPU) and a thread pool for them."""
-
-    index: int
-    trained: TrainedModel
-    encoder: Encoder
-    tokens: dict
-    encoded: list[list[int]]
-    replicas: list
-    pool: ThreadPoolExecutor | None
-    load_s: float
-    tokenize_s: float
-    features: np.ndarray | None = None  # side_head.pair_features of every row, when the model has a side head
-    swap_features: np.ndarray | None = None
-    swap_encoded: dict[int, list[int]] = field(default_factory=dict)
-
-    @property
-    def lengths(self) -> list[int]:
-        return [len(e) for e in self.encoded]
-
-    def swapped(self, rows: list[int], spec: CompetitionSpec) -> dict[int, list[int]]:
-        """A/B-swapped encodings of `rows` (cached): the same turns with the responses exchanged, no re-tokenising."""
-        a, b = spec.swap_pairs[0]
-        fields = [{a: b, b: a}.get(f, f) for f in self.encoder.spec.fields]
-        for r in rows:
-            if r not in self.swap_encoded:
-                self.swap_encoded[r] = self.encoder.assemble([self.tokens[f][r] for f in fields])
-        return {r: self.swap_encoded[r] for r in rows}
-
-    def probs(self, logits: np.ndarray, rows: list[int], swapped: bool = False) -> np.ndarray:
-        features = self.swap_features if swapped else self.features
-        return self.trained.probs(logits[rows], None if features is None else features[rows])
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown()
-
-
 @dataclass
 class RunState:
     n: int
@@ -96,14 +55,18 @@ class RunState:
     stages: list[dict] = field(default_factory=list)
     truncated: int = 0
     cap: int | None = None
+    caps: list[dict] = field(default_factory=list)  # every move of the base pass's token cap: row reached, cap
 
 
 class BudgetedPredictor:
     def __init__(self, model_dirs: list[Path], pairs: Pairs, spec: CompetitionSpec, cfg: PredictConfig,
                  weights: list[float] | None, backbone: str | None, budget: Budget,
                  write: Callable[[np.ndarray], None], echo: Callable[[str], None] = lambda m: None,
-                 progress: bool = True, loader: Callable = load_trained):
+                 progress: bool = True, loader: Callable = load_trained, fitted: BlendRun | None = None):
+        """`fitted`: a blend.json's run (its model dirs are `model_dirs`): per-model backbones and values, and its
+        fold-by-fold combination instead of `weights` and cfg.blend."""
         self.model_dirs, self.pairs, self.spec, self.cfg = model_dirs, pairs, spec, cfg
+        self.fitted = fitted
         self.weights, self.backbone, self.budget = weights, backbone, budget
         self._write, self.echo, self.progress = write, echo, progress
         n, c = len(pairs), spec.num_labels
@@ -138,7 +101,9 @@ class BudgetedPredictor:
             if not models:
                 continue
             rows = np.where((pattern == np.array(key)).all(axis=1))[0]
-            if len(self.model_dirs) == 1 and not self.weights:
+            if self.fitted is not None:
+                out[rows] = self.fitted.combine({m: per_model[m][rows] for m in models})
+            elif len(self.model_dirs) == 1 and not self.weights:
                 out[rows] = per_model[0][rows]
             else:
                 weights = self.weights or [1.0] * len(self.model_dirs)
@@ -166,7 +131,8 @@ class BudgetedPredictor:
     # ---- models
     def load(self, m: int) -> Loaded:
         t0 = self.clock()
-        trained = self.loader(self.model_dirs[m], backbone=self.backbone, precision=self.cfg.precision,
+        backbone = self.fitted.backbones[m] if self.fitted is not None else self.backbone
+        trained = self.loader(self.model_dirs[m], backbone=backbone, precision=self.cfg.precision,
                                quantize=self.cfg.quantize)
         load_s = self.clock() - t0
         self.stage("load", m, 0, load_s)
@@ -208,6 +174,9 @@ class BudgetedPredictor:
 
     # ---- the base pass of the first model: every row, longest first; shorter max_len if it cannot all fit
     def base_pass(self, loaded: Loaded) -> None:
+        """The cap on tokens per row moves (down when the rows left cannot fit at full length, up again when the
+        time left allows more) only after AGREE_STEPS steady steps in a row want it moved the same way (down at once
+        when fewer steps than that are left)."""
         s, m = self.state, loaded.index
         encoded = list(loaded.encoded)
         lengths = [len(e) for e in encoded]
@@ -216,7 +185,7 @@ class BudgetedPredictor:
         logits = np.zeros((s.n, s.num_labels), dtype=np.float32)
         step_n = len(loaded.replicas)
         floor = min(loaded.encoder.spec.max_len, loaded.encoder.overhead + 32)
-        start, i = self.clock(), 0
+        start, i, votes = self.clock(), 0, 0
         with tqdm(total=s.n, desc="predict", unit="row", disable=not self.progress) as bar:
             while i < len(batches):
                 step = batches[i:i + step_n]
@@ -224,11 +193,14 @@ class BudgetedPredictor:
                 if self.available() <= 0:
                     break
                 if rate is not None:
-                    rest = [r for b in batches[i:] for r in b]
-                    need = rate.seconds_for(sum(padded_tokens(b, lengths) for b in batches[i:]))
-                    if need > self.available():
-                        batches, lengths = self._shorten(loaded, encoded, batches, i, rest, rate, floor)
-                        step = batches[i:i + step_n]
+                    if rate.steady:
+                        rest = [r for b in batches[i:] for r in b]
+                        cap = self._wanted_cap(loaded, rest, rate, floor)
+                        votes = cap_vote(votes, cap_direction(cap, s.cap))
+                        few_left = len(batches) - i <= AGREE_STEPS * step_n  # no steps left to wait for agreement
+                        if abs(votes) >= AGREE_STEPS or (votes < 0 and few_left):
+                            batches, lengths = self._recap(loaded, encoded, batches, i, rest, cap)
+                            step, votes = batches[i:i + step_n], 0
                     if rate.seconds_for(sum(padded_tokens(b, lengths) for b in step)) > self.available():
                         break
                 self.run_step(loaded, step, encoded, logits, bar)
@@ -236,7 +208,7 @@ class BudgetedPredictor:
                 s.base[m][rows] = loaded.probs(logits, rows)
                 s.covered[m][rows] = True
                 i += len(step)
-                if self.projection is None:
+                if self.projection is None and (self.rates[m].steady or i >= len(batches)):
                     self.projection = self.project(loaded, batches[i:], lengths)
                 self.maybe_refresh()
         self.full_rows = [r for r in range(s.n) if s.covered[m][r] and len(encoded[r]) == len(loaded.encoded[r])]
@@ -245,20 +217,30 @@ class BudgetedPredictor:
         if missing:
             self.echo(f"kaggle-kit: warning: the budget ran out: {missing} row(s) got the class prior")
 
-    def _shorten(self, loaded, encoded, batches, i, rest, rate, floor):
-        """Re-encode the rows not reached yet at the largest max_len that still fits (never below `floor`)."""
-        cap = truncation_for([len(encoded[r]) for r in rest], self.available(), rate, self.pad_factor, floor) or floor
-        if self.state.cap is not None and cap >= self.state.cap:
-            return batches, [len(e) for e in encoded]
-        short = Encoder(loaded.trained.tokenizer, replace(loaded.encoder.spec, max_len=cap))
+    def _wanted_cap(self, loaded: Loaded, rest: list[int], rate: Throughput, floor: int) -> int | None:
+        """The largest cap at which the rows left fit at their full lengths (None: no cap needed)."""
+        full = [len(loaded.encoded[r]) for r in rest]
+        cap = truncation_for(full, self.available(), rate, self.pad_factor, floor)
+        return None if cap is not None and cap >= max(full, default=0) else (cap or floor)
+
+    def _recap(self, loaded, encoded, batches, i, rest, cap):
+        """Re-encode the rows not reached yet from their full tokens at `cap` (None: full length)."""
+        short = Encoder(loaded.trained.tokenizer, replace(loaded.encoder.spec, max_len=cap)) if cap else None
         fields = loaded.encoder.spec.fields
         for r in rest:
-            new = short.assemble([loaded.tokens[f][r] for f in fields])
-            if len(new) < len(encoded[r]):
-                encoded[r] = new
-        self.state.cap = cap
-        self.state.truncated = sum(len(encoded[r]) < len(loaded.encoded[r]) for r in range(self.state.n))
-        self.echo(f"kaggle-kit: the base pass would not fit: the {len(rest)} rows left are cut to {cap} tokens")
+            full = loaded.encoded[r]
+            encoded[r] = full if short is None or len(full) <= cap else short.assemble(
+                [loaded.tokens[f][r] for f in fields])
+        s = self.state
+        lowered = s.cap is None or (cap is not None and cap < s.cap)
+        s.cap = cap
+        s.truncated = sum(len(encoded[r]) < len(loaded.encoded[r]) for r in range(s.n))
+        s.caps.append({"at_row": int(s.covered[loaded.index].sum()), "cap": cap})
+        if lowered:
+            self.echo(f"kaggle-kit: the base pass would not fit: the {len(rest)} rows left are cut to {cap} tokens")
+        else:
+            self.echo(f"kaggle-kit: time to spare: the {len(rest)} rows left are cut to "
+                      f"{cap if cap else 'no'} tokens{'' if cap else ' (full length)'}")
         lengths = [len(e) for e in encoded]
         return batches[:i] + [[rest[j] for j in b] for b in token_budget_batches([lengths[r] for r in rest],
                                                                                  self.cfg.max_tokens)], lengths
@@ -284,7 +266,11 @@ class BudgetedPredictor:
     def _unit(self, key, m, kind, rows, lengths, setup, needs=None) -> Unit:
         local = token_budget_batches([lengths[r] for r in rows], self.cfg.max_tokens)[::-1]  # shortest first
         batches = [[rows[j] for j in b] for b in local]
-        return Unit(key, m, kind, batches, [padded_tokens(b, lengths) for b in batches], setup_s=setup, needs=needs)
+        value = 0.0  # the kind's default
+        if self.fitted is not None and m > 0:  # a blend member's share, per its cost (a swap pass: half of it)
+            value = self.fitted.values[m] * (VALUE_PER_ROW["swap"] / VALUE_PER_ROW["model"] if kind == "swap" else 1)
+        return Unit(key, m, kind, batches, [padded_tokens(b, lengths) for b in batches], setup_s=setup, needs=needs,
+                    value_per_row=value)
 
     def project(self, loaded: Loaded, rest: list[list[int]], lengths: list[int]) -> dict:
         """The projection made once the first step is measured: base, each optional unit, and what fits."""
@@ -300,7 +286,7 @@ class BudgetedPredictor:
         planned = sum(cost(u, picks[u.key]) for u in units)
         return {"at_s": round(self.budget.elapsed(), 3), "budget_s": self.budget.seconds,
                 "tokens_per_s": round(rate.tokens_per_s, 1),
-                "base_s": round(rate.seconds + base_left, 1),
+                "base_s": round(rate.spent + base_left, 1),
                 "optional_s": {u.key: round(cost(u, len(u.batches)), 1) for u in units},
                 "planned_rows": {u.key: sum(len(b) for b in u.batches[:picks[u.key]]) for u in units},
                 "finish_s": round(self.budget.elapsed() + base_left + planned, 1),
@@ -423,7 +409,7 @@ class BudgetedPredictor:
                 for r in range(self.state.n)]
         return {"device": "cuda" if torch.cuda.is_available() else "cpu", "replicas": len(loaded.replicas),
                 "rows": self.state.n, "max_len": loaded.encoder.spec.max_len, "max_tokens": self.cfg.max_tokens,
-                "tokens_per_s": round(rate.tokens_per_s, 1) if rate and rate.tokens else None,
+                "tokens_per_s": round(rate.tokens_per_s, 1) if rate and rate.known else None,
                 "pad_factor": round(getattr(self, "pad_factor", 1.0), 4),
                 "load_s": round(loaded.load_s, 3), "tokenize_s_per_row": loaded.tokenize_s / max(1, self.state.n),
                 "startup_s": round(self.state.stages[0]["seconds"], 3),
@@ -433,7 +419,8 @@ class BudgetedPredictor:
         s = self.state
         swapped = np.any(np.stack(s.swapped), axis=0) if s.swapped else np.zeros(s.n, bool)
         return {"rows": s.n, "predicted_rows": int(s.covered[0].sum()), "prior_rows": int((~s.covered[0]).sum()),
-                "truncated_rows": s.truncated, "truncated_to": s.cap, "tta_rows": int(swapped.sum()),
+                "truncated_rows": s.truncated, "truncated_to": s.cap, "cap_changes": s.caps,
+                "tta_rows": int(swapped.sum()),
                 "model_rows": [int(c.sum()) for c in s.covered], "budget_s": self.budget.seconds,
                 "elapsed_s": round(self.budget.elapsed(), 3), "projection": self.projection, "stages": s.stages,
                 "measured": self.measured}

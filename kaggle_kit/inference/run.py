@@ -13,6 +13,7 @@ from kaggle_kit.config import PredictConfig
 from kaggle_kit.config.durations import parse_duration
 from kaggle_kit.data.reading import read_test
 from kaggle_kit.errors import KitError, UsageProblem
+from kaggle_kit.inference.blend_run import blend_run
 from kaggle_kit.inference.blending import predict_blend, read_blend, used_model_dirs
 from kaggle_kit.inference.budget import Budget
 from kaggle_kit.inference.budgeted import BudgetedPredictor
@@ -25,10 +26,12 @@ from kaggle_kit.submission import find_sample_submission, submission_order, writ
 def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Path, spec: CompetitionSpec,
                           cfg: PredictConfig, weights: list[float] | None = None, backbone: str | None = None,
                           sample_submission: Path | None = None, overwrite: bool = False,
-                          progress: bool = True, budget: Budget | None = None, echo=None) -> dict:
+                          progress: bool = True, budget: Budget | None = None, echo=None,
+                          backbone_of=None) -> dict:
     """test.csv -> validated, sample_submission-ordered CSV. Every input is checked before the first forward pass.
 
-    With a time budget (`budget`, else cfg.time_budget counted from process start) see predict_budget.py."""
+    With a time budget (`budget`, else cfg.time_budget counted from process start) see budgeted.py; a blend.json
+    under a budget: blend_run.py."""
     fitted = None
     if cfg.blend.endswith(".json"):  # a blend.json names its own models
         if model_dirs or weights:
@@ -36,9 +39,9 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
                                hint="drop --model/--weights, or use --blend prob|logprob")
         fitted = read_blend(Path(cfg.blend))
         model_dirs = used_model_dirs(fitted)
-        if budget is not None or cfg.time_budget is not None:
-            raise UsageProblem("--time-budget does not apply to a fitted --blend FILE.json yet",
-                               hint="drop one of them, or blend with --model ... --weights")
+        for member in fitted.members if backbone_of else []:
+            if member.weight > 0:
+                member.backbone = backbone_of(member)
     if not model_dirs:
         raise KitError("no model given", hint="pass --model DIR (repeat to ensemble)")
     if out_path.is_dir():
@@ -64,8 +67,13 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
     if budget is None and cfg.time_budget is not None:
         budget = Budget.from_process_start(parse_duration(cfg.time_budget))
     if budget is not None:
-        report = BudgetedPredictor(model_dirs, pairs, spec, cfg, weights, backbone, budget,
-                                   lambda probs: finish(probs, True), echo or (lambda message: None), progress).run()
+        laid_out = blend_run(fitted, lambda m: backbone or m.backbone) if fitted is not None else None
+        report = BudgetedPredictor(laid_out.model_dirs if laid_out else model_dirs, pairs, spec, cfg,
+                                   None if laid_out else weights, backbone, budget, lambda probs: finish(probs, True),
+                                   echo or (lambda message: None), progress, fitted=laid_out).run()
+        if laid_out is not None:
+            report["blend_members"] = [{"name": name, "weight": w, "model_dirs": laid_out.member_of.count(k)}
+                                       for k, (name, w) in enumerate(zip(laid_out.names, laid_out.weights))]
         result = {"path": str(out_path), **report, "seconds": report["elapsed_s"]}
         return {**result, "rules": fired} if cfg.rules else result
     start = time.perf_counter()

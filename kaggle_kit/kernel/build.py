@@ -21,6 +21,7 @@ import kaggle_kit
 from kaggle_kit import __version__
 from kaggle_kit.config import ProjectConfig, accelerator_problem, check_ref
 from kaggle_kit.errors import KitError, UsageProblem
+from kaggle_kit.kernel.blend_sources import blend_backbone_sources, uses_blend_file
 from kaggle_kit.kernel.inputs import KERNEL_PREFIX, Source, competition_source, metadata_sources, parse_source
 from kaggle_kit.kernel.wheels import load_lock
 
@@ -79,12 +80,24 @@ def kernel_metadata(task: str, cfg: ProjectConfig, notebook: bool = False) -> di
     named = {"backbone": cfg.datasets.backbone, "wheels": cfg.datasets.wheels}
     if task == "infer":
         named = {"model": cfg.datasets.model or f"{KERNEL_PREFIX}{cfg.username}/{cfg.kernel.train_slug}", **named}
+    else:  # the chain's inputs (extra / pseudo-label files, a teacher) and an earlier session's output
+        for location in [*cfg.datasets.extra_train, *filter(None, [cfg.datasets.teacher])]:
+            named[f"input {location}"] = _location_ref(location)
+        if cfg.kernel.resume_from:
+            named["resume_from"] = f"{KERNEL_PREFIX}{cfg.kernel.resume_from}"
     for name, ref in named.items():
         try:
             metadata_sources([ref])
         except ValueError as exc:
             raise UsageProblem(f"[datasets] {name}: {exc}") from None
-    sources = metadata_sources(named.values())
+    members = []
+    if task == "infer" and uses_blend_file(cfg):  # every member's backbone mounted; a blend it could not run refused
+        members = blend_backbone_sources(cfg)
+        try:
+            metadata_sources(members)
+        except ValueError as exc:
+            raise UsageProblem(f"[predict] blend {cfg.predict.blend}: {exc}") from None
+    sources = metadata_sources([*named.values(), *members])
     meta = {
         "id": f"{cfg.username}/{slug}", "title": slug.replace("-", " ").title(),
         "code_file": f"{slug}.ipynb" if notebook else f"{slug}.py",
@@ -99,6 +112,12 @@ def kernel_metadata(task: str, cfg: ProjectConfig, notebook: bool = False) -> di
     }
     validate_metadata(meta)
     return meta
+
+
+def _location_ref(location: str) -> str:
+    """The source part of SOURCE:PATH, as metadata_sources takes it."""
+    prefix = KERNEL_PREFIX if location.startswith(KERNEL_PREFIX) else ""
+    return prefix + location[len(prefix):].partition(":")[0]
 
 
 def fold_config(cfg: ProjectConfig, fold: str) -> ProjectConfig:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kaggle_kit.competition.spec import get_spec
 from kaggle_kit.config import config_from_dict
-from kaggle_kit.kernel.inputs import find_competition, find_source, kaggle_root
+from kaggle_kit.kernel.inputs import find_competition, find_input, find_source, kaggle_root
 from kaggle_kit.kernel.preflight import preflight
 
 
@@ -27,6 +27,22 @@ def _model_dir(folder: Path) -> Path:
         if (candidate / MODEL_FILE).exists():
             return candidate
     raise SystemExit(f"kaggle-kit: no trained model found in {folder}")
+
+
+def _copy_earlier_session(kernel: str, out: Path) -> bool:
+    """The mounted output of an earlier train kernel (read-only) copied to `out`, where training resumes from its
+    last checkpoint; a folder without checkpoints is one clear line."""
+    import shutil
+
+    from kaggle_kit.model.model_dir import CHECKPOINTS
+
+    source = find_source(f"kernel:{kernel}")
+    earlier = next((d for d in (source / "model", source) if (d / CHECKPOINTS).is_dir()), None)
+    if earlier is None:
+        raise SystemExit(f"kaggle-kit: --resume-from {kernel}: its output holds no {CHECKPOINTS}/ to resume from")
+    shutil.copytree(earlier, out, symlinks=False)
+    print(f"kaggle-kit: resuming the run of {kernel} from its last checkpoint", flush=True)
+    return True
 
 
 def _wandb_key_from_kaggle_secrets() -> None:
@@ -94,10 +110,18 @@ def main(task: str, config: dict, manifest: dict) -> None:
 
         train_cfg, note = resolve_train_config(replace(cfg.train, backbone=backbone),
                                                set(cfg.explicit.get("train", [])))
-        result = train([competition / "train.csv"], working / "model", train_cfg, spec, cfg.column_maps,
-                       recipe_note=note)
+        if train_cfg.time_budget is None:  # a session that runs out still leaves a usable, resumable model dir
+            from kaggle_kit.config.durations import default_train_budget
+
+            train_cfg = replace(train_cfg, time_budget=int(default_train_budget()))
+        resume = _copy_earlier_session(cfg.kernel.resume_from, working / "model") if cfg.kernel.resume_from else False
+        files = [competition / "train.csv", *(find_input(loc) for loc in cfg.datasets.extra_train)]
+        if cfg.datasets.teacher:
+            train_cfg = replace(train_cfg, teacher=str(find_input(cfg.datasets.teacher)))
+        result = train(files, working / "model", train_cfg, spec, cfg.column_maps, recipe_note=note, resume=resume)
         print(json.dumps({"holdout": result.metrics.get("holdout"),
-                          "prior_log_loss": result.metrics.get("prior_log_loss")}))
+                          "prior_log_loss": result.metrics.get("prior_log_loss"),
+                          "stopped_early": result.metrics.get("stopped_early")}))
     elif task == "infer":
         _infer(cfg, spec, competition, working, backbone)
     else:
@@ -115,17 +139,20 @@ def _infer(cfg, spec, competition: Path, working: Path, backbone: str | None) ->
 
     predict_cfg = cfg.predict
     source = find_source(model_source(cfg))
+    backbone_of = None
     if predict_cfg.blend.endswith(".json"):  # a blend.json inside the model dataset names the models itself
+        from kaggle_kit.kernel.blend_sources import member_backbone
+
         predict_cfg, models = replace(predict_cfg, blend=str(source / predict_cfg.blend)), []
-        if predict_cfg.time_budget is None:
-            print("kaggle-kit: a fitted blend runs without a time budget (not supported for blend.json yet)")
+        backbone_of = lambda member: member_backbone(member, cfg.datasets.backbone)  # noqa: E731
     else:
         models = [_model_dir(source)]
-        if predict_cfg.time_budget is None and default_budget(spec.time_limit_s):
-            predict_cfg = replace(predict_cfg, time_budget=int(default_budget(spec.time_limit_s)))
+    if predict_cfg.time_budget is None and default_budget(spec.time_limit_s):
+        predict_cfg = replace(predict_cfg, time_budget=int(default_budget(spec.time_limit_s)))
     result = predict_to_submission(models, competition / "test.csv",
                                    working / spec.submission_file, spec, predict_cfg,
-                                   backbone=backbone if cfg.datasets.backbone else None, overwrite=True,
+                                   backbone=backbone if cfg.datasets.backbone and not backbone_of else None,
+                                   backbone_of=backbone_of, overwrite=True,
                                    progress=False, echo=lambda line: print(line, flush=True))
     if "stages" in result:
         write_text_atomic(working / "kaggle_kit_run.json", json.dumps(result, indent=2) + "\n")

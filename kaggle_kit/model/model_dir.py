@@ -31,7 +31,7 @@ TOKENIZER_DIR = "tokenizer"
 MERGED_DIR = "merged"
 CHECKPOINTS = "checkpoints"
 RUN_CONFIG = "run_config.json"  # inside CHECKPOINTS: the settings an interrupted run was started with
-AFTER_TRAINING = ("length_head",)  # settings used only once training ends: free to change at --resume
+AFTER_TRAINING = ("length_head", "time_budget")  # settings not shaping the checkpoints: free to change at --resume
 HOLDOUT_FILE = "holdout_predictions.csv"
 METRICS_FILE = "metrics.json"
 CURVES_FILE = "training_curves.png"
@@ -59,7 +59,7 @@ def prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
     done = (out / MODEL_FILE).exists()
     has_checkpoints = any((out / CHECKPOINTS).glob("checkpoint-*"))
     if resume:
-        if done:
+        if done and not _read_json(out / MODEL_FILE).get("stopped_early"):  # a time-budget stop may go on
             raise KitError(f"{out} holds a finished model: nothing to resume",
                            hint="pass --overwrite to train again, or choose a new --out")
         if not has_checkpoints:
@@ -93,11 +93,21 @@ def check_resume_settings(out: Path, settings: dict) -> None:
                        hint="start again with --overwrite")
     saved = _read_json(path)
     differ = sorted(k for k in set(saved) | set(settings)
-                    if k not in AFTER_TRAINING and saved.get(k) != settings.get(k))
+                    if k not in AFTER_TRAINING and _comparable(k, saved.get(k)) != _comparable(k, settings.get(k)))
     if differ:
         shown = ", ".join(f"{k}: {saved.get(k)!r} -> {settings.get(k)!r}" for k in differ[:4])
         raise KitError(f"--resume with settings that differ from the checkpoints' ({shown})",
                        hint="resume with the original flags, or start again with --overwrite")
+
+
+PATH_SETTINGS = ("backbone", "teacher", "train_files", "exclude_test")
+
+
+def _comparable(key: str, value):
+    """Files by name: a kernel's next session mounts the same inputs under another root (a local run-kernel does)."""
+    if key not in PATH_SETTINGS or value is None:
+        return value
+    return [Path(v).name for v in value] if isinstance(value, list) else Path(value).name
 
 
 def _read_json(path: Path) -> dict:

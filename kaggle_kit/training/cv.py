@@ -63,6 +63,10 @@ def run_cv(train_files: list[Path], out: Path, k: int, cfg: TrainConfig, spec: C
 
     if k < 2:
         raise UsageProblem("--folds must be at least 2")
+    if cfg.time_budget is not None:  # counted from start-up, it would leave the later folds no time at all
+        raise UsageProblem("--time-budget applies to one training run, not to cv's folds in one process",
+                           hint="give each fold its own budget: `train --fold i/K --time-budget D` or one train "
+                                "kernel per fold")
     fold_ids = fold_ids if fold_ids is not None else list(range(k))
     check_cv_out(out, fold_ids, overwrite)
     for i in fold_ids:

@@ -30,3 +30,26 @@ def fold_splits(labels: np.ndarray, groups: np.ndarray, k: int, seed: int) -> li
     index = np.arange(len(labels))
     splits = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(index, labels, groups)
     return [(np.sort(train), np.sort(valid)) for train, valid in splits]
+
+
+def grouped_holdout(labels: np.ndarray, groups: np.ndarray, n_valid: int,
+                    seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """About n_valid rows held out with no prompt on both sides: the first of k ~ n/n_valid StratifiedGroupKFold folds
+    (the grouping `cv` uses), or a GroupShuffleSplit where a class is too rare to stratify."""
+    from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
+
+    n = len(labels)
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise KitError(f"all {n} training rows share one prompt: no holdout can keep prompts apart",
+                       hint="use data with more than one prompt")
+    k = min(n_groups, max(2, round(n / max(1, n_valid))))
+    present = np.bincount(labels)
+    index = np.arange(n)
+    if present[present > 0].min() >= k:
+        train, valid = next(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(index, labels,
+                                                                                                     groups))
+    else:
+        splitter = GroupShuffleSplit(n_splits=1, test_size=min(0.5, max(1, n_valid) / n), random_state=seed)
+        train, valid = next(splitter.split(index, labels, groups))
+    return np.sort(train), np.sort(valid)

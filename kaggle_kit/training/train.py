@@ -18,10 +18,19 @@ from kaggle_kit.atomic import atomic_path, write_text_atomic
 from kaggle_kit.compat import trainer_tokenizer_kwarg, training_arguments
 from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.config import ColumnMap, TrainConfig, check_section
+from kaggle_kit.config.durations import parse_duration
 from kaggle_kit.data.encode import Encoder, EncodingSpec
 from kaggle_kit.data.reading import Pairs, is_soft, load_training_files
 from kaggle_kit.errors import KitError
-from kaggle_kit.metrics import accuracy, class_prior, fit_temperature, log_loss, prior_log_loss, softmax
+from kaggle_kit.metrics import (
+    accuracy,
+    class_prior,
+    cross_fitted_temperature,
+    fit_temperature,
+    log_loss,
+    prior_log_loss,
+    softmax,
+)
 from kaggle_kit.model.backbone import (
     choose_precision,
     load_backbone_model,
@@ -44,8 +53,9 @@ from kaggle_kit.model.model_dir import (
 from kaggle_kit.model.side_head import describe as describe_side_head
 from kaggle_kit.model.side_head import fit_side_head, pair_features
 from kaggle_kit.plots import training_curves_png
-from kaggle_kit.training.folds import fold_splits, prompt_groups
+from kaggle_kit.training.folds import fold_splits, grouped_holdout, prompt_groups
 from kaggle_kit.training.targets import PairCollator, check_distill_settings, read_teacher, teacher_rows, trainer_class
+from kaggle_kit.training.time_limit import time_budget_callback
 
 log = logging.getLogger(__name__)
 # Fewer rows than this cannot give a holdout that says anything: refused before a model is loaded.
@@ -69,24 +79,25 @@ def holdout_size(n_rows: int, valid_frac: float, valid_rows: int = 0, n_classes:
 
 def split_holdout(labels: np.ndarray, valid_frac: float, fold: str | None, seed: int,
                   groups: np.ndarray | None = None, valid_rows: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified holdout, or fold i of k (stratified, grouped like `kaggle-kit cv`): (train_index, valid_index)."""
-    from sklearn.model_selection import train_test_split
+    """A holdout grouped by prompt (stratified where classes allow), or fold i of k (grouped like `kaggle-kit cv`):
+    (train_index, valid_index). No holdout row shares its prompt with a training row; `groups` None: every row its
+    own prompt."""
 
     if len(labels) < MIN_TRAIN_ROWS:
         raise KitError(f"only {len(labels)} training rows: too few to train and hold out (at least {MIN_TRAIN_ROWS})",
                        hint="use more rows")
     index = np.arange(len(labels))
+    groups = index if groups is None else groups
     n_classes = len(np.unique(labels))
     if fold:
         i, k = (int(x) for x in fold.split("/"))
-        return fold_splits(labels, index if groups is None else groups, k, seed)[i]
+        return fold_splits(labels, groups, k, seed)[i]
     n_valid = holdout_size(len(labels), valid_frac, valid_rows, n_classes)
     present = np.bincount(labels)
     if len(labels) - n_valid < n_classes or present[present > 0].min() < 2:  # soft rows may leave a class empty
         raise KitError(f"only {len(labels)} training rows: too few for a stratified holdout of {n_valid}",
                        hint="use more rows (at least a few dozen)")
-    train_idx, valid_idx = train_test_split(index, test_size=n_valid, stratify=labels, random_state=seed)
-    return np.sort(train_idx), np.sort(valid_idx)
+    return grouped_holdout(labels, groups, n_valid, seed)
 
 
 def _eval_line(state, logs) -> str:
@@ -201,10 +212,11 @@ def run_settings(cfg: TrainConfig, backbone: Path, train_files: list[Path], excl
 def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: CompetitionSpec,
           column_maps: dict[str, ColumnMap] | None = None, exclude_test: Path | None = None,
           resume: bool = False, overwrite: bool = False, callbacks: list | None = None,
-          recipe_note: dict | None = None) -> TrainResult:
+          recipe_note: dict | None = None, budget_start: float | None = None) -> TrainResult:
     """The whole run: data -> split -> encode -> LoRA model -> Trainer -> best checkpoint -> model dir + metrics.
 
-    `recipe_note`: which recipe settings were applied (recipes.resolve_train_config), recorded in the model dir."""
+    `recipe_note`: which recipe settings were applied (recipes.resolve_train_config), recorded in the model dir.
+    `budget_start`: the time.monotonic() cfg.time_budget counts from (default: this process's start)."""
     from transformers import EarlyStoppingCallback, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -236,7 +248,7 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     if cfg.teacher:
         teacher, covered = teacher_rows(read_teacher(Path(cfg.teacher), spec), pairs.ids, all_targets,
                                         Path(cfg.teacher), train_set.dropped_ids)
-    groups = prompt_groups(pairs, spec) if cfg.fold else None
+    groups = prompt_groups(pairs, spec)
     train_idx, valid_idx = split_holdout(pairs.labels, cfg.valid_frac, cfg.fold, cfg.seed, groups, cfg.valid_rows)
     fit_pairs, valid_pairs = pairs.subset(train_idx), pairs.subset(valid_idx)
     if recipe_note and recipe_note.get("applied") and rank == 0:  # inputs are checked: say which settings run
@@ -279,7 +291,12 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     trainer.add_callback(stderr_progress())
     if rank == 0 and not resume:
         save_run_config(out, settings)
+    budget = None
+    if cfg.time_budget is not None:
+        budget = time_budget_callback(parse_duration(cfg.time_budget), budget_start)
+        trainer.add_callback(budget)
     trainer.train(resume_from_checkpoint=True if resume else None)
+    stopped = budget is not None and budget.stopped_at is not None
 
     # Our own ordered inference (Trainer's eval sampler groups by length and would reorder rows), at the length
     # predict will use (a recipe may predict longer than it trains), so the temperature or side head fitted on these
@@ -293,8 +310,11 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
                                     progress=False).astype(np.float64)
     if not trainer.is_world_process_zero():
         return TrainResult(out, {})
+    # The temperature predict uses is fitted on every holdout row; the probabilities written (and so cv's oof.csv,
+    # blends and the calibrated figure) are cross-fitted: each row scaled by a temperature fitted without it.
     temperature = fit_temperature(holdout_logits, valid_targets) if cfg.calibrate else 1.0
-    holdout_probs = softmax(holdout_logits, temperature)
+    holdout_probs = (cross_fitted_temperature(holdout_logits, valid_targets, seed=cfg.seed) if cfg.calibrate
+                     else softmax(holdout_logits))
     head = None
     if cfg.length_head:
         head, head_cv_probs, head_report = fit_side_head(holdout_logits, pair_features(valid_pairs, spec),
@@ -315,6 +335,12 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
         warnings.append(f"holdout log loss {metrics['holdout']['log_loss']:.4f} is no better than the class prior "
                         f"{metrics['prior_log_loss']:.4f}: the model learned nothing useful (try another --lr, more "
                         "--epochs or more data)")
+    if stopped:
+        metrics["stopped_early"] = {"reason": "time budget", "time_budget": cfg.time_budget,
+                                    "step": budget.stopped_at, "max_steps": trainer.state.max_steps}
+        warnings.append(f"training stopped at step {budget.stopped_at} of {trainer.state.max_steps}: the time budget "
+                        f"{cfg.time_budget} ran out; this model dir holds the best checkpoint so far (resume with "
+                        "--resume in the same --out)")
     metrics["warnings"] = warnings
     metrics["recipe"] = recipe_note
     info = {
@@ -323,14 +349,15 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
         "temperature": temperature, "trained_precision": precision.name, "train_config": settings,
         "max_len": {"requested": settings["max_len"], "used": cfg.max_len, "backbone_limit": limit.tokens,
                     "reason": limit.reason, "predict": predict_len},
-        "recipe": recipe_note, "side_head": head,
+        "recipe": recipe_note, "side_head": head, "stopped_early": stopped,
     }
     save_model_dir(out, trainer.model, tokenizer, info, merge=cfg.merge)
     _save_holdout(out / HOLDOUT_FILE, valid_pairs, valid_targets, holdout_logits, holdout_probs, spec)
     write_text_atomic(out / METRICS_FILE, json.dumps(metrics, indent=2))
     training_curves_png(metrics, out / CURVES_FILE)
-    if not metrics["learned"]:
-        log.warning("warning: %s", warnings[-1])
+    for warning in warnings[-2:]:
+        if warning.startswith(("holdout log loss", "training stopped")):
+            log.warning("warning: %s", warning)
     return TrainResult(out, metrics)
 
 
@@ -360,7 +387,8 @@ def _metrics(trainer, logits: np.ndarray, labels: np.ndarray, prior: np.ndarray,
     return {
         "holdout": {
             "rows": len(labels), "log_loss": holdout_loss, "accuracy": accuracy(labels, probs),
-            "log_loss_calibrated": log_loss(labels, calibrated),  # the side head's cross-validated, if used
+            # out of sample: the cross-fitted temperature's, or the side head's cross-validated probabilities
+            "log_loss_calibrated": log_loss(labels, calibrated),
         },
         "prior_log_loss": baseline,
         "learned": holdout_loss < baseline - LEARNED_MARGIN,
