@@ -70,7 +70,7 @@ def _resolved_train_config(kit: KitContext, flags: dict):
 
     given = {k: v for k, v in flag_values(flags, TrainConfig).items() if v is not None}
     explicit = set(kit.config.explicit.get("train", [])) | set(given)
-    return resolve_train_config(with_overrides(kit.config.train, **given), explicit)
+    return resolve_train_config(with_overrides(kit.config.train, **given), explicit, flags=set(given))
 
 
 @main.command("recipes")

@@ -202,19 +202,32 @@ def config_from_dict(data: dict[str, Any], source: str | None = None) -> Project
     data = dict(data)
     kwargs: dict[str, Any] = {}
     explicit: dict[str, list[str]] = {}
+    embedded = data.pop("explicit", None)  # a kernel's config: every key is present, this says which were set
     for name, cls in SECTIONS.items():
         table = data.pop(name, {})
         kwargs[name] = build_section(f"{where} [{name}]", cls, table)
         explicit[name] = sorted(table)
+    if embedded is not None:
+        explicit = _embedded_explicit(where, embedded)
     maps = data.pop("column_maps", {})
     if not isinstance(maps, dict):
         raise KitError(f"{where} [column_maps] must be a table of tables")
     kwargs["column_maps"] = {name: build_section(f"{where} [column_maps.{name}]", ColumnMap, m)
                              for name, m in maps.items()}
     data.pop("source", None)
-    data.pop("explicit", None)
     check_keys(where, ProjectConfig, data)
     return check_section(ProjectConfig(**data, **kwargs, source=source, explicit=explicit), where)
+
+
+def _embedded_explicit(where: str, embedded: Any) -> dict[str, list[str]]:
+    """The `explicit` table a kernel embeds beside its full config: section -> keys kaggle-kit.toml set."""
+    if not isinstance(embedded, dict) or not all(isinstance(v, list) for v in embedded.values()):
+        raise KitError(f"{where} explicit must be a table of key lists")
+    for name, keys in embedded.items():
+        if name not in SECTIONS:
+            raise KitError(f"{where} explicit: unknown section {name}")
+        check_keys(f"{where} explicit.{name}", SECTIONS[name], dict.fromkeys(keys))
+    return {name: sorted(embedded.get(name, [])) for name in SECTIONS}
 
 
 def load_config(path: Path | None = None) -> ProjectConfig:

@@ -168,10 +168,12 @@ def gpus_here() -> str:
     return "t4x2" if torch.cuda.is_available() and torch.cuda.device_count() >= 2 else "t4"
 
 
-def resolve_train_config(cfg, explicit: set[str] | frozenset[str] = frozenset(), gpus: str | None = None):
+def resolve_train_config(cfg, explicit: set[str] | frozenset[str] = frozenset(), gpus: str | None = None,
+                         flags: set[str] | frozenset[str] = frozenset()):
     """Apply cfg.recipe (or the backbone family's defaults) under every explicitly set value.
 
-    `explicit`: the TrainConfig fields kaggle-kit.toml or a flag set; they always win. Returns (config, note)."""
+    `explicit`: the TrainConfig fields kaggle-kit.toml or a flag set; they always win; `flags`: those a flag set.
+    Returns (config, note); note["sources"] says where each value came from."""
     from kaggle_kit.config.checks import check_section
 
     if cfg.recipe:
@@ -180,12 +182,40 @@ def resolve_train_config(cfg, explicit: set[str] | frozenset[str] = frozenset(),
     else:
         name = _family_of(cfg.backbone)
         if name is None:
-            return cfg, {"recipe": None, "auto": True, "applied": {}}
+            return cfg, {"recipe": None, "auto": True, "applied": {},
+                         "sources": train_sources(set(explicit) - set(flags), flags, {})}
         recipe, auto = RECIPES[name], True
         values = {k: v for k, v in recipe.train.items() if k in FAMILY_FIELDS}
     applied = {k: v for k, v in values.items() if k not in explicit}
     resolved = check_section(dataclasses.replace(cfg, **applied), f"recipe {recipe.name}")
-    return resolved, {"recipe": recipe.name, "auto": auto, "applied": applied}
+    return resolved, {"recipe": recipe.name, "auto": auto, "applied": applied,
+                      "sources": train_sources(set(explicit) - set(flags), flags, applied)}
+
+
+def train_sources(toml_keys: set[str] | frozenset[str], flag_keys: set[str] | frozenset[str],
+                  applied: dict[str, Any]) -> dict[str, str]:
+    """Where each TrainConfig value of a resolved run came from: flag, toml, recipe or default."""
+    from kaggle_kit.config.project import TrainConfig
+
+    def source(name: str) -> str:
+        if name in flag_keys:
+            return "flag"
+        if name in toml_keys:
+            return "toml"
+        return "recipe" if name in applied else "default"
+
+    return {f.name: source(f.name) for f in dataclasses.fields(TrainConfig)}
+
+
+def resolved_view(config) -> dict[str, Any]:
+    """A ProjectConfig as a run would use it: [train] with its recipe applied, and where each train value came from."""
+    toml_keys = set(config.explicit.get("train", []))
+    train_cfg, note = resolve_train_config(config.train, toml_keys)
+    view = config.to_dict()
+    view["train"] = dataclasses.asdict(train_cfg)
+    view["train_sources"] = note["sources"]
+    view["train_recipe"] = {"name": note["recipe"], "auto": note["auto"]}
+    return view
 
 
 def _family_of(backbone: str | None) -> str | None:

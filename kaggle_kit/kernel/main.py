@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from kaggle_kit.competition.spec import get_spec
@@ -55,10 +56,24 @@ def processes_wanted() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 1
 
 
-def _relaunch_distributed(config: dict, manifest: dict) -> bool:
+def relaunch_decision(nproc: int, env: Mapping[str, str], quantize: str | None) -> tuple[bool, str | None]:
+    """Whether to re-run under torchrun, and a line to print when several GPUs are left unused on purpose.
+
+    `quantize` is the resolved one (a recipe's 4-bit counts): bitsandbytes training runs as one process."""
+    if nproc < 2 or "LOCAL_RANK" in env:
+        return False, None
+    if quantize:
+        return False, f"kaggle-kit: {quantize} training runs as one process on one GPU ({nproc} visible)"
+    return True, None
+
+
+def _relaunch_distributed(config: dict, manifest: dict, quantize: str | None) -> bool:
     """Re-run the train task under torchrun (DDP) when several processes are wanted and we are not one of them yet."""
     nproc = processes_wanted()
-    if nproc < 2 or "LOCAL_RANK" in os.environ or config.get("train", {}).get("quantize"):
+    relaunch, note = relaunch_decision(nproc, os.environ, quantize)
+    if note:
+        print(note, flush=True)
+    if not relaunch:
         return False
     import subprocess
     import tempfile
@@ -87,16 +102,17 @@ def main(task: str, config: dict, manifest: dict) -> None:
     backbone = str(input_dir(cfg.datasets.backbone)) if cfg.datasets.backbone else cfg.train.backbone
     if task == "train" and cfg.train.report_to == "wandb":
         _wandb_key_from_kaggle_secrets()
-    if task == "train" and _relaunch_distributed(config, manifest):
-        return
     if task == "train":
         from dataclasses import replace
 
         from kaggle_kit.config.recipes import resolve_train_config
         from kaggle_kit.training.train import train
 
+        # Resolved as the CLI does: the recipe under what kaggle-kit.toml set (the embedded `explicit`).
         train_cfg, note = resolve_train_config(replace(cfg.train, backbone=backbone),
                                                set(cfg.explicit.get("train", [])))
+        if _relaunch_distributed(config, manifest, train_cfg.quantize):
+            return
         result = train([competition / "train.csv"], working / "model", train_cfg, spec, cfg.column_maps,
                        recipe_note=note)
         print(json.dumps({"holdout": result.metrics.get("holdout"),
