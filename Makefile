@@ -35,9 +35,10 @@ OLD_STAMP := $(OLD)/.kaggle-kit-installed
 IMAGE := .venv-kaggle-image
 WHEEL_CACHE := .cache/kernel-wheels
 # Core paths only (the CLI flow trains and predicts with TTA; resume; kernels run locally; the image stand-in; the
-# length side head, fitted by scikit-learn).
+# length side head, fitted by scikit-learn; LoRA under gradient checkpointing, re-entrant by default on 4.x).
 OLDEST_TESTS := tests/test_oldest.py tests/test_train.py::test_resume_ends_with_same_metrics \
-	tests/test_kernels.py::test_train_and_infer_kernels_run_locally tests/test_side_head.py
+	tests/test_kernels.py::test_train_and_infer_kernels_run_locally tests/test_side_head.py \
+	tests/test_train.py::test_gradient_checkpointing_still_trains_lora
 
 $(OLD_STAMP): setup.cfg pyproject.toml kaggle_kit/kernel/kernel.lock.toml
 	rm -rf $(OLD) $(IMAGE)

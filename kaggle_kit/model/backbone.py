@@ -33,6 +33,7 @@ TARGET_MODULES = {
 HEAD_MODULES = {"deberta-v2": ["classifier", "pooler"], "bert": ["classifier", "pooler"]}
 DEFAULT_HEAD = ["score"]
 ENCODER_TYPES = {"deberta-v2", "deberta", "bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet"}
+CHECKPOINTING_KWARGS = {"use_reentrant": False}  # see train._training_args
 BACKBONE_HINT = ("pass --backbone PATH (a local model folder), or attach the weights as a Kaggle dataset and pass "
                  "/kaggle/input/<slug>; `kaggle-kit tiny-backbone DIR` builds a small one for trying things out")
 
@@ -150,7 +151,10 @@ def lora_model(model, kind: str, r: int, alpha: int, dropout: float, rslora: boo
 
     layers = lora_layers(model, freeze_layers)
     if quantize is not None:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                                gradient_checkpointing_kwargs=CHECKPOINTING_KWARGS)
+    elif gradient_checkpointing:  # the embeddings' output needs a gradient for re-entrant checkpointing to reach LoRA
+        model.enable_input_require_grads()
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS, r=r, lora_alpha=alpha, lora_dropout=dropout, use_rslora=rslora,
         target_modules=targets or TARGET_MODULES.get(kind, "all-linear"),

@@ -23,6 +23,7 @@ from kaggle_kit.data.reading import Pairs, is_soft, load_training_files
 from kaggle_kit.errors import KitError
 from kaggle_kit.metrics import accuracy, class_prior, fit_temperature, log_loss, prior_log_loss, softmax
 from kaggle_kit.model.backbone import (
+    CHECKPOINTING_KWARGS,
     choose_precision,
     load_backbone_model,
     lora_model,
@@ -161,6 +162,9 @@ def _training_args(cfg: TrainConfig, out: Path, steps_per_epoch: int, precision:
         report_to=[] if cfg.report_to == "none" else [cfg.report_to],
         fp16=precision == "fp16", bf16=precision == "bf16", use_cpu=precision == "fp32" and not _cuda(),
         gradient_checkpointing=cfg.gradient_checkpointing, dataloader_pin_memory=_cuda(),
+        # transformers 4.x checkpoints re-entrantly by default: LoRA layers inside a checkpointed block whose input
+        # needs no gradient (frozen embeddings) then get none, silently. Non-re-entrant checkpointing has no such hole.
+        gradient_checkpointing_kwargs=CHECKPOINTING_KWARGS if cfg.gradient_checkpointing else None,
         ddp_find_unused_parameters=False if distributed else None, disable_tqdm=False,
         remove_unused_columns=False,  # PairCollator builds the model inputs itself
     )
