@@ -84,19 +84,32 @@ class Precision:
         return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.name]
 
 
+BF16_CAPABILITY = (8, 0)  # Ampere: below it bf16 is emulated (T4 7.5, P100 6.0 report is_bf16_supported() anyway)
+
+
+def gpu_capability() -> tuple[int, int] | None:
+    """The CUDA compute capability of the current device, or None without CUDA."""
+    if not torch.cuda.is_available():
+        return None
+    major, minor = torch.cuda.get_device_capability()
+    return int(major), int(minor)
+
+
 def choose_precision(requested: str = "auto") -> Precision:
-    """bf16 on Ampere+ (A100/H100), fp16 on T4/P100, fp32 on CPU (fp16 on CPU is silently 2.5x slower)."""
-    cuda = torch.cuda.is_available()
+    """bf16 on Ampere+ (A100/H100, capability >= 8.0), fp16 below (T4/P100), fp32 on CPU (fp16 on CPU is silently
+    2.5x slower). Decided on the capability: torch reports bf16 'supported' on a T4 through slow emulation."""
+    capability = gpu_capability()
     if requested == "auto":
-        if not cuda:
+        if capability is None:
             return Precision("fp32")
-        return Precision("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+        return Precision("bf16" if capability >= BF16_CAPABILITY else "fp16")
     if requested not in ("fp32", "fp16", "bf16"):
         raise KitError(f"unknown precision '{requested}'", hint="choose auto, fp32, fp16 or bf16")
-    if requested != "fp32" and not cuda:
+    if requested != "fp32" and capability is None:
         raise KitError(f"--precision {requested} needs a CUDA GPU", hint="use --precision auto (fp32) on CPU")
-    if requested == "bf16" and not torch.cuda.is_bf16_supported():
-        raise KitError("this GPU does not support bf16", hint="use --precision fp16 (T4/P100) or auto")
+    if requested == "bf16" and capability < BF16_CAPABILITY:
+        raise KitError(f"--precision bf16 needs compute capability 8.0 (Ampere or newer); this GPU has "
+                       f"{capability[0]}.{capability[1]}", hint="use --precision fp16 (T4/P100) or auto")
     return Precision(requested)
 
 
