@@ -116,7 +116,8 @@ class PredictConfig:
                          "written by `kaggle-kit blend` (fitted weights, temperature, rules).", check=_blend_problem)
     rules: bool = setting(False, "Post-process: an empty response loses, identical responses tie (with a blend.json: "
                           "only the rules it kept).")
-    quantize: str | None = setting(None, "Load the backbone in 4/8-bit (CUDA only).", choices=("4bit", "8bit"))
+    quantize: str | None = setting(None, "Load the backbone in 4/8-bit (CUDA only; default: as it was trained, on "
+                                   "CUDA; none: full precision).", choices=("4bit", "8bit", "none"))
     precision: str = setting("auto", "auto: bf16 on Ampere+, fp16 on T4/P100, fp32 on CPU.",
                              choices=("auto", "fp32", "fp16", "bf16"))
     time_budget: str | int | None = setting(

@@ -7,7 +7,6 @@ row exists from the first second on (rows not reached yet carry the class prior)
 from __future__ import annotations
 
 import gc
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -25,7 +24,7 @@ from kaggle_kit.data.reading import Pairs
 from kaggle_kit.inference.budget import Budget, Throughput, Unit, padded_tokens, plan, truncation_for
 from kaggle_kit.inference.predict import blend, encoder_for, gpu_replicas, unswap
 from kaggle_kit.model.batching import run_batches, token_budget_batches
-from kaggle_kit.model.model_dir import METRICS_FILE, TrainedModel, load_trained
+from kaggle_kit.model.model_dir import TrainedModel, load_trained, recorded_prior
 from kaggle_kit.model.side_head import pair_features
 
 REFRESH_SHARE = 1 / 60  # rewrite the file at least this often (share of the budget), and at every stage end
@@ -36,14 +35,7 @@ EXIT_SHARE = 0.5
 
 def class_prior(model_dir: Path, num_labels: int) -> np.ndarray:
     """The training class prior recorded in metrics.json: the prediction for rows the budget never reached."""
-    try:
-        prior = json.loads((model_dir / METRICS_FILE).read_text())["class_prior"]
-        prior = np.asarray(prior, dtype=np.float64)
-        if prior.shape == (num_labels,) and np.isfinite(prior).all() and prior.min() > 0:
-            return prior / prior.sum()
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return np.full(num_labels, 1.0 / num_labels)
+    return recorded_prior(model_dir, num_labels)
 
 
 @dataclass
@@ -180,7 +172,7 @@ class BudgetedPredictor:
             swap_features = pair_features(self.pairs.swapped(self.spec), self.spec)
         tokenize_s = self.clock() - t0
         self.stage("tokenize", m, len(encoded), tokenize_s)
-        replicas = gpu_replicas(trained.model) or [trained.model]
+        replicas = gpu_replicas(trained.model, trained.reload) or [trained.model]
         pool = ThreadPoolExecutor(len(replicas)) if len(replicas) > 1 else None
         return Loaded(m, trained, encoder, tokens, encoded, replicas, pool, load_s, tokenize_s, features, swap_features)
 

@@ -146,7 +146,7 @@ def _infer(cfg, spec, competition: Path, working: Path, backbone: str | None) ->
                                    working / spec.submission_file, spec, predict_cfg,
                                    backbone=backbone if cfg.datasets.backbone else None, overwrite=True,
                                    progress=False, echo=lambda line: print(line, flush=True))
-    if "stages" in result:
+    if "stages" in result or result.get("nonfinite_rows"):
         write_text_atomic(working / "kaggle_kit_run.json", json.dumps(result, indent=2) + "\n")
     print(f"wrote {result['path']} ({result['rows']} rows) in {result['seconds']:.1f}s")
 

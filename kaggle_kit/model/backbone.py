@@ -128,23 +128,46 @@ def quantization_config(quantize: str | None, compute_dtype: torch.dtype):
                               bnb_4bit_compute_dtype=compute_dtype)
 
 
-def load_backbone_model(backbone: Path, precision: Precision, quantize: str | None = None, num_labels: int = 3):
+def quantized_device(env: dict[str, str] | None = None) -> int:
+    """The GPU a bitsandbytes model loads onto: this process's own under torchrun (LOCAL_RANK: no rank has called
+    set_device yet when the model loads, so current_device() would put every rank on GPU 0), else the current one."""
+    local_rank = (os.environ if env is None else env).get("LOCAL_RANK")
+    return int(local_rank) if local_rank is not None else torch.cuda.current_device()
+
+
+def load_backbone_model(backbone: Path, precision: Precision, quantize: str | None = None, num_labels: int = 3,
+                        training: bool = True, device: str | int | None = None):
+    """The backbone for sequence classification. Training keeps fp32 master weights (LoRA; fp16/bf16 come from
+    Trainer's autocast) except under quantisation; inference loads frozen weights in the compute dtype straight away
+    (a 9B model in fp32 would need about 37 GB of host memory)."""
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars: noise in logs, and they break one-line errors
 
     tokenizer = load_tokenizer(backbone)
-    kwargs = {"num_labels": num_labels, "ignore_mismatched_sizes": True}
+    kwargs = {"num_labels": num_labels, "ignore_mismatched_sizes": True, "low_cpu_mem_usage": True}
     quant = quantization_config(quantize, precision.dtype)
     if quant is not None:
-        kwargs.update(quantization_config=quant, device_map={"": torch.cuda.current_device()})
-    # LoRA trains in fp32 master weights; fp16/bf16 come from Trainer's autocast, except under quantisation.
-    kwargs.update(dtype_kwarg(precision.dtype if quant is not None else torch.float32))
-    model = AutoModelForSequenceClassification.from_pretrained(backbone, **kwargs)
+        kwargs.update(quantization_config=quant, device_map={"": quantized_device() if device is None else device})
+    kwargs.update(dtype_kwarg(precision.dtype if quant is not None or not training else torch.float32))
+    model = no_kv_cache(AutoModelForSequenceClassification.from_pretrained(backbone, **kwargs))
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def no_kv_cache(model):
+    """A classifier never generates: without this a decoder builds K/V for every layer on each evaluation and
+    predict forward (Gemma-2-9B at 16 x 1024 tokens: about 11 GB)."""
+    if hasattr(model.config, "use_cache"):
+        model.config.use_cache = False
+    return model
+
+
+def uses_eager_attention(model) -> bool:
+    """Eager attention (Gemma-2's soft-capping) materialises rows x heads x len^2 scores per layer."""
+    return getattr(model.config, "_attn_implementation", None) == "eager"
 
 
 def lora_layers(model, freeze_layers: int) -> list[int] | None:

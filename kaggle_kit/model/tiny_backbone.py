@@ -32,10 +32,12 @@ def _train_unigram(lines: list[str], vocab_size: int, special: list[str]):
 
 
 def build_tiny_backbone(directory: Path, arch: str = "deberta-v3", seed: int = 0, vocab_size: int = 2000,
-                        hidden_size: int = 64, layers: int = 2, heads: int = 2, max_positions: int = 512) -> Path:
+                        hidden_size: int = 64, layers: int = 2, heads: int = 2, max_positions: int = 512,
+                        pad_token: bool = True) -> Path:
     """A randomly initialised backbone of `arch` with a tokenizer trained on our sample text, saved like a real one.
 
-    `max_positions` bounds the absolute position embeddings of the BERT-shaped one (MiniLM-like, 512 by default)."""
+    `max_positions` bounds the absolute position embeddings of the BERT-shaped one (MiniLM-like, 512 by default).
+    `pad_token=False` (decoders): no pad token in tokenizer or config, as Llama-3 ships (kaggle-kit pads with eos)."""
     import torch
     import transformers
 
@@ -72,12 +74,13 @@ def build_tiny_backbone(directory: Path, arch: str = "deberta-v3", seed: int = 0
         names = [DECODER_SPECIAL["pad"], DECODER_SPECIAL["unk"], DECODER_SPECIAL["bos"], DECODER_SPECIAL["eos"]]
         unigram = _train_unigram(lines, vocab_size, names)
         tokenizer = transformers.PreTrainedTokenizerFast(
-            tokenizer_object=unigram, pad_token=names[0], unk_token=names[1], bos_token=names[2], eos_token=names[3])
+            tokenizer_object=unigram, pad_token=names[0] if pad_token else None, unk_token=names[1],
+            bos_token=names[2], eos_token=names[3])
         common = dict(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=1,
                       head_dim=hidden_size // heads,
-                      max_position_embeddings=4096, pad_token_id=0, bos_token_id=2, eos_token_id=3, num_labels=3,
-                      initializer_range=TINY_INIT_RANGE)
+                      max_position_embeddings=4096, pad_token_id=0 if pad_token else None, bos_token_id=2,
+                      eos_token_id=3, num_labels=3, initializer_range=TINY_INIT_RANGE)
         if arch == "gemma2":
             config = transformers.Gemma2Config(**common, sliding_window=128)
             model = transformers.Gemma2ForSequenceClassification(config)
