@@ -45,3 +45,56 @@ def test_explicit_bf16_below_ampere_is_one_line(monkeypatch, tmp_path, small_fil
                                        "--out", str(tmp_path / "m"), "--precision", "bf16"])
     assert result.exit_code != 0 and "compute capability 8.0" in result.output, result.output
     assert "Traceback" not in result.output and not (tmp_path / "m").exists()
+
+
+def test_4bit_loads_onto_this_ranks_gpu(monkeypatch):
+    from kaggle_kit.backbone import quantized_device
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)  # no rank has called set_device yet
+    assert quantized_device({"LOCAL_RANK": "1", "WORLD_SIZE": "2"}) == 1
+    assert quantized_device({"LOCAL_RANK": "0", "WORLD_SIZE": "2"}) == 0
+    assert quantized_device({}) == 0
+
+
+def test_kernel_runs_a_recipes_4bit_as_one_process(tmp_path):
+    """The relaunch guard reads the resolved recipe: 4-bit from gemma2-9b-qlora, not from kaggle-kit.toml."""
+    from kaggle_kit.config import config_from_dict
+    from kaggle_kit.kernel_main import relaunch_decision
+    from kaggle_kit.recipes import resolve_train_config
+
+    cfg = config_from_dict({"train": {"recipe": "gemma2-9b-qlora", "max_steps": 4}})
+    resolved, _ = resolve_train_config(cfg.train, set(cfg.explicit["train"]), gpus="t4x2")
+    assert cfg.train.quantize is None and resolved.quantize == "4bit"
+    relaunch, note = relaunch_decision(2, {}, resolved.quantize)
+    assert not relaunch and "4bit training runs as one process" in note
+    assert relaunch_decision(2, {}, None) == (True, None)
+    assert relaunch_decision(2, {"LOCAL_RANK": "0"}, None) == (False, None)  # already a torchrun worker
+    assert relaunch_decision(1, {}, None) == (False, None)
+
+
+def test_predict_quantises_as_the_model_was_trained():
+    from kaggle_kit.model_dir import inference_quantize
+
+    info = {"train_config": {"quantize": "4bit"}}
+    assert inference_quantize(None, info, cuda=True) == "4bit"  # not a 9B model in fp32 on the host
+    assert inference_quantize(None, info, cuda=False) is None  # bitsandbytes needs CUDA: full precision on CPU
+    assert inference_quantize("none", info, cuda=True) is None
+    assert inference_quantize("8bit", {"train_config": {"quantize": None}}, cuda=True) == "8bit"
+    assert inference_quantize(None, {}, cuda=True) is None  # format-1 model dirs record no train config
+
+
+def test_gpu_replicas_load_on_their_own_device(monkeypatch):
+    from kaggle_kit.predict import gpu_replicas
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    first = torch.nn.Linear(2, 2)
+    devices: list[str] = []
+
+    def load(device: str) -> torch.nn.Module:
+        devices.append(device)
+        return torch.nn.Linear(2, 2)
+
+    replicas = gpu_replicas(first, load)
+    assert replicas[0] is first and len(replicas) == 3 and devices == ["cuda:1", "cuda:2"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert gpu_replicas(first, load) is None
