@@ -10,8 +10,8 @@ from contextlib import contextmanager
 import pandas as pd
 import pytest
 import torch
-from conftest import quick_config
 
+from conftest import quick_config
 from kaggle_kit.backbone import Precision, load_backbone_model
 from kaggle_kit.config import PredictConfig
 from kaggle_kit.model_dir import ADAPTER_DIR, load_trained

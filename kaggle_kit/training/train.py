@@ -308,7 +308,7 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
             holdout_probs = head_cv_probs
     prior = class_prior(fit_targets, n)
     metrics = _metrics(trainer, holdout_logits, valid_targets, prior, temperature, holdout_probs, train_set,
-                       len(fit_pairs))
+                       len(fit_pairs), len(fit_encoded))
     if cfg.length_head:
         metrics["side_head"] = head_report
     metrics["world_size"] = world
@@ -350,7 +350,8 @@ def predict_max_len(used: int, limit: int | None, recipe_note: dict | None) -> i
 
 
 def _metrics(trainer, logits: np.ndarray, labels: np.ndarray, prior: np.ndarray, temperature: float,
-             calibrated: np.ndarray, train_set, n_fit: int) -> dict:
+             calibrated: np.ndarray, train_set, n_fit: int, n_sequences: int) -> dict:
+    """`n_sequences`: what the Trainer trained on (rows, plus their swaps under --swap-augment)."""
     history = trainer.state.log_history
     evals = [{"step": h["step"], "log_loss": h["eval_log_loss"], "accuracy": h["eval_accuracy"]}
              for h in history if "eval_log_loss" in h]
@@ -373,7 +374,7 @@ def _metrics(trainer, logits: np.ndarray, labels: np.ndarray, prior: np.ndarray,
         "best_step": best_step,
         "eval_history": evals,
         "train_loss_history": losses,
-        "rows": {"train": n_fit, "holdout": len(labels), "per_file": train_set.per_file_rows,
+        "rows": {"train": n_fit, "sequences": n_sequences, "holdout": len(labels), "per_file": train_set.per_file_rows,
                  "duplicates_dropped": train_set.duplicates_dropped,
                  "test_leaks_dropped": train_set.test_leaks_dropped},
     }
