@@ -12,13 +12,14 @@ import pytest
 import torch
 
 from conftest import quick_config
-from kaggle_kit.backbone import Precision, load_backbone_model
 from kaggle_kit.config import PredictConfig
-from kaggle_kit.model_dir import ADAPTER_DIR, load_trained
-from kaggle_kit.predict import attention_square_budget, predict_to_submission, token_budget_batches
+from kaggle_kit.inference.run import predict_to_submission
+from kaggle_kit.model.backbone import Precision, load_backbone_model
+from kaggle_kit.model.batching import attention_square_budget, token_budget_batches
+from kaggle_kit.model.model_dir import ADAPTER_DIR, load_trained
+from kaggle_kit.model.tiny_backbone import build_tiny_backbone
 from kaggle_kit.submission import validate_file
-from kaggle_kit.tiny_backbone import build_tiny_backbone
-from kaggle_kit.train import train
+from kaggle_kit.training.train import train
 
 
 @contextmanager

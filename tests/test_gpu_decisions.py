@@ -8,9 +8,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from kaggle_kit.backbone import choose_precision
 from kaggle_kit.cli import main
 from kaggle_kit.errors import KitError
+from kaggle_kit.model.backbone import choose_precision
 
 
 def fake_gpu(monkeypatch, capability: tuple[int, int], count: int = 1, bf16_claimed: bool = True) -> None:
@@ -48,7 +48,7 @@ def test_explicit_bf16_below_ampere_is_one_line(monkeypatch, tmp_path, small_fil
 
 
 def test_4bit_loads_onto_this_ranks_gpu(monkeypatch):
-    from kaggle_kit.backbone import quantized_device
+    from kaggle_kit.model.backbone import quantized_device
 
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)  # no rank has called set_device yet
     assert quantized_device({"LOCAL_RANK": "1", "WORLD_SIZE": "2"}) == 1
@@ -59,8 +59,8 @@ def test_4bit_loads_onto_this_ranks_gpu(monkeypatch):
 def test_kernel_runs_a_recipes_4bit_as_one_process(tmp_path):
     """The relaunch guard reads the resolved recipe: 4-bit from gemma2-9b-qlora, not from kaggle-kit.toml."""
     from kaggle_kit.config import config_from_dict
-    from kaggle_kit.kernel_main import relaunch_decision
-    from kaggle_kit.recipes import resolve_train_config
+    from kaggle_kit.config.recipes import resolve_train_config
+    from kaggle_kit.kernel.main import relaunch_decision
 
     cfg = config_from_dict({"train": {"recipe": "gemma2-9b-qlora", "max_steps": 4}})
     resolved, _ = resolve_train_config(cfg.train, set(cfg.explicit["train"]), gpus="t4x2")
@@ -73,7 +73,7 @@ def test_kernel_runs_a_recipes_4bit_as_one_process(tmp_path):
 
 
 def test_predict_quantises_as_the_model_was_trained():
-    from kaggle_kit.model_dir import inference_quantize
+    from kaggle_kit.model.model_dir import inference_quantize
 
     info = {"train_config": {"quantize": "4bit"}}
     assert inference_quantize(None, info, cuda=True) == "4bit"  # not a 9B model in fp32 on the host
@@ -84,7 +84,7 @@ def test_predict_quantises_as_the_model_was_trained():
 
 
 def test_gpu_replicas_load_on_their_own_device(monkeypatch):
-    from kaggle_kit.predict import gpu_replicas
+    from kaggle_kit.inference.predict import gpu_replicas
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
     first = torch.nn.Linear(2, 2)

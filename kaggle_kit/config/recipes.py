@@ -183,19 +183,22 @@ def resolve_train_config(cfg, explicit: set[str] | frozenset[str] = frozenset(),
         name = _family_of(cfg.backbone)
         if name is None:
             return cfg, {"recipe": None, "auto": True, "applied": {},
-                         "sources": train_sources(set(explicit) - set(flags), flags, {})}
+                         "sources": train_sources(_names(cfg), set(explicit) - set(flags), flags, {})}
         recipe, auto = RECIPES[name], True
         values = {k: v for k, v in recipe.train.items() if k in FAMILY_FIELDS}
     applied = {k: v for k, v in values.items() if k not in explicit}
     resolved = check_section(dataclasses.replace(cfg, **applied), f"recipe {recipe.name}")
     return resolved, {"recipe": recipe.name, "auto": auto, "applied": applied,
-                      "sources": train_sources(set(explicit) - set(flags), flags, applied)}
+                      "sources": train_sources(_names(cfg), set(explicit) - set(flags), flags, applied)}
 
 
-def train_sources(toml_keys: set[str] | frozenset[str], flag_keys: set[str] | frozenset[str],
+def _names(cfg) -> list[str]:
+    return [f.name for f in dataclasses.fields(cfg)]
+
+
+def train_sources(names: list[str], toml_keys: set[str] | frozenset[str], flag_keys: set[str] | frozenset[str],
                   applied: dict[str, Any]) -> dict[str, str]:
-    """Where each TrainConfig value of a resolved run came from: flag, toml, recipe or default."""
-    from kaggle_kit.config.project import TrainConfig
+    """Where each TrainConfig value (`names`) of a resolved run came from: flag, toml, recipe or default."""
 
     def source(name: str) -> str:
         if name in flag_keys:
@@ -204,7 +207,7 @@ def train_sources(toml_keys: set[str] | frozenset[str], flag_keys: set[str] | fr
             return "toml"
         return "recipe" if name in applied else "default"
 
-    return {f.name: source(f.name) for f in dataclasses.fields(TrainConfig)}
+    return {name: source(name) for name in names}
 
 
 def resolved_view(config) -> dict[str, Any]:
