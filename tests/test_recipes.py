@@ -123,3 +123,19 @@ def test_plan_unknown_recipe_is_one_line():
     result = run("plan", "train", "--recipe", "nope")
     assert result.exit_code == 1 and "unknown recipe 'nope'" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_plan_counts_kbit_upcast_and_the_inference_peaks():
+    """kbit preparation keeps Gemma-2-9B's embeddings in fp32 (+1.7 GiB); evaluation, the holdout pass and predict
+    are planned beside the training step, and eager attention caps predict's rows by length squared."""
+    gemma, llama = plan_train("gemma2-9b-qlora", "t4"), plan_train("llama3-8b-qlora", "t4")
+    assert gemma.kbit_upcast_gib == round(256000 * 3584 * 2 / GIB, 2) == 1.71
+    assert gemma.eager_attention and not llama.eager_attention
+    assert gemma.predict_max_len == 2048 and gemma.eval_batch_size == 4
+    assert gemma.predict_rows == 4 < 16384 // 2048 and llama.predict_rows == 16384 // 1280
+    for plan in (gemma, llama, plan_train("deberta-v3-large", "t4")):
+        assert plan.peak_gib == max(plan.total_gib, plan.eval_gib, plan.predict_gib)
+        assert plan.fits == (plan.peak_gib <= plan.device_gib * 0.9)
+    large = plan_train("deberta-v3-large", "t4")
+    assert large.eval_gib > large.total_gib  # 16 rows x 1024 tokens after a batch-2 training step
+    assert "evaluation" in large.summary() and "predict" in large.summary()
