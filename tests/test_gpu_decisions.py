@@ -98,3 +98,20 @@ def test_gpu_replicas_load_on_their_own_device(monkeypatch):
     assert replicas[0] is first and len(replicas) == 3 and devices == ["cuda:1", "cuda:2"]
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     assert gpu_replicas(first, load) is None
+
+
+def test_gpu_check_without_cuda_claims_nothing(tmp_path):
+    """`make test-gpu` on a machine without CUDA: one line saying so, exit 0, no report, no 'passed'."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(root)}
+    done = subprocess.run([sys.executable, "-m", "kaggle_kit.evaluation.gpu_check", "--out", str(tmp_path / "r.json")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "gpu-check: no CUDA GPU found; nothing was checked (run `make test-gpu` on a " \
+                                  "machine with one)"
+    assert "pass" not in done.stdout.lower() and not (tmp_path / "r.json").exists()

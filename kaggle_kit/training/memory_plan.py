@@ -156,6 +156,15 @@ def activation_bytes(shape: dict, batch: int, seq: int, trained_layers: int, che
     return c["const"] + (c["a"] * bsh + c["q"] * bhss) * trained_layers
 
 
+def train_step_bytes(shape: dict, batch: int, seq: int, precision: str, quantize: str | None, checkpointing: bool,
+                     lora_r: int, targets: list[str] | None, trained_layers: int) -> dict[str, float]:
+    """One training step's weights, LoRA + AdamW state and activations in bytes (no CUDA context): what `plan train`
+    adds up and `make test-gpu` compares with torch.cuda.max_memory_allocated."""
+    acts = activation_bytes(shape, batch, seq, trained_layers, checkpointing) * PRECISION_FACTOR[precision]
+    return {"weights": weights_bytes(shape, quantize),
+            "lora": lora_params(shape, lora_r, targets, trained_layers) * ADAM_BYTES, "activations": acts}
+
+
 def plan_train(recipe_name: str, gpus: str = "t4", batch_size: int | None = None, max_len: int | None = None,
                shape: dict | None = None, max_tokens: int | None = None) -> MemoryPlan:
     """The memory estimate for a recipe (its batch shape for `gpus`, unless overridden) on one device of `gpus`:
@@ -173,10 +182,9 @@ def plan_train(recipe_name: str, gpus: str = "t4", batch_size: int | None = None
     precision = "fp16" if settings.get("precision", "auto") == "auto" else settings["precision"]
     quantize = settings.get("quantize")
     trained = int(shape["num_hidden_layers"]) - int(settings.get("freeze_layers", 0))
-    weights = weights_bytes(shape, quantize)
-    lora = lora_params(shape, settings["lora_r"], settings.get("target_modules"), trained) * ADAM_BYTES
-    acts = activation_bytes(shape, batch, seq, trained, settings["gradient_checkpointing"])
-    acts *= PRECISION_FACTOR[precision]
+    step = train_step_bytes(shape, batch, seq, precision, quantize, settings["gradient_checkpointing"],
+                            settings["lora_r"], settings.get("target_modules"), trained)
+    weights, lora, acts = step["weights"], step["lora"], step["activations"]
     overhead = CUDA_OVERHEAD_GIB * GIB
     total = weights + lora + acts + overhead
     eval_batch = int(settings.get("eval_batch_size", 16))
