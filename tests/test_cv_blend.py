@@ -78,6 +78,28 @@ def test_distill_loss_is_cross_entropy_without_teacher_weight():
     assert distill_loss(logits, hard, teacher, 1.0, 2.0).abs() < 1e-6
 
 
+def test_distill_loss_pins_kl_direction_and_temperature_squared():
+    """A student unlike its teacher: (1-W) CE + W T^2 KL(teacher_T || student_T), written out by hand."""
+    import torch
+
+    from kaggle_kit.targets import distill_loss
+
+    student = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]], dtype=torch.float64)
+    teacher = torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]], dtype=torch.float64)
+    hard = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    w, t = 0.25, 3.0
+    p_s = torch.softmax(student, dim=-1)
+    ce = -(hard * p_s.log()).sum(-1).mean()
+    p_t = torch.softmax(teacher.log() / t, dim=-1)
+    q_s = torch.softmax(student / t, dim=-1)
+    kl_forward = (p_t * (p_t.log() - q_s.log())).sum(-1).mean()  # KL(teacher || student)
+    kl_reverse = (q_s * (q_s.log() - p_t.log())).sum(-1).mean()
+    got = distill_loss(student, hard, teacher, w, t).double()
+    assert torch.allclose(got, (1 - w) * ce + w * t * t * kl_forward, atol=1e-5)
+    assert not torch.allclose(got, (1 - w) * ce + w * t * t * kl_reverse, atol=1e-3)  # the direction matters here
+    assert not torch.allclose(got, (1 - w) * ce + w * kl_forward, atol=1e-3)  # and so does T^2
+
+
 def test_full_swap_collator_puts_the_swap_in_the_same_batch():
     from kaggle_kit.training.targets import PairCollator
 

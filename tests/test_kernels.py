@@ -303,3 +303,23 @@ def test_run_kernel_refuses_a_working_folder_with_files_and_streams_an_ordered_l
     assert seen == ["out 0", "err 0", "out 1", "err 1", "out 2", "err 2"]
     assert (tmp_path / "kernel.log").read_text().splitlines() == seen
     assert not list(tmp_path.glob(".w-root*"))  # the simulated /kaggle root is removed after a run
+
+
+def test_train_kernel_applies_its_recipe(project, small_files, tiny_backbone):
+    """The kernel embeds every key; only what kaggle-kit.toml set may win over the recipe (as on the command line)."""
+    toml = project / "kaggle-kit.toml"
+    toml.write_text(toml.read_text() + 'recipe = "cpu-smoke"\n')
+    shown = json.loads(run("config").stdout)
+    assert shown["train"]["learning_rate"] == 3e-4 and shown["train_sources"]["learning_rate"] == "recipe"
+    assert shown["train"]["max_len"] == 128 and shown["train_sources"]["max_len"] == "toml"
+    assert shown["train_sources"]["seed"] == "default"
+    assert run("build-kernel", "train", "--out", "kb/recipe").exit_code == 0
+    result = run("run-kernel", "kb/recipe", "--input", f"lmsys-chatbot-arena={small_files.train.parent}", "--input",
+                 f"tiny-deberta-v3={tiny_backbone}", "--working", "work-recipe")
+    assert result.exit_code == 0, result.output
+    info = json.loads((project / "work-recipe" / "model" / "kaggle_kit_model.json").read_text())
+    used = info["train_config"]
+    assert (used["learning_rate"], used["batch_size"], used["length_head"]) == (3e-4, 4, True)
+    assert (used["max_len"], used["max_steps"]) == (128, 4)  # kaggle-kit.toml still wins
+    assert info["recipe"]["applied"]["learning_rate"] == 3e-4 and "max_len" not in info["recipe"]["applied"]
+    assert info["recipe"]["sources"]["max_steps"] == "toml"

@@ -77,7 +77,7 @@ def test_family_defaults_follow_the_backbone_not_the_tiny_model(tmp_path, tiny_b
     big.mkdir()
     (big / "config.json").write_text(json.dumps(GEMMA2_9B))
     cfg, note = resolve_train_config(TrainConfig(backbone=str(big)), set())
-    assert note == {"recipe": "gemma2-9b-qlora", "auto": True, "applied": {
+    assert {k: v for k, v in note.items() if k != "sources"} == {"recipe": "gemma2-9b-qlora", "auto": True, "applied": {
         k: v for k, v in get_recipe("gemma2-9b-qlora").train.items() if k in FAMILY_FIELDS}}
     assert cfg.quantize is None and cfg.batch_size == TrainConfig().batch_size  # GPU-specific settings untouched
     cfg, note = resolve_train_config(TrainConfig(backbone=str(tiny_backbone)), {"learning_rate"})
@@ -132,3 +132,17 @@ def test_plan_train_knows_l4_and_t4x2_not_p100():
     assert (t4x2["gpus"], t4x2["precision"], t4x2["device_gib"]) == ("t4x2", "fp16", 15.0)
     refused = run("plan", "train", "--recipe", "gemma2-9b-qlora", "--gpus", "p100")
     assert refused.exit_code == 2 and "'p100' is not one of 't4x2', 'l4', 't4'" in refused.output
+def test_plan_counts_kbit_upcast_and_the_inference_peaks():
+    """kbit preparation keeps Gemma-2-9B's embeddings in fp32 (+1.7 GiB); evaluation, the holdout pass and predict
+    are planned beside the training step, and eager attention caps predict's rows by length squared."""
+    gemma, llama = plan_train("gemma2-9b-qlora", "t4"), plan_train("llama3-8b-qlora", "t4")
+    assert gemma.kbit_upcast_gib == round(256000 * 3584 * 2 / GIB, 2) == 1.71
+    assert gemma.eager_attention and not llama.eager_attention
+    assert gemma.predict_max_len == 2048 and gemma.eval_batch_size == 4
+    assert gemma.predict_rows == 4 < 16384 // 2048 and llama.predict_rows == 16384 // 1280
+    for plan in (gemma, llama, plan_train("deberta-v3-large", "t4")):
+        assert plan.peak_gib == max(plan.total_gib, plan.eval_gib, plan.predict_gib)
+        assert plan.fits == (plan.peak_gib <= plan.device_gib * 0.9)
+    large = plan_train("deberta-v3-large", "t4")
+    assert large.eval_gib > large.total_gib  # 16 rows x 1024 tokens after a batch-2 training step
+    assert "evaluation" in large.summary() and "predict" in large.summary()

@@ -83,9 +83,14 @@ def test_swap_augment_maps_labels(small_files, spec):
 
 
 def test_swap_augment_doubles_training_rows(tmp_path, small_files, spec, tiny_backbone):
-    cfg = quick_config(tiny_backbone, max_steps=1, swap_augment=True)
-    m = train([small_files.train], tmp_path / "out", cfg, spec).metrics
-    assert m["rows"]["train"] * 2 == 2 * (120 - m["rows"]["holdout"])  # holdout rows are never swapped in
+    """The sequences the Trainer sees: twice the training rows with --swap-augment, once without; the holdout rows
+    are never swapped in."""
+    plain = train([small_files.train], tmp_path / "plain", quick_config(tiny_backbone, max_steps=1), spec).metrics
+    m = train([small_files.train], tmp_path / "out", quick_config(tiny_backbone, max_steps=1, swap_augment=True),
+              spec).metrics
+    assert m["rows"]["train"] == plain["rows"]["train"] == 120 - m["rows"]["holdout"]
+    assert plain["rows"]["sequences"] == plain["rows"]["train"]
+    assert m["rows"]["sequences"] == 2 * m["rows"]["train"]
 
 
 def test_clear_errors_before_any_work(tmp_path, small_files, spec, tiny_backbone):

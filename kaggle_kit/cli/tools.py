@@ -21,8 +21,11 @@ from kaggle_kit.errors import ExitStatus
 @config_option
 @pass_kit
 def config_cmd(kit: KitContext) -> None:
-    """Print the resolved configuration (defaults < kaggle-kit.toml) as JSON; exit 1 on a bad value."""
-    emit(kit.config.to_dict(), as_json=True)
+    """Print the resolved configuration (defaults < recipe < kaggle-kit.toml) as JSON, with where each [train] value
+    came from (train_sources); exit 1 on a bad value."""
+    from kaggle_kit.config.recipes import resolved_view
+
+    emit(resolved_view(kit.config), as_json=True)
 
 
 @main.command("quickstart")

@@ -17,11 +17,12 @@ from kaggle_kit.cli.options import (
     pass_kit,
 )
 from kaggle_kit.config import TrainConfig
+from kaggle_kit.model.tiny_backbone import ARCHES
 
 
 @main.command("tiny-backbone")
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--arch", type=click.Choice(["deberta-v3", "gemma2", "llama", "bert"]), default="deberta-v3",
+@click.option("--arch", type=click.Choice(list(ARCHES)), default="deberta-v3",
               show_default=True,
               help="Architecture of the random model.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
@@ -70,7 +71,7 @@ def _resolved_train_config(kit: KitContext, flags: dict):
 
     given = {k: v for k, v in flag_values(flags, TrainConfig).items() if v is not None}
     explicit = set(kit.config.explicit.get("train", [])) | set(given)
-    return resolve_train_config(with_overrides(kit.config.train, **given), explicit)
+    return resolve_train_config(with_overrides(kit.config.train, **given), explicit, flags=set(given))
 
 
 @main.command("recipes")

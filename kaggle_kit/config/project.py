@@ -128,7 +128,8 @@ class PredictConfig:
                          "written by `kaggle-kit blend` (fitted weights, temperature, rules).", check=_blend_problem)
     rules: bool = setting(False, "Post-process: an empty response loses, identical responses tie (with a blend.json: "
                           "only the rules it kept).")
-    quantize: str | None = setting(None, "Load the backbone in 4/8-bit (CUDA only).", choices=("4bit", "8bit"))
+    quantize: str | None = setting(None, "Load the backbone in 4/8-bit (CUDA only; default: as it was trained, on "
+                                   "CUDA; none: full precision).", choices=("4bit", "8bit", "none"))
     precision: str = setting("auto", "auto: bf16 on Ampere+, fp16 on T4/P100, fp32 on CPU.",
                              choices=("auto", "fp32", "fp16", "bf16"))
     time_budget: str | int | None = setting(
@@ -264,19 +265,32 @@ def config_from_dict(data: dict[str, Any], source: str | None = None) -> Project
     data = dict(data)
     kwargs: dict[str, Any] = {}
     explicit: dict[str, list[str]] = {}
+    embedded = data.pop("explicit", None)  # a kernel's config: every key is present, this says which were set
     for name, cls in SECTIONS.items():
         table = data.pop(name, {})
         kwargs[name] = build_section(f"{where} [{name}]", cls, table)
         explicit[name] = sorted(table)
+    if embedded is not None:
+        explicit = _embedded_explicit(where, embedded)
     maps = data.pop("column_maps", {})
     if not isinstance(maps, dict):
         raise KitError(f"{where} [column_maps] must be a table of tables")
     kwargs["column_maps"] = {name: build_section(f"{where} [column_maps.{name}]", ColumnMap, m)
                              for name, m in maps.items()}
     data.pop("source", None)
-    data.pop("explicit", None)
     check_keys(where, ProjectConfig, data)
     return check_section(ProjectConfig(**data, **kwargs, source=source, explicit=explicit), where)
+
+
+def _embedded_explicit(where: str, embedded: Any) -> dict[str, list[str]]:
+    """The `explicit` table a kernel embeds beside its full config: section -> keys kaggle-kit.toml set."""
+    if not isinstance(embedded, dict) or not all(isinstance(v, list) for v in embedded.values()):
+        raise KitError(f"{where} explicit must be a table of key lists")
+    for name, keys in embedded.items():
+        if name not in SECTIONS:
+            raise KitError(f"{where} explicit: unknown section {name}")
+        check_keys(f"{where} explicit.{name}", SECTIONS[name], dict.fromkeys(keys))
+    return {name: sorted(embedded.get(name, [])) for name in SECTIONS}
 
 
 def load_config(path: Path | None = None) -> ProjectConfig:

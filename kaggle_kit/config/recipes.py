@@ -56,10 +56,13 @@ MINILM_L6 = dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, i
 
 def _train(*, learning_rate: float, epochs: float, warmup: float, max_len: int = 1024,
            target_modules: list[str] | None = None, freeze_layers: int = 0, quantize: str | None = None,
-           gradient_checkpointing: bool = True, length_header: bool = True) -> dict[str, Any]:
+           gradient_checkpointing: bool = True, length_header: bool = True, eval_batch_size: int = 16
+           ) -> dict[str, Any]:
     """A recipe's TrainConfig values: every recipe shares weight decay 0.01, LoRA r 16 / alpha 32 / dropout 0.05,
-    the length side head and automatic precision."""
+    the length side head and automatic precision. `eval_batch_size` also sizes the holdout pass (rows x the
+    inference length): decoders at 1-2k tokens take fewer rows than encoders."""
     return dict(learning_rate=learning_rate, epochs=epochs, warmup=warmup, weight_decay=0.01, max_len=max_len,
+                eval_batch_size=eval_batch_size,
                 lora_r=16, lora_alpha=32, lora_dropout=0.05, target_modules=target_modules, freeze_layers=freeze_layers,
                 precision="auto", quantize=quantize, gradient_checkpointing=gradient_checkpointing,
                 length_header=length_header, length_head=True)
@@ -95,7 +98,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         source="LMSYS public Gemma-2-9B 4-bit QLoRA notebook: r 16, alpha 32, q/k/v, 16 layers frozen, lr 2e-4, "
                "1 epoch, 1024/2048 tokens, public LB 0.941 (shared/docs/lmsys-solutions.md)",
         train=_train(learning_rate=2e-4, epochs=1.0, warmup=0.05, target_modules=["q_proj", "k_proj", "v_proj"],
-                     freeze_layers=16, quantize="4bit"),
+                     freeze_layers=16, quantize="4bit", eval_batch_size=4),  # eager attention at 2048 tokens
         # 4-bit training runs as one process (no DDP under bitsandbytes), so 2x T4 trains on one of them.
         batches=_batches(t4=(1, 8), t4x2=(1, 8), l4=(1, 8)),
         predict_max_len=2048, shape=GEMMA2_9B,
@@ -105,7 +108,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         summary="Llama-3-8B 4-bit QLoRA sequence classifier on all linear layers, 1024 train / 1280 inference.",
         source="LMSYS public Llama-3-8B sequence classification: 0.989 at 1024 tokens, 0.983 at 1280 "
                "(shared/docs/lmsys-solutions.md); LoRA r/alpha/lr are kaggle-kit's choice",
-        train=_train(learning_rate=1e-4, epochs=1.0, warmup=0.05, quantize="4bit"),
+        train=_train(learning_rate=1e-4, epochs=1.0, warmup=0.05, quantize="4bit", eval_batch_size=8),
         batches=_batches(t4=(1, 8), t4x2=(1, 8), l4=(1, 8)),
         predict_max_len=1280, shape=LLAMA3_8B,
     ),
@@ -168,10 +171,12 @@ def gpus_here() -> str:
     return "t4x2" if torch.cuda.is_available() and torch.cuda.device_count() >= 2 else "t4"
 
 
-def resolve_train_config(cfg, explicit: set[str] | frozenset[str] = frozenset(), gpus: str | None = None):
+def resolve_train_config(cfg, explicit: set[str] | frozenset[str] = frozenset(), gpus: str | None = None,
+                         flags: set[str] | frozenset[str] = frozenset()):
     """Apply cfg.recipe (or the backbone family's defaults) under every explicitly set value.
 
-    `explicit`: the TrainConfig fields kaggle-kit.toml or a flag set; they always win. Returns (config, note)."""
+    `explicit`: the TrainConfig fields kaggle-kit.toml or a flag set; they always win; `flags`: those a flag set.
+    Returns (config, note); note["sources"] says where each value came from."""
     from kaggle_kit.config.checks import check_section
 
     if cfg.recipe:
@@ -180,12 +185,43 @@ def resolve_train_config(cfg, explicit: set[str] | frozenset[str] = frozenset(),
     else:
         name = _family_of(cfg.backbone)
         if name is None:
-            return cfg, {"recipe": None, "auto": True, "applied": {}}
+            return cfg, {"recipe": None, "auto": True, "applied": {},
+                         "sources": train_sources(_names(cfg), set(explicit) - set(flags), flags, {})}
         recipe, auto = RECIPES[name], True
         values = {k: v for k, v in recipe.train.items() if k in FAMILY_FIELDS}
     applied = {k: v for k, v in values.items() if k not in explicit}
     resolved = check_section(dataclasses.replace(cfg, **applied), f"recipe {recipe.name}")
-    return resolved, {"recipe": recipe.name, "auto": auto, "applied": applied}
+    return resolved, {"recipe": recipe.name, "auto": auto, "applied": applied,
+                      "sources": train_sources(_names(cfg), set(explicit) - set(flags), flags, applied)}
+
+
+def _names(cfg) -> list[str]:
+    return [f.name for f in dataclasses.fields(cfg)]
+
+
+def train_sources(names: list[str], toml_keys: set[str] | frozenset[str], flag_keys: set[str] | frozenset[str],
+                  applied: dict[str, Any]) -> dict[str, str]:
+    """Where each TrainConfig value (`names`) of a resolved run came from: flag, toml, recipe or default."""
+
+    def source(name: str) -> str:
+        if name in flag_keys:
+            return "flag"
+        if name in toml_keys:
+            return "toml"
+        return "recipe" if name in applied else "default"
+
+    return {name: source(name) for name in names}
+
+
+def resolved_view(config) -> dict[str, Any]:
+    """A ProjectConfig as a run would use it: [train] with its recipe applied, and where each train value came from."""
+    toml_keys = set(config.explicit.get("train", []))
+    train_cfg, note = resolve_train_config(config.train, toml_keys)
+    view = config.to_dict()
+    view["train"] = dataclasses.asdict(train_cfg)
+    view["train_sources"] = note["sources"]
+    view["train_recipe"] = {"name": note["recipe"], "auto": note["auto"]}
+    return view
 
 
 def _family_of(backbone: str | None) -> str | None:

@@ -114,8 +114,8 @@ def _bench_predict(work: Path, rows: int, max_len: int, hidden: int, layers: int
     files = write_sample_data(work / "data", rows=rows, test_rows=3, seed=seed)
     pairs = read_train(files.train, LMSYS)
     backbone = build_tiny_backbone(work / "backbone", hidden_size=hidden, layers=layers, heads=max(1, hidden // 64))
-    model, tokenizer = load_backbone_model(backbone, choose_precision("auto"))
-    model.eval()
+    model, tokenizer = load_backbone_model(backbone, choose_precision("auto"), training=False)
+    model.to("cuda" if torch.cuda.is_available() else "cpu").eval()  # both paths on the same device and dtype
     spec = EncodingSpec(max_len=max_len, template="encoder", fields=LMSYS.text_columns)
 
     # (a) the notebook: per-row tokenisation with dataset.map, unsorted batches of 16, Trainer.predict

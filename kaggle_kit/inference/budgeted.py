@@ -146,7 +146,7 @@ class BudgetedPredictor:
             swap_features = pair_features(self.pairs.swapped(self.spec), self.spec)
         tokenize_s = self.clock() - t0
         self.stage("tokenize", m, len(encoded), tokenize_s)
-        replicas = gpu_replicas(trained.model) or [trained.model]
+        replicas = gpu_replicas(trained.model, trained.reload) or [trained.model]
         pool = ThreadPoolExecutor(len(replicas)) if len(replicas) > 1 else None
         return Loaded(m, trained, encoder, tokens, encoded, replicas, pool, load_s, tokenize_s, features, swap_features)
 

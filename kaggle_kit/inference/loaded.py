@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,19 +10,12 @@ import numpy as np
 
 from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.data.encode import Encoder
-from kaggle_kit.model.model_dir import METRICS_FILE, TrainedModel
+from kaggle_kit.model.model_dir import TrainedModel, recorded_prior
 
 
 def class_prior(model_dir: Path, num_labels: int) -> np.ndarray:
     """The training class prior recorded in metrics.json: the prediction for rows the budget never reached."""
-    try:
-        prior = json.loads((model_dir / METRICS_FILE).read_text())["class_prior"]
-        prior = np.asarray(prior, dtype=np.float64)
-        if prior.shape == (num_labels,) and np.isfinite(prior).all() and prior.min() > 0:
-            return prior / prior.sum()
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return np.full(num_labels, 1.0 / num_labels)
+    return recorded_prior(model_dir, num_labels)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,12 +20,35 @@ from kaggle_kit.model.model_dir import TrainedModel, load_trained
 from kaggle_kit.model.side_head import pair_features
 
 
-def gpu_replicas(model: torch.nn.Module) -> list[torch.nn.Module] | None:
-    """One copy per visible GPU (Kaggle's T4 x2); None on CPU or a single GPU."""
+def gpu_replicas(model: torch.nn.Module, load: Callable[[str], torch.nn.Module] | None = None
+                 ) -> list[torch.nn.Module] | None:
+    """One model per visible GPU (Kaggle's T4 x2); None on CPU or a single GPU. `load(device)` loads each copy on
+    its own device; a deep copy would first be built on cuda:0 (a 4-bit 9B copy would briefly fill most of it)."""
     count = torch.cuda.device_count()
     if count < 2:
         return None
-    return [model] + [copy.deepcopy(model).to(f"cuda:{k}") for k in range(1, count)]
+    if load is None:
+        return [model] + [copy.deepcopy(model).to(f"cuda:{k}") for k in range(1, count)]
+    return [model] + [load(f"cuda:{k}") for k in range(1, count)]
+
+
+def free_memory() -> None:
+    """Give a finished model's memory back before the next one loads (blends run models one after another)."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def finite_or_prior(probs: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, int]:
+    """Rows with a non-finite probability (fp16 overflow on a long row) get the class prior; returns how many."""
+    bad = ~np.isfinite(probs).all(axis=1)
+    if not bad.any():
+        return probs, 0
+    fixed = np.array(probs, dtype=np.float64, copy=True)
+    fixed[bad] = prior
+    return fixed, int(bad.sum())
 
 
 def unswap(probs_of_swapped: np.ndarray, spec: CompetitionSpec) -> np.ndarray:
@@ -45,7 +69,7 @@ def predict_probs(trained: TrainedModel, pairs: Pairs, spec: CompetitionSpec, ma
     tokens = encoder.tokenize_turns(pairs, progress=progress)
     fields = encoder.spec.fields
     encoded = [encoder.assemble([tokens[f][r] for f in fields]) for r in range(len(pairs))]
-    replicas = gpu_replicas(trained.model)
+    replicas = gpu_replicas(trained.model, trained.reload)
     pad_id = trained.tokenizer.pad_token_id
     n = trained.info["num_labels"]
     features = pair_features(pairs, spec) if trained.side_head else None
@@ -103,5 +127,6 @@ def predict_models(model_dirs: list[Path], pairs: Pairs, spec: CompetitionSpec, 
         trained = load_trained(model_dir, backbone=backbone, precision=precision, quantize=quantize)
         prob_sets.append(predict_probs(trained, pairs, spec, max_tokens, tta=tta, progress=progress))
         del trained
+        free_memory()
     probs = prob_sets[0] if len(prob_sets) == 1 and not weights else blend(prob_sets, weights, how)
     return PredictionRun(probs=probs, seconds=time.perf_counter() - start, rows=len(pairs))

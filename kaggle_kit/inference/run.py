@@ -17,9 +17,9 @@ from kaggle_kit.inference.blend_run import blend_run
 from kaggle_kit.inference.blending import predict_blend, read_blend, used_model_dirs
 from kaggle_kit.inference.budget import Budget
 from kaggle_kit.inference.budgeted import BudgetedPredictor
-from kaggle_kit.inference.predict import check_weights, predict_models
+from kaggle_kit.inference.predict import check_weights, finite_or_prior, predict_models
 from kaggle_kit.inference.rules import RULES, apply_rules
-from kaggle_kit.model.model_dir import check_model_dir
+from kaggle_kit.model.model_dir import check_model_dir, recorded_prior
 from kaggle_kit.submission import find_sample_submission, submission_order, write_submission
 
 
@@ -55,11 +55,15 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
     sample = find_sample_submission(sample_submission, test_path.parent / "sample_submission.csv")
     order = submission_order(spec, pairs.ids, sample)
     rules, fired = None, {}
+    prior, nonfinite = recorded_prior(model_dirs[0], spec.num_labels), 0
     if cfg.rules:
         rules = fitted.rules if fitted is not None else RULES
 
     def finish(probs: np.ndarray, overwrite_now: bool):
-        nonlocal fired
+        nonlocal fired, nonfinite
+        probs, nonfinite = finite_or_prior(probs, prior)
+        if nonfinite and echo is not None:
+            echo(f"kaggle-kit: warning: {nonfinite} row(s) had non-finite probabilities and got the class prior")
         if rules is not None:
             probs, fired = apply_rules(probs, pairs, spec, rules)
         return write_submission(pairs.ids, probs, order, spec, out_path, overwrite=overwrite_now)
@@ -74,7 +78,7 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
         if laid_out is not None:
             report["blend_members"] = [{"name": name, "weight": w, "model_dirs": laid_out.member_of.count(k)}
                                        for k, (name, w) in enumerate(zip(laid_out.names, laid_out.weights))]
-        result = {"path": str(out_path), **report, "seconds": report["elapsed_s"]}
+        result = {"path": str(out_path), **report, "seconds": report["elapsed_s"], "nonfinite_rows": nonfinite}
         return {**result, "rules": fired} if cfg.rules else result
     start = time.perf_counter()
     if fitted is not None:
@@ -83,5 +87,6 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
         probs = predict_models(model_dirs, pairs, spec, cfg.max_tokens, cfg.tta, weights, cfg.blend, backbone,
                                cfg.precision, cfg.quantize, progress=progress).probs
     report = finish(probs, overwrite)
-    result = {"path": str(out_path), "rows": report.rows, "seconds": round(time.perf_counter() - start, 2)}
+    result = {"path": str(out_path), "rows": report.rows, "seconds": round(time.perf_counter() - start, 2),
+              "nonfinite_rows": nonfinite}
     return {**result, "rules": fired} if cfg.rules else result

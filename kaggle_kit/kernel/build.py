@@ -60,6 +60,9 @@ def kernel_config(cfg: ProjectConfig) -> dict:
     """What the kernel needs, nothing else: no credentials ever live in ProjectConfig."""
     data = cfg.to_dict()
     data.pop("source", None)
+    # Every key is written out; which ones kaggle-kit.toml set travels with them, so a recipe resolves in the kernel
+    # exactly as on the command line (recipe < toml < flags).
+    data["explicit"] = {name: list(keys) for name, keys in cfg.explicit.items()}
     return data
 
 

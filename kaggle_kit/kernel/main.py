@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from kaggle_kit.competition.spec import get_spec
@@ -29,7 +30,7 @@ def _model_dir(folder: Path) -> Path:
     raise SystemExit(f"kaggle-kit: no trained model found in {folder}")
 
 
-def _copy_earlier_session(kernel: str, out: Path) -> bool:
+def _copy_earlier_session(kernel: str, out: Path) -> None:
     """The mounted output of an earlier train kernel (read-only) copied to `out`, where training resumes from its
     last checkpoint; a folder without checkpoints is one clear line."""
     import shutil
@@ -42,7 +43,6 @@ def _copy_earlier_session(kernel: str, out: Path) -> bool:
         raise SystemExit(f"kaggle-kit: --resume-from {kernel}: its output holds no {CHECKPOINTS}/ to resume from")
     shutil.copytree(earlier, out, symlinks=False)
     print(f"kaggle-kit: resuming the run of {kernel} from its last checkpoint", flush=True)
-    return True
 
 
 def _wandb_key_from_kaggle_secrets() -> None:
@@ -68,10 +68,24 @@ def processes_wanted() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 1
 
 
-def _relaunch_distributed(config: dict, manifest: dict) -> bool:
+def relaunch_decision(nproc: int, env: Mapping[str, str], quantize: str | None) -> tuple[bool, str | None]:
+    """Whether to re-run under torchrun, and a line to print when several GPUs are left unused on purpose.
+
+    `quantize` is the resolved one (a recipe's 4-bit counts): bitsandbytes training runs as one process."""
+    if nproc < 2 or "LOCAL_RANK" in env:
+        return False, None
+    if quantize:
+        return False, f"kaggle-kit: {quantize} training runs as one process on one GPU ({nproc} visible)"
+    return True, None
+
+
+def _relaunch_distributed(config: dict, manifest: dict, quantize: str | None) -> bool:
     """Re-run the train task under torchrun (DDP) when several processes are wanted and we are not one of them yet."""
     nproc = processes_wanted()
-    if nproc < 2 or "LOCAL_RANK" in os.environ or config.get("train", {}).get("quantize"):
+    relaunch, note = relaunch_decision(nproc, os.environ, quantize)
+    if note:
+        print(note, flush=True)
+    if not relaunch:
         return False
     import subprocess
     import tempfile
@@ -100,25 +114,28 @@ def main(task: str, config: dict, manifest: dict) -> None:
     backbone = str(find_source(cfg.datasets.backbone)) if cfg.datasets.backbone else cfg.train.backbone
     if task == "train" and cfg.train.report_to == "wandb":
         _wandb_key_from_kaggle_secrets()
-    if task == "train" and _relaunch_distributed(config, manifest):
-        return
     if task == "train":
         from dataclasses import replace
 
         from kaggle_kit.config.recipes import resolve_train_config
         from kaggle_kit.training.train import train
 
+        # Resolved as the CLI does: the recipe under what kaggle-kit.toml set (the embedded `explicit`).
         train_cfg, note = resolve_train_config(replace(cfg.train, backbone=backbone),
                                                set(cfg.explicit.get("train", [])))
         if train_cfg.time_budget is None:  # a session that runs out still leaves a usable, resumable model dir
             from kaggle_kit.config.durations import default_train_budget
 
             train_cfg = replace(train_cfg, time_budget=int(default_train_budget()))
-        resume = _copy_earlier_session(cfg.kernel.resume_from, working / "model") if cfg.kernel.resume_from else False
+        resuming = bool(cfg.kernel.resume_from)
+        if resuming and "LOCAL_RANK" not in os.environ:  # copied once, before any torchrun worker starts
+            _copy_earlier_session(cfg.kernel.resume_from, working / "model")
+        if _relaunch_distributed(config, manifest, train_cfg.quantize):
+            return
         files = [competition / "train.csv", *(find_input(loc) for loc in cfg.datasets.extra_train)]
         if cfg.datasets.teacher:
             train_cfg = replace(train_cfg, teacher=str(find_input(cfg.datasets.teacher)))
-        result = train(files, working / "model", train_cfg, spec, cfg.column_maps, recipe_note=note, resume=resume)
+        result = train(files, working / "model", train_cfg, spec, cfg.column_maps, recipe_note=note, resume=resuming)
         print(json.dumps({"holdout": result.metrics.get("holdout"),
                           "prior_log_loss": result.metrics.get("prior_log_loss"),
                           "stopped_early": result.metrics.get("stopped_early")}))
@@ -154,7 +171,7 @@ def _infer(cfg, spec, competition: Path, working: Path, backbone: str | None) ->
                                    backbone=backbone if cfg.datasets.backbone and not backbone_of else None,
                                    backbone_of=backbone_of, overwrite=True,
                                    progress=False, echo=lambda line: print(line, flush=True))
-    if "stages" in result:
+    if "stages" in result or result.get("nonfinite_rows"):
         write_text_atomic(working / "kaggle_kit_run.json", json.dumps(result, indent=2) + "\n")
     print(f"wrote {result['path']} ({result['rows']} rows) in {result['seconds']:.1f}s")
 

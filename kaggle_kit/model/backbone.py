@@ -33,6 +33,7 @@ TARGET_MODULES = {
 HEAD_MODULES = {"deberta-v2": ["classifier", "pooler"], "bert": ["classifier", "pooler"]}
 DEFAULT_HEAD = ["score"]
 ENCODER_TYPES = {"deberta-v2", "deberta", "bert", "roberta", "xlm-roberta", "electra", "distilbert", "mpnet"}
+CHECKPOINTING_KWARGS = {"use_reentrant": False}  # see train._training_args
 BACKBONE_HINT = ("pass --backbone PATH (a local model folder), or attach the weights as a Kaggle dataset and pass "
                  "/kaggle/input/<slug>; `kaggle-kit tiny-backbone DIR` builds a small one for trying things out")
 
@@ -83,19 +84,32 @@ class Precision:
         return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[self.name]
 
 
+BF16_CAPABILITY = (8, 0)  # Ampere: below it bf16 is emulated (T4 7.5, P100 6.0 report is_bf16_supported() anyway)
+
+
+def gpu_capability() -> tuple[int, int] | None:
+    """The CUDA compute capability of the current device, or None without CUDA."""
+    if not torch.cuda.is_available():
+        return None
+    major, minor = torch.cuda.get_device_capability()
+    return int(major), int(minor)
+
+
 def choose_precision(requested: str = "auto") -> Precision:
-    """bf16 on Ampere+ (A100/H100), fp16 on T4/P100, fp32 on CPU (fp16 on CPU is silently 2.5x slower)."""
-    cuda = torch.cuda.is_available()
+    """bf16 on Ampere+ (A100/H100, capability >= 8.0), fp16 below (T4/P100), fp32 on CPU (fp16 on CPU is silently
+    2.5x slower). Decided on the capability: torch reports bf16 'supported' on a T4 through slow emulation."""
+    capability = gpu_capability()
     if requested == "auto":
-        if not cuda:
+        if capability is None:
             return Precision("fp32")
-        return Precision("bf16" if torch.cuda.is_bf16_supported() else "fp16")
+        return Precision("bf16" if capability >= BF16_CAPABILITY else "fp16")
     if requested not in ("fp32", "fp16", "bf16"):
         raise KitError(f"unknown precision '{requested}'", hint="choose auto, fp32, fp16 or bf16")
-    if requested != "fp32" and not cuda:
+    if requested != "fp32" and capability is None:
         raise KitError(f"--precision {requested} needs a CUDA GPU", hint="use --precision auto (fp32) on CPU")
-    if requested == "bf16" and not torch.cuda.is_bf16_supported():
-        raise KitError("this GPU does not support bf16", hint="use --precision fp16 (T4/P100) or auto")
+    if requested == "bf16" and capability < BF16_CAPABILITY:
+        raise KitError(f"--precision bf16 needs compute capability 8.0 (Ampere or newer); this GPU has "
+                       f"{capability[0]}.{capability[1]}", hint="use --precision fp16 (T4/P100) or auto")
     return Precision(requested)
 
 
@@ -114,23 +128,46 @@ def quantization_config(quantize: str | None, compute_dtype: torch.dtype):
                               bnb_4bit_compute_dtype=compute_dtype)
 
 
-def load_backbone_model(backbone: Path, precision: Precision, quantize: str | None = None, num_labels: int = 3):
+def quantized_device(env: dict[str, str] | None = None) -> int:
+    """The GPU a bitsandbytes model loads onto: this process's own under torchrun (LOCAL_RANK: no rank has called
+    set_device yet when the model loads, so current_device() would put every rank on GPU 0), else the current one."""
+    local_rank = (os.environ if env is None else env).get("LOCAL_RANK")
+    return int(local_rank) if local_rank is not None else torch.cuda.current_device()
+
+
+def load_backbone_model(backbone: Path, precision: Precision, quantize: str | None = None, num_labels: int = 3,
+                        training: bool = True, device: str | int | None = None):
+    """The backbone for sequence classification. Training keeps fp32 master weights (LoRA; fp16/bf16 come from
+    Trainer's autocast) except under quantisation; inference loads frozen weights in the compute dtype straight away
+    (a 9B model in fp32 would need about 37 GB of host memory)."""
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars: noise in logs, and they break one-line errors
 
     tokenizer = load_tokenizer(backbone)
-    kwargs = {"num_labels": num_labels, "ignore_mismatched_sizes": True}
+    kwargs = {"num_labels": num_labels, "ignore_mismatched_sizes": True, "low_cpu_mem_usage": True}
     quant = quantization_config(quantize, precision.dtype)
     if quant is not None:
-        kwargs.update(quantization_config=quant, device_map={"": torch.cuda.current_device()})
-    # LoRA trains in fp32 master weights; fp16/bf16 come from Trainer's autocast, except under quantisation.
-    kwargs.update(dtype_kwarg(precision.dtype if quant is not None else torch.float32))
-    model = AutoModelForSequenceClassification.from_pretrained(backbone, **kwargs)
+        kwargs.update(quantization_config=quant, device_map={"": quantized_device() if device is None else device})
+    kwargs.update(dtype_kwarg(precision.dtype if quant is not None or not training else torch.float32))
+    model = no_kv_cache(AutoModelForSequenceClassification.from_pretrained(backbone, **kwargs))
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def no_kv_cache(model):
+    """A classifier never generates: without this a decoder builds K/V for every layer on each evaluation and
+    predict forward (Gemma-2-9B at 16 x 1024 tokens: about 11 GB)."""
+    if hasattr(model.config, "use_cache"):
+        model.config.use_cache = False
+    return model
+
+
+def uses_eager_attention(model) -> bool:
+    """Eager attention (Gemma-2's soft-capping) materialises rows x heads x len^2 scores per layer."""
+    return getattr(model.config, "_attn_implementation", None) == "eager"
 
 
 def lora_layers(model, freeze_layers: int) -> list[int] | None:
@@ -150,7 +187,10 @@ def lora_model(model, kind: str, r: int, alpha: int, dropout: float, rslora: boo
 
     layers = lora_layers(model, freeze_layers)
     if quantize is not None:
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                                gradient_checkpointing_kwargs=CHECKPOINTING_KWARGS)
+    elif gradient_checkpointing:  # the embeddings' output needs a gradient for re-entrant checkpointing to reach LoRA
+        model.enable_input_require_grads()
     config = LoraConfig(
         task_type=TaskType.SEQ_CLS, r=r, lora_alpha=alpha, lora_dropout=dropout, use_rslora=rslora,
         target_modules=targets or TARGET_MODULES.get(kind, "all-linear"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,15 @@ from kaggle_kit.atomic import write_text_atomic
 from kaggle_kit.compat import dtype_kwarg
 from kaggle_kit.errors import KitError
 from kaggle_kit.metrics import softmax
-from kaggle_kit.model.backbone import choose_precision, load_backbone_model, load_tokenizer, model_type
+from kaggle_kit.model.backbone import (
+    choose_precision,
+    load_backbone_model,
+    load_tokenizer,
+    model_type,
+    no_kv_cache,
+    quantization_config,
+    quantized_device,
+)
 from kaggle_kit.model.side_head import head_problem, head_probs
 
 MODEL_FILE = "kaggle_kit_model.json"
@@ -168,6 +177,7 @@ class TrainedModel:
     model: torch.nn.Module
     tokenizer: object
     info: dict
+    reload: Callable[[str], torch.nn.Module] | None = None  # the same model loaded onto another device
 
     @property
     def temperature(self) -> float:
@@ -202,22 +212,48 @@ def check_model_dir(model_dir: Path) -> dict:
     return info
 
 
+def inference_quantize(requested: str | None, info: dict, cuda: bool) -> str | None:
+    """--quantize if given ('none' turns it off); else how the model was trained, where CUDA can load it that way
+    (a 4-bit-trained 9B model loaded in full precision would not fit Kaggle's host memory, let alone a T4)."""
+    if requested is not None:
+        return None if requested == "none" else requested
+    trained = (info.get("train_config") or {}).get("quantize")
+    return trained if cuda else None
+
+
+def recorded_prior(model_dir: Path, num_labels: int) -> np.ndarray:
+    """The training class prior recorded in metrics.json (uniform if absent): the prediction for a row the model gave
+    no usable answer for."""
+    try:
+        prior = json.loads((model_dir / METRICS_FILE).read_text())["class_prior"]
+        prior = np.asarray(prior, dtype=np.float64)
+        if prior.shape == (num_labels,) and np.isfinite(prior).all() and prior.min() > 0:
+            return prior / prior.sum()
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return np.full(num_labels, 1.0 / num_labels)
+
+
 def load_trained(model_dir: Path, backbone: str | None = None, precision: str = "auto", quantize: str | None = None,
                  device: str | None = None) -> TrainedModel:
-    """A `train` output dir -> model ready for inference: merged weights if saved, else backbone + adapter (merged in
-    memory)."""
+    """A `train` output dir -> model ready for inference: the saved merged/ model if there is one, else backbone +
+    adapter (merged in memory unless quantised); frozen weights in the compute dtype; no K/V cache."""
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
     info = check_model_dir(model_dir)
     prec = choose_precision(precision)
+    quantize = inference_quantize(quantize, info, torch.cuda.is_available())
     try:
-        if (model_dir / MERGED_DIR).is_dir() and backbone is None and quantize is None:
-            model = AutoModelForSequenceClassification.from_pretrained(model_dir / MERGED_DIR,
-                                                                       **dtype_kwarg(prec.dtype))
+        if (model_dir / MERGED_DIR / "config.json").exists():
+            kwargs = {"low_cpu_mem_usage": True, **dtype_kwarg(prec.dtype)}
+            if quantize is not None:
+                kwargs.update(quantization_config=quantization_config(quantize, prec.dtype),
+                              device_map={"": quantized_device() if device is None else device})
+            model = no_kv_cache(AutoModelForSequenceClassification.from_pretrained(model_dir / MERGED_DIR, **kwargs))
         else:
             base, _ = load_backbone_model(find_backbone(model_dir, info, backbone), prec, quantize,
-                                          num_labels=info["num_labels"])
+                                          num_labels=info["num_labels"], training=False, device=device)
             model = PeftModel.from_pretrained(base, model_dir / ADAPTER_DIR)
             if quantize is None:
                 model = model.merge_and_unload().to(prec.dtype)
@@ -231,4 +267,8 @@ def load_trained(model_dir: Path, backbone: str | None = None, precision: str = 
     if quantize is None:
         model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.eval()
-    return TrainedModel(model=model, tokenizer=tokenizer, info=info)
+
+    def replica(on: str) -> torch.nn.Module:  # another GPU's copy, loaded there (never copied through cuda:0)
+        return load_trained(model_dir, backbone, precision, quantize or "none", device=on).model
+
+    return TrainedModel(model=model, tokenizer=tokenizer, info=info, reload=replica)

@@ -1,5 +1,5 @@
-"""A tiny random backbone (DeBERTa-v3, Gemma-2 or Llama shaped) with a locally trained tokenizer: for tests, the
-quickstart and benchmarks, never for scores."""
+"""A tiny random backbone (DeBERTa-v3, Gemma-2, Llama, Qwen2 or BERT shaped) with a locally trained tokenizer: for
+tests, the quickstart and benchmarks, never for scores."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from kaggle_kit.compat import deberta_tokenizer
 from kaggle_kit.errors import KitError
 
-ARCHES = ("deberta-v3", "gemma2", "llama", "bert")
+ARCHES = ("deberta-v3", "gemma2", "llama", "qwen2", "bert")
 SPECIAL = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
 # At the usual 0.02 a random encoder's [CLS] output barely depends on the input (std 0.003 across inputs), so nothing
 # downstream can learn; 0.2 makes the random features input-dependent (std 0.6) while staying a real, unpretrained
@@ -32,10 +32,12 @@ def _train_unigram(lines: list[str], vocab_size: int, special: list[str]):
 
 
 def build_tiny_backbone(directory: Path, arch: str = "deberta-v3", seed: int = 0, vocab_size: int = 2000,
-                        hidden_size: int = 64, layers: int = 2, heads: int = 2, max_positions: int = 512) -> Path:
+                        hidden_size: int = 64, layers: int = 2, heads: int = 2, max_positions: int = 512,
+                        pad_token: bool = True) -> Path:
     """A randomly initialised backbone of `arch` with a tokenizer trained on our sample text, saved like a real one.
 
-    `max_positions` bounds the absolute position embeddings of the BERT-shaped one (MiniLM-like, 512 by default)."""
+    `max_positions` bounds the absolute position embeddings of the BERT-shaped one (MiniLM-like, 512 by default).
+    `pad_token=False` (decoders): no pad token in tokenizer or config, as Llama-3 ships (kaggle-kit pads with eos)."""
     import torch
     import transformers
 
@@ -72,15 +74,19 @@ def build_tiny_backbone(directory: Path, arch: str = "deberta-v3", seed: int = 0
         names = [DECODER_SPECIAL["pad"], DECODER_SPECIAL["unk"], DECODER_SPECIAL["bos"], DECODER_SPECIAL["eos"]]
         unigram = _train_unigram(lines, vocab_size, names)
         tokenizer = transformers.PreTrainedTokenizerFast(
-            tokenizer_object=unigram, pad_token=names[0], unk_token=names[1], bos_token=names[2], eos_token=names[3])
+            tokenizer_object=unigram, pad_token=names[0] if pad_token else None, unk_token=names[1],
+            bos_token=names[2], eos_token=names[3])
         common = dict(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=1,
                       head_dim=hidden_size // heads,
-                      max_position_embeddings=4096, pad_token_id=0, bos_token_id=2, eos_token_id=3, num_labels=3,
-                      initializer_range=TINY_INIT_RANGE)
+                      max_position_embeddings=4096, pad_token_id=0 if pad_token else None, bos_token_id=2,
+                      eos_token_id=3, num_labels=3, initializer_range=TINY_INIT_RANGE)
         if arch == "gemma2":
             config = transformers.Gemma2Config(**common, sliding_window=128)
             model = transformers.Gemma2ForSequenceClassification(config)
+        elif arch == "qwen2":
+            config = transformers.Qwen2Config(**common)
+            model = transformers.Qwen2ForSequenceClassification(config)
         else:
             config = transformers.LlamaConfig(**common)
             model = transformers.LlamaForSequenceClassification(config)

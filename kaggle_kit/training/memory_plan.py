@@ -1,14 +1,22 @@
-"""Will a recipe fit the GPU? Weights + LoRA training state + activations, estimated before any kernel is pushed.
+"""Will a recipe fit the GPU? Weights + LoRA training state + activations, estimated before any kernel is pushed,
+for the training step and for the evaluation / holdout pass and predict that follow it; the largest must fit.
 
-    total = weights + 16 B x LoRA params + activations x precision factor + fixed overhead
+    train   = weights + 16 B x LoRA params + activations x precision factor + overhead
+    eval    = weights + 16 B x LoRA params + inference activations (eval batch x inference length) + overhead
+    predict = inference weights + inference activations (predict's token budget) + overhead
 
-weights: 4 B/param (LoRA trains over fp32 master weights), or 4-bit NF4 linears at 0.53 B/param plus fp16 embeddings.
+weights: 4 B/param (LoRA trains over fp32 master weights), or 4-bit NF4 linears at 0.53 B/param plus embeddings
+upcast to fp32 by prepare_model_for_kbit_training (4 B, where loading alone gives 2 B: +1.7 GiB for Gemma-2-9B).
+inference weights: the compute dtype (2 B/param), or NF4 linears plus 2 B embeddings.
 LoRA: r x (in + out) per adapted linear in each trained layer, each held as weight + gradient + 2 AdamW moments (fp32).
 activations (bytes, b batch, s tokens, h hidden, H heads, L trained layers), fitted on peak CPU memory of one
 forward + backward + AdamW step for random models of small shapes (hidden 128-384, 2-6 layers, 128-512 tokens, fp32):
     no checkpointing:  a * b*s*h*L + q * b*H*s^2*L
     checkpointing:     k * b*s*h*L + a1 * b*s*h + q1 * b*H*s^2      (one layer's activations live at a time)
-fp16/bf16 autocast halves them (PRECISION_FACTOR, an assumption: CPU has no fp16 training to measure)."""
+Eager-attention decoders (Gemma-2) take the eager (DeBERTa-fitted) q and q1. fp16/bf16 autocast halves them
+(PRECISION_FACTOR, an assumption: CPU has no fp16 training to measure).
+inference activations (no gradients, no K/V cache, one layer live; an assumption, measured by `make test-gpu`):
+    2 B x b*s*(4h + 2 intermediate)  +  eager attention only: 3 x 4 B x b*H*s^2 (fp32 scores, capped, softmax)"""
 
 from __future__ import annotations
 
@@ -38,6 +46,11 @@ ACTIVATIONS = {
 DEFAULT_TARGETS = 5  # LoRA-adapted linears per layer when a recipe names none (attention q/k/v/out + MLP)
 
 
+EAGER_TYPES = {"gemma2", "deberta-v2", "deberta"}  # attention scores materialised: rows x heads x len^2
+INFER_BYTES = 2  # inference runs in the compute dtype (fp16 on T4)
+EAGER_SCORE_COPIES = 3  # scores, soft-capped/masked scores, softmax (fp32)
+
+
 @dataclass
 class MemoryPlan:
     recipe: str
@@ -48,10 +61,18 @@ class MemoryPlan:
     precision: str
     quantize: str | None
     weights_gib: float
+    kbit_upcast_gib: float  # part of weights_gib: embeddings prepare_model_for_kbit_training keeps in fp32
     lora_gib: float
     activations_gib: float
     overhead_gib: float
-    total_gib: float
+    total_gib: float  # the training step
+    eval_batch_size: int
+    predict_max_len: int
+    eval_gib: float  # evaluation and the holdout pass, beside the training state
+    predict_rows: int  # rows per predict batch at predict_max_len (token budget, eager-attention cap)
+    predict_gib: float
+    eager_attention: bool
+    peak_gib: float
     device_gib: float
     fits: bool
 
@@ -60,24 +81,55 @@ class MemoryPlan:
 
     def summary(self) -> str:
         verdict = "fits" if self.fits else "does NOT fit"
-        return (f"{self.recipe} on {self.gpus}: about {self.total_gib:.1f} GiB per GPU of {self.device_gib:.1f} -> "
-                f"{verdict} (weights {self.weights_gib:.1f}, LoRA+AdamW {self.lora_gib:.2f}, activations "
-                f"{self.activations_gib:.1f}, overhead {self.overhead_gib:.1f}; batch {self.batch_size} x "
-                f"{self.max_len} tokens, {'checkpointing' if self.gradient_checkpointing else 'no checkpointing'}, "
-                f"{self.quantize or self.precision})")
+        upcast = f" incl. {self.kbit_upcast_gib:.1f} fp32 embeddings" if self.kbit_upcast_gib else ""
+        return (f"{self.recipe} on {self.gpus}: peak about {self.peak_gib:.1f} GiB per GPU of {self.device_gib:.1f} "
+                f"-> {verdict}. Training {self.total_gib:.1f} (weights {self.weights_gib:.1f}{upcast}, LoRA+AdamW "
+                f"{self.lora_gib:.2f}, activations {self.activations_gib:.1f}, overhead {self.overhead_gib:.1f}; "
+                f"batch {self.batch_size} x {self.max_len} tokens, "
+                f"{'checkpointing' if self.gradient_checkpointing else 'no checkpointing'}, "
+                f"{self.quantize or self.precision}); evaluation {self.eval_gib:.1f} (batch {self.eval_batch_size} x "
+                f"{self.predict_max_len}); predict {self.predict_gib:.1f} ({self.predict_rows} rows x "
+                f"{self.predict_max_len}{', eager attention' if self.eager_attention else ''})")
 
 
 def _linear_params(shape: dict) -> int:
     return estimated_params(shape) - int(shape["vocab_size"]) * int(shape["hidden_size"])
 
 
-def weights_bytes(shape: dict, quantize: str | None) -> float:
+def weights_bytes(shape: dict, quantize: str | None, training: bool = True) -> float:
+    """Training: fp32 master weights, or quantised linears + fp32 embeddings (kbit preparation upcasts them).
+    Inference: the compute dtype, or quantised linears + compute-dtype embeddings."""
     embeddings = int(shape["vocab_size"]) * int(shape["hidden_size"])
+    embedding_bytes = 4 if training else INFER_BYTES
     if quantize == "4bit":
-        return _linear_params(shape) * NF4_BYTES + embeddings * 2
+        return _linear_params(shape) * NF4_BYTES + embeddings * embedding_bytes
     if quantize == "8bit":
-        return _linear_params(shape) * INT8_BYTES + embeddings * 2
-    return (_linear_params(shape) + embeddings) * 4
+        return _linear_params(shape) * INT8_BYTES + embeddings * embedding_bytes
+    return (_linear_params(shape) + embeddings) * (4 if training else INFER_BYTES)
+
+
+def kbit_upcast_bytes(shape: dict, quantize: str | None) -> float:
+    """What prepare_model_for_kbit_training adds by casting the (fp16) embeddings to fp32."""
+    return int(shape["vocab_size"]) * int(shape["hidden_size"]) * 2 if quantize else 0.0
+
+
+def inference_activation_bytes(shape: dict, rows: int, seq: int) -> float:
+    h = int(shape["hidden_size"])
+    inter = int(shape.get("intermediate_size", 4 * h))
+    linear = INFER_BYTES * rows * seq * (4 * h + 2 * inter)
+    if shape.get("model_type") not in EAGER_TYPES:
+        return linear
+    return linear + EAGER_SCORE_COPIES * 4 * rows * int(shape["num_attention_heads"]) * seq * seq
+
+
+def predict_rows(shape: dict, seq: int, max_tokens: int) -> int:
+    """Rows per predict batch of `seq` tokens, as model.batching packs them (with its eager-attention cap)."""
+    from kaggle_kit.model.batching import EAGER_SCORES_BYTES
+
+    rows = max(1, max_tokens // seq)
+    if shape.get("model_type") in EAGER_TYPES:
+        rows = min(rows, max(1, EAGER_SCORES_BYTES // (4 * int(shape["num_attention_heads"])) // (seq * seq)))
+    return rows
 
 
 def lora_params(shape: dict, r: int, targets: list[str] | None, trained_layers: int) -> int:
@@ -97,6 +149,8 @@ def lora_params(shape: dict, r: int, targets: list[str] | None, trained_layers: 
 def activation_bytes(shape: dict, batch: int, seq: int, trained_layers: int, checkpointing: bool) -> float:
     kind = "decoder" if shape.get("model_type") in DECODER_MLP3 else "encoder"
     c = ACTIVATIONS[kind]
+    if kind == "decoder" and shape.get("model_type") in EAGER_TYPES:  # scores materialised, as in the encoder fit
+        c = {**c, "q": ACTIVATIONS["encoder"]["q"], "q1": ACTIVATIONS["encoder"]["q1"]}
     h, heads = int(shape["hidden_size"]), int(shape["num_attention_heads"])
     bsh, bhss = batch * seq * h, batch * heads * seq * seq
     if checkpointing:
@@ -104,9 +158,21 @@ def activation_bytes(shape: dict, batch: int, seq: int, trained_layers: int, che
     return c["const"] + (c["a"] * bsh + c["q"] * bhss) * trained_layers
 
 
+def train_step_bytes(shape: dict, batch: int, seq: int, precision: str, quantize: str | None, checkpointing: bool,
+                     lora_r: int, targets: list[str] | None, trained_layers: int) -> dict[str, float]:
+    """One training step's weights, LoRA + AdamW state and activations in bytes (no CUDA context): what `plan train`
+    adds up and `make test-gpu` compares with torch.cuda.max_memory_allocated."""
+    acts = activation_bytes(shape, batch, seq, trained_layers, checkpointing) * PRECISION_FACTOR[precision]
+    return {"weights": weights_bytes(shape, quantize),
+            "lora": lora_params(shape, lora_r, targets, trained_layers) * ADAM_BYTES, "activations": acts}
+
+
 def plan_train(recipe_name: str, gpus: str = "t4", batch_size: int | None = None, max_len: int | None = None,
-               shape: dict | None = None) -> MemoryPlan:
-    """The memory estimate for a recipe (its batch shape for `gpus`, unless overridden) on one device of `gpus`."""
+               shape: dict | None = None, max_tokens: int | None = None) -> MemoryPlan:
+    """The memory estimate for a recipe (its batch shape for `gpus`, unless overridden) on one device of `gpus`:
+    the training step, evaluation / holdout pass and predict (at `max_tokens`, predict's default token budget)."""
+    from kaggle_kit.config import PredictConfig
+
     if gpus not in GPU_MEMORY_GIB:
         raise KitError(f"unknown GPU '{gpus}'", hint=f"choose {', '.join(GPU_MEMORY_GIB)}")
     recipe = get_recipe(recipe_name)
@@ -114,19 +180,30 @@ def plan_train(recipe_name: str, gpus: str = "t4", batch_size: int | None = None
     shape = shape or recipe.shape
     batch = batch_size or settings["batch_size"]
     seq = max_len or settings["max_len"]
+    infer_len = max(seq, recipe.predict_max_len)
     auto = "bf16" if gpus in BF16_GPUS else "fp16"
     precision = auto if settings.get("precision", "auto") == "auto" else settings["precision"]
+    quantize = settings.get("quantize")
     trained = int(shape["num_hidden_layers"]) - int(settings.get("freeze_layers", 0))
-    weights = weights_bytes(shape, settings.get("quantize"))
-    lora = lora_params(shape, settings["lora_r"], settings.get("target_modules"), trained) * ADAM_BYTES
-    acts = activation_bytes(shape, batch, seq, trained, settings["gradient_checkpointing"])
-    acts *= PRECISION_FACTOR[precision]
-    total = weights + lora + acts + CUDA_OVERHEAD_GIB * GIB
+    step = train_step_bytes(shape, batch, seq, precision, quantize, settings["gradient_checkpointing"],
+                            settings["lora_r"], settings.get("target_modules"), trained)
+    weights, lora, acts = step["weights"], step["lora"], step["activations"]
+    overhead = CUDA_OVERHEAD_GIB * GIB
+    total = weights + lora + acts + overhead
+    eval_batch = int(settings.get("eval_batch_size", 16))
+    evaluation = weights + lora + inference_activation_bytes(shape, eval_batch, infer_len) + overhead
+    rows = predict_rows(shape, infer_len, max_tokens or PredictConfig().max_tokens)
+    predict = weights_bytes(shape, quantize, training=False) + inference_activation_bytes(shape, rows, infer_len)
+    predict += overhead
+    peak = max(total, evaluation, predict)
     device = GPU_MEMORY_GIB[gpus]
     return MemoryPlan(
         recipe=recipe.name, gpus=gpus, batch_size=batch, max_len=seq,
-        gradient_checkpointing=settings["gradient_checkpointing"], precision=precision,
-        quantize=settings.get("quantize"), weights_gib=round(weights / GIB, 2), lora_gib=round(lora / GIB, 3),
-        activations_gib=round(acts / GIB, 2), overhead_gib=CUDA_OVERHEAD_GIB, total_gib=round(total / GIB, 2),
-        device_gib=device, fits=total <= device * GIB * SAFETY,
+        gradient_checkpointing=settings["gradient_checkpointing"], precision=precision, quantize=quantize,
+        weights_gib=round(weights / GIB, 2), kbit_upcast_gib=round(kbit_upcast_bytes(shape, quantize) / GIB, 2),
+        lora_gib=round(lora / GIB, 3), activations_gib=round(acts / GIB, 2), overhead_gib=CUDA_OVERHEAD_GIB,
+        total_gib=round(total / GIB, 2), eval_batch_size=eval_batch, predict_max_len=infer_len,
+        eval_gib=round(evaluation / GIB, 2), predict_rows=rows, predict_gib=round(predict / GIB, 2),
+        eager_attention=shape.get("model_type") in EAGER_TYPES, peak_gib=round(peak / GIB, 2), device_gib=device,
+        fits=peak <= device * GIB * SAFETY,
     )

@@ -32,6 +32,7 @@ from kaggle_kit.metrics import (
     softmax,
 )
 from kaggle_kit.model.backbone import (
+    CHECKPOINTING_KWARGS,
     choose_precision,
     load_backbone_model,
     lora_model,
@@ -172,6 +173,9 @@ def _training_args(cfg: TrainConfig, out: Path, steps_per_epoch: int, precision:
         report_to=[] if cfg.report_to == "none" else [cfg.report_to],
         fp16=precision == "fp16", bf16=precision == "bf16", use_cpu=precision == "fp32" and not _cuda(),
         gradient_checkpointing=cfg.gradient_checkpointing, dataloader_pin_memory=_cuda(),
+        # transformers 4.x checkpoints re-entrantly by default: LoRA layers inside a checkpointed block whose input
+        # needs no gradient (frozen embeddings) then get none, silently. Non-re-entrant checkpointing has no such hole.
+        gradient_checkpointing_kwargs=CHECKPOINTING_KWARGS if cfg.gradient_checkpointing else None,
         ddp_find_unused_parameters=False if distributed else None, disable_tqdm=False,
         remove_unused_columns=False,  # PairCollator builds the model inputs itself
     )
@@ -324,7 +328,7 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
             holdout_probs = head_cv_probs
     prior = class_prior(fit_targets, n)
     metrics = _metrics(trainer, holdout_logits, valid_targets, prior, temperature, holdout_probs, train_set,
-                       len(fit_pairs))
+                       len(fit_pairs), len(fit_encoded))
     if cfg.length_head:
         metrics["side_head"] = head_report
     metrics["world_size"] = world
@@ -373,7 +377,8 @@ def predict_max_len(used: int, limit: int | None, recipe_note: dict | None) -> i
 
 
 def _metrics(trainer, logits: np.ndarray, labels: np.ndarray, prior: np.ndarray, temperature: float,
-             calibrated: np.ndarray, train_set, n_fit: int) -> dict:
+             calibrated: np.ndarray, train_set, n_fit: int, n_sequences: int) -> dict:
+    """`n_sequences`: what the Trainer trained on (rows, plus their swaps under --swap-augment)."""
     history = trainer.state.log_history
     evals = [{"step": h["step"], "log_loss": h["eval_log_loss"], "accuracy": h["eval_accuracy"]}
              for h in history if "eval_log_loss" in h]
@@ -397,7 +402,7 @@ def _metrics(trainer, logits: np.ndarray, labels: np.ndarray, prior: np.ndarray,
         "best_step": best_step,
         "eval_history": evals,
         "train_loss_history": losses,
-        "rows": {"train": n_fit, "holdout": len(labels), "per_file": train_set.per_file_rows,
+        "rows": {"train": n_fit, "sequences": n_sequences, "holdout": len(labels), "per_file": train_set.per_file_rows,
                  "duplicates_dropped": train_set.duplicates_dropped,
                  "test_leaks_dropped": train_set.test_leaks_dropped},
     }
