@@ -16,7 +16,7 @@ import pandas as pd
 from kaggle_kit.atomic import refuse_overwrite, write_text_atomic
 from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.errors import DataError, KitError, UsageProblem
-from kaggle_kit.metrics import EPS, fit_temperature, log_loss, softmax
+from kaggle_kit.metrics import EPS, fit_temperature, log_loss, metric_score, softmax
 
 BLEND_FORMAT = 1
 BLEND_KIND = "kaggle-kit blend"
@@ -167,10 +167,14 @@ def fit_blend(members: list[Member], spec: CompetitionSpec, train_files: list[Pa
         m.weight, m.oof_log_loss = w, loss
     report = {"rows": len(ids), "rows_per_file": {m.name: len(f) for m, f in zip(members, frames)},
               "blend_log_loss": report["blend_log_loss"],
+              **({f"blend_{spec.metric}": metric_score(spec.metric, targets, combine(prob_sets, weights, temperature))}
+                 if spec.metric != "log_loss" else {}),
               "best_single": {"name": members[report["best_single"]].name,
                               "log_loss": report["single_log_loss"][report["best_single"]]}}
     rules: list[str] = []
-    if train_files:
+    if not spec.rules_rewarded:
+        report["rules"] = f"not applied ({spec.slug} scores {spec.metric_name} over {spec.num_labels} classes)"
+    elif train_files:
         pairs = _oof_pairs(ids, train_files, spec, column_maps)
         blended = combine(prob_sets, weights, temperature)
         report["rules"] = evaluate_rules(blended, targets, pairs, spec)

@@ -9,7 +9,6 @@ import os
 import sys
 from pathlib import Path
 
-from kaggle_kit.competition.spec import get_spec
 from kaggle_kit.config import config_from_dict
 from kaggle_kit.kernel.preflight import preflight
 
@@ -77,7 +76,7 @@ def main(task: str, config: dict, manifest: dict) -> None:
 
     quiet_libraries()
     cfg = config_from_dict(config)
-    spec = get_spec(cfg.competition)
+    spec = cfg.spec
     working = kaggle_root() / "working"
     working.mkdir(parents=True, exist_ok=True)
     if "LOCAL_RANK" not in os.environ:  # once per kernel, not again in each torchrun worker
@@ -97,7 +96,7 @@ def main(task: str, config: dict, manifest: dict) -> None:
 
         train_cfg, note = resolve_train_config(replace(cfg.train, backbone=backbone),
                                                set(cfg.explicit.get("train", [])))
-        result = train([competition / "train.csv"], working / "model", train_cfg, spec, cfg.column_maps,
+        result = train([competition / spec.train_file], working / "model", train_cfg, spec, cfg.column_maps,
                        recipe_note=note)
         print(json.dumps({"holdout": result.metrics.get("holdout"),
                           "prior_log_loss": result.metrics.get("prior_log_loss")}))
@@ -126,7 +125,7 @@ def _infer(cfg, spec, competition: Path, working: Path, backbone: str | None) ->
         models = [_model_dir(input_dir(source))]
         if predict_cfg.time_budget is None and default_budget(spec.time_limit_s):
             predict_cfg = replace(predict_cfg, time_budget=int(default_budget(spec.time_limit_s)))
-    result = predict_to_submission(models, competition / "test.csv",
+    result = predict_to_submission(models, competition / spec.test_file,
                                    working / spec.submission_file, spec, predict_cfg,
                                    backbone=backbone if cfg.datasets.backbone else None, overwrite=True,
                                    progress=False, echo=lambda line: print(line, flush=True))

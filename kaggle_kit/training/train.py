@@ -316,6 +316,10 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
                         f"{metrics['prior_log_loss']:.4f}: the model learned nothing useful (try another --lr, more "
                         "--epochs or more data)")
     metrics["warnings"] = warnings
+    metrics["metric"] = spec.metric  # the competition's; holdout carries log loss and accuracy either way
+    if (note := spec.metric_note()) and rank == 0:
+        metrics["notes"] = [note]
+        log.warning("note: %s", note)
     metrics["recipe"] = recipe_note
     info = {
         "kaggle_kit_version": __version__, "competition": spec.slug, "backbone": str(backbone), "model_type": kind,
