@@ -279,3 +279,24 @@ def test_wsdm_cv_blend_side_head_budget_and_pseudo_labels(tmp_path, wsdm_files, 
                                        r"-arena has 2 \(model_a, model_b\)"):
         predict_to_submission([other], wsdm_files.test, tmp_path / "x.csv", spec, PredictConfig(), progress=False)
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_wsdm_kernels_train_and_infer_on_parquet_locally(project, wsdm_files, tiny_backbone):
+    """A kernel built for WSDM reads its parquet files from the mounted competition and writes `id,winner`; the
+    specs travel inside the kernel's code bundle."""
+    toml = (project / "kaggle-kit.toml").read_text()
+    (project / "kaggle-kit.toml").write_text(f'competition = "{WSDM}"\n' + toml)
+    comp = wsdm_files.train.parent
+    assert run("build-kernel", "train", "--out", "kb/train").exit_code == 0
+    meta = json.loads((project / "kb" / "train" / "kernel-metadata.json").read_text())
+    assert meta["competition_sources"] == [WSDM]
+    trained = run("run-kernel", "kb/train", "--input", f"{WSDM}={comp}", "--input", f"tiny-deberta-v3={tiny_backbone}",
+                  "--working", "work-train", "--json")
+    assert trained.exit_code == 0, trained.output
+    assert run("build-kernel", "infer", "--out", "kb/infer").exit_code == 0
+    inferred = run("run-kernel", "kb/infer", "--input", f"{WSDM}={comp}", "--input", f"tiny-deberta-v3={tiny_backbone}",
+                   "--input", f"lmsys-train={project / 'work-train'}", "--working", "work-infer")
+    assert inferred.exit_code == 0, inferred.output
+    sub = pd.read_csv(project / "work-infer" / "submission.csv")
+    assert sub.columns.tolist() == ["id", "winner"] and set(sub["winner"]) <= {"model_a", "model_b"}
+    assert run("validate", "work-infer/submission.csv", "--test", wsdm_files.test).exit_code == 0
