@@ -37,6 +37,14 @@ def accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
     return float((np.asarray(probs).argmax(1) == targets.argmax(1)).mean())
 
 
+METRICS = {"log_loss": log_loss, "accuracy": accuracy}
+
+
+def metric_score(metric: str, labels: np.ndarray, probs: np.ndarray) -> float:
+    """A competition's metric (CompetitionSpec.metric) on probability rows; accuracy scores each row's argmax."""
+    return METRICS[metric](labels, probs)
+
+
 def class_prior(labels: np.ndarray, num_labels: int) -> np.ndarray:
     """Class frequencies (mean target row for soft labels)."""
     return as_targets(labels, num_labels).mean(axis=0)

@@ -20,7 +20,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 # `kaggle-kit --help` lists commands by workflow; a test keeps every command in one of these.
 COMMAND_SECTIONS = {
     "Start": ["init", "doctor", "config", "quickstart"],
-    "Data": ["download", "sample-data", "validate"],
+    "Data": ["competitions", "download", "sample-data", "validate"],
     "Train / predict": ["tiny-backbone", "recipes", "train", "predict", "report", "bench"],
     "Recipes": ["cv", "blend", "pseudo-label"],
     "Kernels": ["plan", "build-kernel", "run-kernel", "push-kernel", "status", "pull"],

@@ -1,4 +1,4 @@
-"""`sample-data`, `validate`, `download`: the competition's files."""
+"""`sample-data`, `competitions`, `validate`, `download`: the competition's files."""
 
 from __future__ import annotations
 
@@ -25,15 +25,35 @@ from kaggle_kit.errors import ExitStatus
 @click.option("--test-rows", default=None, type=click.IntRange(min=1), help="Test rows (default: rows/4).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Random seed.")
 @click.option("--overwrite", is_flag=True, help="Replace existing files.")
-def sample_data_cmd(directory: Path, rows: int, test_rows: int | None, seed: int, overwrite: bool) -> None:
-    """Write competition-shaped train.csv, test.csv and sample_submission.csv into DIRECTORY."""
+@click.option("--competition", help="Shape of which competition (`kaggle-kit competitions`; default: the project's).")
+@config_option
+@pass_kit
+def sample_data_cmd(kit: KitContext, directory: Path, rows: int, test_rows: int | None, seed: int, overwrite: bool,
+                    competition: str | None) -> None:
+    """Write competition-shaped train, test (CSV or parquet, as the competition's) and sample_submission.csv into
+    DIRECTORY."""
     from kaggle_kit.competition.sample_data import write_sample_data
+    from kaggle_kit.competition.spec import get_spec
 
     if directory.exists() and not directory.is_dir():
         raise click.BadParameter(f"{directory} is a file; sample-data writes three files into a folder",
                                  param_hint="DIRECTORY")
-    files = write_sample_data(directory, rows=rows, test_rows=test_rows, seed=seed, overwrite=overwrite)
+    spec = get_spec(competition) if competition else kit.spec
+    files = write_sample_data(directory, rows=rows, test_rows=test_rows, seed=seed, spec=spec, overwrite=overwrite)
     click.echo(f"wrote {files.train}, {files.test}, {files.sample_submission}")
+
+
+@main.command("competitions")
+@json_option
+def competitions_cmd(as_json: bool) -> None:
+    """The competitions kaggle-kit knows: files, labels, metric, submission (describe another in kaggle-kit.toml)."""
+    from kaggle_kit.competition.spec import shipped_specs
+
+    specs = [shipped_specs()[slug] for slug in sorted(shipped_specs())]
+    lines = [f"{s.slug}: {s.format} ({s.train_file}, {s.test_file}), {s.num_labels} classes "
+             f"({', '.join(s.classes)}), {s.metric_name}, submission {','.join(s.submission_columns)}"
+             + (f", limit {s.time_limit_s / 3600:g} h" if s.time_limit_s else "") for s in specs]
+    emit([s.to_dict() for s in specs], as_json, "\n".join(lines))
 
 
 @main.command("validate")
@@ -45,7 +65,8 @@ def sample_data_cmd(directory: Path, rows: int, test_rows: int | None, seed: int
 @pass_kit
 def validate_cmd(kit: KitContext, submission: Path, test_path: Path | None, sample_submission: Path | None,
                  as_json: bool) -> None:
-    """Check a submission: header, ids, finite values in [0, 1], rows summing to 1."""
+    """Check a submission: header, ids, and finite values in [0, 1] summing to 1 per row (or, where the competition
+    scores labels, only its label values)."""
     from kaggle_kit.submission import expected_ids, validate_file
 
     report = validate_file(submission, expected_ids(kit.spec, sample_submission, test_path), kit.spec)

@@ -31,9 +31,7 @@ class KitContext:
 
     @property
     def spec(self):
-        from kaggle_kit.competition.spec import get_spec
-
-        return get_spec(self.config.competition)
+        return self.config.spec
 
 
 pass_kit = click.make_pass_decorator(KitContext, ensure=True)

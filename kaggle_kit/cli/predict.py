@@ -31,12 +31,15 @@ from kaggle_kit.config import PredictConfig
 @click.option("--name", default="submission", show_default=True, help="Written to submissions/<name>.csv.")
 @click.option("--out", "out_path", type=click.Path(path_type=Path),
               help="Exact output file instead of submissions/<name>.csv.")
+@click.option("--probabilities", "probabilities", type=click.Path(path_type=Path),
+              help="Also write the class probabilities here (id + one column per class), e.g. to blend submissions "
+                   "of competitions scored on labels.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @config_option
 @json_option
 @pass_kit
 def predict_cmd(kit: KitContext, test_path: Path, models, weights, backbone, sample_submission, name: str, out_path,
-                overwrite: bool, as_json: bool, **flags) -> None:
+                probabilities: Path | None, overwrite: bool, as_json: bool, **flags) -> None:
     """Predict test.csv and write a validated, sample_submission-ordered CSV."""
     from kaggle_kit.config import with_overrides
     from kaggle_kit.inference.run import predict_to_submission
@@ -46,7 +49,8 @@ def predict_cmd(kit: KitContext, test_path: Path, models, weights, backbone, sam
     path = out_path or submission_path(name)
     result = predict_to_submission(list(models), test_path, path, kit.spec, cfg, _parse_weights(weights), backbone,
                                    sample_submission, overwrite=overwrite, progress=not as_json,
-                                   echo=None if as_json else lambda m: click.echo(m, err=True))
+                                   echo=None if as_json else lambda m: click.echo(m, err=True),
+                                   probabilities=probabilities)
     tta = f", {result['tta_rows']} with swap TTA" if "tta_rows" in result and cfg.tta == "swap" else ""
     emit(result, as_json, f"wrote {result['path']} ({result['rows']} rows{tta}, valid) in {result['seconds']:.1f}s")
 
@@ -108,6 +112,9 @@ def blend_cmd(kit: KitContext, oofs, train_files, out: Path, backbone_sources, o
                  f"{fitted.temperature:.3f}")
     if not r["fitted_blend_kept"]:
         lines.append(f"blend: the fitted weights do not beat {best['name']} out of fold: {best['name']} alone is kept")
+    if f"blend_{kit.spec.metric}" in r:
+        lines.append(f"blend: OOF {kit.spec.metric_name} {r['blend_' + kit.spec.metric]:.4f} "
+                     "(the competition's metric)")
     if isinstance(r["rules"], list):
         lines += [f"rule {x['rule']}: {x['rows']} row(s), cross-validated log loss {x['log_loss_before']:.4f} -> "
                   f"{x['log_loss_after']:.4f}: {'kept' if x['kept'] else 'dropped'}" for x in r["rules"]]

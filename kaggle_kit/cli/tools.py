@@ -58,6 +58,20 @@ bench_max_len_option = click.option("--max-len", default=1024, show_default=True
                                     type=click.IntRange(min=16, max=131072), help="Tokens per row.")
 
 
+@bench_group.command("validate")
+@click.option("--rows", default=25_000, show_default=True, type=click.IntRange(min=10, max=10_000_000),
+              help="Submission rows (25,000: LMSYS's hidden test).")
+@click.option("--repeat", default=3, show_default=True, type=click.IntRange(min=1, max=100), help="Best of N runs.")
+@json_option
+def bench_validate_cmd(rows: int, repeat: int, as_json: bool) -> None:
+    """Write (order, check, write) and validate (read, check) a submission of each competition's shape."""
+    from kaggle_kit.evaluation.bench_validate import bench_validate
+
+    results = bench_validate(rows, repeat)
+    emit(results, as_json, "\n".join(f"{r['competition']} ({r['submission']}, {r['rows']} rows): write "
+                                     f"{r['write_s']:.3f}s, validate {r['validate_s']:.3f}s" for r in results))
+
+
 @bench_group.command("predict")
 @click.option("--rows", default=200, show_default=True, type=click.IntRange(min=8), help="Sample rows to predict.")
 @bench_max_len_option

@@ -126,5 +126,8 @@ def cv_cmd(kit: KitContext, train_files, folds, out: Path, fold_ids, gather_dirs
                               f"{', '.join(map(str, result['missing']))} (train them with --fold-ids, or gather)")
         return
     per_fold = ", ".join(f"{f['log_loss']:.4f}" for f in result["per_fold"])
+    metric = kit.spec.metric
+    also = f", OOF {kit.spec.metric_name} {result['oof_' + metric]:.4f}" if f"oof_{metric}" in result else ""
     emit(result, as_json, f"OOF log loss {result['oof_log_loss']:.4f} over {result['rows']} rows (folds {per_fold}; "
-                          f"mean {result['mean_log_loss']:.4f} +- {result['std_log_loss']:.4f}); wrote {result['oof']}")
+                          f"mean {result['mean_log_loss']:.4f} +- {result['std_log_loss']:.4f}){also}; "
+                          f"wrote {result['oof']}")

@@ -108,11 +108,15 @@ def _cell(turns: list[str | None], rng: np.random.Generator, odd_rate: float) ->
     return text
 
 
-def generate_rows(n: int, seed: int, with_labels: bool, id_start: int, odd_rate: float = 0.02) -> pd.DataFrame:
+def generate_rows(n: int, seed: int, with_labels: bool, id_start: int, odd_rate: float = 0.02,
+                  num_labels: int = 3, cells: str = "json_list") -> pd.DataFrame:
+    """LMSYS-shaped rows (a `label` column: 0 A wins, 1 B wins, 2 tie); 2 classes draw no ties; text cells hold
+    one plain-text turn (None now and then, as missing cells are)."""
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n):
         n_turns = 1 + int(rng.random() < 0.15) + int(rng.random() < 0.05)
+        n_turns = 1 if cells == "text" else n_turns
         good_a, good_b = rng.random() < 0.5, rng.random() < 0.5
         prompts, resp_a, resp_b = [], [], []
         for _ in range(n_turns):
@@ -126,11 +130,12 @@ def generate_rows(n: int, seed: int, with_labels: bool, id_start: int, odd_rate:
             probs = BOTH_GOOD if good_a else BOTH_BAD
         else:
             probs = A_BETTER if good_a else (A_BETTER[1], A_BETTER[0], A_BETTER[2])
-        label = int(rng.choice(3, p=probs))
+        two = np.divide(probs[:2], sum(probs[:2]))  # no ties: A or B, in the same proportion
+        label = int(rng.choice(3, p=probs)) if num_labels == 3 else int(rng.choice(2, p=two))
         model_a, model_b = rng.choice(MODELS, size=2, replace=False)
+        cell = (lambda turns: turns[0]) if cells == "text" else (lambda turns: _cell(turns, rng, odd_rate))  # noqa: E731
         row = {"id": str(id_start + i * 7 + int(rng.integers(7))), "model_a": model_a, "model_b": model_b,
-               "prompt": _cell(prompts, rng, odd_rate), "response_a": _cell(resp_a, rng, odd_rate),
-               "response_b": _cell(resp_b, rng, odd_rate)}
+               "prompt": cell(prompts), "response_a": cell(resp_a), "response_b": cell(resp_b), "label": label}
         if with_labels:
             row.update({"winner_model_a": int(label == 0), "winner_model_b": int(label == 1),
                         "winner_tie": int(label == 2)})
@@ -138,23 +143,69 @@ def generate_rows(n: int, seed: int, with_labels: bool, id_start: int, odd_rate:
     return pd.DataFrame(rows)
 
 
+def _shaped(rows: pd.DataFrame, spec: CompetitionSpec, train: bool, rng: np.random.Generator) -> pd.DataFrame:
+    """The generator's LMSYS-named columns under the spec's names, ids and labels in its types."""
+    prompt, (a, b) = spec.text_columns[0], spec.swap_pairs[0]
+    ids = spec.train_ids if train else spec.test_ids
+    out = pd.DataFrame({spec.id_column: rows["id"] if ids == "int" else
+                        [f"{int(x):016x}{rng.integers(16**8):08x}" for x in rows["id"]]})
+    for column in spec.train_extra_columns if train else spec.test_extra_columns:
+        out[column] = EXTRA_VALUES.get(column, lambda r, n: [""] * n)(rng, len(rows))
+    extra_texts = [c for c in spec.text_columns if c not in (prompt, a, b)]
+    for column, source in ((prompt, "prompt"), (a, "response_a"), (b, "response_b")):
+        out[column] = rows[source]
+    for column in extra_texts:
+        out[column] = rows["prompt"]
+    for x, y in spec.swap_pairs[1:]:  # the model-name pair, when the spec swaps one: two distinct models
+        if x in out and y in out:
+            out[x], out[y] = rows["model_a"], rows["model_b"]
+    if train:
+        labels = rows["label"].to_numpy()
+        if spec.labels == "one_hot":
+            for k, column in enumerate(spec.one_hot_columns):
+                out[column] = (labels == k).astype(int)
+        else:
+            out[str(spec.label_column)] = np.asarray(spec.label_values, dtype=object)[labels]
+    return out[spec.train_columns if train else [*spec.test_columns, *spec.test_extra_columns]]
+
+
+LANGUAGES = ("English", "Chinese", "Russian", "Spanish", "German", "French", "Japanese", "Korean", "Portuguese")
+EXTRA_VALUES = {  # sample values of the extra columns the shipped specs name; any other gets empty cells
+    "model_a": lambda rng, n: rng.choice(MODELS, size=n).tolist(),
+    "model_b": lambda rng, n: rng.choice(MODELS, size=n).tolist(),
+    "language": lambda rng, n: rng.choice(LANGUAGES, size=n).tolist(),
+    "scored": lambda rng, n: [True] * n,
+}
+
+
 def write_sample_data(
     directory: Path, rows: int = 1000, test_rows: int | None = None, seed: int = 0,
     spec: CompetitionSpec = LMSYS, overwrite: bool = False,
 ) -> SampleFiles:
-    """Write train.csv, test.csv and sample_submission.csv in exactly the competition's format."""
-    files = SampleFiles(directory / "train.csv", directory / "test.csv", directory / "sample_submission.csv")
+    """Write the spec's train, test (CSV or parquet) and sample_submission.csv in exactly the competition's format."""
+    files = SampleFiles(directory / spec.train_file, directory / spec.test_file,
+                        directory / spec.sample_submission_file)
     for path in (files.train, files.test, files.sample_submission):
         refuse_overwrite(path, overwrite)
     test_rows = test_rows if test_rows is not None else max(3, rows // 4)
-    train = generate_rows(rows, seed, with_labels=True, id_start=30_192)[spec.train_columns]
-    test = generate_rows(test_rows, seed + 1_000_003, with_labels=False, id_start=136_060)[spec.test_columns]
+    rng = np.random.default_rng(seed + 7)
+    train = _shaped(generate_rows(rows, seed, True, 30_192, num_labels=spec.num_labels, cells=spec.cells), spec,
+                    True, rng)
+    test = _shaped(generate_rows(test_rows, seed + 1_000_003, False, 136_060, num_labels=spec.num_labels,
+                                 cells=spec.cells), spec, False, rng)
     sample = pd.DataFrame({spec.id_column: test[spec.id_column]})
-    for column in spec.label_columns:
-        sample[column] = 1 / spec.num_labels
-    for frame, path in ((train, files.train), (test, files.test), (sample, files.sample_submission)):
+    if spec.submission == "labels":
+        sample[str(spec.label_column)] = spec.label_values[0]
+    else:
+        for column in spec.label_columns:
+            sample[column] = 1 / spec.num_labels
+    for frame, path, ids in ((train, files.train, spec.train_ids), (test, files.test, spec.test_ids),
+                             (sample, files.sample_submission, spec.test_ids)):
         with atomic_path(path) as tmp:
-            frame.to_csv(tmp, index=False)
+            if path.suffix == ".parquet":  # typed columns: integer ids stay integers, as in the competition's files
+                frame.astype({spec.id_column: "int64"} if ids == "int" else {}).to_parquet(tmp, index=False)
+            else:
+                frame.to_csv(tmp, index=False)
     return files
 
 

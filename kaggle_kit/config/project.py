@@ -17,6 +17,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 inside older Kaggle images
     import tomli as tomllib
 
+from kaggle_kit.competition.spec import CompetitionSpec, get_spec, project_spec
 from kaggle_kit.config.checks import build_section, check_keys, check_section, setting
 from kaggle_kit.config.durations import duration_problem
 from kaggle_kit.errors import KitError, UsageProblem
@@ -232,7 +233,8 @@ def _username_problem(value: str) -> str | None:
 
 @dataclass
 class ProjectConfig:
-    competition: str = setting("lmsys-chatbot-arena", "Competition slug.")
+    competition: str = setting("lmsys-chatbot-arena", "Competition slug (`kaggle-kit competitions`), or a "
+                               "[competition] table describing another arena-shaped competition.")
     username: str | None = setting(None, "Kaggle username (default: from the kaggle client's credentials).",
                                    check=_username_problem)
     data_dir: str | None = setting(None, "Competition data folder (default: data/<competition>).")
@@ -241,6 +243,7 @@ class ProjectConfig:
     datasets: DatasetsConfig = field(default_factory=DatasetsConfig)
     kernel: KernelConfig = field(default_factory=KernelConfig)
     column_maps: dict[str, ColumnMap] = field(default_factory=dict)
+    competition_table: dict | None = None  # a [competition] table (checked when read), else a shipped spec
     source: str | None = None  # the toml file this came from, if any
     # Keys each toml section set explicitly: a recipe never overrides them (recipe < kaggle-kit.toml < flags).
     explicit: dict[str, list[str]] = field(default_factory=dict)
@@ -248,6 +251,12 @@ class ProjectConfig:
     @property
     def competition_data_dir(self) -> Path:
         return Path(self.data_dir or f"data/{self.competition}")
+
+    @property
+    def spec(self) -> CompetitionSpec:
+        if self.competition_table is not None:
+            return project_spec(self.competition_table, f"{self.source or 'config'} [competition]")
+        return get_spec(self.competition)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "explicit"}
@@ -278,6 +287,10 @@ def config_from_dict(data: dict[str, Any], source: str | None = None) -> Project
     kwargs["column_maps"] = {name: build_section(f"{where} [column_maps.{name}]", ColumnMap, m)
                              for name, m in maps.items()}
     data.pop("source", None)
+    if isinstance(data.get("competition"), dict):  # a [competition] table: checked now, one line per problem
+        data["competition_table"] = data["competition"]
+    if data.get("competition_table") is not None:
+        data["competition"] = project_spec(data["competition_table"], f"{where} [competition]").slug
     check_keys(where, ProjectConfig, data)
     return check_section(ProjectConfig(**data, **kwargs, source=source, explicit=explicit), where)
 

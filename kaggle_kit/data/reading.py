@@ -1,4 +1,5 @@
-"""Read competition CSVs, check them against the spec, and repair JSON turn cells into clean lists of strings."""
+"""Read competition files (CSV or parquet), check them against the spec, and repair turn cells into clean lists of
+strings."""
 
 from __future__ import annotations
 
@@ -87,26 +88,56 @@ def parse_turns(cell: object, repairs: RepairCounts | None = None) -> list[str]:
     return turns
 
 
-def read_csv_checked(path: Path, required: list[str], allow_extra: bool = False) -> pd.DataFrame:
-    """Read a CSV as text (BOM tolerated) and check its columns; every failure is one DataError."""
+def _read_any(path: Path) -> pd.DataFrame:
+    """A CSV read as text (BOM tolerated), or a parquet file with every cell as text ('' for a missing value)."""
+    if path.suffix.lower() != ".parquet":
+        return pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False, na_values=[])
+    frame = pd.read_parquet(path)
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_float_dtype(values) and values.dropna().mod(1).eq(0).all():
+            values = values.astype("Int64")  # integers stored as floats because of a missing value
+        frame[column] = values.astype(object).where(values.notna(), "").astype(str)
+    return frame
+
+
+def read_csv_checked(path: Path, required: list[str], allow_extra: bool | list[str] = False) -> pd.DataFrame:
+    """Read a CSV (or .parquet) as text and check its columns; every failure is one DataError.
+
+    allow_extra: True allows any other column, a list only those."""
     if not path.exists():
         raise DataError(f"{path}: file not found")
+    kind = "parquet" if path.suffix.lower() == ".parquet" else "CSV"
     try:
-        frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False, na_values=[])
+        frame = _read_any(path)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: file is empty") from None
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        raise DataError(f"{path}: cannot read as CSV ({str(exc).splitlines()[0]})") from None
+    except ImportError as exc:
+        raise DataError(f"{path}: reading parquet needs pyarrow ({exc})", hint="pip install pyarrow") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read as {kind} ({str(exc).splitlines()[0] if str(exc) else exc})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {', '.join(missing)}", hint=f"expected {', '.join(required)}")
-    extra = [c for c in frame.columns if c not in required]
-    if extra and not allow_extra:
+    allowed = allow_extra if isinstance(allow_extra, list) else []
+    extra = [c for c in frame.columns if c not in required and c not in allowed]
+    if extra and allow_extra is not True:
         raise DataError(f"{path}: unexpected column(s) {', '.join(extra)}", hint=f"expected {', '.join(required)}")
     if frame.empty:
         raise DataError(f"{path}: no rows")
     return frame
+
+
+def check_id_type(path: Path, frame: pd.DataFrame, id_column: str, id_type: str) -> None:
+    """The competition's ids are integers in this file: a non-integer id is named, not silently kept."""
+    if id_type != "int":
+        return
+    ids = frame[id_column].astype(str).str.strip()
+    bad = ~ids.str.fullmatch(r"-?\d+")
+    if bad.any():
+        raise DataError(f"{path}: column {id_column} must hold integers for this competition; "
+                        f"{int(bad.sum())} do not: {_some(ids[bad])}")
 
 
 def check_unique_ids(path: Path, frame: pd.DataFrame, id_column: str) -> None:
@@ -120,6 +151,19 @@ def check_unique_ids(path: Path, frame: pd.DataFrame, id_column: str) -> None:
 
 
 SOFT_TOLERANCE = 1e-3  # |row sum - 1| accepted for probability rows (CSV rounding)
+
+
+def targets_from_labels(path: Path, frame: pd.DataFrame, spec: CompetitionSpec) -> np.ndarray:
+    """A label column (e.g. winner = model_a / model_b) -> one-hot target rows; a value outside the spec's is named."""
+    column = str(spec.label_column)
+    values = frame[column].astype(str).str.strip()
+    index = pd.Index(spec.label_values).get_indexer(values)
+    bad = index < 0
+    if bad.any():
+        found = ", ".join(f"'{v}' x{n}" for v, n in values[bad].value_counts().head(MAX_IDS_SHOWN).items())
+        raise DataError(f"{path}: {int(bad.sum())} row(s) with {column} not one of {', '.join(spec.label_values)} "
+                        f"(found {found}): id(s) {_some(frame.loc[bad, spec.id_column])}")
+    return np.eye(spec.num_labels)[index]
 
 
 def targets_from_columns(path: Path, frame: pd.DataFrame, spec: CompetitionSpec) -> np.ndarray:
@@ -200,11 +244,21 @@ class Pairs:
         )
 
 
+def _text_turn(cell: object, repairs: RepairCounts) -> list[str]:
+    """A plain-text cell is one turn; a missing one is no turn."""
+    if cell is None or (isinstance(cell, float) and math.isnan(cell)) or cell == "":
+        repairs.add("empty cells")
+        return []
+    return [_clean_text(str(cell), repairs)]
+
+
 def _parse_frame(path: Path, frame: pd.DataFrame, spec: CompetitionSpec, plain_text: list[str] | None = None) -> Pairs:
     repairs = RepairCounts()
     texts = {}
     for column in spec.text_columns:
-        if plain_text and column in plain_text:
+        if spec.cells == "text" and not plain_text:
+            texts[column] = [_text_turn(cell, repairs) for cell in frame[column]]
+        elif plain_text and column in plain_text:
             texts[column] = [[_clean_text(str(cell), repairs)] for cell in frame[column]]
         else:
             texts[column] = [parse_turns(cell, repairs) for cell in frame[column]]
@@ -218,23 +272,25 @@ def read_train(path: Path, spec: CompetitionSpec, column_map: ColumnMap | None =
         frame = _read_mapped(path, spec, column_map)
     else:
         frame = read_csv_checked(path, spec.train_columns)
+        check_id_type(path, frame, spec.id_column, spec.train_ids)
     check_unique_ids(path, frame, spec.id_column)
     pairs = _parse_frame(path, frame, spec, column_map.plain_text if column_map else None)
-    targets = targets_from_columns(path, frame, spec)
+    targets = (targets_from_labels if spec.labels == "column" else targets_from_columns)(path, frame, spec)
     pairs.labels = targets.argmax(axis=1)
     pairs.targets = targets if is_soft(targets).any() else None  # hard files keep the class-index path
     return pairs
 
 
 def read_test(path: Path, spec: CompetitionSpec) -> Pairs:
-    frame = read_csv_checked(path, spec.test_columns)
+    frame = read_csv_checked(path, spec.test_columns, allow_extra=list(spec.test_extra_columns))
+    check_id_type(path, frame, spec.id_column, spec.test_ids)
     check_unique_ids(path, frame, spec.id_column)
     return _parse_frame(path, frame, spec)
 
 
 def _read_mapped(path: Path, spec: CompetitionSpec, column_map: ColumnMap) -> pd.DataFrame:
     """Rename an extra file's columns onto the competition's; columns the spec does not need are dropped."""
-    needed = [spec.id_column, *spec.text_columns, *spec.label_columns]
+    needed = [spec.id_column, *spec.text_columns, *spec.target_columns]
     source_of = {c: column_map.columns.get(c, c) for c in needed}
     frame = read_csv_checked(path, list(dict.fromkeys(source_of.values())), allow_extra=True)
     return pd.DataFrame({c: frame[src] for c, src in source_of.items()})

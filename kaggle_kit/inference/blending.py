@@ -20,7 +20,7 @@ import pandas as pd
 from kaggle_kit.atomic import refuse_overwrite, write_text_atomic
 from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.errors import DataError, KitError, UsageProblem
-from kaggle_kit.metrics import EPS, fit_temperature, log_loss, softmax
+from kaggle_kit.metrics import EPS, fit_temperature, log_loss, metric_score, softmax
 
 BLEND_FORMAT = 1
 BLEND_KIND = "kaggle-kit blend"
@@ -221,11 +221,15 @@ def fit_blend(members: list[Member], spec: CompetitionSpec, train_files: list[Pa
         m.weight, m.oof_log_loss = w, loss
     report = {"rows": len(ids), "rows_per_file": {m.name: len(f) for m, f in zip(members, frames)},
               **{k: fit[k] for k in ("blend_log_loss", "cv_blend_log_loss", "cv_folds", "fitted_blend_kept")},
+              **({f"blend_{spec.metric}": metric_score(spec.metric, targets, combine(prob_sets, weights, temperature))}
+                 if spec.metric != "log_loss" else {}),
               "figures": "blend_log_loss: in-sample (weights fitted on these rows); cv_blend_log_loss: each row "
                          "blended with weights fitted without it; rules judged on the cross-validated blend",
               "best_single": {"name": members[best].name, "log_loss": singles[best]}}
     rules: list[str] = []
-    if train_files:
+    if not spec.rules_rewarded:
+        report["rules"] = f"not applied ({spec.slug} scores {spec.metric_name} over {spec.num_labels} classes)"
+    elif train_files:
         pairs = _oof_pairs(ids, train_files, spec, column_maps)
         report["rules"] = evaluate_rules(cv_probs, targets, pairs, spec)
         rules = [r["rule"] for r in report["rules"] if r["kept"]]

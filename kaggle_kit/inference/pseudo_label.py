@@ -68,8 +68,11 @@ def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec:
         out[column] = frame[column] if column in frame.columns else ""
     for column in spec.text_columns:
         out[column] = frame[column]  # the cells as given: the text is not re-serialised
-    for k, column in enumerate(spec.label_columns):
-        out[column] = probs[:, k]
+    if spec.soft_labels:
+        for k, column in enumerate(spec.label_columns):
+            out[column] = probs[:, k]
+    else:  # a label column holds one class: the most probable (soft pseudo-labels need one-hot columns)
+        out[str(spec.label_column)] = np.asarray(spec.label_values, dtype=object)[probs.argmax(axis=1)]
     out = out.loc[keep, spec.train_columns]
     with atomic_path(out_path) as tmp:
         out.to_csv(tmp, index=False, float_format=PROB_FORMAT)

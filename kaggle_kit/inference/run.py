@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -20,16 +21,19 @@ from kaggle_kit.inference.budgeted import BudgetedPredictor
 from kaggle_kit.inference.predict import check_weights, finite_or_prior, predict_models
 from kaggle_kit.inference.rules import RULES, apply_rules
 from kaggle_kit.model.model_dir import check_model_dir, recorded_prior
-from kaggle_kit.submission import find_sample_submission, submission_order, write_submission
+from kaggle_kit.submission import find_sample_submission, submission_order, write_probabilities, write_submission
+
+log = logging.getLogger(__name__)
 
 
 def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Path, spec: CompetitionSpec,
                           cfg: PredictConfig, weights: list[float] | None = None, backbone: str | None = None,
                           sample_submission: Path | None = None, overwrite: bool = False,
                           progress: bool = True, budget: Budget | None = None, echo=None,
-                          backbone_of=None) -> dict:
+                          backbone_of=None, probabilities: Path | None = None) -> dict:
     """test.csv -> validated, sample_submission-ordered CSV. Every input is checked before the first forward pass.
 
+    `probabilities`: also write the class probabilities there (what blends need when the submission holds labels).
     With a time budget (`budget`, else cfg.time_budget counted from process start) see budgeted.py; a blend.json
     under a budget: blend_run.py."""
     fitted = None
@@ -47,17 +51,27 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
     if out_path.is_dir():
         raise KitError(f"{out_path} is a folder", hint="--out takes a file path, e.g. submissions/x.csv")
     refuse_overwrite(out_path, overwrite)
+    if probabilities is not None:
+        if probabilities.resolve() == out_path.resolve():
+            raise UsageProblem("--probabilities must be another file than the submission")
+        refuse_overwrite(probabilities, overwrite)
     if weights is not None or len(model_dirs) > 1:
         check_weights(weights, len(model_dirs))
     pairs = read_test(test_path, spec)
     for model_dir in model_dirs:
-        check_model_dir(model_dir)
-    sample = find_sample_submission(sample_submission, test_path.parent / "sample_submission.csv")
+        check_classes(model_dir, check_model_dir(model_dir), spec)
+    sample = find_sample_submission(sample_submission, test_path.parent / spec.sample_submission_file)
     order = submission_order(spec, pairs.ids, sample)
     rules, fired = None, {}
     prior, nonfinite = recorded_prior(model_dirs[0], spec.num_labels), 0
-    if cfg.rules:
+    notes = [note] if (note := spec.metric_note()) else []
+    if cfg.rules and not spec.rules_rewarded:
+        notes.append(f"--rules not applied: they set fixed A / B / tie probability rows, which {spec.slug}'s "
+                     f"{spec.metric_name} over {spec.num_labels} classes does not reward")
+    elif cfg.rules:
         rules = fitted.rules if fitted is not None else RULES
+    for line in notes:
+        (echo or log.warning)(f"note: {line}")
 
     def finish(probs: np.ndarray, overwrite_now: bool):
         nonlocal fired, nonfinite
@@ -66,6 +80,8 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
             echo(f"kaggle-kit: warning: {nonfinite} row(s) had non-finite probabilities and got the class prior")
         if rules is not None:
             probs, fired = apply_rules(probs, pairs, spec, rules)
+        if probabilities is not None:
+            write_probabilities(pairs.ids, probs, order, spec, probabilities, overwrite=overwrite_now)
         return write_submission(pairs.ids, probs, order, spec, out_path, overwrite=overwrite_now)
 
     if budget is None and cfg.time_budget is not None:
@@ -78,7 +94,8 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
         if laid_out is not None:
             report["blend_members"] = [{"name": name, "weight": w, "model_dirs": laid_out.member_of.count(k)}
                                        for k, (name, w) in enumerate(zip(laid_out.names, laid_out.weights))]
-        result = {"path": str(out_path), **report, "seconds": report["elapsed_s"], "nonfinite_rows": nonfinite}
+        result = {"path": str(out_path), **report, "seconds": report["elapsed_s"], "nonfinite_rows": nonfinite,
+                  **_extras(probabilities, notes)}
         return {**result, "rules": fired} if cfg.rules else result
     start = time.perf_counter()
     if fitted is not None:
@@ -88,5 +105,18 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
                                cfg.precision, cfg.quantize, progress=progress).probs
     report = finish(probs, overwrite)
     result = {"path": str(out_path), "rows": report.rows, "seconds": round(time.perf_counter() - start, 2),
-              "nonfinite_rows": nonfinite}
+              "nonfinite_rows": nonfinite, **_extras(probabilities, notes)}
     return {**result, "rules": fired} if cfg.rules else result
+
+
+def check_classes(model_dir: Path, info: dict, spec: CompetitionSpec) -> None:
+    """A model predicts the classes it was trained for: an LMSYS model cannot fill a two-class submission."""
+    if int(info["num_labels"]) != spec.num_labels:
+        raise KitError(f"{model_dir} was trained for {info.get('competition', 'another competition')} "
+                       f"({info['num_labels']} classes); {spec.slug} has {spec.num_labels} ({', '.join(spec.classes)})",
+                       hint="train a model with this competition's spec")
+
+
+def _extras(probabilities: Path | None, notes: list[str]) -> dict:
+    return {**({"probabilities": str(probabilities)} if probabilities is not None else {}),
+            **({"notes": notes} if notes else {})}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import kaggle_kit
 from kaggle_kit import __version__
+from kaggle_kit.competition.spec import SPECS_FILE
 from kaggle_kit.config import ProjectConfig, accelerator_problem, check_ref
 from kaggle_kit.errors import KitError, UsageProblem
 from kaggle_kit.kernel.blend_sources import blend_backbone_sources, uses_blend_file
@@ -33,10 +34,11 @@ REMOTE_DIR = PACKAGE_DIR / "remote"  # talks to Kaggle: never shipped inside a k
 
 
 def package_archive() -> bytes:
-    """The kaggle_kit sources (without remote/) as a zip with fixed timestamps and order: same tree, same bytes."""
+    """The kaggle_kit sources and competition specs (without remote/) as a zip with fixed timestamps and order: same
+    tree, same bytes."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        for path in sorted([*PACKAGE_DIR.rglob("*.py"), *PACKAGE_DIR.rglob(SPECS_FILE.name)]):
             if path.is_relative_to(REMOTE_DIR):
                 continue
             info = zipfile.ZipInfo(str(Path("kaggle_kit") / path.relative_to(PACKAGE_DIR)), ZIP_DATE)

@@ -10,7 +10,6 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from kaggle_kit.competition.spec import get_spec
 from kaggle_kit.config import config_from_dict
 from kaggle_kit.kernel.inputs import find_competition, find_input, find_source, kaggle_root
 from kaggle_kit.kernel.preflight import preflight
@@ -104,7 +103,7 @@ def main(task: str, config: dict, manifest: dict) -> None:
 
     quiet_libraries()
     cfg = config_from_dict(config)
-    spec = get_spec(cfg.competition)
+    spec = cfg.spec
     working = kaggle_root() / "working"
     working.mkdir(parents=True, exist_ok=True)
     if "LOCAL_RANK" not in os.environ:  # once per kernel, not again in each torchrun worker
@@ -132,7 +131,7 @@ def main(task: str, config: dict, manifest: dict) -> None:
             _copy_earlier_session(cfg.kernel.resume_from, working / "model")
         if _relaunch_distributed(config, manifest, train_cfg.quantize):
             return
-        files = [competition / "train.csv", *(find_input(loc) for loc in cfg.datasets.extra_train)]
+        files = [competition / spec.train_file, *(find_input(loc) for loc in cfg.datasets.extra_train)]
         if cfg.datasets.teacher:
             train_cfg = replace(train_cfg, teacher=str(find_input(cfg.datasets.teacher)))
         result = train(files, working / "model", train_cfg, spec, cfg.column_maps, recipe_note=note, resume=resuming)
@@ -166,7 +165,7 @@ def _infer(cfg, spec, competition: Path, working: Path, backbone: str | None) ->
         models = [_model_dir(source)]
     if predict_cfg.time_budget is None and default_budget(spec.time_limit_s):
         predict_cfg = replace(predict_cfg, time_budget=int(default_budget(spec.time_limit_s)))
-    result = predict_to_submission(models, competition / "test.csv",
+    result = predict_to_submission(models, competition / spec.test_file,
                                    working / spec.submission_file, spec, predict_cfg,
                                    backbone=backbone if cfg.datasets.backbone and not backbone_of else None,
                                    backbone_of=backbone_of, overwrite=True,

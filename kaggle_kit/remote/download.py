@@ -15,9 +15,9 @@ from kaggle_kit.submission import expected_ids
 
 
 def verify(folder: Path, spec: CompetitionSpec) -> dict:
-    train = read_train(folder / "train.csv", spec)
-    test = read_test(folder / "test.csv", spec)
-    ids = expected_ids(spec, sample_submission=folder / "sample_submission.csv")
+    train = read_train(folder / spec.train_file, spec)
+    test = read_test(folder / spec.test_file, spec)
+    ids = expected_ids(spec, sample_submission=folder / spec.sample_submission_file)
     if ids != test.ids:
         raise DataError(f"{folder}: sample_submission ids differ from test ids")
     balance = {c: int((train.labels == k).sum()) for k, c in enumerate(spec.label_columns)}

@@ -68,9 +68,10 @@ def check_window(info: Deadline, now: datetime, force: bool) -> str | None:
 def fetch_sample_submission(spec: CompetitionSpec, folder: Path) -> Path:
     """The competition's own sample_submission.csv, fetched through the API into `folder`."""
     api = get_api()
-    call("download sample_submission.csv", lambda: api.competition_download_file(
-        spec.slug, "sample_submission.csv", path=str(folder), quiet=True), competition=spec.slug)
-    found = sorted(folder.rglob("sample_submission.csv"))
+    name = spec.sample_submission_file
+    call(f"download {name}", lambda: api.competition_download_file(
+        spec.slug, name, path=str(folder), quiet=True), competition=spec.slug)
+    found = sorted(folder.rglob(name))
     if not found:
         raise RemoteError("Kaggle sent no sample_submission.csv", hint="pass --sample-submission PATH")
     return found[0]

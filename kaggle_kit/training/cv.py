@@ -19,7 +19,7 @@ from kaggle_kit.atomic import atomic_path, write_text_atomic
 from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.config import ColumnMap, TrainConfig
 from kaggle_kit.errors import KitError, UsageProblem
-from kaggle_kit.metrics import log_loss
+from kaggle_kit.metrics import log_loss, metric_score
 from kaggle_kit.model.model_dir import HOLDOUT_FILE, METRICS_FILE, MODEL_FILE, read_model_info
 
 OOF_FILE = "oof.csv"
@@ -165,6 +165,9 @@ def gather(model_dirs: list[Path], out: Path, spec: CompetitionSpec, overwrite: 
         frame = _read_holdout(d, spec)
         loss = log_loss(frame[targets].to_numpy(float), frame[list(spec.label_columns)].to_numpy(float))
         per_fold.append({"fold": i, "rows": len(frame), "model_dir": _relative(d, out), "log_loss": loss})
+        if spec.metric != "log_loss":  # the competition's metric beside log loss
+            per_fold[-1][spec.metric] = metric_score(spec.metric, frame[targets].to_numpy(float),
+                                                     frame[list(spec.label_columns)].to_numpy(float))
         parts.append(frame.assign(fold=i))
     oof = pd.concat(parts, ignore_index=True)
     dup = oof["id"][oof["id"].duplicated()]
@@ -179,6 +182,7 @@ def gather(model_dirs: list[Path], out: Path, spec: CompetitionSpec, overwrite: 
     losses = [f["log_loss"] for f in per_fold]
     summary = {"folds": k, "rows": len(oof), "oof_log_loss": log_loss(truth, probs),
                "mean_log_loss": float(np.mean(losses)), "std_log_loss": float(np.std(losses)),
+               **({f"oof_{spec.metric}": metric_score(spec.metric, truth, probs)} if spec.metric != "log_loss" else {}),
                "per_fold": per_fold, "seed": settings[0].get("seed"), "train_files": settings[0].get("train_files")}
     columns = ["id", "label", *spec.label_columns, *targets, "fold"]
     out.mkdir(parents=True, exist_ok=True)

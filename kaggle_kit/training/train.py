@@ -346,6 +346,10 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
                         f"{cfg.time_budget} ran out; this model dir holds the best checkpoint so far (resume with "
                         "--resume in the same --out)")
     metrics["warnings"] = warnings
+    metrics["metric"] = spec.metric  # the competition's; holdout carries log loss and accuracy either way
+    if (note := spec.metric_note()) and rank == 0:
+        metrics["notes"] = [note]
+        log.warning("note: %s", note)
     metrics["recipe"] = recipe_note
     info = {
         "kaggle_kit_version": __version__, "competition": spec.slug, "backbone": str(backbone), "model_type": kind,
