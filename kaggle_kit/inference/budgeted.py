@@ -407,7 +407,6 @@ class BudgetedPredictor:
 
     # ---- the whole run
     def run(self) -> dict:
-        s = self.state
         self.exit_s = EXIT_SHARE * self.budget.elapsed()
         self.stage("start", None, 0, self.budget.elapsed())
         self.write("prior")
