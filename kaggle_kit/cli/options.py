@@ -35,6 +35,16 @@ class KitContext:
 
         return get_spec(self.config.competition)
 
+    def spec_problem(self) -> str | None:
+        """Why the config's competition cannot be resolved (for doctor), or None."""
+        from kaggle_kit.errors import KitError
+
+        try:
+            _ = self.spec
+        except KitError as exc:
+            return exc.format_line()
+        return None
+
 
 pass_kit = click.make_pass_decorator(KitContext, ensure=True)
 

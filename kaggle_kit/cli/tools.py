@@ -22,6 +22,7 @@ from kaggle_kit.errors import ExitStatus
 @pass_kit
 def config_cmd(kit: KitContext) -> None:
     """Print the resolved configuration (defaults < kaggle-kit.toml) as JSON; exit 1 on a bad value."""
+    _ = kit.spec  # an unknown competition is a bad value too: every data command would fail on it
     emit(kit.config.to_dict(), as_json=True)
 
 
@@ -133,7 +134,7 @@ def doctor_cmd(kit: KitContext, offline: bool, as_json: bool) -> None:
     from kaggle_kit.remote.checks import remote_checks
 
     cfg = kit.config
-    checks = [*local_checks(cfg), *remote_checks(cfg, offline), check_disk()]
+    checks = [*local_checks(cfg, kit.spec_problem()), *remote_checks(cfg, offline), check_disk()]
     if as_json:
         emit(as_dicts(checks), True)
     else:

@@ -161,7 +161,7 @@ class ColumnMap:
     plain_text: list[str] = setting([], "Columns holding plain strings, not JSON lists.")
 
 
-def _username_problem(value: str) -> str | None:
+def username_problem(value: str) -> str | None:
     if value == "your-kaggle-username":
         return "is still the placeholder written by `kaggle-kit init`"
     return None if re.match(r"^[A-Za-z0-9_-]+$", value) else "must be a Kaggle username"
@@ -171,7 +171,7 @@ def _username_problem(value: str) -> str | None:
 class ProjectConfig:
     competition: str = setting("lmsys-chatbot-arena", "Competition slug.")
     username: str | None = setting(None, "Kaggle username (default: from the kaggle client's credentials).",
-                                   check=_username_problem)
+                                   check=username_problem)
     data_dir: str | None = setting(None, "Competition data folder (default: data/<competition>).")
     train: TrainConfig = field(default_factory=TrainConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
