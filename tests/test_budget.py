@@ -312,3 +312,21 @@ def test_plan_infer_bad_input_is_one_line(tmp_path):
     (tmp_path / "y.json").write_text(json.dumps(MEASURED))
     result = run("plan", "infer", "--from", tmp_path / "y.json", "--limit", "9 hours")
     assert result.exit_code == 2 and "must be a duration" in result.output
+
+
+def test_twenty_thousand_rows_in_a_budget_of_seconds(quick_model, small_files, spec, tmp_path):
+    """Issue 24: at 20,000 rows every write of the submission validated in quadratic time; the writes ate a 3 minute
+    budget and no row was predicted. Rows (the small test's, repeated under new ids) are tokenised, predicted and
+    written inside a 60 s budget: the run report must show predicted rows and a valid file."""
+    small = pd.read_csv(small_files.test, dtype=str, keep_default_na=False)
+    big = pd.concat([small] * (20_000 // len(small) + 1), ignore_index=True).iloc[:20_000]
+    big["id"] = [f"r{k}" for k in range(len(big))]
+    (tmp_path / "big").mkdir()
+    test = tmp_path / "big" / "test.csv"
+    big.to_csv(test, index=False)
+    out = tmp_path / "submission.csv"
+    report = predict_to_submission([quick_model.out_dir], test, out, spec, PredictConfig(tta="swap"),
+                                   budget=Budget(60.0), progress=False)
+    assert report["rows"] == 20_000 and report["predicted_rows"] > 0, report
+    assert report["writes"] >= 2 and {"base", "write"} <= {s["stage"] for s in report["stages"]}
+    assert validate_file(out, big["id"].tolist(), spec).ok
