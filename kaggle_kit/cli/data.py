@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from kaggle_kit.atomic import check_writable
 from kaggle_kit.cli.app import emit, main
 from kaggle_kit.cli.options import (
     KitContext,
@@ -32,6 +33,7 @@ def sample_data_cmd(directory: Path, rows: int, test_rows: int | None, seed: int
     if directory.exists() and not directory.is_dir():
         raise click.BadParameter(f"{directory} is a file; sample-data writes three files into a folder",
                                  param_hint="DIRECTORY")
+    check_writable(directory, folder=True)
     files = write_sample_data(directory, rows=rows, test_rows=test_rows, seed=seed, overwrite=overwrite)
     click.echo(f"wrote {files.train}, {files.test}, {files.sample_submission}")
 

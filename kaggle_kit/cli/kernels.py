@@ -7,15 +7,18 @@ from pathlib import Path
 
 import click
 
+from kaggle_kit.atomic import check_writable
 from kaggle_kit.cli.app import emit, main
 from kaggle_kit.cli.options import (
     KitContext,
     config_option,
     dry_run_option,
+    interval_option,
     json_option,
     pass_kit,
+    timeout_option,
 )
-from kaggle_kit.errors import KitError
+from kaggle_kit.errors import KitError, failure_line
 
 
 def with_account(cfg):
@@ -35,7 +38,7 @@ def with_account(cfg):
 @click.option("--notebook", is_flag=True, help="Write an .ipynb (kernel_type notebook) instead of a script.")
 @click.option("--fold", help="train: run fold i of K (i/K) in its own kernel, slug <train_slug>-fold-i; "
                              "gather the pulled outputs with `cv --gather`.")
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing build in --out.")
 @config_option
 @json_option
 @pass_kit
@@ -44,11 +47,15 @@ def build_kernel_cmd(kit: KitContext, task, out, model, backbone, notebook, fold
     from kaggle_kit.config import with_overrides
     from kaggle_kit.kernel.build import build_kernel
 
+    if out is not None:
+        check_writable(out, folder=True)
     cfg = with_account(kit.config)
     cfg.datasets = with_overrides(cfg.datasets, model=model, backbone=backbone)
     _fold_kernel(cfg, task, fold)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
-    build = build_kernel(task, cfg, out or Path("kernels/build") / slug, overwrite=overwrite, notebook=notebook)
+    out = out or Path("kernels/build") / slug
+    check_writable(out, folder=True)
+    build = build_kernel(task, cfg, out, overwrite=overwrite, notebook=notebook)
     emit({"folder": str(build.folder), "script": str(build.script), "metadata": build.metadata}, as_json,
          f"built {build.script} ({build.script.stat().st_size // 1024} KiB) for {build.metadata['id']}")
 
@@ -85,6 +92,7 @@ def run_kernel_cmd(build: Path, inputs, working, python, check_accelerator, quie
             raise click.BadParameter(f"'{item}' is not SLUG=EXISTING_DIR", param_hint="--input")
         mounts[slug] = Path(path)
     working = working or next_free(build.parent, f"{build.name}-working")
+    check_writable(working, folder=True)
     outputs = run_kernel_locally(build, mounts, working, python=python, check_accelerator=check_accelerator,
                                  echo=None if quiet else (lambda line: click.echo(f"| {line}", err=True)))
     emit([str(p) for p in outputs], as_json, "\n".join(["outputs:", *(f"  {p}" for p in outputs)]))
@@ -93,7 +101,7 @@ def run_kernel_cmd(build: Path, inputs, working, python, check_accelerator, quie
 @main.command("push-kernel")
 @click.argument("task", type=click.Choice(["train", "infer"]))
 @click.option("--wait", is_flag=True, help="Wait until the run ends.")
-@click.option("--interval", default=30.0, show_default=True)
+@interval_option(30.0)
 @click.option("--force", is_flag=True, help="Push even while a previous version is still queued or running.")
 @click.option("--fold", help="train: run fold i of K (i/K) in its own kernel, slug <train_slug>-fold-i.")
 @dry_run_option
@@ -113,14 +121,14 @@ def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, dry_run,
     if wait and not dry_run:
         status, failure = wait_for_kernel(result["id"], interval=interval, echo=lambda m: click.echo(m, err=True))
         if status != "COMPLETE":
-            raise KitError(f"{result['id']} ended {status}: {failure or 'no message'}")
+            raise KitError(f"{result['id']} ended {status}: {failure_line(failure)}")
 
 
 @main.command("status")
 @click.argument("kernel")
-@click.option("--wait", is_flag=True)
-@click.option("--interval", default=30.0, show_default=True)
-@click.option("--timeout", default=12 * 3600.0, show_default=True)
+@click.option("--wait", is_flag=True, help="Poll until the run ends (COMPLETE, ERROR or CANCELLED).")
+@interval_option(30.0)
+@timeout_option(12 * 3600.0)
 @json_option
 def status_cmd(kernel, wait, interval, timeout, as_json) -> None:
     """A kernel's state (QUEUED/RUNNING/COMPLETE/ERROR); exit 1 on ERROR."""
@@ -132,16 +140,18 @@ def status_cmd(kernel, wait, interval, timeout, as_json) -> None:
         status, failure = kernel_status(kernel)
     emit({"kernel": kernel, "status": status, "failure": failure}, as_json, f"{kernel}: {status}")
     if status == "ERROR":
-        raise KitError(f"{kernel} failed: {failure or 'no message'}")
+        raise KitError(f"{kernel} failed: {failure_line(failure)}")
 
 
 @main.command("pull")
 @click.argument("kernel")
-@click.option("--to", default="outputs", show_default=True, type=click.Path(path_type=Path))
+@click.option("--to", default="outputs", show_default=True, type=click.Path(path_type=Path),
+              help="Folder under which a new versioned folder receives the outputs.")
 @json_option
 def pull_cmd(kernel, to, as_json) -> None:
     """Download a kernel's outputs and log into a new versioned folder."""
     from kaggle_kit.remote.kernels import pull_kernel
 
+    check_writable(to, folder=True)
     folder, files = pull_kernel(kernel, to)
     emit({"folder": str(folder), "files": files}, as_json, f"pulled {len(files)} file(s) into {folder}")

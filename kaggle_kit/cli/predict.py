@@ -73,11 +73,14 @@ def _parse_weights(weights: str | None) -> list[float] | None:
 @pass_kit
 def blend_cmd(kit: KitContext, oofs, train_files, out: Path, overwrite: bool, as_json: bool) -> None:
     """Fit non-negative weights and a temperature on OOF predictions; keep only rules that help; write blend.json."""
-    from kaggle_kit.atomic import refuse_overwrite
+    from kaggle_kit.atomic import check_writable, refuse_overwrite, refuse_same_file
     from kaggle_kit.inference.blending import fit_blend, parse_member, save_blend
 
+    check_writable(out)
+    members = [parse_member(o) for o in oofs]
+    refuse_same_file(out, [*(m.oof for m in members), *train_files])
     refuse_overwrite(out, overwrite)
-    fitted = fit_blend([parse_member(o) for o in oofs], kit.spec, list(train_files), kit.config.column_maps)
+    fitted = fit_blend(members, kit.spec, list(train_files), kit.config.column_maps)
     save_blend(fitted, out, overwrite=overwrite)
     r = fitted.report
     lines = [f"{m.name}: OOF log loss {m.oof_log_loss:.4f}, weight {m.weight:.3f}" for m in fitted.members]

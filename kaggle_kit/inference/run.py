@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kaggle_kit.atomic import refuse_overwrite
+from kaggle_kit.atomic import check_writable, refuse_overwrite, refuse_same_file
 from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.config import PredictConfig
 from kaggle_kit.config.durations import parse_duration
@@ -41,8 +41,10 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
                                hint="drop one of them, or blend with --model ... --weights")
     if not model_dirs:
         raise KitError("no model given", hint="pass --model DIR (repeat to ensemble)")
-    if out_path.is_dir():
-        raise KitError(f"{out_path} is a folder", hint="--out takes a file path, e.g. submissions/x.csv")
+    check_writable(out_path)  # before any inference: a location that cannot take the file fails now, in one line
+    beside = test_path.parent / "sample_submission.csv"
+    refuse_same_file(out_path, [test_path, sample_submission, beside if beside.exists() else None,
+                                cfg.blend if fitted is not None else None])
     refuse_overwrite(out_path, overwrite)
     if weights is not None or len(model_dirs) > 1:
         check_weights(weights, len(model_dirs))

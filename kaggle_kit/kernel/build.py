@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import io
 import json
@@ -20,7 +21,7 @@ from pathlib import Path
 import kaggle_kit
 from kaggle_kit import __version__
 from kaggle_kit.config import ProjectConfig, check_ref
-from kaggle_kit.errors import KitError, UsageProblem
+from kaggle_kit.errors import KitError, UsageProblem, failure_line
 from kaggle_kit.kernel.wheels import load_lock
 
 PACKAGE_DIR = Path(kaggle_kit.__file__).parent
@@ -125,6 +126,9 @@ def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = Fal
         raise UsageProblem(f"unknown kernel task '{task}'", hint="train or infer")
     if not TEMPLATE.exists():
         raise KitError(f"kernel template {TEMPLATE} not found", hint="build kernels from a kaggle-kit source checkout")
+    if task == "train" and not cfg.datasets.backbone and not cfg.train.backbone:  # else it fails only when run
+        raise UsageProblem("a train kernel needs a backbone: none is set",
+                           hint="pass --backbone OWNER/SLUG (a dataset of the weights) or set [datasets] backbone")
     meta = kernel_metadata(task, cfg, notebook)
     config = kernel_config(cfg)
     archive = package_archive()
@@ -151,7 +155,13 @@ def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, time
     and no pip index; the accelerator check only warns unless `check_accelerator` (a local machine is no Kaggle GPU).
 
     The kernel's stdout and stderr go, interleaved in order, to WORKING/kernel.log and line by line to `echo`."""
+    if not (build / "kernel-metadata.json").is_file():
+        raise KitError(f"{build} is not a kernel build (no kernel-metadata.json)",
+                       hint="pass a folder written by `kaggle-kit build-kernel train|infer`")
     meta = json.loads((build / "kernel-metadata.json").read_text())
+    if not (build / meta.get("code_file", "")).is_file():
+        raise KitError(f"{build} is an incomplete build: {meta.get('code_file')} is missing",
+                       hint="build it again with `kaggle-kit build-kernel ... --overwrite`")
     working = working.resolve()
     if working.exists() and any(working.iterdir()):
         raise KitError(f"--working {working} already holds files", hint="choose a new folder (the default is one)")
@@ -188,8 +198,9 @@ def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, time
 
 def _run_logged(cmd: list[str], cwd: Path, env: dict, timeout: float,
                 echo: Callable[[str], None] | None) -> tuple[int, str]:
-    """Run `cmd`, streaming its merged output to cwd/kernel.log and `echo`; returns (exit code, last line)."""
-    last = "no output"
+    """Run `cmd`, streaming its merged output to cwd/kernel.log and `echo`; returns (exit code, the line saying what
+    failed: a traceback's exception line, else the last line)."""
+    tail: collections.deque[str] = collections.deque(maxlen=200)  # enough to hold a traceback's end
     with open(cwd / "kernel.log", "w", encoding="utf-8") as log, subprocess.Popen(
             cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
         timer = threading.Timer(timeout, proc.kill)
@@ -199,13 +210,13 @@ def _run_logged(cmd: list[str], cwd: Path, env: dict, timeout: float,
                 log.write(line)
                 log.flush()
                 if line.strip():
-                    last = line.strip()
+                    tail.append(line.rstrip("\n"))
                 if echo:
                     echo(line.rstrip("\n"))
             proc.wait()
         finally:
             timer.cancel()
-    return proc.returncode, last
+    return proc.returncode, failure_line("\n".join(tail)) if tail else "no output"
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:

@@ -44,10 +44,19 @@ def fold_dir(out: Path, i: int) -> Path:
     return out / f"fold-{i}"
 
 
+def _cv_entry(name: str) -> bool:
+    return name in (OOF_FILE, CV_FILE) or re.fullmatch(r"fold-\d+", name) is not None
+
+
 def check_cv_out(out: Path, fold_ids: list[int], overwrite: bool) -> None:
-    """Before any training: D is a folder, and the folds to run are new (or --overwrite); other entries are left."""
+    """Before any training: D is a new folder or one of cv's own (as train refuses a folder of someone else's files),
+    and the folds to run are new (or --overwrite)."""
     if out.exists() and not out.is_dir():
         raise KitError(f"--out {out} is a file, not a folder", hint="choose a new folder")
+    foreign = sorted(p.name for p in out.iterdir() if not _cv_entry(p.name)) if out.is_dir() else []
+    if foreign:
+        raise KitError(f"--out {out} already holds files that kaggle-kit did not write ({', '.join(foreign[:3])}"
+                       f"{', ...' if len(foreign) > 3 else ''})", hint="choose a new or empty folder")
     done = [i for i in fold_ids if (fold_dir(out, i) / MODEL_FILE).exists()]
     if done and not overwrite:
         raise KitError(f"{out} already holds fold(s) {', '.join(map(str, done))}",
