@@ -189,6 +189,8 @@ def poll(what: str, fetch: Callable[[], T], state_of: Callable[[T], Any], done: 
          timeout: float, echo: Callable[[str], None] = print, sleep: Callable[[float], None] = time.sleep,
          hint: str | None = None) -> tuple[str, T]:
     """Fetch until the normalised state is in `done`, echoing state and elapsed time; a timeout is a RemoteError."""
+    if not interval > 0 or not timeout > 0:  # time.sleep(-5) raises mid-wait; 0 would poll Kaggle in a tight loop
+        raise UsageProblem(f"--interval {interval:g} and --timeout {timeout:g} must both be more than 0 seconds")
     start = time.monotonic()
     while True:
         value = fetch()
