@@ -36,7 +36,7 @@ def check_torch() -> list[Check]:
     try:
         import torch
     except ImportError:
-        return [Check("torch", False, "not installed", "pip install torch==2.13.0 (CPU) or your CUDA build")]
+        return [Check("torch", False, "not installed", "pip install torch==2.13.0 (CPU-only: add --index-url https://download.pytorch.org/whl/cpu)")]
     checks = [Check("torch", True, torch.__version__)]
     if torch.cuda.is_available():
         for k in range(torch.cuda.device_count()):
