@@ -284,3 +284,20 @@ def test_recipe_driven_flags_say_where_their_default_comes_from():
     assert "--lr" in text and "from the backbone's recipe unless set" in text
     assert "[default: 0.001]" not in text
 
+
+
+def test_submit_dry_run_uses_the_local_sample_submission_and_says_so(project, small_files):
+    """No server answers in tests: a dry run that asked Kaggle for its sample_submission would fail."""
+    (project / "data").mkdir()
+    (project / "data" / "sample_submission.csv").write_bytes(small_files.sample_submission.read_bytes())
+    result = run("submit", small_files.sample_submission, "-m", "try", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "dry run: nothing sent" in result.output and "valid against data/sample_submission.csv" in result.output
+
+
+def test_recipe_sources_cite_public_sources():
+    from kaggle_kit.config.recipes import RECIPES
+
+    for recipe in RECIPES.values():
+        assert "shared/docs" not in recipe.source
+        assert recipe.name == "cpu-smoke" or "https://" in recipe.source, recipe.source
