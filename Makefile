@@ -3,14 +3,18 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.kaggle-kit-installed
+# Where torch comes from when none is installed: empty = the default package index (on Linux x86_64 that is the CUDA
+# build, several GB of nvidia-* wheels); https://download.pytorch.org/whl/cpu for the CPU-only build.
+TORCH_INDEX_URL ?=
+TORCH_INDEX := $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 
 .PHONY: quickstart test test-real lint test-oldest test-gpu bench bench-budget clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# Keep a torch the user already has (e.g. CUDA); otherwise the CPU build, never an accidental CUDA download.
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q torch==2.13.0
+	# Keep a torch the user already has (e.g. CUDA); otherwise torch 2.13.0 from TORCH_INDEX_URL (see above).
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_INDEX) torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
@@ -44,7 +48,7 @@ $(OLD_STAMP): setup.cfg pyproject.toml kaggle_kit/kernel/kernel.lock.toml
 	rm -rf $(OLD) $(IMAGE)
 	$(PYTHON) -m venv $(OLD)
 	$(OLD)/bin/python -m pip install -q --upgrade pip
-	$(OLD)/bin/python -m pip install -q torch==2.13.0
+	$(OLD)/bin/python -m pip install -q $(TORCH_INDEX) torch==2.13.0
 	$(OLD)/bin/python .ci/lower_bounds.py --extra test --exclude torch > $(OLD)/lower-bounds.txt
 	$(OLD)/bin/python -m pip install -q -r $(OLD)/lower-bounds.txt
 	$(OLD)/bin/python -m pip install -q --no-deps --no-build-isolation -e .

@@ -4,16 +4,46 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from kaggle_kit.errors import KitError
+from kaggle_kit.errors import KitError, UsageProblem
 
 
 def refuse_overwrite(path: Path, overwrite: bool, flag: str = "--overwrite") -> None:
     if path.exists() and not overwrite:
         raise KitError(f"{path} already exists", hint=f"pass {flag} to replace it, or choose another name")
+
+
+def refuse_same_file(out: Path, inputs: Iterable[Path | str | None], flag: str = "--out") -> None:
+    """No command writes over a file it reads, --overwrite or not: resolved paths, so links and ./ count too."""
+    target = Path(out).resolve()
+    for given in inputs:
+        if given is not None and Path(given).resolve() == target:
+            raise UsageProblem(f"{flag} {out} is also an input of this command ({given})",
+                               hint="write to another file: kaggle-kit never replaces a file it reads")
+
+
+def check_writable(path: Path, folder: bool = False) -> None:
+    """Before expensive work: `path` (a file, or with `folder` a folder) can be created there. A probe file in the
+    nearest existing folder decides (os.access says yes to root even on read-only mounts); the probe is removed."""
+    path = Path(path)
+    if path.is_dir() != folder and path.exists():
+        kind, want = ("a file", "folder") if folder else ("a folder", "file")
+        raise KitError(f"{path} is {kind}", hint=f"give a {want} path")
+    base = path if folder and path.is_dir() else path.parent
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise KitError(f"cannot create {path}: {base} is a file, not a folder", hint="choose another location")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".kaggle-kit-probe-", dir=base)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise KitError(f"cannot write {path}: {base} is not writable ({exc.strerror or exc})",
+                       hint="choose another location, or make it writable") from None
 
 
 def next_free(directory: Path, stem: str, suffix: str = "") -> Path:

@@ -36,7 +36,7 @@ def check_torch() -> list[Check]:
     try:
         import torch
     except ImportError:
-        return [Check("torch", False, "not installed", "pip install torch==2.13.0 (CPU) or your CUDA build")]
+        return [Check("torch", False, "not installed", "pip install torch==2.13.0 (CPU-only: add --index-url https://download.pytorch.org/whl/cpu)")]
     checks = [Check("torch", True, torch.__version__)]
     if torch.cuda.is_available():
         for k in range(torch.cuda.device_count()):
@@ -63,11 +63,18 @@ def check_disk(path: Path = Path("."), need_gib: float = 5.0) -> Check:
                  required=False)
 
 
-def local_checks(cfg: ProjectConfig) -> list[Check]:
+def check_config(cfg: ProjectConfig, competition_problem: str | None) -> Check:
+    """The config loaded; `competition_problem` is why its competition cannot be resolved (None: it can)."""
+    where = cfg.source or "built-in defaults (no kaggle-kit.toml; `kaggle-kit init` writes one)"
+    if competition_problem:
+        return Check("config", False, f"{where}: {competition_problem}",
+                     "set competition in kaggle-kit.toml to a known one (`kaggle-kit config` shows the value)")
+    return Check("config", True, where)
+
+
+def local_checks(cfg: ProjectConfig, competition_problem: str | None = None) -> list[Check]:
     """Python, torch/CUDA, libraries, config and the kaggle client's presence: nothing here touches the network."""
-    checks = [check_python(), *check_torch(), *check_libraries(),
-              Check("config", True,
-                    cfg.source or "built-in defaults (no kaggle-kit.toml; `kaggle-kit init` writes one)")]
+    checks = [check_python(), *check_torch(), *check_libraries(), check_config(cfg, competition_problem)]
     if sys.version_info >= (3, 11):
         checks.append(Check("kaggle client", _version("kaggle") is not None, _version("kaggle") or "not installed",
                             "pip install kaggle six"))

@@ -44,3 +44,19 @@ class UsageProblem(KitError):
     """Arguments that cannot work together; exits 2 like click's usage errors."""
 
     exit_code = ExitStatus.USAGE
+
+
+def failure_line(text: str) -> str:
+    """One clean line saying what failed, from a log or message that may end in a Python traceback: the exception
+    line with its module path dropped ("kaggle_kit.errors.DataError: x" -> "DataError: x"), else the last line."""
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return "no message"
+    starts = [k for k, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    if starts:
+        tail = [line for line in lines[starts[-1] + 1:] if not line[0].isspace()]
+        if tail:
+            head, sep, message = tail[-1].partition(": ")
+            name = head.rsplit(".", 1)[-1] if " " not in head else head
+            return f"{name}{sep}{message}".strip()
+    return lines[-1].strip()

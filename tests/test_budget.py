@@ -20,7 +20,7 @@ from kaggle_kit.config.durations import parse_duration
 from kaggle_kit.data.reading import read_test
 from kaggle_kit.errors import KitError
 from kaggle_kit.inference.budget import Budget, Throughput, Unit, plan, truncation_for
-from kaggle_kit.inference.budgeted import BudgetedPredictor
+from kaggle_kit.inference.budgeted import WRITE_SHARE, BudgetedPredictor
 from kaggle_kit.inference.run import predict_to_submission
 from kaggle_kit.model.model_dir import TrainedModel, load_trained
 from kaggle_kit.submission import submission_order, validate_file
@@ -98,27 +98,29 @@ class ClockedModel(torch.nn.Module):
         return self.inner(input_ids=input_ids, attention_mask=attention_mask)
 
 
-def _budgeted(trained_dirs, pairs, spec, seconds, clock, tta="swap", spt=0.001, written=None, weights=None):
+def _budgeted(trained_dirs, pairs, spec, seconds, clock, tta="swap", spt=0.001, written=None, weights=None,
+              write_s=0.0, max_tokens=2048):
     def loader(model_dir, **kw):
         real = load_trained(model_dir, **kw)
         return TrainedModel(ClockedModel(real.model, clock, spt), real.tokenizer, real.info)
 
     def write(probs):
+        clock.now += write_s  # what writing the file costs (a large test set): the plan must count it
         assert np.isfinite(probs).all() and np.allclose(probs.sum(axis=1), 1.0)
         if written is not None:
             written.append(probs.copy())
 
     budget = Budget(seconds, clock=clock)
-    return BudgetedPredictor(trained_dirs, pairs, spec, PredictConfig(max_tokens=2048, tta=tta), weights, None,
+    return BudgetedPredictor(trained_dirs, pairs, spec, PredictConfig(max_tokens=max_tokens, tta=tta), weights, None,
                              budget, write, progress=False, loader=loader).run()
 
 
-def _encoded_tokens(trained, pairs):
+def _encoded_tokens(trained, pairs, max_tokens=2048):
     from kaggle_kit.inference.predict import encoder_for
     from kaggle_kit.model.batching import token_budget_batches
 
     lengths = [len(e) for e in encoder_for(load_trained(trained.out_dir)).encode(pairs)]
-    return sum(len(b) * max(lengths[i] for i in b) for b in token_budget_batches(lengths, 2048)), lengths
+    return sum(len(b) * max(lengths[i] for i in b) for b in token_budget_batches(lengths, max_tokens)), lengths
 
 
 def test_swap_pass_fills_what_is_left(trained, small_files, spec):
@@ -154,6 +156,34 @@ def test_base_pass_that_cannot_fit_still_covers_every_row(trained, small_files, 
     assert all(p.shape == (len(pairs), 3) for p in written)
     tiny = _budgeted([trained.out_dir], pairs, spec, 1.0, FakeClock(), written=written)
     assert tiny["prior_rows"] == len(pairs) and tiny["predicted_rows"] == 0  # all prior, still a row for each id
+
+
+@pytest.fixture(scope="module")
+def quick_model(tmp_path_factory, small_files, tiny_backbone, spec):
+    """A few steps at 64 tokens: enough for tests about scheduling, not about what the model learned."""
+    from conftest import quick_config
+    from kaggle_kit.training.train import train
+
+    return train([small_files.train], tmp_path_factory.mktemp("quick") / "model",
+                 quick_config(tiny_backbone, max_len=64, max_steps=2, eval_steps=2), spec)
+
+
+def test_costly_writes_are_made_less_often_and_counted_in_the_plan(quick_model, small_files, spec):
+    """Each write costs 2 s on the fake clock and the base pass 60 s: refreshes take at most WRITE_SHARE of the time
+    between them (the old fixed 5 s interval spent a third of the run writing), and the swap pass is planned with
+    the remaining writes counted, so the run still ends inside its budget."""
+    pairs = read_test(small_files.test, spec)
+    tokens, _ = _encoded_tokens(quick_model, pairs, max_tokens=256)  # 4 rows a batch: the swap pass can be cut
+    spt = 60.0 / tokens
+    written = []
+    budget = 2 + 60 + 45 + 8
+    report = _budgeted([quick_model.out_dir], pairs, spec, budget, FakeClock(), spt=spt, written=written, write_s=2.0,
+                       max_tokens=256)
+    assert report["predicted_rows"] == report["rows"] and 0 < report["tta_rows"] < report["rows"], json.dumps(report)
+    assert report["elapsed_s"] <= budget
+    refreshes = len(written) - 3  # beyond the prior, the end of the base pass and the final file
+    assert refreshes * 2.0 <= WRITE_SHARE * report["elapsed_s"] + 2.0, (len(written), report["elapsed_s"])
+    assert report["writes"] == len(written) and report["write_s"] == pytest.approx(2.0 * len(written))
 
 
 def test_second_model_of_a_blend_on_part_of_the_rows(trained, small_files, spec):
@@ -370,3 +400,21 @@ def test_few_steps_left_cut_without_waiting_for_agreement(quick_trained, small_f
     report = _scheduled(quick_trained, pairs, spec, 2.0 + 0.6 * base_s, lambda call: 0.001, max_tokens=2048)
     caps = report["cap_changes"]  # 3 steps of 8 rows: the warm-up, one steady step, then the last one cut at once
     assert len(caps) == 1 and caps[0]["at_row"] == 16 and report["truncated_rows"] > 0, report["stages"]
+
+
+def test_twenty_thousand_rows_in_a_budget_of_seconds(quick_model, small_files, spec, tmp_path):
+    """Issue 24: at 20,000 rows every write of the submission validated in quadratic time; the writes ate a 3 minute
+    budget and no row was predicted. Rows (the small test's, repeated under new ids) are tokenised, predicted and
+    written inside a 60 s budget: the run report must show predicted rows and a valid file."""
+    small = pd.read_csv(small_files.test, dtype=str, keep_default_na=False)
+    big = pd.concat([small] * (20_000 // len(small) + 1), ignore_index=True).iloc[:20_000]
+    big["id"] = [f"r{k}" for k in range(len(big))]
+    (tmp_path / "big").mkdir()
+    test = tmp_path / "big" / "test.csv"
+    big.to_csv(test, index=False)
+    out = tmp_path / "submission.csv"
+    report = predict_to_submission([quick_model.out_dir], test, out, spec, PredictConfig(tta="swap"),
+                                   budget=Budget(60.0), progress=False)
+    assert report["rows"] == 20_000 and report["predicted_rows"] > 0, report
+    assert report["writes"] >= 2 and {"base", "write"} <= {s["stage"] for s in report["stages"]}
+    assert validate_file(out, big["id"].tolist(), spec).ok

@@ -114,12 +114,12 @@ def test_bad_input_messages(tmp_path, monkeypatch, args, code, message):
 
 def test_build_kernel_takes_the_username_of_the_credentials(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = run("build-kernel", "train", "--json")
+    result = run("build-kernel", "train", "--backbone", "tester/tiny-deberta-v3", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["metadata"]["id"] == "tester/kaggle-kit-train"  # KAGGLE_USERNAME of conftest
     monkeypatch.delenv("KAGGLE_USERNAME")
     monkeypatch.delenv("KAGGLE_KEY")
-    result = run("build-kernel", "train", "--out", tmp_path / "other")
+    result = run("build-kernel", "train", "--backbone", "tester/tiny-deberta-v3", "--out", tmp_path / "other")
     assert result.exit_code == 1 and "no Kaggle credentials found" in result.output
     assert not (tmp_path / "other").exists()
 

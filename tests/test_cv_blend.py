@@ -322,3 +322,33 @@ def test_fold_kernels_and_command_sections(project):
     one_line_error(run("build-kernel", "train", "--fold", "5/5", "--out", project / "k5"), "0 <= i < k")
     placed = {name for names in COMMAND_SECTIONS.values() for name in names}
     assert set(main.commands) <= placed
+
+
+@pytest.mark.parametrize("setting,value", [("truncate", "left"), ("prompt_budget", 16), ("full_swap", True),
+                                           ("max_len", 64)])
+def test_gather_refuses_folds_trained_on_other_inputs(cv_run, tmp_path, setting, value):
+    """Issue 24: folds of two runs that differ only in how rows are encoded would merge into one meaningless OOF."""
+    import shutil
+
+    out, _ = cv_run
+    other = tmp_path / "fold-1"
+    shutil.copytree(out / "fold-1", other)
+    info_path = other / "kaggle_kit_model.json"
+    info = json.loads(info_path.read_text())
+    info["train_config"][setting] = value
+    info_path.write_text(json.dumps(info))
+    one_line_error(run("cv", "--gather", out / "fold-0", "--gather", other, "--out", tmp_path / "g"),
+                   f"was trained with another {setting}")
+    assert not (tmp_path / "g" / OOF_FILE).exists()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_blend_refuses_non_finite_oof_probabilities(cv_run, tmp_path, bad):
+    """Issue 24: a NaN OOF row printed 'nan' losses and wrote blend.json with a bare NaN (not JSON)."""
+    out, _ = cv_run
+    oof = pd.read_csv(out / OOF_FILE, dtype={"id": str})
+    oof.loc[3, LABELS[0]] = bad
+    oof.to_csv(tmp_path / "bad.csv", index=False, na_rep="nan")  # as numpy writes it: float() reads it back
+    result = run("blend", "--oof", f"{tmp_path / 'bad.csv'}={out / 'fold-0'}", "--out", tmp_path / "blend.json")
+    one_line_error(result, "NaN or infinite")
+    assert not (tmp_path / "blend.json").exists()

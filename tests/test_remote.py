@@ -146,7 +146,7 @@ def test_dataset_429_retried_and_status_wait(project, fake, tmp_path):
     # ours: 429 then 404 (retried, then "free"); the client's own check inside dataset_create_new; our READY wait
     assert len(fake.calls("GetDatasetStatus")) == 4 and json.loads(result.stdout)["action"] == "create"
     fake.datasets["tester/some-data"]["status"] = "READY"
-    status = run("datasets", "status", "tester/some-data", "--wait", "--interval", "0")
+    status = run("datasets", "status", "tester/some-data", "--wait", "--interval", "0.01")
     assert status.exit_code == 0 and "tester/some-data: ready" in status.output.lower()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -13,7 +14,7 @@ from kaggle_kit.cli.options import (
     KitContext,
     config_option,
 )
-from kaggle_kit.errors import KitError
+from kaggle_kit.errors import ExitStatus, KitError
 from kaggle_kit.quiet import quiet_libraries
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
@@ -36,8 +37,14 @@ class KitGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KitError as exc:
-            click.secho(f"Error: {exc.format_line()}", err=True, fg="red" if _tty_err() else None)
+            _error_line(exc.format_line())
             ctx.exit(exc.exit_code)
+        except OSError as exc:  # the filesystem said no, wherever in the command: one line, not a traceback
+            line = filesystem_error_line(exc)
+            if line is None:
+                raise
+            _error_line(line)
+            ctx.exit(ExitStatus.FAILED)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         if self is not main:
@@ -49,6 +56,29 @@ class KitGroup(click.Group):
             if rows:
                 with formatter.section(title):
                     formatter.write_dl(rows)
+
+
+FILESYSTEM_HINTS = {
+    IsADirectoryError: "a folder is where a file is expected: give a file path",
+    NotADirectoryError: "a file is where a folder is expected: give a folder path",
+    FileExistsError: "something is already there: choose another path",
+    PermissionError: "choose a location you can write to, or fix its permissions",
+    FileNotFoundError: "check the path",
+}
+FILESYSTEM_ERRNOS = {errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG}
+
+
+def filesystem_error_line(exc: OSError) -> str | None:
+    """One line for an error about a path (with a hint by kind); None for other OS errors (sockets, ...)."""
+    if exc.filename is None and exc.errno not in FILESYSTEM_ERRNOS:
+        return None
+    where = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "") if exc.filename else "a file"
+    hint = next((h for kind, h in FILESYSTEM_HINTS.items() if isinstance(exc, kind)), None)
+    return f"cannot use {where}: {exc.strerror or exc}" + (f" ({hint})" if hint else "")
+
+
+def _error_line(line: str) -> None:
+    click.secho(f"Error: {line}", err=True, fg="red" if _tty_err() else None)
 
 
 def _tty_err() -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from kaggle_kit.atomic import check_writable
 from kaggle_kit.cli.app import emit, main
 from kaggle_kit.cli.options import (
     KitContext,
@@ -39,6 +40,7 @@ def sample_data_cmd(kit: KitContext, directory: Path, rows: int, test_rows: int 
         raise click.BadParameter(f"{directory} is a file; sample-data writes three files into a folder",
                                  param_hint="DIRECTORY")
     spec = get_spec(competition) if competition else kit.spec
+    check_writable(directory, folder=True)
     files = write_sample_data(directory, rows=rows, test_rows=test_rows, seed=seed, spec=spec, overwrite=overwrite)
     click.echo(f"wrote {files.train}, {files.test}, {files.sample_submission}")
 

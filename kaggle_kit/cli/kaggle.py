@@ -11,8 +11,10 @@ from kaggle_kit.cli.options import (
     KitContext,
     config_option,
     dry_run_option,
+    interval_option,
     json_option,
     pass_kit,
+    timeout_option,
 )
 from kaggle_kit.errors import KitError
 
@@ -50,8 +52,8 @@ def datasets_group() -> None:
 @datasets_group.command("status")
 @click.argument("dataset")
 @click.option("--wait", is_flag=True, help="Poll until READY (or FAILED).")
-@click.option("--interval", default=10.0, show_default=True)
-@click.option("--timeout", default=3600.0, show_default=True)
+@interval_option(10.0)
+@timeout_option(3600.0)
 @json_option
 def datasets_status_cmd(dataset, wait, interval, timeout, as_json) -> None:
     """A dataset's processing state (ready when kernels can use it)."""
@@ -66,11 +68,12 @@ def datasets_status_cmd(dataset, wait, interval, timeout, as_json) -> None:
 
 @main.command("submit")
 @click.argument("file", required=False, type=click.Path(path_type=Path))
-@click.option("-m", "--message", required=True)
+@click.option("-m", "--message", required=True, help="Submission description shown on Kaggle.")
 @click.option("--kernel", help="owner/slug of a code-competition kernel.")
 @click.option("--version", "kernel_version", type=click.IntRange(min=1),
               help="Kernel version (default: the last one push-kernel saw COMPLETE).")
-@click.option("--sample-submission", type=click.Path(path_type=Path))
+@click.option("--sample-submission", type=click.Path(path_type=Path),
+              help="Reference ids for FILE (default: the local data folder's copy, else Kaggle's).")
 @click.option("--force", is_flag=True, help="Submit within 24 h of the deadline.")
 @dry_run_option
 @config_option
@@ -88,13 +91,16 @@ def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_su
     if kernel:
         result = submit_kernel(kernel, kernel_version, message, spec, _now(), force, dry_run)
     else:
-        sample = sample_submission or cfg.competition_data_dir / "sample_submission.csv"
         if sample_submission is not None and not sample_submission.exists():
             raise click.BadParameter(f"{sample_submission} does not exist", param_hint="--sample-submission")
+        # the local data folder's copy (download's, else sample-data's data/) before asking Kaggle for one
+        local = [cfg.competition_data_dir / "sample_submission.csv", Path("data") / "sample_submission.csv"]
+        sample = sample_submission or next((p for p in local if p.is_file()), None)
         result = submit_file(file, message, spec, sample, _now(), force, dry_run)
     if result.get("warning"):
         click.echo(f"warning: {result['warning']}", err=True)
-    emit(result, as_json, "dry run: nothing sent" if dry_run else
+    reference = f" ({result['rows']} rows, valid against {result['reference']})" if "reference" in result else ""
+    emit(result, as_json, f"dry run: nothing sent{reference}" if dry_run else
          f"submitted: ref {result['ref']}; {result['remaining_today']} submission(s) left today")
 
 

@@ -7,15 +7,18 @@ from pathlib import Path
 
 import click
 
+from kaggle_kit.atomic import check_writable
 from kaggle_kit.cli.app import emit, main
 from kaggle_kit.cli.options import (
     KitContext,
     config_option,
     dry_run_option,
+    interval_option,
     json_option,
     pass_kit,
+    timeout_option,
 )
-from kaggle_kit.errors import KitError
+from kaggle_kit.errors import KitError, failure_line
 
 RESUME_HELP = ("train: mount that kernel's output and resume its run from the last checkpoint (e.g. after a "
                "[train] time_budget stop), refusing changed settings.")
@@ -41,7 +44,7 @@ def with_account(cfg):
 @click.option("--fold", help="train: run fold i of K (i/K) in its own kernel, slug <train_slug>-fold-i; "
                              "gather the pulled outputs with `cv --gather`.")
 @click.option("--resume-from", metavar="OWNER/KERNEL", help=RESUME_HELP)
-@click.option("--overwrite", is_flag=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing build in --out.")
 @config_option
 @json_option
 @pass_kit
@@ -51,11 +54,15 @@ def build_kernel_cmd(kit: KitContext, task, out, model, backbone, notebook, fold
     from kaggle_kit.config import with_overrides
     from kaggle_kit.kernel.build import build_kernel
 
+    if out is not None:
+        check_writable(out, folder=True)
     cfg = with_account(kit.config)
     cfg.datasets = with_overrides(cfg.datasets, model=model, backbone=backbone)
     cfg = _resume_kernel(_fold_kernel(cfg, task, fold), task, resume_from)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
-    build = build_kernel(task, cfg, out or Path("kernels/build") / slug, overwrite=overwrite, notebook=notebook)
+    out = out or Path("kernels/build") / slug
+    check_writable(out, folder=True)
+    build = build_kernel(task, cfg, out, overwrite=overwrite, notebook=notebook)
     emit({"folder": str(build.folder), "script": str(build.script), "metadata": build.metadata}, as_json,
          f"built {build.script} ({build.script.stat().st_size // 1024} KiB) for {build.metadata['id']}")
 
@@ -107,6 +114,7 @@ def run_kernel_cmd(build: Path, inputs, legacy_layout, working, python, check_ac
             raise click.BadParameter(f"'{item}' is not SOURCE=EXISTING_DIR", param_hint="--input")
         mounts[slug] = Path(path)
     working = working or next_free(build.parent, f"{build.name}-working")
+    check_writable(working, folder=True)
     outputs = run_kernel_locally(build, mounts, working, python=python, check_accelerator=check_accelerator,
                                  echo=None if quiet else (lambda line: click.echo(f"| {line}", err=True)),
                                  layout="legacy" if legacy_layout else "today")
@@ -116,7 +124,7 @@ def run_kernel_cmd(build: Path, inputs, legacy_layout, working, python, check_ac
 @main.command("push-kernel")
 @click.argument("task", type=click.Choice(["train", "infer"]))
 @click.option("--wait", is_flag=True, help="Wait until the run ends (with --folds: until every fold has).")
-@click.option("--interval", default=30.0, show_default=True, help="Seconds between status polls.")
+@interval_option(30.0)
 @click.option("--force", is_flag=True, help="Push even while a previous version is still queued or running "
                                              "(with --folds: also folds already COMPLETE).")
 @click.option("--fold", help="train: run fold i of K (i/K) in its own kernel, slug <train_slug>-fold-i.")
@@ -148,7 +156,7 @@ def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, folds, r
         status, failure = wait_for_kernel(result["id"], interval=interval, echo=lambda m: click.echo(m, err=True),
                                           logs=not quiet)
         if status != "COMPLETE":
-            raise KitError(f"{result['id']} ended {status}: {failure or 'no message'}")
+            raise KitError(f"{result['id']} ended {status}: {failure_line(failure)}")
 
 
 def _push_folds(kit: KitContext, task, folds, fold, wait, interval, force, quiet, dry_run, as_json) -> None:
@@ -177,9 +185,10 @@ def _push_folds(kit: KitContext, task, folds, fold, wait, interval, force, quiet
 
 @main.command("status")
 @click.argument("kernel")
-@click.option("--wait", is_flag=True, help="Poll until the run ends, showing the kernel's new log lines.")
-@click.option("--interval", default=30.0, show_default=True)
-@click.option("--timeout", default=12 * 3600.0, show_default=True)
+@click.option("--wait", is_flag=True, help="Poll until the run ends (COMPLETE, ERROR or CANCELLED), showing the "
+                                            "kernel's new log lines.")
+@interval_option(30.0)
+@timeout_option(12 * 3600.0)
 @click.option("--quiet", is_flag=True, help="While waiting, show state lines only, not the kernel's log.")
 @json_option
 def status_cmd(kernel, wait, interval, timeout, quiet, as_json) -> None:
@@ -193,16 +202,18 @@ def status_cmd(kernel, wait, interval, timeout, quiet, as_json) -> None:
         status, failure = kernel_status(kernel)
     emit({"kernel": kernel, "status": status, "failure": failure}, as_json, f"{kernel}: {status}")
     if status == "ERROR":
-        raise KitError(f"{kernel} failed: {failure or 'no message'}")
+        raise KitError(f"{kernel} failed: {failure_line(failure)}")
 
 
 @main.command("pull")
 @click.argument("kernel")
-@click.option("--to", default="outputs", show_default=True, type=click.Path(path_type=Path))
+@click.option("--to", default="outputs", show_default=True, type=click.Path(path_type=Path),
+              help="Folder under which a new versioned folder receives the outputs.")
 @json_option
 def pull_cmd(kernel, to, as_json) -> None:
     """Download a kernel's outputs and log into a new versioned folder."""
     from kaggle_kit.remote.kernels import pull_kernel
 
+    check_writable(to, folder=True)
     folder, files = pull_kernel(kernel, to)
     emit({"folder": str(folder), "files": files}, as_json, f"pulled {len(files)} file(s) into {folder}")

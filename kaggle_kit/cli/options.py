@@ -33,6 +33,16 @@ class KitContext:
     def spec(self):
         return self.config.spec
 
+    def spec_problem(self) -> str | None:
+        """Why the config's competition cannot be resolved (for doctor), or None."""
+        from kaggle_kit.errors import KitError
+
+        try:
+            _ = self.spec
+        except KitError as exc:
+            return exc.format_line()
+        return None
+
 
 pass_kit = click.make_pass_decorator(KitContext, ensure=True)
 
@@ -47,6 +57,17 @@ config_option = click.option("--config", type=click.Path(path_type=Path), defaul
                              help="Project config (default: ./kaggle-kit.toml if present).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would be done; change nothing.")
+SECONDS = click.FloatRange(min=0, min_open=True)  # a wait of 0 or less would spin or make time.sleep raise
+
+
+def interval_option(default: float):
+    return click.option("--interval", default=default, show_default=True, type=SECONDS,
+                        help="Seconds between status checks while waiting.")
+
+
+def timeout_option(default: float):
+    return click.option("--timeout", default=default, show_default=True, type=SECONDS,
+                        help="Give up waiting after this many seconds.")
 
 
 def _base_type(tp: Any) -> Any:
@@ -79,11 +100,23 @@ class SettingType(click.ParamType):
         return value
 
 
-def _option_for(f: dataclasses.Field, tp: Any):
+def _default_text(cls: type, name: str, default: Any) -> str:
+    """What runs when the flag is not given: for train, recipe values outrank the built-in defaults."""
+    from kaggle_kit.config import TrainConfig
+    from kaggle_kit.config.recipes import FAMILY_FIELDS, RECIPES
+
+    if cls is TrainConfig and name in FAMILY_FIELDS:
+        return f"[default: from the backbone's recipe unless set; {default} without one]"
+    if cls is TrainConfig and any(name in r.settings() for r in RECIPES.values()):
+        return f"[default: {default}, or the --recipe's value]"
+    return f"[default: {default}]"
+
+
+def _option_for(cls: type, f: dataclasses.Field, tp: Any):
     meta = f.metadata
     flag = meta.get("flag") or "--" + f.name.replace("_", "-")
     default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-    help_text = meta["help"] if default in (None, []) else f"{meta['help']} [default: {default}]"
+    help_text = meta["help"] if default in (None, []) else f"{meta['help']} {_default_text(cls, f.name, default)}"
     if _base_type(tp) is bool:
         name = flag[2:]
         return click.option(f"--{name}/--no-{name}", f.name, default=None, help=help_text)
@@ -100,7 +133,7 @@ def config_flags(cls: type, exclude: tuple[str, ...] = ()):
 
     def decorate(command):
         for f in reversed(chosen):
-            command = _option_for(f, types_of[f.name])(command)
+            command = _option_for(cls, f, types_of[f.name])(command)
         return command
 
     return decorate

@@ -57,7 +57,7 @@ def plan_train_cmd(recipe: str, gpus: str, batch_size: int | None, max_len: int 
 def plan_infer_cmd(kit: KitContext, source: Path, rows, limit, time_budget, max_lens, models, gpus,
                    as_json) -> None:
     """Project the infer kernel's runtime on the hidden test per option set (TTA, max_len, models); flag misfits."""
-    from kaggle_kit.config.durations import default_budget, parse_duration
+    from kaggle_kit.config.durations import default_budget, format_duration, parse_duration
     from kaggle_kit.inference.plan_infer import plan_dict, plan_infer, plan_table, read_measurement
 
     spec = kit.spec
@@ -70,6 +70,10 @@ def plan_infer_cmd(kit: KitContext, source: Path, rows, limit, time_budget, max_
     budget_s = (_duration(time_budget, "--budget") if time_budget else
                 parse_duration(kit.config.predict.time_budget) if kit.config.predict.time_budget is not None else
                 default_budget(limit_s))
+    if budget_s > limit_s:  # a budgeted run would be stopped at the limit: nothing past it "fits"
+        origin = "--budget" if time_budget else "[predict] time_budget"
+        raise click.BadParameter(f"the budget {format_duration(budget_s)} is above the runtime limit "
+                                 f"{format_duration(limit_s)}", param_hint=origin)
     measured = read_measurement(source)
     if gpus:
         from kaggle_kit.inference.plan_infer import retarget

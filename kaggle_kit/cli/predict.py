@@ -97,11 +97,14 @@ def _backbone_sources(values: tuple[str, ...]) -> dict[str, str]:
 def blend_cmd(kit: KitContext, oofs, train_files, out: Path, backbone_sources, overwrite: bool,
               as_json: bool) -> None:
     """Fit non-negative weights and a temperature on OOF predictions; keep only rules that help; write blend.json."""
-    from kaggle_kit.atomic import refuse_overwrite
+    from kaggle_kit.atomic import check_writable, refuse_overwrite, refuse_same_file
     from kaggle_kit.inference.blending import fit_blend, parse_member, save_blend
 
+    check_writable(out)
+    members = [parse_member(o) for o in oofs]
+    refuse_same_file(out, [*(m.oof for m in members), *train_files])
     refuse_overwrite(out, overwrite)
-    fitted = fit_blend([parse_member(o) for o in oofs], kit.spec, list(train_files), kit.config.column_maps,
+    fitted = fit_blend(members, kit.spec, list(train_files), kit.config.column_maps,
                        _backbone_sources(backbone_sources))
     save_blend(fitted, out, overwrite=overwrite)
     r = fitted.report

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from kaggle_kit.atomic import check_writable
 from kaggle_kit.cli.app import KitGroup, emit, main
 from kaggle_kit.cli.options import (
     KitContext,
@@ -25,6 +26,7 @@ def config_cmd(kit: KitContext) -> None:
     came from (train_sources); exit 1 on a bad value."""
     from kaggle_kit.config.recipes import resolved_view
 
+    _ = kit.spec  # an unknown competition is a bad value too: every data command would fail on it
     emit(resolved_view(kit.config), as_json=True)
 
 
@@ -39,6 +41,7 @@ def quickstart_cmd(workdir: Path, rows: int, seed: int, as_json: bool) -> None:
     """Sample data -> tiny backbone -> train -> predict with swap TTA -> validated CSV, offline, on CPU."""
     from kaggle_kit.quickstart import run_quickstart
 
+    check_writable(workdir, folder=True)
     r = run_quickstart(workdir, rows=rows, seed=seed)
     data = {"submission": str(r.submission), "workdir": str(r.workdir), "holdout_log_loss": r.holdout_log_loss,
             "calibrated_log_loss": r.calibrated_log_loss, "prior_log_loss": r.prior_log_loss,
@@ -127,12 +130,14 @@ def bench_seeds_cmd(recipe: str, rows: int, seeds: str, backbone: Path | None, a
 
 @main.command("init")
 @click.argument("directory", default=".", type=click.Path(path_type=Path))
-@click.option("--competition", default="lmsys-chatbot-arena", show_default=True)
+@click.option("--competition", default="lmsys-chatbot-arena", show_default=True,
+              help="Competition slug the project is for (`kaggle-kit config` shows what it resolves to).")
 @click.option("--username", default=None, help="Kaggle username (default: the account of your Kaggle credentials).")
 def init_cmd(directory: Path, competition: str, username: str | None) -> None:
     """Write a commented kaggle-kit.toml and a .gitignore (never overwrites), then print the next commands."""
     from kaggle_kit.config.init_template import init_project
 
+    check_writable(directory, folder=True)
     for path in init_project(directory, competition, username):
         click.echo(f"wrote {path}")
     click.echo("next:\n  kaggle-kit doctor\n  kaggle-kit download\n  kaggle-kit quickstart")
@@ -150,7 +155,7 @@ def doctor_cmd(kit: KitContext, offline: bool, as_json: bool) -> None:
     from kaggle_kit.remote.checks import remote_checks
 
     cfg = kit.config
-    checks = [*local_checks(cfg), *remote_checks(cfg, offline), check_disk()]
+    checks = [*local_checks(cfg, kit.spec_problem()), *remote_checks(cfg, offline), check_disk()]
     if as_json:
         emit(as_dicts(checks), True)
     else:
@@ -173,6 +178,7 @@ def report_cmd(model_dir: Path, out, overwrite: bool, as_json: bool) -> None:
     """Holdout log loss/accuracy vs the prior, confusion matrix, reliability diagram and loss curves (PNG + HTML)."""
     from kaggle_kit.evaluation.report import build_report
 
+    check_writable(out if out is not None else model_dir / "report", folder=True)
     s = build_report(model_dir, out, overwrite=overwrite)
     emit(s, as_json, f"holdout log loss {s['log_loss']:.4f} vs prior {s['prior_log_loss']:.4f}, accuracy "
                      f"{s['accuracy']:.3f}; open {s['html']}")

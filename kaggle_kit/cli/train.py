@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from kaggle_kit.atomic import check_writable
 from kaggle_kit.cli.app import emit, main
 from kaggle_kit.cli.options import (
     CONFIG_HINT,
@@ -30,6 +31,7 @@ def tiny_backbone_cmd(directory: Path, arch: str, seed: int) -> None:
     """Build a tiny random backbone with a locally trained tokenizer (for tests and trying things out)."""
     from kaggle_kit.model.tiny_backbone import build_tiny_backbone
 
+    check_writable(directory, folder=True)
     click.echo(f"wrote {build_tiny_backbone(directory, arch=arch, seed=seed)} ({arch})")
 
 
@@ -50,6 +52,7 @@ def train_cmd(kit: KitContext, train_files, out: Path, resume: bool, overwrite: 
     """Train a LoRA preference classifier; prints holdout log loss against the class-prior baseline."""
     from kaggle_kit.training.train import train
 
+    check_writable(out, folder=True)  # before loading data or the backbone
     train_cfg, note = _resolved_train_config(kit, flags)
     result = train(list(train_files), out, train_cfg, kit.spec, kit.config.column_maps, exclude_test,
                    resume=resume, overwrite=overwrite, recipe_note=note)
@@ -108,6 +111,7 @@ def cv_cmd(kit: KitContext, train_files, folds, out: Path, fold_ids, gather_dirs
     """K-fold training, stratified and grouped by prompt: fold model dirs, out-of-fold predictions, cv.json."""
     from kaggle_kit.training.cv import find_fold_dirs, gather, parse_fold_ids, run_cv
 
+    check_writable(out, folder=True)
     if gather_dirs:
         if train_files or folds or fold_ids:
             raise click.UsageError("--gather merges finished folds: drop --train/--folds/--fold-ids")

@@ -7,11 +7,23 @@ from pathlib import Path
 from kaggle_kit.atomic import write_text_atomic
 from kaggle_kit.competition.spec import get_spec
 from kaggle_kit.config import CONFIG_FILE
-from kaggle_kit.errors import KitError
+from kaggle_kit.config.project import username_problem
+from kaggle_kit.config.recipes import RECIPES
+from kaggle_kit.errors import KitError, UsageProblem
 
 GITIGNORE_LINES = ["submissions/*.csv", "models/", "outputs/", "kernels/build/", "quickstart/", "data/", ".venv/",
                    "kaggle.json", "access_token*", "credentials.json", ".env",
                    ".kaggle-kit/"]
+
+
+TEMPLATE_RECIPE = "deberta-v3-base"  # the backbone the template's [datasets] names
+# Recipe-driven [train] settings the template shows, commented out: written as values they would outrank every recipe.
+TEMPLATE_TRAIN_KEYS = ("max_len", "epochs", "learning_rate", "warmup", "batch_size", "grad_accum", "lora_r",
+                       "lora_alpha")
+
+
+def _toml_value(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else f'"{value}"' if isinstance(value, str) else repr(value)
 
 
 def config_text(competition: str, username: str | None) -> str:
@@ -19,6 +31,9 @@ def config_text(competition: str, username: str | None) -> str:
     then created under the account of the Kaggle credentials)."""
     owner = username or "OWNER"
     on = "" if username else "# "
+    recipe = RECIPES[TEMPLATE_RECIPE]
+    recipe_lines = "\n".join(f"# {key} = {_toml_value(value)}" for key, value in recipe.settings().items()
+                             if key in TEMPLATE_TRAIN_KEYS)
     return f'''# kaggle-kit project settings. Precedence: command-line flags > this file > built-in defaults.
 # `kaggle-kit config` prints the resolved result.
 competition = "{competition}"
@@ -38,13 +53,9 @@ train_internet = false
 infer_internet = false            # code competitions score kernels with the internet off
 
 [train]
-max_len = 1024
-epochs = 2.0
-learning_rate = 1e-3
-batch_size = 8
-lora_r = 16
-lora_alpha = 32
-valid_frac = 0.05
+# Unset settings come from the backbone's recipe (`kaggle-kit recipes`; `train --recipe NAME` names one); a value
+# set here outranks every recipe. Uncomment only what you choose. The values shown are recipe {recipe.name}'s:
+{recipe_lines}
 # quantize = "4bit"               # QLoRA for 7B+ backbones (CUDA only)
 # swap_augment = true
 
@@ -63,6 +74,9 @@ tta = "swap"                      # predict's own default is "none"; swap TTA do
 
 def init_project(directory: Path, competition: str, username: str | None) -> list[Path]:
     get_spec(competition)
+    problem = username_problem(username) if username is not None else None
+    if problem:  # the toml would be refused by every later command
+        raise UsageProblem(f"--username {username!r} {problem}", hint="letters, digits, '-' and '_'")
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / CONFIG_FILE
     if config.exists():

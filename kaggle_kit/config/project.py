@@ -225,7 +225,7 @@ class ColumnMap:
     plain_text: list[str] = setting([], "Columns holding plain strings, not JSON lists.")
 
 
-def _username_problem(value: str) -> str | None:
+def username_problem(value: str) -> str | None:
     if value == "your-kaggle-username":
         return "is still the placeholder written by `kaggle-kit init`"
     return None if re.match(r"^[A-Za-z0-9_-]+$", value) else "must be a Kaggle username"
@@ -236,7 +236,7 @@ class ProjectConfig:
     competition: str = setting("lmsys-chatbot-arena", "Competition slug (`kaggle-kit competitions`), or a "
                                "[competition] table describing another arena-shaped competition.")
     username: str | None = setting(None, "Kaggle username (default: from the kaggle client's credentials).",
-                                   check=_username_problem)
+                                   check=username_problem)
     data_dir: str | None = setting(None, "Competition data folder (default: data/<competition>).")
     train: TrainConfig = field(default_factory=TrainConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)

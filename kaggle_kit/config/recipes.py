@@ -18,6 +18,10 @@ GPUS = ("t4", "t4x2", "l4")  # one T4 device, Kaggle's T4 x2, one L4 (P100: no k
 FAMILY_FIELDS = ("learning_rate", "epochs", "warmup", "weight_decay", "lora_r", "lora_alpha", "lora_dropout",
                  "length_header", "length_head")
 SMALL_MODEL_PARAMS = 50_000_000  # below this (tiny test models, MiniLM) a CPU run is realistic: cpu-smoke settings
+# Where the LMSYS figures below were published: the competition's public notebooks and discussions, as archived on
+# 2024-08-06 in a public repository (the notebooks themselves are not copied here).
+LMSYS_PUBLIC = ("public notebooks and discussions, https://www.kaggle.com/competitions/lmsys-chatbot-arena/code and "
+                "/discussion; archived in https://github.com/yukimaru77/kaggle_jp, lmsys-chatbot-arena_jp/")
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe(
         name="deberta-v3-base",
         summary="DeBERTa-v3-base + LoRA on all linear layers, fp16, gradient checkpointing.",
-        source="LMSYS public LB: deberta-v3-base fine-tune 1.075 at 1024 tokens (shared/docs/lmsys-solutions.md); "
+        source=f"LMSYS public LB: deberta-v3-base fine-tune 1.075 at 1024 tokens ({LMSYS_PUBLIC}); "
                "LoRA lr/rank are kaggle-kit's choice, not published",
         train=_train(learning_rate=2e-4, epochs=2.0, warmup=0.1),
         batches=_batches(t4=(4, 2), t4x2=(4, 1), l4=(4, 2)),
@@ -86,7 +90,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe(
         name="deberta-v3-large",
         summary="DeBERTa-v3-large + LoRA on all linear layers, fp16, gradient checkpointing.",
-        source="LMSYS public LB: deberta-v3-large about 1.039 (shared/docs/lmsys-solutions.md); LoRA lr/rank are "
+        source=f"LMSYS public LB: deberta-v3-large about 1.039 ({LMSYS_PUBLIC}); LoRA lr/rank are "
                "kaggle-kit's choice, not published",
         train=_train(learning_rate=1e-4, epochs=1.0, warmup=0.1),
         batches=_batches(t4=(2, 4), t4x2=(2, 2), l4=(2, 4)),
@@ -96,7 +100,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         name="gemma2-9b-qlora",
         summary="Gemma-2-9B 4-bit QLoRA on q/k/v, first 16 of 42 layers frozen, 1024 train / 2048 inference.",
         source="LMSYS public Gemma-2-9B 4-bit QLoRA notebook: r 16, alpha 32, q/k/v, 16 layers frozen, lr 2e-4, "
-               "1 epoch, 1024/2048 tokens, public LB 0.941 (shared/docs/lmsys-solutions.md)",
+               f"1 epoch, 1024/2048 tokens, public LB 0.941 ({LMSYS_PUBLIC})",
         train=_train(learning_rate=2e-4, epochs=1.0, warmup=0.05, target_modules=["q_proj", "k_proj", "v_proj"],
                      freeze_layers=16, quantize="4bit", eval_batch_size=4),  # eager attention at 2048 tokens
         # 4-bit training runs as one process (no DDP under bitsandbytes), so 2x T4 trains on one of them.
@@ -107,7 +111,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
         name="llama3-8b-qlora",
         summary="Llama-3-8B 4-bit QLoRA sequence classifier on all linear layers, 1024 train / 1280 inference.",
         source="LMSYS public Llama-3-8B sequence classification: 0.989 at 1024 tokens, 0.983 at 1280 "
-               "(shared/docs/lmsys-solutions.md); LoRA r/alpha/lr are kaggle-kit's choice",
+               f"({LMSYS_PUBLIC}); LoRA r/alpha/lr are kaggle-kit's choice",
         train=_train(learning_rate=1e-4, epochs=1.0, warmup=0.05, quantize="4bit", eval_batch_size=8),
         batches=_batches(t4=(1, 8), t4x2=(1, 8), l4=(1, 8)),
         predict_max_len=1280, shape=LLAMA3_8B,

@@ -151,6 +151,11 @@ def read_oof(path: Path, spec: CompetitionSpec) -> pd.DataFrame:
             raise DataError(f"{path}: no label or target_* columns", hint="pass an oof.csv written by `kaggle-kit cv`")
     except ValueError as exc:
         raise DataError(f"{path}: non-numeric probabilities or labels ({exc})") from None
+    values = out.drop(columns="id").to_numpy(dtype=float)
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():  # a NaN would make every loss "nan" and blend.json not JSON
+        raise DataError(f"{path}: {int(bad.sum())} row(s) with NaN or infinite probabilities or targets "
+                        f"(first id {out['id'][bad].iloc[0]})", hint="regenerate the OOF file")
     return out
 
 
@@ -271,7 +276,7 @@ def save_blend(blend: Blend, out: Path, overwrite: bool = False) -> None:
                      "backbone_source": m.backbone_source} for m in blend.members],
         "rules": blend.rules, "report": blend.report,
     }
-    write_text_atomic(out, json.dumps(data, indent=2))
+    write_text_atomic(out, json.dumps(data, indent=2, allow_nan=False))  # strict JSON: never a bare NaN
 
 
 def read_blend(path: Path) -> Blend:

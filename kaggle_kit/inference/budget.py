@@ -99,6 +99,14 @@ def padded_tokens(batch: list[int], lengths: list[int]) -> int:
     return len(batch) * max(lengths[i] for i in batch)
 
 
+def suffix_tokens(batches: list[list[int]], lengths: list[int]) -> list[int]:
+    """Entry i: padded tokens of batches[i:] (and a last entry, 0), so a loop over batches never re-sums the rest."""
+    out = [0] * (len(batches) + 1)
+    for i in range(len(batches) - 1, -1, -1):
+        out[i] = out[i + 1] + padded_tokens(batches[i], lengths)
+    return out
+
+
 @dataclass
 class Unit:
     """Optional work: one model's pass (kind "model") or swap pass (kind "swap") over batches, best value first."""

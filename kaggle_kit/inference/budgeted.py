@@ -32,6 +32,7 @@ from kaggle_kit.inference.budget import (
     cap_vote,
     padded_tokens,
     plan,
+    suffix_tokens,
     truncation_for,
 )
 from kaggle_kit.inference.loaded import Loaded, class_prior
@@ -42,6 +43,9 @@ from kaggle_kit.model.side_head import pair_features
 
 REFRESH_SHARE = 1 / 60  # rewrite the file at least this often (share of the budget), and at every stage end
 MIN_REFRESH_S = 5.0
+# Refreshes may take at most this share of the time between them: a costly write (a large test set) is made less
+# often, and what the remaining refreshes will cost is taken off the time the plan may spend on forward passes.
+WRITE_SHARE = 0.1
 QUANTILES = list(range(0, 101, 5))
 EXIT_SHARE = 0.5
 @dataclass
@@ -76,7 +80,8 @@ class BudgetedPredictor:
                               [np.zeros(n, bool) for _ in range(k)], [np.zeros(n, bool) for _ in range(k)])
         self.prior = class_prior(model_dirs[0], c)
         self.rates: dict[int, Throughput] = {}
-        self.write_s = 0.0
+        self.write_s = 0.0  # the costliest write so far: what the last write is expected to take
+        self.writes, self.write_total_s = 0, 0.0
         self.last_write = -1e18
         self.refresh_s = max(MIN_REFRESH_S, budget.seconds * REFRESH_SHARE)
         self.projection: dict | None = None
@@ -113,8 +118,17 @@ class BudgetedPredictor:
     def write(self, why: str) -> None:
         start = self.clock()
         self._write(self.combine())
-        self.write_s = self.clock() - start
+        took = self.clock() - start
+        self.write_s = max(self.write_s, took)
+        self.writes, self.write_total_s = self.writes + 1, self.write_total_s + took
+        self.refresh_s = max(self.refresh_s, took / WRITE_SHARE)
         self.last_write = self.budget.elapsed()
+        if why != "refresh":  # the stage ends' writes are in the report; refreshes are counted in writes/write_s
+            self.stage("write", None, self.state.n, took)
+
+    def refresh_share(self) -> float:
+        """The share of forward time the periodic rewrites will take at the measured write cost."""
+        return self.write_s / (self.refresh_s + self.write_s) if self.write_s else 0.0
 
     def maybe_refresh(self) -> None:
         if self.budget.elapsed() - self.last_write >= self.refresh_s:
@@ -169,8 +183,10 @@ class BudgetedPredictor:
 
     def available(self) -> float:
         """Seconds optional work may still use: the margin keeps room for the last write and the interpreter's exit
-        (which takes a while after torch and transformers were imported; half the start-up is kept for it)."""
-        return self.budget.left() - self.budget.margin(self.write_s) - self.exit_s
+        (which takes a while after torch and transformers were imported; half the start-up is kept for it), less what
+        the periodic rewrites will take meanwhile."""
+        free = self.budget.left() - self.budget.margin(self.write_s) - self.exit_s
+        return free * (1 - self.refresh_share()) if free > 0 else free
 
     # ---- the base pass of the first model: every row, longest first; shorter max_len if it cannot all fit
     def base_pass(self, loaded: Loaded) -> None:
@@ -186,6 +202,7 @@ class BudgetedPredictor:
         step_n = len(loaded.replicas)
         floor = min(loaded.encoder.spec.max_len, loaded.encoder.overhead + 32)
         start, i, votes = self.clock(), 0, 0
+        tokens_from = suffix_tokens(batches, lengths)  # padded tokens of batches[i:], without re-summing per step
         with tqdm(total=s.n, desc="predict", unit="row", disable=not self.progress) as bar:
             while i < len(batches):
                 step = batches[i:i + step_n]
@@ -193,13 +210,16 @@ class BudgetedPredictor:
                 if self.available() <= 0:
                     break
                 if rate is not None:
-                    if rate.steady:
+                    if rate.steady and s.cap is None and rate.seconds_for(tokens_from[i]) <= self.available():
+                        votes = 0  # uncapped and the rest fits: no need to look at every row left
+                    elif rate.steady:
                         rest = [r for b in batches[i:] for r in b]
                         cap = self._wanted_cap(loaded, rest, rate, floor)
                         votes = cap_vote(votes, cap_direction(cap, s.cap))
                         few_left = len(batches) - i <= AGREE_STEPS * step_n  # no steps left to wait for agreement
                         if abs(votes) >= AGREE_STEPS or (votes < 0 and few_left):
                             batches, lengths = self._recap(loaded, encoded, batches, i, rest, cap)
+                            tokens_from = suffix_tokens(batches, lengths)
                             step, votes = batches[i:i + step_n], 0
                     if rate.seconds_for(sum(padded_tokens(b, lengths) for b in step)) > self.available():
                         break
@@ -377,25 +397,18 @@ class BudgetedPredictor:
 
     # ---- the whole run
     def run(self) -> dict:
-        s = self.state
         self.exit_s = EXIT_SHARE * self.budget.elapsed()
         self.stage("start", None, 0, self.budget.elapsed())
-        t0 = self.clock()
         self.write("prior")
-        self.stage("write", None, s.n, self.clock() - t0)
         self.full_rows, self.first_lengths = [], []
         loaded = self.load(0)
         self.first_lengths = loaded.lengths
         self.base_pass(loaded)
-        t0 = self.clock()
         self.write("base")
-        self.stage("write", None, s.n, self.clock() - t0)
         self.measured = self.measure(loaded)
         if (self.cfg.tta == "swap" or len(self.model_dirs) > 1) and 0 in self.rates:
             loaded = self.optional(loaded)
-            t0 = self.clock()
             self.write("final")
-            self.stage("write", None, s.n, self.clock() - t0)
         if loaded is not None:
             self.unload(loaded)
         return self.report()
@@ -423,4 +436,5 @@ class BudgetedPredictor:
                 "tta_rows": int(swapped.sum()),
                 "model_rows": [int(c.sum()) for c in s.covered], "budget_s": self.budget.seconds,
                 "elapsed_s": round(self.budget.elapsed(), 3), "projection": self.projection, "stages": s.stages,
+                "writes": self.writes, "write_s": round(self.write_total_s, 3),
                 "measured": self.measured}

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kaggle_kit.atomic import atomic_path, refuse_overwrite
+from kaggle_kit.atomic import atomic_path, check_writable, refuse_overwrite, refuse_same_file
 from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.config import PredictConfig
 from kaggle_kit.data.reading import _parse_frame, check_unique_ids, read_csv_checked
@@ -23,8 +23,8 @@ def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec:
     """PAIRS.csv (test format; extra columns ignored) -> train-format CSV whose winner_* columns are probabilities."""
     from kaggle_kit.inference.predict import check_weights, predict_models
 
-    if out_path.is_dir():
-        raise KitError(f"{out_path} is a folder", hint="--out takes a file path, e.g. data/pseudo.csv")
+    check_writable(out_path)
+    refuse_same_file(out_path, [input_path, cfg.blend if cfg.blend.endswith(".json") else None])
     refuse_overwrite(out_path, overwrite)
     if not 0.0 <= min_confidence <= 1.0:
         raise UsageProblem(f"--min-confidence {min_confidence} must be in [0, 1]")

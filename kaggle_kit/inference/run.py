@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kaggle_kit.atomic import refuse_overwrite
+from kaggle_kit.atomic import check_writable, refuse_overwrite, refuse_same_file
 from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.config import PredictConfig
 from kaggle_kit.config.durations import parse_duration
@@ -48,8 +48,10 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
                 member.backbone = backbone_of(member)
     if not model_dirs:
         raise KitError("no model given", hint="pass --model DIR (repeat to ensemble)")
-    if out_path.is_dir():
-        raise KitError(f"{out_path} is a folder", hint="--out takes a file path, e.g. submissions/x.csv")
+    check_writable(out_path)  # before any inference: a location that cannot take the file fails now, in one line
+    beside = test_path.parent / "sample_submission.csv"
+    refuse_same_file(out_path, [test_path, sample_submission, beside if beside.exists() else None,
+                                cfg.blend if fitted is not None else None])
     refuse_overwrite(out_path, overwrite)
     if probabilities is not None:
         if probabilities.resolve() == out_path.resolve():

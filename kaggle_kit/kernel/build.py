@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import io
 import json
@@ -21,7 +22,7 @@ import kaggle_kit
 from kaggle_kit import __version__
 from kaggle_kit.competition.spec import SPECS_FILE
 from kaggle_kit.config import ProjectConfig, accelerator_problem, check_ref
-from kaggle_kit.errors import KitError, UsageProblem
+from kaggle_kit.errors import KitError, UsageProblem, failure_line
 from kaggle_kit.kernel.blend_sources import blend_backbone_sources, uses_blend_file
 from kaggle_kit.kernel.inputs import KERNEL_PREFIX, Source, competition_source, metadata_sources, parse_source
 from kaggle_kit.kernel.wheels import load_lock
@@ -167,6 +168,9 @@ def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = Fal
         raise UsageProblem(f"unknown kernel task '{task}'", hint="train or infer")
     if not TEMPLATE.exists():
         raise KitError(f"kernel template {TEMPLATE} not found", hint="build kernels from a kaggle-kit source checkout")
+    if task == "train" and not cfg.datasets.backbone and not cfg.train.backbone:  # else it fails only when run
+        raise UsageProblem("a train kernel needs a backbone: none is set",
+                           hint="pass --backbone OWNER/SLUG (a dataset of the weights) or set [datasets] backbone")
     meta = kernel_metadata(task, cfg, notebook)
     config = kernel_config(cfg)
     archive = package_archive()
@@ -221,7 +225,13 @@ def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, time
     The kernel's stdout and stderr go, interleaved in order, to WORKING/kernel.log and line by line to `echo`."""
     if layout not in LAYOUTS:
         raise UsageProblem(f"unknown input layout '{layout}'", hint=" or ".join(LAYOUTS))
+    if not (build / "kernel-metadata.json").is_file():
+        raise KitError(f"{build} is not a kernel build (no kernel-metadata.json)",
+                       hint="pass a folder written by `kaggle-kit build-kernel train|infer`")
     meta = json.loads((build / "kernel-metadata.json").read_text())
+    if not (build / meta.get("code_file", "")).is_file():
+        raise KitError(f"{build} is an incomplete build: {meta.get('code_file')} is missing",
+                       hint="build it again with `kaggle-kit build-kernel ... --overwrite`")
     sources = kernel_sources_of(meta)
     mounts = {name: source_for_input(name, sources) for name in inputs}
     working = working.resolve()
@@ -267,8 +277,9 @@ def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, time
 
 def _run_logged(cmd: list[str], cwd: Path, env: dict, timeout: float,
                 echo: Callable[[str], None] | None) -> tuple[int, str]:
-    """Run `cmd`, streaming its merged output to cwd/kernel.log and `echo`; returns (exit code, last line)."""
-    last = "no output"
+    """Run `cmd`, streaming its merged output to cwd/kernel.log and `echo`; returns (exit code, the line saying what
+    failed: a traceback's exception line, else the last line)."""
+    tail: collections.deque[str] = collections.deque(maxlen=200)  # enough to hold a traceback's end
     with open(cwd / "kernel.log", "w", encoding="utf-8") as log, subprocess.Popen(
             cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as proc:
         timer = threading.Timer(timeout, proc.kill)
@@ -278,13 +289,13 @@ def _run_logged(cmd: list[str], cwd: Path, env: dict, timeout: float,
                 log.write(line)
                 log.flush()
                 if line.strip():
-                    last = line.strip()
+                    tail.append(line.rstrip("\n"))
                 if echo:
                     echo(line.rstrip("\n"))
             proc.wait()
         finally:
             timer.cancel()
-    return proc.returncode, last
+    return proc.returncode, failure_line("\n".join(tail)) if tail else "no output"
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:

@@ -181,11 +181,24 @@ def lora_layers(model, freeze_layers: int) -> list[int] | None:
     return list(range(freeze_layers, total))
 
 
+def check_target_modules(model, targets: list[str]) -> None:
+    """Each --target-modules name must match a module as peft matches them (the name, or a dotted suffix of it);
+    peft's own error for one that matches nothing is a traceback."""
+    names = [name for name, _ in model.named_modules()]
+    missing = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names)]
+    if missing:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)})
+        raise KitError(f"--target-modules {', '.join(missing)}: no such layer in this backbone",
+                       hint=f"its linear layers: {', '.join(linear)}")
+
+
 def lora_model(model, kind: str, r: int, alpha: int, dropout: float, rslora: bool, targets: list[str] | None,
                quantize: str | None = None, gradient_checkpointing: bool = False, freeze_layers: int = 0):
     from peft import LoraConfig, TaskType, get_peft_model, prepare_model_for_kbit_training
 
     layers = lora_layers(model, freeze_layers)
+    if targets:
+        check_target_modules(model, targets)
     if quantize is not None:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
                                                 gradient_checkpointing_kwargs=CHECKPOINTING_KWARGS)

@@ -21,7 +21,7 @@ import torch
 
 from kaggle_kit.atomic import write_text_atomic
 from kaggle_kit.compat import dtype_kwarg
-from kaggle_kit.errors import KitError
+from kaggle_kit.errors import KitError, UsageProblem
 from kaggle_kit.metrics import softmax
 from kaggle_kit.model.backbone import (
     choose_precision,
@@ -67,6 +67,8 @@ def prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
     ours = [e for e in entries if e in OWN_ENTRIES]
     done = (out / MODEL_FILE).exists()
     has_checkpoints = any((out / CHECKPOINTS).glob("checkpoint-*"))
+    if resume and overwrite:
+        raise UsageProblem("--resume continues an interrupted run and --overwrite starts again: pass one of them")
     if resume:
         if done and not _read_json(out / MODEL_FILE).get("stopped_early"):  # a time-budget stop may go on
             raise KitError(f"{out} holds a finished model: nothing to resume",

@@ -6,11 +6,21 @@ from kaggle_kit.competition.spec import rules_url
 from kaggle_kit.config import ProjectConfig
 from kaggle_kit.doctor import Check
 from kaggle_kit.errors import KitError, RemoteError
-from kaggle_kit.remote.client import CREDENTIALS_HINT, call, credentials_source, default_timeout, get_api
+from kaggle_kit.remote.client import (
+    CREDENTIALS_HINT,
+    call,
+    credentials_file_problem,
+    credentials_source,
+    default_timeout,
+    get_api,
+)
 
 
 def check_credentials() -> Check:
     source = credentials_source()
+    problem = credentials_file_problem(source) if source and source.endswith("kaggle.json") else None
+    if problem:  # the client would find no usable credentials: `status` and every remote command fail
+        return Check("kaggle credentials", False, f"{source} {problem}", CREDENTIALS_HINT)
     detail = f"from {source}" if source else "none found"
     return Check("kaggle credentials", source is not None, detail, CREDENTIALS_HINT)
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import io
+import json
 import os
 import threading
 import time
 from collections.abc import Callable, Collection
+from pathlib import Path
 from typing import Any, TypeVar
 
 from kaggle_kit.competition.spec import rules_url
@@ -71,6 +73,19 @@ def credentials_source() -> str | None:
     config_dir = os.environ.get("KAGGLE_CONFIG_DIR") or os.path.expanduser("~/.kaggle")
     path = os.path.join(config_dir, "kaggle.json")
     return path if os.path.exists(path) else None
+
+
+def credentials_file_problem(path: str) -> str | None:
+    """Why the client could not use a kaggle.json (never its values): unreadable, not JSON, or a key missing."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    except (ValueError, UnicodeDecodeError):
+        return "is not valid JSON (truncated?)"
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) and data[k] for k in ("username", "key")):
+        return "lacks a username or a key"
+    return None
 
 
 def _status(exc: BaseException) -> int | None:
@@ -175,6 +190,8 @@ def poll(what: str, fetch: Callable[[], T], state_of: Callable[[T], Any], done: 
          hint: str | None = None, on_state: Callable[[str], None] | None = None) -> tuple[str, T]:
     """Fetch until the normalised state is in `done`, echoing state and elapsed time; a timeout is a RemoteError.
     `on_state` sees each state before its line (the log follower prints the kernel's new lines there)."""
+    if not interval > 0 or not timeout > 0:  # time.sleep(-5) raises mid-wait; 0 would poll Kaggle in a tight loop
+        raise UsageProblem(f"--interval {interval:g} and --timeout {timeout:g} must both be more than 0 seconds")
     start = time.monotonic()
     while True:
         value = fetch()

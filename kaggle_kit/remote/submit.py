@@ -81,15 +81,17 @@ def submit_file(path: Path, message: str, spec: CompetitionSpec, sample_submissi
                 force: bool = False, dry_run: bool = False) -> dict:
     """Validate against the given sample_submission, else the local data folder's, else Kaggle's; then submit."""
     if sample_submission is None or not sample_submission.exists():
+        reference = f"{spec.slug}'s sample_submission.csv from Kaggle"
         with tempfile.TemporaryDirectory(prefix="kk-sample-") as tmp:
             ids = expected_ids(spec, sample_submission=fetch_sample_submission(spec, Path(tmp)))
     else:
+        reference = str(sample_submission)
         ids = expected_ids(spec, sample_submission=sample_submission)
     report = validate_file(path, ids, spec)
     if not report.ok:
-        raise KitError(f"refusing to submit an invalid file:\n{report.summary()}")
+        raise KitError(f"refusing to submit an invalid file (checked against {reference}):\n{report.summary()}")
     if dry_run:
-        return {"dry_run": True, "file": str(path), "rows": report.rows}
+        return {"dry_run": True, "file": str(path), "rows": report.rows, "reference": reference}
     api = get_api()
     warning = check_window(deadline_info(api, spec), now, force)
     response = call("submit", lambda: api.competition_submit(str(path), message, spec.slug, quiet=True),

@@ -44,10 +44,19 @@ def fold_dir(out: Path, i: int) -> Path:
     return out / f"fold-{i}"
 
 
+def _cv_entry(name: str) -> bool:
+    return name in (OOF_FILE, CV_FILE) or re.fullmatch(r"fold-\d+", name) is not None
+
+
 def check_cv_out(out: Path, fold_ids: list[int], overwrite: bool) -> None:
-    """Before any training: D is a folder, and the folds to run are new (or --overwrite); other entries are left."""
+    """Before any training: D is a new folder or one of cv's own (as train refuses a folder of someone else's files),
+    and the folds to run are new (or --overwrite)."""
     if out.exists() and not out.is_dir():
         raise KitError(f"--out {out} is a file, not a folder", hint="choose a new folder")
+    foreign = sorted(p.name for p in out.iterdir() if not _cv_entry(p.name)) if out.is_dir() else []
+    if foreign:
+        raise KitError(f"--out {out} already holds files that kaggle-kit did not write ({', '.join(foreign[:3])}"
+                       f"{', ...' if len(foreign) > 3 else ''})", hint="choose a new or empty folder")
     done = [i for i in fold_ids if (fold_dir(out, i) / MODEL_FILE).exists()]
     if done and not overwrite:
         raise KitError(f"{out} already holds fold(s) {', '.join(map(str, done))}",
@@ -106,19 +115,24 @@ def find_fold_dirs(paths: list[Path]) -> list[Path]:
     return found
 
 
-def _split_key(settings: dict) -> dict:
-    """What decides a fold's rows: the seed, the test file excluded and the training files (by name: kernels
-    mount them elsewhere)."""
+# Settings that change what a fold's model sees (besides its rows): folds that differ in one are not one cv run.
+INPUT_SETTINGS = ("max_len", "truncate", "prompt_budget", "length_header", "full_swap", "swap_augment")
+
+
+def _run_key(settings: dict) -> dict:
+    """What decides a fold's rows (the seed, the test file excluded, the training files) and its inputs (the
+    encoding settings, the backbone). Files and the backbone by name: kernels mount them elsewhere."""
     return {"seed": settings.get("seed"), "exclude_test": Path(settings.get("exclude_test") or "").name,
-            "train_files": [Path(p).name for p in settings.get("train_files") or []]}
+            "train_files": [Path(p).name for p in settings.get("train_files") or []],
+            "backbone": Path(settings.get("backbone") or "").name, **{k: settings.get(k) for k in INPUT_SETTINGS}}
 
 
 def _same_run(settings: list[dict], dirs: list[Path]) -> None:
-    """Folds of one cv share the split (the model settings may differ)."""
-    first = _split_key(settings[0])
+    """Folds of one cv share the split and the inputs (optimisation settings may differ)."""
+    first = _run_key(settings[0])
     for s, d in zip(settings[1:], dirs[1:]):
-        other = _split_key(s)
-        differ = [key for key in first if other[key] != first[key]]
+        other = _run_key(s)
+        differ = [f"{key} ({other[key]!r} vs {first[key]!r})" for key in first if other[key] != first[key]]
         if differ:
             raise KitError(f"{d} was trained with another {', '.join(differ)} than {dirs[0]}",
                            hint="gather folds of one cv run only")
@@ -154,7 +168,7 @@ def gather(model_dirs: list[Path], out: Path, spec: CompetitionSpec, overwrite: 
     if missing:
         raise KitError(f"fold(s) {', '.join(map(str, missing))} of {k} missing", hint="pull those kernels' outputs too")
     order = [folds[i][0] for i in range(k)]
-    _same_run(settings, order)
+    _same_run(settings, list(model_dirs))  # settings are in the order the dirs were given
     oof_path, cv_path = out / OOF_FILE, out / CV_FILE
     for path in (oof_path, cv_path):
         if path.exists() and not overwrite:

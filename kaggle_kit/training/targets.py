@@ -13,6 +13,15 @@ from kaggle_kit.errors import DataError, KitError
 TEACHER_FLOOR = 1e-8  # teacher probabilities are clipped here before log: a hard 0 would make KL infinite
 
 
+def check_label_classes(targets: np.ndarray, spec: CompetitionSpec, files: list[Path]) -> None:
+    """Rows that all carry one class leave nothing to learn: the prior already predicts them perfectly."""
+    seen = np.flatnonzero(targets.sum(axis=0) > 0)
+    if len(seen) < 2:
+        what = f"labelled {spec.label_columns[seen[0]]}" if len(seen) else "without a label"
+        raise DataError(f"every training row of {', '.join(str(f) for f in files)} is {what}: nothing to learn",
+                        hint=f"check the label columns ({', '.join(spec.label_columns)})")
+
+
 def read_teacher(path: Path, spec: CompetitionSpec) -> dict[str, np.ndarray]:
     """id -> probability row from a CSV with id and the winner columns (an oof.csv, a pseudo-label file)."""
     frame = read_csv_checked(path, [spec.id_column, *spec.label_columns], allow_extra=True)

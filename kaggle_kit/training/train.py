@@ -55,7 +55,14 @@ from kaggle_kit.model.side_head import describe as describe_side_head
 from kaggle_kit.model.side_head import fit_side_head, pair_features
 from kaggle_kit.plots import training_curves_png
 from kaggle_kit.training.folds import fold_splits, grouped_holdout, prompt_groups
-from kaggle_kit.training.targets import PairCollator, check_distill_settings, read_teacher, teacher_rows, trainer_class
+from kaggle_kit.training.targets import (
+    PairCollator,
+    check_distill_settings,
+    check_label_classes,
+    read_teacher,
+    teacher_rows,
+    trainer_class,
+)
 from kaggle_kit.training.time_limit import time_budget_callback
 
 log = logging.getLogger(__name__)
@@ -247,6 +254,7 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     pairs = train_set.pairs
     n = spec.num_labels
     all_targets = pairs.target_rows(n)
+    check_label_classes(all_targets, spec, train_files)
     check_distill_settings(cfg.distill_weight, cfg.teacher, int(is_soft(all_targets).sum()))
     teacher, covered = all_targets, 0
     if cfg.teacher:
