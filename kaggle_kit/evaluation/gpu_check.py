@@ -106,7 +106,7 @@ def _train_check(data, backbone: Path, out: Path, precision: str, quantize: str 
 
     cfg = TrainConfig(backbone=str(backbone), max_len=MAX_LEN, max_steps=STEPS, eval_steps=STEPS, batch_size=BATCH,
                       eval_batch_size=BATCH, precision=precision, quantize=quantize, gradient_checkpointing=True,
-                      learning_rate=1e-3, valid_rows=0, patience=10)
+                      learning_rate=1e-3, warmup=0.0, valid_rows=0, patience=10)  # every step moves LoRA
     peak = _step_peak_callback(cuda)
     if cuda:
         torch.cuda.empty_cache()
