@@ -38,13 +38,13 @@ def test_budget_stops_before_the_next_step_would_overrun():
     clock = Clock()
     cb = time_budget_callback(100.0, started=clock(), clock=clock)
     cb.on_train_begin(None, None, None)
-    assert not _step(cb, clock, 30.0, 1).should_training_stop  # the warm-up step is not the rate
+    assert not _step(cb, clock, 20.0, 1).should_training_stop  # the warm-up step is not the rate
     for step in range(2, 40):
         control = _step(cb, clock, 2.0, step)
         if control.should_training_stop:
             break
-    # 30 + 2 (s - 1) + 2 x 2 (slack) + 20 (finish) > 100 first at step s = 25: it stops there, evaluating and saving
-    assert cb.stopped_at == step == 25 and control.should_evaluate and control.should_save
+    # 20 + 2 (s - 1) + 2 x 2 (slack) + 20 (finish) > 100 first at step s = 30: it stops there, evaluating and saving
+    assert cb.stopped_at == step == 30 and control.should_evaluate and control.should_save
     slow_eval = time_budget_callback(100.0, started=clock.now, clock=clock)
     start = clock.now
     slow_eval.on_train_begin(None, None, None)
