@@ -38,29 +38,33 @@ def test_budget_stops_before_the_next_step_would_overrun():
     clock = Clock()
     cb = time_budget_callback(100.0, started=clock(), clock=clock)
     cb.on_train_begin(None, None, None)
-    assert not _step(cb, clock, 30.0, 1).should_training_stop  # the warm-up step is not the rate
+    assert not _step(cb, clock, 20.0, 1).should_training_stop  # the warm-up step is not the rate
     for step in range(2, 40):
         control = _step(cb, clock, 2.0, step)
         if control.should_training_stop:
             break
-    # 30 + 2 k + 2 x 2 (slack) + 5 (finish) > 100 first at k = 31: stops at step 32, evaluating and saving there
-    assert cb.stopped_at == step == 32 and control.should_evaluate and control.should_save
+    # 20 + 2 (s - 1) + 2 x 2 (slack) + 20 (finish) > 100 first at step s = 30: it stops there, evaluating and saving
+    assert cb.stopped_at == step == 30 and control.should_evaluate and control.should_save
     slow_eval = time_budget_callback(100.0, started=clock.now, clock=clock)
     start = clock.now
     slow_eval.on_train_begin(None, None, None)
     assert not _step(slow_eval, clock, 0.5, 1).should_training_stop
-    clock.now += 20.0
-    slow_eval.on_evaluate(None, None, None)  # a 20 s evaluation: three of them are kept free at the end
+    clock.now += 10.0
+    slow_eval.on_evaluate(None, None, None)  # a 10 s evaluation: three of them are kept free at the end
     for step in range(2, 200):
         if _step(slow_eval, clock, 0.5, step).should_training_stop:
             break
-    # 0.5 s steps (the evaluation not counted in them): elapsed + 2 x 0.5 + 3 x 20 + 5 > 100 first at 34.5 s
-    assert clock.now - start == pytest.approx(34.5)
+    # 0.5 s steps (the evaluation not counted in them): elapsed + 2 x 0.5 + 3 x 10 + 20 > 100 first at 49.5 s
+    assert clock.now - start == pytest.approx(49.5)
+    late = time_budget_callback(100.0, started=clock.now, clock=clock)
+    clock.now += 40.0  # start-up and data preparation: spent, but no step's time
+    late.on_train_begin(None, None, None)
+    assert not _step(late, clock, 2.0, 1).should_training_stop  # 42 + 2 x 2 + 20 < 100
 
 
 def test_time_budget_writes_a_usable_model_dir_and_a_second_session_resumes(tmp_path, small_files, spec,
                                                                             tiny_backbone):
-    budget = 45
+    budget = 60
     cfg = quick_config(tiny_backbone, max_steps=2000, eval_steps=4, time_budget=budget, learning_rate=5e-3)
     start = time.monotonic()
     first = train([small_files.train], tmp_path / "m", cfg, spec, budget_start=start).metrics

@@ -13,7 +13,7 @@ STEP_SLACK = 2.0
 # After the stop: the final evaluation, our own ordered holdout pass (about one more evaluation) and the writes.
 FINISH_EVALS = 3.0
 FINISH_SHARE = 0.02  # and this share of the budget (at least MIN_FINISH_S) for loading the best checkpoint and saving
-MIN_FINISH_S = 5.0
+MIN_FINISH_S = 20.0  # adapter, tokenizer, curves and holdout files: seconds on a shared CPU
 
 
 def time_budget_callback(seconds: float, started: float | None = None, clock: Callable[[], float] = time.monotonic):
@@ -28,11 +28,11 @@ def time_budget_callback(seconds: float, started: float | None = None, clock: Ca
             self.stopped_at: int | None = None
             self.first_step_end: float | None = None
             self.steps_timed = 0
-            self.last_step_end = clock()
+            self.last_step_end = self.train_begin = clock()
             self.eval_s = 0.0
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.last_step_end = clock()
+            self.last_step_end = self.train_begin = clock()
 
         def on_step_end(self, args, state, control, **kwargs):
             now = clock()
@@ -41,7 +41,8 @@ def time_budget_callback(seconds: float, started: float | None = None, clock: Ca
             else:
                 self.steps_timed += 1
             self.last_step_end = now
-            step_s = (now - self.first_step_end) / self.steps_timed if self.steps_timed else now - start
+            # before a steady step: the first step's own time (start-up and data preparation are not a step)
+            step_s = (now - self.first_step_end) / self.steps_timed if self.steps_timed else now - self.train_begin
             finish = FINISH_EVALS * self.eval_s + max(MIN_FINISH_S, FINISH_SHARE * seconds)
             if now - start + STEP_SLACK * step_s + finish > seconds and state.global_step < state.max_steps:
                 self.stopped_at = state.global_step
