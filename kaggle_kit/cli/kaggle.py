@@ -94,7 +94,7 @@ def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_su
         if sample_submission is not None and not sample_submission.exists():
             raise click.BadParameter(f"{sample_submission} does not exist", param_hint="--sample-submission")
         # the local data folder's copy (download's, else sample-data's data/) before asking Kaggle for one
-        local = [cfg.competition_data_dir / "sample_submission.csv", Path("data") / "sample_submission.csv"]
+        local = [cfg.competition_data_dir / spec.sample_submission_file, Path("data") / spec.sample_submission_file]
         sample = sample_submission or next((p for p in local if p.is_file()), None)
         result = submit_file(file, message, spec, sample, _now(), force, dry_run)
     if result.get("warning"):

@@ -49,7 +49,7 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
     if not model_dirs:
         raise KitError("no model given", hint="pass --model DIR (repeat to ensemble)")
     check_writable(out_path)  # before any inference: a location that cannot take the file fails now, in one line
-    beside = test_path.parent / "sample_submission.csv"
+    beside = test_path.parent / spec.sample_submission_file
     refuse_same_file(out_path, [test_path, sample_submission, beside if beside.exists() else None,
                                 cfg.blend if fitted is not None else None])
     refuse_overwrite(out_path, overwrite)
