@@ -136,7 +136,7 @@ def test_push_status_pull_against_fake(project, fake):
     assert body["machineShape"] == "NvidiaTeslaT4"
     fake.kernel_status["tester/lmsys-train"] = [("QUEUED", ""), ("RUNNING", ""), ("COMPLETE", "")]
     seen = []
-    status, _ = wait_for_kernel("tester/lmsys-train", interval=0, echo=seen.append, sleep=lambda s: None)
+    status, _ = wait_for_kernel("tester/lmsys-train", interval=0.01, echo=seen.append, sleep=lambda s: None)
     assert status == "COMPLETE" and [s.split(": ")[1].split(" ")[0] for s in seen] == ["QUEUED", "RUNNING", "COMPLETE"]
     fake.kernel_outputs["tester/lmsys-train"] = [("submission.csv", b"id,x\n1,2\n"), ("../../evil.txt", b"pwned")]
     with pytest.raises((RemoteError, ValueError)):
@@ -266,7 +266,7 @@ def test_push_dry_run_writes_nothing(project, fake):
 
 def test_push_wait_records_the_final_status(project, fake):
     fake.kernel_status["tester/lmsys-train"] = [("COMPLETE", ""), ("RUNNING", ""), ("COMPLETE", "")]
-    result = run("push-kernel", "train", "--wait", "--interval", "0")
+    result = run("push-kernel", "train", "--wait", "--interval", "0.01")
     assert result.exit_code == 0, result.output
     saved = json.loads((project / ".kaggle-kit" / "kernels.json").read_text())["tester/lmsys-train"]["versions"]
     assert saved[-1]["version"] == 1 and saved[-1]["status"] == "COMPLETE"
