@@ -323,10 +323,13 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     if not trainer.is_world_process_zero():
         return TrainResult(out, {})
     # The temperature predict uses is fitted on every holdout row; the probabilities written (and so cv's oof.csv,
-    # blends and the calibrated figure) are cross-fitted: each row scaled by a temperature fitted without it.
-    temperature = fit_temperature(holdout_logits, valid_targets) if cfg.calibrate else 1.0
-    holdout_probs = (cross_fitted_temperature(holdout_logits, valid_targets, seed=cfg.seed) if cfg.calibrate
-                     else softmax(holdout_logits))
+    # blends and the calibrated figure) are cross-fitted: each row scaled by a temperature fitted without it. A
+    # temperature that does not help out of sample is dropped (1.0), like a blend or rule that does not.
+    temperature, holdout_probs = 1.0, softmax(holdout_logits)
+    if cfg.calibrate:
+        crossfit = cross_fitted_temperature(holdout_logits, valid_targets, seed=cfg.seed)
+        if log_loss(valid_targets, crossfit) < log_loss(valid_targets, holdout_probs):
+            temperature, holdout_probs = fit_temperature(holdout_logits, valid_targets), crossfit
     head = None
     if cfg.length_head:
         head, head_cv_probs, head_report = fit_side_head(holdout_logits, pair_features(valid_pairs, spec),
