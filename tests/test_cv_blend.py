@@ -82,7 +82,7 @@ def test_distill_loss_pins_kl_direction_and_temperature_squared():
     """A student unlike its teacher: (1-W) CE + W T^2 KL(teacher_T || student_T), written out by hand."""
     import torch
 
-    from kaggle_kit.targets import distill_loss
+    from kaggle_kit.training.targets import distill_loss
 
     student = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3]], dtype=torch.float64)
     teacher = torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.1, 0.3]], dtype=torch.float64)

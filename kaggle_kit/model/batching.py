@@ -37,9 +37,10 @@ EAGER_SCORES_BYTES = 2 ** 30
 
 def attention_square_budget(model: torch.nn.Module) -> int | None:
     """rows x len^2 allowed per batch when the model attends eagerly; None for sdpa/flash (memory linear in len)."""
-    if getattr(model.config, "_attn_implementation", None) != "eager":
+    config = getattr(model, "config", None)
+    if getattr(config, "_attn_implementation", None) != "eager":
         return None
-    heads = int(getattr(model.config, "num_attention_heads", 1) or 1)
+    heads = int(getattr(config, "num_attention_heads", 1) or 1)
     return EAGER_SCORES_BYTES // (4 * heads)
 
 
