@@ -20,8 +20,12 @@ from kaggle_kit.cli.options import (
 )
 from kaggle_kit.errors import KitError, failure_line
 
-RESUME_HELP = ("train: mount that kernel's output and resume its run from the last checkpoint (e.g. after a "
-               "[train] time_budget stop), refusing changed settings.")
+resume_from_option = click.option(
+    "--resume-from", metavar="OWNER/KERNEL",
+    help="train: mount that kernel's output and resume its run from the last checkpoint (e.g. after a [train] "
+         "time_budget stop), refusing changed settings.")
+wait_quietly_option = click.option("--quiet", is_flag=True,
+                                  help="While waiting, show state lines only, not the kernel's log.")
 
 
 def with_account(cfg):
@@ -43,7 +47,7 @@ def with_account(cfg):
 @click.option("--notebook", is_flag=True, help="Write an .ipynb (kernel_type notebook) instead of a script.")
 @click.option("--fold", help="train: run fold i of K (i/K) in its own kernel, slug <train_slug>-fold-i; "
                              "gather the pulled outputs with `cv --gather`.")
-@click.option("--resume-from", metavar="OWNER/KERNEL", help=RESUME_HELP)
+@resume_from_option
 @click.option("--overwrite", is_flag=True, help="Replace an existing build in --out.")
 @config_option
 @json_option
@@ -131,8 +135,8 @@ def run_kernel_cmd(build: Path, inputs, legacy_layout, working, python, check_ac
 @click.option("--folds", type=click.IntRange(min=2, max=100),
               help="train: push all K fold kernels (as --fold i/K builds them), at most [kernel] max_gpu_sessions "
                    "running at once; waits for a slot, skips folds already COMPLETE, ends with a table.")
-@click.option("--resume-from", metavar="OWNER/KERNEL", help=RESUME_HELP)
-@click.option("--quiet", is_flag=True, help="While waiting, show state lines only, not the kernel's log.")
+@resume_from_option
+@wait_quietly_option
 @dry_run_option
 @config_option
 @json_option
@@ -189,7 +193,7 @@ def _push_folds(kit: KitContext, task, folds, fold, wait, interval, force, quiet
                                             "kernel's new log lines.")
 @interval_option(30.0)
 @timeout_option(12 * 3600.0)
-@click.option("--quiet", is_flag=True, help="While waiting, show state lines only, not the kernel's log.")
+@wait_quietly_option
 @json_option
 def status_cmd(kernel, wait, interval, timeout, quiet, as_json) -> None:
     """A kernel's state (QUEUED/RUNNING/COMPLETE/ERROR); exit 1 on ERROR."""
