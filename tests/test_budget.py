@@ -408,7 +408,7 @@ def test_twenty_thousand_rows_in_a_budget_of_seconds(quick_model, small_files, s
     written inside a 60 s budget: the run report must show predicted rows and a valid file."""
     small = pd.read_csv(small_files.test, dtype=str, keep_default_na=False)
     big = pd.concat([small] * (20_000 // len(small) + 1), ignore_index=True).iloc[:20_000]
-    big["id"] = [f"r{k}" for k in range(len(big))]
+    big["id"] = [str(10_000_000 + k) for k in range(len(big))]
     (tmp_path / "big").mkdir()
     test = tmp_path / "big" / "test.csv"
     big.to_csv(test, index=False)

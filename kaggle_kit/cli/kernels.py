@@ -169,8 +169,6 @@ def _push_folds(kit: KitContext, task, folds, fold, wait, interval, force, quiet
 
     if task != "train" or fold:
         raise click.UsageError("--folds is for the train kernel, without --fold")
-    if not interval > 0:
-        raise click.BadParameter(f"must be > 0 seconds, got {interval}", param_hint="--interval")
     cfg = with_account(kit.config)
     if dry_run:
         plan = fold_fanout.plan_dry_run(cfg, folds)

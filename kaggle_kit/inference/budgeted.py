@@ -231,6 +231,8 @@ class BudgetedPredictor:
                 if self.projection is None and (self.rates[m].steady or i >= len(batches)):
                     self.projection = self.project(loaded, batches[i:], lengths)
                 self.maybe_refresh()
+        if self.projection is None and m in self.rates:  # the budget ran out before a steady step: say so anyway
+            self.projection = self.project(loaded, batches[i:], lengths)
         self.full_rows = [r for r in range(s.n) if s.covered[m][r] and len(encoded[r]) == len(loaded.encoded[r])]
         self.stage("base", m, int(s.covered[m].sum()), self.clock() - start)
         missing = s.n - int(s.covered[m].sum())
