@@ -35,10 +35,10 @@ from kaggle_kit.inference.budget import (
     suffix_tokens,
     truncation_for,
 )
-from kaggle_kit.inference.loaded import Loaded, class_prior
+from kaggle_kit.inference.loaded import Loaded
 from kaggle_kit.inference.predict import blend, encoder_for, gpu_replicas, unswap
 from kaggle_kit.model.batching import run_batches, token_budget_batches
-from kaggle_kit.model.model_dir import load_trained
+from kaggle_kit.model.model_dir import load_trained, recorded_prior
 from kaggle_kit.model.side_head import pair_features
 
 REFRESH_SHARE = 1 / 60  # rewrite the file at least this often (share of the budget), and at every stage end
@@ -78,7 +78,7 @@ class BudgetedPredictor:
         k = len(model_dirs)
         self.state = RunState(n, c, [nan() for _ in range(k)], [nan() for _ in range(k)],
                               [np.zeros(n, bool) for _ in range(k)], [np.zeros(n, bool) for _ in range(k)])
-        self.prior = class_prior(model_dirs[0], c)
+        self.prior = recorded_prior(model_dirs[0], c)  # for rows the budget never reaches
         self.rates: dict[int, Throughput] = {}
         self.write_s = 0.0  # the costliest write so far: what the last write is expected to take
         self.writes, self.write_total_s = 0, 0.0

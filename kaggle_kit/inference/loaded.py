@@ -1,21 +1,15 @@
-"""One model loaded for budgeted prediction: its encodings, replicas and side-head features; the class prior."""
+"""One model loaded for budgeted prediction: its encodings, replicas and side-head features."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.data.encode import Encoder
-from kaggle_kit.model.model_dir import TrainedModel, recorded_prior
-
-
-def class_prior(model_dir: Path, num_labels: int) -> np.ndarray:
-    """The training class prior recorded in metrics.json: the prediction for rows the budget never reached."""
-    return recorded_prior(model_dir, num_labels)
+from kaggle_kit.model.model_dir import TrainedModel
 
 
 @dataclass
