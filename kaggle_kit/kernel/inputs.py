@@ -31,10 +31,6 @@ def kaggle_root() -> Path:
     return Path(os.environ.get("KAGGLE_KIT_ROOT", "/kaggle"))
 
 
-def input_root() -> Path:
-    return kaggle_root() / "input"
-
-
 @dataclass(frozen=True)
 class Source:
     kind: str  # "competition" | "dataset" | "model" | "kernel"

@@ -165,11 +165,6 @@ def no_kv_cache(model):
     return model
 
 
-def uses_eager_attention(model) -> bool:
-    """Eager attention (Gemma-2's soft-capping) materialises rows x heads x len^2 scores per layer."""
-    return getattr(model.config, "_attn_implementation", None) == "eager"
-
-
 def lora_layers(model, freeze_layers: int) -> list[int] | None:
     """Indexes of the layers that get LoRA when the first `freeze_layers` stay frozen (None: all of them)."""
     if freeze_layers <= 0:
