@@ -1,14 +1,31 @@
 """A small fake Kaggle server (stdlib only) that the REAL kaggle client talks to through the LOCALHOST env + HTTP proxy.
 
-It records every request, keeps state (kernels, datasets, blobs, submissions, competition files) and can inject
-failures: `fail_next[Method] = (status, body, headers)`, `fail_next_put = 500`, `hang = {"Method"}`,
-`drop_dataset_files = {path}` (listed as if never received), `shrink_dataset_files = {path}` (listed one byte short),
-`finish_submission(...)`.
+By default it answers the way Kaggle does, as the client's own source (kaggle 2.2.5 `kaggle/api/kaggle_api_extended.py`,
+kagglesdk 0.1.38) and its users show (see shared/docs/kaggle-real-answers.md); each behaviour has a switch so a
+focused test can turn it off:
 
-Today's GPU-session cap: with `gpu_session_cap = N`, a GPU push while N sessions run is refused the way Kaggle does
-(200 with "Maximum batch GPU session count of N reached."); each accepted GPU push starts a session that reports
-RUNNING and becomes COMPLETE after `session_polls` status polls (of any kernel); `start_sessions(n)` adds sessions
-started elsewhere. `kernel_logs[slug]` lines are served on the log stream endpoint (SSE, ending with END_OF_LOG)."""
+- an unknown kernel's status, output, log stream and GetKernel are 403 (`kernels_status`/`kernels_output` turn a 401/403
+  into "Cannot access kernel ... Permission 'kernels.get' was denied"; kaggle-cli PR #951). `unknown_kernel_status`.
+- a push is accepted and then answered 5xx or not at all: `accept_then_fail = {method: (nth call, status)}`, status 0
+  drops the connection (default: the 2nd SaveKernel and the 2nd CreateSubmission; unsloth `launch.py` "a known issue").
+- an unpinned status (no versionLabel) describes the previous version for `stale_polls` polls after a push (kaggle-cli
+  PRs #1201, #1177); every pushed version runs for `session_polls` status polls (of any kernel) before COMPLETE.
+- the log stream (`kernels_logs_stream`) is SSE while the asked-for version runs, and the first connection of each
+  version drops after one event (`drop_streams`; the client's comment on load-balancer drops); once finished it is a
+  JSON array with a non-SSE content type (`_iter_blob_lines`). The output listing's `log` is that JSON array as text.
+- error bodies: `fail_next[M] = (status, body[, headers])` sends `body` as JSON; body None sends an HTML page (what a
+  429/503 from the front end looks like); `error_body(shape, ...)` builds the top-level, nested and list shapes.
+- ListSubmissions answers pages of 20 (`competition_submissions` L2534); a new submission is absent from
+  ListSubmissions/GetSubmission for `hide_new_submission` calls (`_poll_submission`: "transient 404 ... eventual
+  consistency"); GetSubmissionLimits is all zeros for a competition whose rules are not accepted (ApiSubmissionLimits:
+  "empty/zeros if the user is not on a team yet").
+- a GPU push beyond `gpu_session_cap` is a 200 with the cap text, versionNumber 0 and an empty ref.
+- GetAcceleratorQuotaStatistics answers `quota` (`quota_view`, kaggle-cli PR #1029).
+
+`kernel_status[slug]` (a queue of (status, failureMessage), popped in order, last one kept) overrides the lifecycle
+for every version of that kernel; `kernel_outputs[slug]` overrides the per-version outputs; `kernel_logs[slug]` are the
+log lines of every version. `fail_next_put`, `hang` (with `hang_s`), `drop_dataset_files`, `shrink_dataset_files`,
+`finish_submission(...)`, `start_sessions(n)` as before."""
 
 from __future__ import annotations
 
@@ -35,14 +52,28 @@ class FakeKaggle:
         self.competitions: dict[str, dict] = {}  # slug -> {"deadline": iso, "files": {name: bytes}, "forbidden": bool}
         self.limits = {"numToday": 0, "numAllowedNow": 5}
         self.fail_next: dict[str, tuple] = {}
+        # Kaggle's ways, each a switch (see the module docstring)
+        self.accept_then_fail: dict[str, tuple[int, int]] = {"SaveKernel": (2, 500), "CreateSubmission": (2, 500)}
+        self.unknown_kernel_status = 403
+        self.stale_polls = 2
+        self.drop_streams = True
+        self.hide_new_submission = 1
+        self.submissions_page = 20
+        self.quota = {"used_s": 10 * 3600, "total_s": 30 * 3600, "reserved_s": 0}
+        self.hang_s = 30.0
+        self._calls: dict[str, int] = {}
+        self._stale: dict[str, int] = {}
+        self._hidden: dict[int, int] = {}
+        self._streams: dict[tuple[str, int], int] = {}
+        self.last_status: dict[str, str] = {}
         self.fail_next_put: int | None = None
         self.hang: set[str] = set()
         self.drop_dataset_files: set[str] = set()
         self.shrink_dataset_files: set[str] = set()
         self.list_page_size = 2  # small pages, so callers must follow nextPageToken
         self.gpu_session_cap: int | None = None
-        self.session_polls = 2
-        self.sessions: list[dict] = []  # {"slug": kernel or None (started elsewhere), "left": polls until COMPLETE}
+        self.session_polls = 3  # RUNNING for several polls
+        self.sessions: list[dict] = []  # {"slug", "version", "gpu", "left": polls until COMPLETE}; slug None: elsewhere
         self.kernel_logs: dict[str, list[str]] = {}
         self.most_sessions = 0  # the most GPU sessions that ever ran at once
         self._counter = 0
@@ -78,50 +109,115 @@ class FakeKaggle:
         return handler(body, user)
 
     def running_sessions(self) -> list[dict]:
-        return [s for s in self.sessions if s["left"] > 0]
+        """GPU sessions still running: what counts against `gpu_session_cap`."""
+        return [s for s in self.sessions if s["left"] > 0 and s.get("gpu", True)]
 
     def start_sessions(self, count: int, polls: int | None = None) -> None:
-        self.sessions += [{"slug": None, "left": polls or self.session_polls} for _ in range(count)]
+        self.sessions += [{"slug": None, "version": 0, "gpu": True, "left": polls or self.session_polls}
+                          for _ in range(count)]
+
+    def _unknown_kernel(self):
+        return self.unknown_kernel_status, {"code": self.unknown_kernel_status,
+                                            "message": "Permission 'kernels.get' was denied"}
+
+    def _known(self, slug: str) -> bool:
+        return slug in self.kernels or slug in self.kernel_status
+
+    @staticmethod
+    def _version(body) -> int | None:
+        label = str(body.get("versionLabel") or "")
+        return int(label[1:]) if label[:1] == "v" and label[1:].isdigit() else None
 
     def rpc_SaveKernel(self, body, user):
+        """`kernels_push` sends SaveKernel once (never `with_retry`): every accepted call is a new version."""
         slug = body["slug"]
-        capped = self.gpu_session_cap is not None and body.get("enableGpu")
-        if capped and len(self.running_sessions()) >= self.gpu_session_cap:
-            return 200, {"error": f"Maximum batch GPU session count of {self.gpu_session_cap} reached."}
+        gpu = bool(body.get("enableGpu"))
+        if self.gpu_session_cap is not None and gpu and len(self.running_sessions()) >= self.gpu_session_cap:
+            return 200, {"error": f"Maximum batch GPU session count of {self.gpu_session_cap} reached.",
+                         "versionNumber": 0, "ref": "", "url": ""}
         kernel = self.kernels.setdefault(slug, {"versions": 0})
         kernel["versions"] += 1
         kernel["last"] = body
         kernel["model_sources"] = body.get("modelDataSources", [])
-        if capped:
-            self.sessions.append({"slug": slug, "left": self.session_polls})
-            self.most_sessions = max(self.most_sessions, len(self.running_sessions()))
+        self.sessions.append({"slug": slug, "version": kernel["versions"], "gpu": gpu, "left": self.session_polls})
+        self.most_sessions = max(self.most_sessions, len(self.running_sessions()))
+        self._stale[slug] = self.stale_polls
         return 200, {"ref": f"/code/{slug}", "url": f"https://www.kaggle.com/code/{slug}",
                      "versionNumber": kernel["versions"], "kernelId": 4242, "error": ""}
 
+    def version_state(self, slug: str, version: int) -> str:
+        if slug in self.kernel_status:
+            return self.last_status.get(slug, self.kernel_status[slug][0][0])
+        own = [s for s in self.sessions if s["slug"] == slug and s["version"] == version]
+        return "RUNNING" if own and own[-1]["left"] > 0 else "COMPLETE"
+
     def rpc_GetKernelSessionStatus(self, body, user):
         slug = f"{body['userName']}/{body['kernelSlug']}"
-        for session in self.running_sessions():
-            session["left"] -= 1
-        own = [s for s in self.sessions if s["slug"] == slug]
-        if slug not in self.kernel_status and own:
-            return 200, {"status": "RUNNING" if own[-1]["left"] > 0 else "COMPLETE", "failureMessage": ""}
-        queue = self.kernel_status.get(slug) or [("COMPLETE", "")]
-        status, failure = queue.pop(0) if len(queue) > 1 else queue[0]
-        return 200, {"status": status, "failureMessage": failure}
+        for session in self.sessions:
+            if session["left"] > 0:
+                session["left"] -= 1
+        if not self._known(slug):
+            return self._unknown_kernel()
+        if slug in self.kernel_status:
+            queue = self.kernel_status[slug] or [("COMPLETE", "")]
+            status, failure = queue.pop(0) if len(queue) > 1 else queue[0]
+            self.last_status[slug] = status
+            return 200, {"status": status, "failureMessage": failure}
+        newest = self.kernels[slug]["versions"]
+        version = self._version(body)
+        if version is None:  # unpinned: the previous version for a while after a push
+            version = newest
+            if self._stale.get(slug, 0) > 0:
+                self._stale[slug] -= 1
+                version = newest - 1
+                if version == 0:
+                    return self._unknown_kernel()
+        if not 1 <= version <= newest:
+            return 404, {"code": 404, "message": f"Kernel version v{version} not found"}
+        return 200, {"status": self.version_state(slug, version), "failureMessage": ""}
 
-    def log_stream(self, slug: str) -> bytes:
-        events = [f"data: {json.dumps({'stream_name': 'stdout', 'time': 0.0, 'data': line})}\n\n"
-                  for line in self.kernel_logs.get(slug, [])]
-        return ("".join(events) + "data: END_OF_LOG\n\n").encode()
+    def rpc_GetKernel(self, body, user):
+        slug = f"{body['userName']}/{body['kernelSlug']}"
+        if slug not in self.kernels:
+            return self._unknown_kernel()
+        return 200, {"metadata": {"ref": slug, "slug": slug.split("/")[1], "title": slug.split("/")[1],
+                                  "currentVersionNumber": self.kernels[slug]["versions"]}}
+
+    def log_entries(self, slug: str, version: int) -> list[dict]:
+        return [{"stream_name": "stdout", "time": float(i), "data": line + "\n"}
+                for i, line in enumerate(self.kernel_logs.get(slug, []))]
+
+    def log_stream(self, slug: str, version: int | None):
+        """(body, content type, drop): SSE while the version runs (the first connection drops after one event),
+        the stored JSON array once it has finished."""
+        version = version or self.kernels.get(slug, {}).get("versions", 1)
+        entries = self.log_entries(slug, version)
+        if self.version_state(slug, version) not in ("RUNNING", "QUEUED"):
+            return json.dumps(entries).encode(), "application/json", False
+        connection = self._streams[(slug, version)] = self._streams.get((slug, version), 0) + 1
+        drop = self.drop_streams and connection == 1 and len(entries) > 1
+        events = [f"data: {json.dumps(e)}\n\n" for e in (entries[:1] if drop else entries)]
+        return ("".join(events) + ("" if drop else "data: END_OF_LOG\n\n")).encode(), "text/event-stream", drop
 
     def rpc_ListKernelSessionOutput(self, body, user):
         slug = f"{body['userName']}/{body['kernelSlug']}"
+        if not self._known(slug):
+            return self._unknown_kernel()
+        newest = self.kernels.get(slug, {}).get("versions", 1)
+        version = self._version(body) or newest
+        outputs = self.kernel_outputs.get(slug, [("run.txt", f"outputs of version {version}\n".encode())])
         files = []
-        for name, data in self.kernel_outputs.get(slug, []):
+        for name, data in outputs:
             key = f"out-{self.next_id()}"
             self.files[key] = data
             files.append({"fileName": name, "url": f"{self.base}/files/{key}"})
-        return 200, {"files": files, "log": "[kernel log] done\n", "nextPageToken": ""}
+        return 200, {"files": files, "log": json.dumps(self.log_entries(slug, version)), "nextPageToken": ""}
+
+    def rpc_GetAcceleratorQuotaStatistics(self, body, user):
+        q = self.quota
+        return 200, {"quotaRefreshTime": "2026-12-05T00:00:00Z",
+                     "gpuQuota": {"timeUsed": f"{q['used_s']}s", "timeReserved": f"{q['reserved_s']}s",
+                                  "totalTimeAllowed": f"{q['total_s']}s"}}
 
     def rpc_GetDatasetStatus(self, body, user):
         ref = f"{body['ownerSlug']}/{body['datasetSlug']}"
@@ -192,6 +288,7 @@ class FakeKaggle:
         self.submissions.insert(0, {"ref": ref, "date": "2026-11-25T01:02:03.000Z",
                                     "description": body.get("submissionDescription", ""),
                                     "fileName": file_name, "status": "PENDING", "publicScore": "", "privateScore": ""})
+        self._hidden[ref] = self.hide_new_submission
         self.limits["numToday"] += 1
         self.limits["numAllowedNow"] = max(0, self.limits["numAllowedNow"] - 1)
         return 200, {"message": f"Successfully submitted to {body['competitionName']}", "ref": ref}
@@ -203,13 +300,26 @@ class FakeKaggle:
         return self._add_submission(body, body.get("fileName", ""))
 
     def rpc_GetSubmissionLimits(self, body, user):
+        if self.competitions.get(body.get("competitionName"), {}).get("forbidden"):
+            return 200, {}  # not on a team yet: every count empty (zero)
         return 200, {"numToday": self.limits["numToday"], "numAllowedNow": self.limits["numAllowedNow"], "numTotal": 9}
 
+    def _visible(self) -> list[dict]:
+        """A new submission is missing for a moment (each listing or get counts one moment)."""
+        shown = [s for s in self.submissions if self._hidden.get(s["ref"], 0) <= 0]
+        for ref in list(self._hidden):
+            self._hidden[ref] -= 1
+        return shown
+
     def rpc_ListSubmissions(self, body, user):
-        return 200, {"submissions": self.submissions, "nextPageToken": ""}
+        visible = self._visible()
+        start = int(body.get("pageToken") or 0)
+        size = min(int(body.get("pageSize") or 20), self.submissions_page)
+        more = start + size < len(visible)
+        return 200, {"submissions": visible[start:start + size], "nextPageToken": str(start + size) if more else ""}
 
     def rpc_GetSubmission(self, body, user):
-        for sub in self.submissions:
+        for sub in self._visible():
             if sub["ref"] == body["ref"]:
                 return 200, sub
         return 404, {"code": 404, "message": "no such submission"}
@@ -255,6 +365,28 @@ class FakeKaggle:
         self.files[key] = comp["files"][name]
         return 302, {"__location__": f"{self.base}/files/{key}"}
 
+    # ---- error bodies as Kaggle sends them
+    @staticmethod
+    def error_body(shape: str, status: int, message: str) -> dict:
+        """top: {"code", "message"} (kagglesdk `_prepare_response`); nested: {"error": {...}} (kaggle-cli #931);
+        list: {"errors": [...], "error": {"code": 7}, "wasSuccessful": false} (kaggle-cli #548)."""
+        if shape == "nested":
+            return {"error": {"code": status, "message": message, "status": "RESOURCE_EXHAUSTED"}}
+        if shape == "list":
+            return {"errors": [message], "error": {"code": 7}, "wasSuccessful": False}
+        return {"code": status, "message": message}
+
+    @staticmethod
+    def html_page(status: int) -> bytes:
+        return (f"<!DOCTYPE html><html><head><title>Error {status}</title></head><body><h1>{status}</h1>"
+                "<p>Please try again later.</p></body></html>").encode()
+
+    def _accepted_then_failed(self, method: str) -> int | None:
+        """Counts accepted calls: the nth accepted one of `method` is answered `status` (0: connection dropped)."""
+        self._calls[method] = self._calls.get(method, 0) + 1
+        nth, status = self.accept_then_fail.get(method, (0, 0))
+        return status if self._calls[method] == nth else None
+
     # ---- HTTP plumbing
     def _handler(self):
         fake = self
@@ -297,14 +429,25 @@ class FakeKaggle:
                 fake.requests.append({"method": method, "path": self._path(), "headers": dict(self.headers),
                                       "body": body})
                 if method in fake.hang:
-                    time.sleep(30)
+                    time.sleep(fake.hang_s)
                     return
                 if self._user() is None:
                     return self._send(401, {"code": 401, "message": "Unauthenticated"})
                 if method in fake.fail_next:
                     status, resp, *hdrs = fake.fail_next.pop(method)
+                    if resp is None:
+                        return self._send(status, fake.html_page(status), {"Content-Type": "text/html",
+                                                                          **(hdrs[0] if hdrs else {})})
                     return self._send(status, resp, hdrs[0] if hdrs else {})
                 status, resp, *hdrs = fake.rpc(method, body, "tester")
+                accepted = status == 200 and not (isinstance(resp, dict) and resp.get("error"))
+                failed_after = fake._accepted_then_failed(method) if accepted else None
+                if failed_after is not None:  # accepted, then the answer is lost
+                    if failed_after == 0:
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                    return self._send(failed_after, {"code": failed_after, "message": "Internal error"})
                 if status in (301, 302, 303, 307):
                     return self._send(status, b"", {"Location": resp["__location__"]})
                 self._send(status, resp, {"X-Kaggle-ApiVersion": "2.2.5", **(hdrs[0] if hdrs else {})})
@@ -330,9 +473,21 @@ class FakeKaggle:
                 fake.requests.append({"method": "GET", "path": path, "headers": dict(self.headers)})
                 if "/kernels/logs/stream/" in path:
                     slug = path.split("/kernels/logs/stream/", 1)[1].strip("/")
-                    if slug not in fake.kernel_logs:
-                        return self._send(404, {"code": 404, "message": "no log"})
-                    return self._send(200, fake.log_stream(slug), {"Content-Type": "text/event-stream"})
+                    query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                    if not fake._known(slug):
+                        return self._send(*fake._unknown_kernel())
+                    data, kind, drop = fake.log_stream(slug, fake._version(
+                        {"versionLabel": (query.get("versionLabel") or [""])[0]}))
+                    if not drop:
+                        return self._send(200, data, {"Content-Type": kind})
+                    self.send_response(200)  # a live stream the load balancer cuts: no length, then closed
+                    self.send_header("Content-Type", kind)
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(data)
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 key = path.split("/files/", 1)[-1]
                 if key not in fake.files:
                     return self._send(404, {"code": 404, "message": "no file"})

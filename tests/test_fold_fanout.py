@@ -53,7 +53,7 @@ def test_three_folds_within_two_sessions(project, fake):
 
 def test_refused_fold_is_pushed_again_when_a_slot_frees_and_a_rerun_skips_complete(project, fake):
     fake.gpu_session_cap, fake.session_polls = 2, 3
-    fake.start_sessions(1, polls=4)  # a GPU kernel started elsewhere holds one of the two slots
+    fake.start_sessions(1, polls=1)  # a GPU kernel started elsewhere holds one of the two slots (until one poll)
     result = run("push-kernel", "train", "--folds", "3", "--interval", "0.01", "--wait", "--json")
     assert result.exit_code == 0, result.output
     assert len(fake.calls("SaveKernel")) == 4 and sorted(accepted(fake)) == FOLDS  # one refused, then accepted

@@ -164,6 +164,7 @@ def test_push_error_field_and_dry_run(project, fake):
 
 
 def test_429_then_success_and_401(project, fake):
+    fake.kernel_status["tester/lmsys-train"] = [("COMPLETE", "")]  # a kernel that exists on Kaggle
     fake.fail_next["GetKernelSessionStatus"] = (429, {"code": 429, "message": "slow down"}, {"Retry-After": "0"})
     assert run("status", "tester/lmsys-train").exit_code == 0
     assert len(fake.calls("GetKernelSessionStatus")) == 2

@@ -154,11 +154,13 @@ def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, folds, r
     cfg = _resume_kernel(_fold_kernel(cfg, task, fold), task, resume_from)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
     result = push(task, cfg, Path("kernels/build") / slug, dry_run=dry_run, force=force)
+    if result.get("warning"):
+        click.echo(f"warning: {result['warning']}", err=True)
     emit(result, as_json, json.dumps(result, indent=2) if dry_run
          else f"pushed {result['id']} version {result['version']}: {result['url']}")
-    if wait and not dry_run:
-        status, failure = wait_for_kernel(result["id"], interval=interval, echo=lambda m: click.echo(m, err=True),
-                                          logs=not quiet)
+    if wait and not dry_run:  # the version this push got, never the kernel's newest unpinned answer
+        status, failure = wait_for_kernel(f"{result['id']}/{result['version']}", interval=interval,
+                                          echo=lambda m: click.echo(m, err=True), logs=not quiet)
         if status != "COMPLETE":
             raise KitError(f"{result['id']} ended {status}: {failure_line(failure)}")
 
@@ -194,17 +196,24 @@ def _push_folds(kit: KitContext, task, folds, fold, wait, interval, force, quiet
 @wait_quietly_option
 @json_option
 def status_cmd(kernel, wait, interval, timeout, quiet, as_json) -> None:
-    """A kernel's state (QUEUED/RUNNING/COMPLETE/ERROR); exit 1 on ERROR."""
-    from kaggle_kit.remote.kernels import kernel_status, wait_for_kernel
+    """A kernel's state (QUEUED/RUNNING/COMPLETE/ERROR/...) of OWNER/SLUG/N, else of the version last pushed from
+    here (said which); exit 1 when it ended other than COMPLETE."""
+    from kaggle_kit.remote import state
+    from kaggle_kit.remote.kernels import FINISHED, kernel_status, wait_for_kernel
 
+    name, version = state.pinned(kernel)
+    ref = f"{name}/{version}" if version else name
     if wait:
-        status, failure = wait_for_kernel(kernel, interval, timeout, echo=lambda m: click.echo(m, err=True),
+        status, failure = wait_for_kernel(ref, interval, timeout, echo=lambda m: click.echo(m, err=True),
                                           logs=not quiet)
     else:
-        status, failure = kernel_status(kernel)
-    emit({"kernel": kernel, "status": status, "failure": failure}, as_json, f"{kernel}: {status}")
-    if status == "ERROR":
-        raise KitError(f"{kernel} failed: {failure_line(failure)}")
+        status, failure = kernel_status(ref)
+    which = f"version {version}" if version else "newest version (none pushed from here)"
+    emit({"kernel": name, "version": version, "status": status, "failure": failure}, as_json,
+         f"{name} {which}: {status}")
+    if status in FINISHED and status != "COMPLETE":
+        raise KitError(f"{ref} ended {status}: {failure_line(failure)}" if status != "ERROR"
+                       else f"{ref} failed: {failure_line(failure)}")
 
 
 @main.command("pull")
@@ -213,7 +222,8 @@ def status_cmd(kernel, wait, interval, timeout, quiet, as_json) -> None:
               help="Folder under which a new versioned folder receives the outputs.")
 @json_option
 def pull_cmd(kernel, to, as_json) -> None:
-    """Download a kernel's outputs and log into a new versioned folder."""
+    """Download a kernel version's outputs and log (OWNER/SLUG/N, else the version last pushed from here) into a new
+    versioned folder; the log is written as text (<slug>.log) beside Kaggle's JSON (<slug>.log.json)."""
     from kaggle_kit.remote.kernels import pull_kernel
 
     check_writable(to, folder=True)

@@ -16,7 +16,15 @@ from kaggle_kit.config import ProjectConfig
 from kaggle_kit.errors import KitError, RemoteError, UsageProblem
 from kaggle_kit.kernel.build import build_kernel, fold_config
 from kaggle_kit.remote import state
-from kaggle_kit.remote.kernels import ACTIVE, FINISHED, SessionCapReached, kernel_status, push_kernel
+from kaggle_kit.remote.kernels import (
+    ACTIVE,
+    FINISHED,
+    NEW_KERNEL,
+    SessionCapReached,
+    is_active,
+    kernel_status,
+    push_kernel,
+)
 
 BUILD_ROOT = Path("kernels/build")
 
@@ -30,7 +38,7 @@ class FoldRun:
 
     @property
     def active(self) -> bool:
-        return self.state in ("PUSHED", *ACTIVE)
+        return self.state in ("PUSHED", *ACTIVE) or self.state not in (*FINISHED, "PENDING")
 
 
 def fold_configs(cfg: ProjectConfig, folds: int) -> list[ProjectConfig]:
@@ -53,29 +61,31 @@ def plan_dry_run(cfg: ProjectConfig, folds: int) -> dict:
 
 
 def _refresh(run: FoldRun) -> None:
+    """The state of the version this run pushed (owner/slug/N), never the kernel's newest unpinned answer."""
+    ref = f"{run.kernel}/{run.version}" if run.version else run.kernel
     try:
-        run.state = kernel_status(run.kernel)[0]
+        run.state = kernel_status(ref)[0]
     except RemoteError as exc:
         if exc.status != 404:  # a kernel just pushed may not be visible yet
             raise
 
 
-def _initial_state(run: FoldRun, force: bool) -> None:
-    """COMPLETE and pushed from here before: skipped. Still running: occupies a slot. Else (never pushed, ERROR,
-    or --force): pending."""
+def _initial_state(run: FoldRun, fold: str, force: bool) -> None:
+    """The version last pushed from here of this fold of this split (i/K): COMPLETE is skipped, still running
+    occupies a slot. Else (never pushed, pushed for another K, ERROR, or --force): pending. A kernel Kaggle does
+    not know (403/404) is new."""
+    last = state.pushed_versions(run.kernel)
+    if force or not last or last[-1].get("fold", fold) != fold:
+        return
+    version = last[-1].get("version")
     try:
-        status, _ = kernel_status(run.kernel)
+        status, _ = kernel_status(f"{run.kernel}/{version}")
     except RemoteError as exc:
-        if exc.status != 404:
-            raise
-        return
-    versions = state.load().get(run.kernel, {}).get("versions", [])
-    if force:
-        return
-    if status == "COMPLETE" and versions:
-        run.state, run.version = "COMPLETE", versions[-1].get("version")
-    elif status in ACTIVE:
-        run.state, run.version = status, versions[-1].get("version") if versions else None
+        if exc.status in NEW_KERNEL:
+            return
+        raise
+    if status == "COMPLETE" or is_active(status):
+        run.state, run.version = status, version
 
 
 def fan_out(cfg: ProjectConfig, folds: int, interval: float = 60, wait: bool = False, force: bool = False,
@@ -88,7 +98,7 @@ def fan_out(cfg: ProjectConfig, folds: int, interval: float = 60, wait: bool = F
     cap = cfg.kernel.max_gpu_sessions if cfg.kernel.enable_gpu else len(configs)
     runs = [FoldRun(i, f"{c.username}/{c.kernel.train_slug}") for i, c in enumerate(configs)]
     for run in runs:
-        _initial_state(run, force)
+        _initial_state(run, f"{run.fold}/{folds}", force)
         if run.state != "PENDING":
             echo(f"fold {run.fold}: {run.kernel} already {run.state}"
                  + (" (skipped)" if run.state == "COMPLETE" else " (counted as running)"))
@@ -105,14 +115,16 @@ def fan_out(cfg: ProjectConfig, folds: int, interval: float = 60, wait: bool = F
             if running >= cap:
                 break
             try:
-                result = push_kernel(build_kernel("train", configs[run.fold], BUILD_ROOT / configs[run.fold].kernel
-                                                  .train_slug, overwrite=True), cfg.kernel.timeout_s)
+                build = build_kernel("train", configs[run.fold], BUILD_ROOT / configs[run.fold].kernel.train_slug,
+                                     overwrite=True)
+                result = push_kernel(build, cfg.kernel.timeout_s, fold=f"{run.fold}/{folds}")
             except SessionCapReached as exc:
                 echo(f"fold {run.fold}: {exc.message}; pushing again when a session ends")
                 break
             run.version, run.state = result["version"], "PUSHED"
             running += 1
-            echo(f"fold {run.fold}: pushed {run.kernel} version {run.version}")
+            echo(f"fold {run.fold}: pushed {run.kernel} version {run.version}"
+                 + (f": {result['warning']}" if result.get("warning") else ""))
         waiting = [r for r in runs if r.state == "PENDING"]
         if not waiting and not (wait and any(r.active for r in runs)):
             return runs

@@ -1,7 +1,12 @@
 """A running kernel's log while we wait, where the installed kaggle client can stream it (`kernels_logs_stream`,
-kaggle >= 2.2.3). Each pass replays the log from its start (as the server does on every connection), so lines
-already shown are skipped by count; a client without the method, or a stream that keeps failing, leaves the state
-lines alone."""
+kaggle >= 2.2.3), for the version being waited on (`owner/slug/N`: the client sends it as `versionLabel`).
+
+While the session runs the endpoint is server-sent events, which the load balancer drops every few minutes (the
+client's comment): a pass that ends while the kernel still runs is started again at the next status poll. Each pass
+replays the log from its start (as the server does on every connection; `kernels_logs_cli` dedups the same way), so
+lines already shown are skipped by count. Once the run has finished the endpoint answers the stored log as a JSON
+array (`_iter_blob_lines`): that last pass ends the follower. A client without the method, or a stream that keeps
+failing (not merely idle past our socket timeout), leaves the state lines alone."""
 
 from __future__ import annotations
 
@@ -38,6 +43,8 @@ class LogFollower:
                         self.lines.put(line)
             self.failures = 0
         except Exception as exc:  # noqa: BLE001 - any failure only ends log display, never the wait
+            if type(exc).__name__ in ("ReadTimeout", "ChunkedEncodingError"):  # idle or cut: reconnect next poll
+                return
             self.failures += 1
             if self.failures >= MAX_FAILURES:
                 self.enabled = False

@@ -34,26 +34,59 @@ def _save(data: dict, path: Path) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-def record_push(kernel: str, version: int, path: Path = STATE_FILE) -> None:
+def record_push(kernel: str, version: int, path: Path = STATE_FILE, fold: str | None = None) -> None:
+    """`fold` ("i/K") is kept so a later `--folds K'` does not take fold i of another split for done."""
     data = load(path)
     versions = data.setdefault(kernel, {}).setdefault("versions", [])
-    versions.append({"version": version, "pushed_at": _now(), "status": None, "status_at": None})
+    entry = {"version": version, "pushed_at": _now(), "status": None, "status_at": None}
+    if fold:
+        entry["fold"] = fold
+    versions.append(entry)
     _save(data, path)
 
 
-def record_status(kernel: str, status: str, path: Path = STATE_FILE) -> None:
-    """Kaggle reports the newest version's status: store it on the newest version we pushed (kernels we never pushed
-    from here are not recorded)."""
+def record_status(kernel: str, status: str, path: Path = STATE_FILE, version: int | None = None) -> None:
+    """Store a status on the version it describes (the newest we pushed when none is given); kernels we never
+    pushed from here are not recorded."""
     data = load(path)
     versions = data.get(kernel, {}).get("versions")
-    if not versions or versions[-1].get("status") == status:
+    if not versions:
         return
-    versions[-1].update(status=status, status_at=_now())
+    entry = next((v for v in reversed(versions) if v.get("version") == version), None) if version else versions[-1]
+    if entry is None or entry.get("status") == status:
+        return
+    entry.update(status=status, status_at=_now())
     _save(data, path)
 
 
-def last_completed(kernel: str, path: Path = STATE_FILE) -> int | None:
-    """The newest version recorded as COMPLETE, or None (never a guess)."""
+def pushed_versions(kernel: str, path: Path = STATE_FILE) -> list[dict]:
+    return load(path).get(kernel, {}).get("versions", [])
+
+
+def last_pushed(kernel: str, path: Path = STATE_FILE) -> int | None:
+    """The version the last push from here got (pushes Kaggle refused, version 0, are never recorded)."""
+    versions = [v.get("version") for v in pushed_versions(kernel, path)]
+    versions = [v for v in versions if isinstance(v, int) and v > 0]
+    return versions[-1] if versions else None
+
+
+def split_ref(ref: str) -> tuple[str, int | None]:
+    """"owner/slug/N" -> ("owner/slug", N); "owner/slug" -> ("owner/slug", None)."""
+    parts = ref.split("/")
+    if len(parts) == 3 and parts[2].isdigit():
+        return "/".join(parts[:2]), int(parts[2])
+    return ref, None
+
+
+def pinned(ref: str, path: Path = STATE_FILE) -> tuple[str, int | None]:
+    """The kernel and the version to ask about: the one given, else the one last pushed from here, else None."""
+    kernel, version = split_ref(ref)
+    return kernel, version if version is not None else last_pushed(kernel, path)
+
+
+def last_completed(kernel: str, path: Path = STATE_FILE, fold: str | None = None) -> int | None:
+    """The newest version recorded as COMPLETE (of that fold split when `fold` is given), or None (never a guess)."""
     versions = load(path).get(kernel, {}).get("versions", [])
-    done = [v["version"] for v in versions if v.get("status") == "COMPLETE" and isinstance(v.get("version"), int)]
+    done = [v["version"] for v in versions if v.get("status") == "COMPLETE" and isinstance(v.get("version"), int)
+            and (fold is None or v.get("fold") == fold)]
     return max(done) if done else None
