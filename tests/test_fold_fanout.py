@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from kaggle_kit.cli import main
 
 CAP_LINE = "Maximum batch GPU session count of 2 reached."
 FOLDS = [f"tester/lmsys-train-fold-{i}" for i in range(3)]
+
+
+@pytest.fixture(autouse=True)
+def enough_gpu_hours(fake):
+    """An account with a full week of GPU hours left (the default fake has 20 h left of 30)."""
+    fake.quota.update(used_s=0, total_s=1000 * 3600)
 
 
 def run(*args):

@@ -74,6 +74,7 @@ def test_invalid_submission_refused_before_any_request(project, fake, small_file
 
 
 def test_file_and_code_submission_with_limits(project, fake, small_files):
+    fake.hide_new_submission = 0  # absent-for-a-moment has its own test
     fake.competitions["lmsys-chatbot-arena"] = {"deadline": "2026-12-31T23:59:00Z"}
     result = submit_file(small_files.sample_submission, "first", LMSYS, small_files.sample_submission, NOW)
     assert result["remaining_today"] == 4 and len(fake.blobs) == 1
@@ -98,7 +99,14 @@ def test_deadline_refusal_and_warning(project, fake, small_files):
 
 
 def test_submit_403_message(project, fake, small_files):
+    """Rules not accepted: Kaggle's limits are all zero (not on a team), so the refusal comes before any upload; a
+    403 from StartSubmissionUpload itself still names the rules page."""
     fake.competitions["lmsys-chatbot-arena"] = {"deadline": "2026-12-31T23:59:00Z", "forbidden": True}
+    with pytest.raises(KitError, match=r"join the competition \(accept its rules\) first"):
+        submit_file(small_files.sample_submission, "x", LMSYS, small_files.sample_submission, NOW)
+    assert fake.calls("StartSubmissionUpload") == []
+    fake.competitions["lmsys-chatbot-arena"]["forbidden"] = False
+    fake.fail_next["StartSubmissionUpload"] = (403, {"code": 403, "message": "You must accept this competition's rules"})
     with pytest.raises(KitError, match="accept the competition rules"):
         submit_file(small_files.sample_submission, "x", LMSYS, small_files.sample_submission, NOW)
 

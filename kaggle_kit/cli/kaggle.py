@@ -99,6 +99,8 @@ def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_su
         result = submit_file(file, message, spec, sample, _now(), force, dry_run)
     if result.get("warning"):
         click.echo(f"warning: {result['warning']}", err=True)
+    if result.get("outcome"):
+        click.echo(f"warning: {result['outcome']}", err=True)
     reference = f" ({result['rows']} rows, valid against {result['reference']})" if "reference" in result else ""
     emit(result, as_json, f"dry run: nothing sent{reference}" if dry_run else
          f"submitted: ref {result['ref']}; {result['remaining_today']} submission(s) left today")
@@ -124,11 +126,12 @@ def deadline_cmd(kit: KitContext, as_json) -> None:
 
 @main.command("submissions")
 @click.option("--wait", "wait_ref", type=int, help="Wait until this submission is scored.")
+@click.option("--limit", type=click.IntRange(min=1), help="Show only the newest N (default: every page of 20).")
 @config_option
 @json_option
 @pass_kit
-def submissions_cmd(kit: KitContext, wait_ref, as_json) -> None:
-    """List submissions with status and public score."""
+def submissions_cmd(kit: KitContext, wait_ref, limit, as_json) -> None:
+    """List submissions (newest first, every page) with status and public score."""
     from kaggle_kit.remote.submit import list_submissions, wait_for_score
 
     spec = kit.spec
@@ -136,6 +139,16 @@ def submissions_cmd(kit: KitContext, wait_ref, as_json) -> None:
         sub = wait_for_score(spec, wait_ref, echo=lambda m: click.echo(m, err=True))
         emit(sub, as_json, f"{sub['ref']}: {sub['status']} {sub['public_score']}")
         return
-    subs = list_submissions(spec)
+    subs = list_submissions(spec, limit=limit)
     emit(subs, as_json, "\n".join(f"{s['ref']}  {s['status']:<10} {s['public_score'] or '-':>8}  {s['description']}"
                                   + (f"  ({s['error']})" if s["error"] else "") for s in subs))
+
+
+@main.command("quota")
+@json_option
+def quota_cmd(as_json) -> None:
+    """GPU hours used and left this week (Kaggle's accelerator quota)."""
+    from kaggle_kit.remote.quota import gpu_quota
+
+    quota = gpu_quota()
+    emit(quota.as_dict(), as_json, quota.describe())

@@ -130,7 +130,8 @@ def run_kernel_cmd(build: Path, inputs, legacy_layout, working, python, check_ac
 @click.option("--wait", is_flag=True, help="Wait until the run ends (with --folds: until every fold has).")
 @interval_option(30.0)
 @click.option("--force", is_flag=True, help="Push even while a previous version is still queued or running "
-                                             "(with --folds: also folds already COMPLETE).")
+                                             "(with --folds: also folds already COMPLETE, and past the GPU-hours "
+                                             "estimate the weekly quota left cannot cover).")
 @click.option("--fold", help="train: run fold i of K (i/K) in its own kernel, slug <train_slug>-fold-i.")
 @click.option("--folds", type=click.IntRange(min=2, max=100),
               help="train: push all K fold kernels (as --fold i/K builds them), at most [kernel] max_gpu_sessions "

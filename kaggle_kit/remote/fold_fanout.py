@@ -102,6 +102,13 @@ def fan_out(cfg: ProjectConfig, folds: int, interval: float = 60, wait: bool = F
         if run.state != "PENDING":
             echo(f"fold {run.fold}: {run.kernel} already {run.state}"
                  + (" (skipped)" if run.state == "COMPLETE" else " (counted as running)"))
+    to_push = sum(r.state == "PENDING" for r in runs)
+    if cfg.kernel.enable_gpu and to_push:
+        from kaggle_kit.remote.quota import check_fold_budget, seconds_per_fold
+
+        seconds, where = seconds_per_fold(cfg)
+        needed, quota = check_fold_budget(seconds, to_push, force, where)
+        echo(f"{to_push} fold kernel(s) may spend {needed:.1f} GPU h; {quota.left_h:.1f} h left this week")
     start = time.monotonic()
     while True:
         for run in runs:

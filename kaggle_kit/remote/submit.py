@@ -1,4 +1,10 @@
-"""Submissions: validate first, respect the deadline and the daily limit, then submit a file or a kernel version."""
+"""Submissions: validate first, respect the deadline and the daily limit, then submit a file or a kernel version once.
+
+What Kaggle does (kaggle 2.2.5 `kaggle_api_extended.py`): CreateSubmission/CreateCodeSubmission are not retried by
+the client, so after a 5xx, a dropped connection or a timeout the newest submissions are read to report what
+happened; ListSubmissions answers 20 per page (`competition_submissions` L2534, which drops the page token, so the
+pages are read through kagglesdk); a new submission can be missing for a moment (`_poll_submission`: a transient
+404 is PENDING); ApiSubmissionLimits is all zeros for an account not on a team yet."""
 
 from __future__ import annotations
 
@@ -12,16 +18,20 @@ from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.config import check_ref
 from kaggle_kit.errors import KitError, RemoteError
 from kaggle_kit.remote import state
-from kaggle_kit.remote.client import call, get_api, normalise, poll
+from kaggle_kit.remote.client import OutcomeUnknown, call, get_api, normalise, poll
 from kaggle_kit.submission import expected_ids, validate_file
 
 WARN_WITHIN = timedelta(hours=24)
+PAGE = 20
+NOT_LISTED_POLLS = 3  # polls a submission just made may be missing for (then "not found" is an error)
+JOIN_HINT = "join the competition (accept its rules) first"
 
 
 @dataclass
 class Deadline:
     deadline: datetime | None
     remaining_today: int | None
+    on_team: bool = True  # False: every limit count is zero (ApiSubmissionLimits: not on a team yet)
 
     def left(self, now: datetime) -> timedelta | None:
         return None if self.deadline is None else self.deadline - now
@@ -46,7 +56,8 @@ def deadline_info(api, spec: CompetitionSpec) -> Deadline:
     if deadline is not None and deadline.tzinfo is None:
         deadline = deadline.replace(tzinfo=timezone.utc)
     limits = call("submission limits", lambda: api.competition_get_submission_limits(spec.slug), competition=spec.slug)
-    return Deadline(deadline, getattr(limits, "num_allowed_now", None))
+    counts = [getattr(limits, k, None) for k in ("num_today", "num_total", "num_allowed_now")]
+    return Deadline(deadline, getattr(limits, "num_allowed_now", None), on_team=any(counts))
 
 
 def check_window(info: Deadline, now: datetime, force: bool) -> str | None:
@@ -55,6 +66,9 @@ def check_window(info: Deadline, now: datetime, force: bool) -> str | None:
     if left is not None and left <= timedelta(0):
         raise KitError(f"the competition closed at {info.deadline:%Y-%m-%d %H:%M} UTC",
                        hint="no submission is possible")
+    if not info.on_team:
+        raise KitError("Kaggle shows 0 submissions left and none made: this account is not on a team in the "
+                       "competition", hint=JOIN_HINT)
     if info.remaining_today is not None and info.remaining_today <= 0:
         raise KitError("no submissions left today", hint="the daily limit resets at 00:00 UTC")
     if left is not None and left < WARN_WITHIN:
@@ -94,9 +108,13 @@ def submit_file(path: Path, message: str, spec: CompetitionSpec, sample_submissi
         return {"dry_run": True, "file": str(path), "rows": report.rows, "reference": reference}
     api = get_api()
     warning = check_window(deadline_info(api, spec), now, force)
-    response = call("submit", lambda: api.competition_submit(str(path), message, spec.slug, quiet=True),
-                    competition=spec.slug)
-    return _result(api, spec, response, warning)
+    before = _newest_refs(api, spec)
+    try:
+        response = call("submit", lambda: api.competition_submit(str(path), message, spec.slug, quiet=True),
+                        competition=spec.slug, idempotent=False)
+    except OutcomeUnknown as exc:
+        return _settle(api, spec, before, message, exc, warning)
+    return _result(api, spec, response.ref, warning)
 
 
 def submit_kernel(kernel: str, version: int | None, message: str, spec: CompetitionSpec, now: datetime,
@@ -107,9 +125,14 @@ def submit_kernel(kernel: str, version: int | None, message: str, spec: Competit
         return {"dry_run": True, "kernel": kernel, "version": version, "file": spec.submission_file}
     api = get_api()
     warning = check_window(deadline_info(api, spec), now, force)
-    response = call("submit kernel", lambda: api.competition_submit_code(
-        spec.submission_file, message, spec.slug, kernel, version, quiet=True), competition=spec.slug)
-    return _result(api, spec, response, warning)
+    before = _newest_refs(api, spec)
+    try:
+        response = call("submit kernel", lambda: api.competition_submit_code(
+            spec.submission_file, message, spec.slug, kernel, version, quiet=True), competition=spec.slug,
+            idempotent=False)
+    except OutcomeUnknown as exc:
+        return _settle(api, spec, before, message, exc, warning)
+    return _result(api, spec, response.ref, warning)
 
 
 def last_completed_version(kernel: str) -> int:
@@ -121,31 +144,112 @@ def last_completed_version(kernel: str) -> int:
     return version
 
 
-def _result(api, spec, response, warning) -> dict:
+def _result(api, spec, ref, warning, outcome: str | None = None) -> dict:
     limits = call("submission limits", lambda: api.competition_get_submission_limits(spec.slug), competition=spec.slug)
-    return {"ref": response.ref, "message": response.message, "remaining_today": limits.num_allowed_now,
-            "warning": warning}
+    return {"ref": ref, "remaining_today": limits.num_allowed_now, "warning": warning, "outcome": outcome}
 
 
-def list_submissions(spec: CompetitionSpec) -> list[dict]:
+def _page(api, spec: CompetitionSpec, token: str):
+    """One page of ListSubmissions with its next page token (the client's `competition_submissions` drops it)."""
+    from kagglesdk.competitions.types.competition_api_service import ApiListSubmissionsRequest
+
+    def get():
+        with api.build_kaggle_client() as kaggle:
+            request = ApiListSubmissionsRequest()
+            request.competition_name, request.page_size = spec.slug, PAGE
+            if token:
+                request.page_token = token
+            else:
+                request.page = 1
+            return kaggle.competitions.competition_api_client.list_submissions(request)
+
+    return call("list submissions", get, competition=spec.slug)
+
+
+def _newest_refs(api, spec: CompetitionSpec) -> set[int] | None:
+    """The refs on the first page (newest first) before a submit; None when Kaggle could not be asked."""
+    try:
+        return {s.ref for s in (_page(api, spec, "").submissions or [])}
+    except RemoteError:
+        return None
+
+
+def _settle(api, spec, before: set[int] | None, message: str, exc: OutcomeUnknown, warning,
+            sleep=time.sleep) -> dict:
+    """The submission may have reached Kaggle: read the newest ones (a new one can be missing for a moment)."""
+    answered = f"Kaggle answered {exc.status}" if exc.status else exc.message.split(": ", 1)[-1]
+    for attempt in range(NOT_LISTED_POLLS):
+        try:
+            newest = _page(api, spec, "").submissions or []
+        except RemoteError:
+            break
+        new = [s for s in newest if before is not None and s.ref not in before and s.description == message]
+        if new:
+            outcome = f"submitted as ref {new[0].ref} ({answered} after accepting it)"
+            return _result(api, spec, new[0].ref, warning, outcome)
+        if attempt < NOT_LISTED_POLLS - 1:
+            sleep(1.0)
+    if before is not None and not exc.timed_out:
+        raise RemoteError(f"submit: not submitted ({answered}; no new submission is listed)",
+                          hint="check `kaggle-kit submissions` and submit again", status=exc.status)
+    raise RemoteError(f"submit: unknown whether it was submitted ({answered})",
+                      hint="see `kaggle-kit submissions` before submitting again", status=exc.status)
+
+
+def _row(s) -> dict:
+    return {"ref": s.ref, "date": str(s.date), "description": s.description, "status": normalise(s.status),
+            "public_score": s.public_score, "file": s.file_name, "error": s.error_description or None}
+
+
+def list_submissions(spec: CompetitionSpec, limit: int | None = None) -> list[dict]:
+    """Every submission, newest first, page after page of 20 (at most `limit`)."""
     api = get_api()
-    subs = call("list submissions", lambda: api.competition_submissions(spec.slug), competition=spec.slug) or []
-    return [{"ref": s.ref, "date": str(s.date), "description": s.description, "status": normalise(s.status),
-             "public_score": s.public_score, "file": s.file_name, "error": s.error_description or None} for s in subs]
+    rows: list[dict] = []
+    token = ""
+    while True:
+        response = _page(api, spec, token)
+        rows += [_row(s) for s in response.submissions or []]
+        token = response.next_page_token or ""
+        if not token or (limit is not None and len(rows) >= limit):
+            return rows[:limit] if limit is not None else rows
+
+
+def get_submission(spec: CompetitionSpec, ref: int) -> dict | None:
+    """One submission by ref (`get_submission`, retried by the client itself); None while Kaggle answers 404."""
+    api = get_api()
+    try:
+        return _row(call(f"submission {ref}", lambda: api.get_submission(ref), competition=spec.slug))
+    except RemoteError as exc:
+        if exc.status == 404:
+            return None
+        raise
 
 
 def find_submission(spec: CompetitionSpec, ref: int) -> dict:
-    match = [s for s in list_submissions(spec) if str(s["ref"]) == str(ref)]
-    if not match:
-        raise RemoteError(f"submission {ref} not found")
-    return match[0]
+    sub = get_submission(spec, ref)
+    if sub is None:
+        raise RemoteError(f"submission {ref} not found", status=404)
+    return sub
 
 
 def wait_for_score(spec: CompetitionSpec, ref: int, interval: float = 10, timeout: float = 3600, echo=print,
                    sleep=time.sleep) -> dict:
-    """Poll until scored; a submission that ends in ERROR is a RemoteError carrying Kaggle's description."""
-    status, sub = poll(f"submission {ref}", lambda: find_submission(spec, ref), lambda s: s["status"],
-                       ("COMPLETE", "ERROR"), interval, timeout, echo, sleep)
+    """Poll until scored; a 404 in the first polls is a submission not listed yet (PENDING); a submission that ends
+    in ERROR is a RemoteError carrying Kaggle's description."""
+    polls = {"n": 0}
+
+    def fetch() -> dict:
+        polls["n"] += 1
+        sub = get_submission(spec, ref)
+        if sub is None:
+            if polls["n"] > NOT_LISTED_POLLS:
+                raise RemoteError(f"submission {ref} not found", hint="check the ref with `kaggle-kit submissions`",
+                                  status=404)
+            return {"ref": ref, "status": "PENDING", "error": None, "public_score": ""}
+        return sub
+
+    status, sub = poll(f"submission {ref}", fetch, lambda s: s["status"], ("COMPLETE", "ERROR"), interval, timeout,
+                       echo, sleep)
     if status == "ERROR":
         raise RemoteError(f"submission {ref} failed: {sub['error'] or 'Kaggle gave no error description'}")
     return sub
