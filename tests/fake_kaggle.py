@@ -184,8 +184,12 @@ class FakeKaggle:
                                   "currentVersionNumber": self.kernels[slug]["versions"]}}
 
     def log_entries(self, slug: str, version: int) -> list[dict]:
-        return [{"stream_name": "stdout", "time": float(i), "data": line + "\n"}
-                for i, line in enumerate(self.kernel_logs.get(slug, []))]
+        """A line is "text" (stdout) or ("stderr", "text")."""
+        entries = []
+        for i, line in enumerate(self.kernel_logs.get(slug, [])):
+            stream, text = line if isinstance(line, tuple) else ("stdout", line)
+            entries.append({"stream_name": stream, "time": float(i), "data": text + "\n"})
+        return entries
 
     def log_stream(self, slug: str, version: int | None):
         """(body, content type, drop): SSE while the version runs (the first connection drops after one event),

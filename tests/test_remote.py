@@ -106,7 +106,7 @@ def test_submit_403_message(project, fake, small_files):
         submit_file(small_files.sample_submission, "x", LMSYS, small_files.sample_submission, NOW)
     assert fake.calls("StartSubmissionUpload") == []
     fake.competitions["lmsys-chatbot-arena"]["forbidden"] = False
-    fake.fail_next["StartSubmissionUpload"] = (403, {"code": 403, "message": "You must accept this competition's rules"})
+    fake.fail_next["StartSubmissionUpload"] = (403, {"code": 403, "message": "You must accept the rules"})
     with pytest.raises(KitError, match="accept the competition rules"):
         submit_file(small_files.sample_submission, "x", LMSYS, small_files.sample_submission, NOW)
 

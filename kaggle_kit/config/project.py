@@ -25,14 +25,19 @@ from kaggle_kit.errors import KitError, UsageProblem
 CONFIG_FILE = "kaggle-kit.toml"
 REF_RE = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+$")
 FOLD_RE = re.compile(r"^\d+/\d+$")
-# Kaggle's machine shapes for kernel-metadata.json (`NvidiaTeslaT4` is T4 x2; some only for certain competitions).
-ACCELERATORS = ("NvidiaTeslaT4", "NvidiaL4", "NvidiaH100", "NvidiaRtxPro6000", "NvidiaTeslaA100", "TpuV5E8", "TpuV6E8",
-                "None")
-# Still accepted by Kaggle but unusable: today's image has no sm_60 kernels (P100), v3-8 TPUs are gone.
+# Kaggle's machine shapes for kernel-metadata.json, from the client's list (kaggle-cli docs/kernels.md, "Accelerators
+# available as of Sep 2026"; some only for certain competitions or admins). NvidiaL4X1 is one L4; the docs give no
+# GPU count for NvidiaL4. NvidiaTeslaT4Highmem is listed as "GPU T4 x2".
+ACCELERATORS = ("NvidiaTeslaT4", "NvidiaTeslaT4Highmem", "NvidiaL4", "NvidiaL4X1", "NvidiaH100", "NvidiaRtxPro6000",
+                "NvidiaTeslaA100", "TpuV5E8", "TpuV6E8", "None")
+# Still accepted by Kaggle but substituted (kaggle 2.2.5 `_RETIRED_ACCELERATORS`): P100 cannot run today's image.
 RETIRED_ACCELERATORS = {
     "NvidiaTeslaP100": "P100 cannot run today's Kaggle image (its torch has no sm_60 kernels): use NvidiaTeslaT4 "
                        "(T4 x2) or NvidiaL4",
     "TpuV38": "TPU v3-8 is retired: use TpuV5E8",
+    "Tpu1VmV38": "TPU v3-8 is retired (sessions run on TpuV5E8 instead): use TpuV5E8",
+    "TpuV232": "TPU v2-32 is retired (sessions run on CPU instead): use TpuV5E8",
+    "TpuV2256": "TPU v2-256 is retired (sessions run on CPU instead): use TpuV5E8",
 }
 IMAGE_PINNING = ("original", "latest")
 

@@ -6,6 +6,8 @@ How a setting names an input (one string):
   owner/model/framework/variation[/version]  Kaggle Model   input/models/<owner>/<model>/... (legacy input/<model>/...)
   kernel:owner/slug                          kernel output  input/notebooks/<owner>/<slug>   (legacy input/<slug>)
 The competition is its bare slug: input/competitions/<slug> (legacy input/<slug>).
+Kaggle lower-cases a Model's framework in the mount path (`google/gemma-2/Transformers/gemma-2-9b-it/2` is mounted at
+input/models/google/gemma-2/transformers/gemma-2-9b-it/2): the resolver tries that spelling and the one written.
 A location inside an input is SOURCE or SOURCE:PATH, e.g. `tester/extra-data:lmsys-33k.csv`."""
 
 from __future__ import annotations
@@ -49,19 +51,41 @@ class Source:
     def label(self) -> str:
         return f"{'Kaggle Model' if self.kind == 'model' else self.kind} {self.ref}"
 
+    def _model_tail(self, framework: str) -> list[str]:
+        return [self.slug, framework, self.variation] + ([str(self.version)] if self.version else [])
+
     def layouts(self, root: Path) -> dict[str, Path]:
-        """{"today": path, "legacy": path}: where Kaggle mounts it (a model without version: its variation folder)."""
+        """{"today": path, "legacy": path}: where Kaggle mounts it (a model without version: its variation folder;
+        its framework lower-cased, as Kaggle writes it)."""
         inputs = root / "input"
         if self.kind == "model":
-            tail = [self.slug, self.framework, self.variation] + ([str(self.version)] if self.version else [])
+            tail = self._model_tail(self.framework.lower())
             return {"today": inputs.joinpath("models", self.owner, *tail), "legacy": inputs.joinpath(*tail)}
         folder = {"competition": "competitions", "dataset": "datasets", "kernel": "notebooks"}[self.kind]
         today = inputs / folder / self.slug if self.owner is None else inputs / folder / self.owner / self.slug
         return {"today": today, "legacy": inputs / self.slug}
 
     def candidates(self, root: Path) -> list[Path]:
-        """Today's layout first, then the legacy one."""
-        return list(self.layouts(root).values())
+        """Today's layout first, then the legacy one; for a Model each with the framework lower-cased (Kaggle's
+        spelling), then as written."""
+        found = []
+        for name, path in self.layouts(root).items():
+            found.append(path)
+            if self.kind == "model" and self.framework != self.framework.lower():
+                tail = self._model_tail(self.framework)
+                inputs = root / "input" / "models" / self.owner if name == "today" else root / "input"
+                found.append(inputs.joinpath(*tail))
+        return found
+
+    @property
+    def metadata_ref(self) -> str:
+        """The handle as kernel-metadata.json carries it: a Model's framework lower-cased, as Kaggle writes handles
+        (`google/gemma-2/transformers/gemma-2-9b-it/2`), with an integer version (the client checks five parts,
+        `validate_model_instance_version_string`)."""
+        if self.kind != "model":
+            return self.ref
+        return "/".join([self.owner, self.slug, self.framework.lower(), self.variation,
+                         *([str(self.version)] if self.version else [])])
 
 
 def parse_source(ref: str) -> Source:
@@ -184,6 +208,6 @@ def metadata_sources(refs: Iterable[str | None]) -> dict[str, list[str]]:
         if source.kind == "model" and source.version is None:
             raise ValueError(f"Kaggle Model '{ref}' has no version: kernel-metadata's model_sources need "
                              f"{ref}/<version> (the model page lists them)")
-        if source.ref not in out[source.metadata_key]:
-            out[source.metadata_key].append(source.ref)
+        if source.metadata_ref not in out[source.metadata_key]:
+            out[source.metadata_key].append(source.metadata_ref)
     return out

@@ -13,7 +13,8 @@ from pathlib import Path
 
 ENV_FILE = "kaggle_kit_env.json"
 SHOWN = ("transformers", "peft", "accelerate", "bitsandbytes", "tokenizers")
-GPUS_FOR_SHAPE = {"NvidiaTeslaT4": 2}  # Kaggle's "GPU T4 x2"; every other GPU shape has one
+# Kaggle's "GPU T4 x2" (docs/kernels.md lists NvidiaTeslaT4Highmem as T4 x2); every other GPU shape has at least one
+GPUS_FOR_SHAPE = {"NvidiaTeslaT4": 2, "NvidiaTeslaT4Highmem": 2}
 ACCEPT_ENV = "KAGGLE_KIT_ACCEPT_OTHER_ACCELERATOR"
 
 

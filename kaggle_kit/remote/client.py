@@ -50,9 +50,10 @@ def transfer_timeout(total_bytes: int, min_rate_bytes_s: float = 512 * 1024) -> 
 class OutcomeUnknown(RemoteError):
     """A call that changes something failed after it may have reached Kaggle (5xx, dropped, timed out)."""
 
-    def __init__(self, message: str, status: int | None = None, timed_out: bool = False):
+    def __init__(self, message: str, status: int | None = None, timed_out: bool = False, answered: str = ""):
         super().__init__(message, status=status)
         self.timed_out = timed_out
+        self.answered = answered or (f"Kaggle answered {status}" if status else message.split(": ", 1)[-1])
 
 
 def _timeout_adapter():
@@ -304,7 +305,7 @@ def call(what: str, fn: Callable[[], T], timeout: float | None = None, retries: 
         except (TimeoutError, requests.Timeout) as exc:
             message = f"no answer within {timeout:.0f}s" if isinstance(exc, requests.Timeout) else str(exc)
             if not idempotent:
-                raise OutcomeUnknown(f"{what}: {message}", timed_out=True) from None
+                raise OutcomeUnknown(f"{what}: {message}", timed_out=True, answered=message) from None
             raise RemoteError(f"{what}: {message}",
                               hint="Kaggle may be slow; retry, or raise KAGGLE_KIT_TIMEOUT") from None
         except (requests.HTTPError, requests.ConnectionError) as exc:
@@ -313,8 +314,8 @@ def call(what: str, fn: Callable[[], T], timeout: float | None = None, retries: 
             transient = dropped or status == 429 or (status or 0) >= 500
             if not idempotent and (dropped or (status or 0) >= 500):
                 error = explain(exc, what, competition)
-                raise OutcomeUnknown(error.message if status else f"{what}: the connection dropped before Kaggle "
-                                     "answered", status=status) from None
+                raise OutcomeUnknown(error.message if status else f"{what}: Kaggle dropped the connection",
+                                     status=status) from None
             if not transient or attempt == retries - 1 or not idempotent:
                 raise explain(exc, what, competition) from None
             sleep(_retry_after(exc, attempt))

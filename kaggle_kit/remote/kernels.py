@@ -98,7 +98,7 @@ def latest_version(kernel: str) -> int | None:
 def _settle(kernel: str, before: int | None, exc: OutcomeUnknown, fold: str | None) -> dict:
     """The push may have reached Kaggle: ask what it did, never push again."""
     after = latest_version(kernel)
-    answered = f"Kaggle answered {exc.status}" if exc.status else exc.message.split(": ", 1)[-1]
+    answered = exc.answered
     if before is not None and after is not None and after > before:
         state.record_push(kernel, after, fold=fold)
         return {"id": kernel, "version": after, "url": f"https://www.kaggle.com/code/{kernel}",

@@ -177,7 +177,7 @@ def _newest_refs(api, spec: CompetitionSpec) -> set[int] | None:
 def _settle(api, spec, before: set[int] | None, message: str, exc: OutcomeUnknown, warning,
             sleep=time.sleep) -> dict:
     """The submission may have reached Kaggle: read the newest ones (a new one can be missing for a moment)."""
-    answered = f"Kaggle answered {exc.status}" if exc.status else exc.message.split(": ", 1)[-1]
+    answered = exc.answered
     for attempt in range(NOT_LISTED_POLLS):
         try:
             newest = _page(api, spec, "").submissions or []
