@@ -13,7 +13,7 @@ focused test can turn it off:
 - the log stream (`kernels_logs_stream`) is SSE while the asked-for version runs, and the first connection of each
   version drops after one event (`drop_streams`; the client's comment on load-balancer drops); once finished it is a
   JSON array with a non-SSE content type (`_iter_blob_lines`). The output listing's `log` is that JSON array as text.
-- error bodies: `fail_next[M] = (status, body[, headers])` sends `body` as JSON; body None sends an HTML page (what a
+- error bodies: `fail_next[M] = (status, body[, headers])` (or a list of those, one per call) sends `body` as JSON; body None sends an HTML page (what a
   429/503 from the front end looks like); `error_body(shape, ...)` builds the top-level, nested and list shapes.
 - ListSubmissions answers pages of 20 (`competition_submissions` L2534); a new submission is absent from
   ListSubmissions/GetSubmission for `hide_new_submission` calls (`_poll_submission`: "transient 404 ... eventual
@@ -438,7 +438,12 @@ class FakeKaggle:
                 if self._user() is None:
                     return self._send(401, {"code": 401, "message": "Unauthenticated"})
                 if method in fake.fail_next:
-                    status, resp, *hdrs = fake.fail_next.pop(method)
+                    failure = fake.fail_next.pop(method)
+                    if isinstance(failure, list):  # one failure per call, in order
+                        if failure[1:]:
+                            fake.fail_next[method] = failure[1:]
+                        failure = failure[0]
+                    status, resp, *hdrs = failure
                     if resp is None:
                         return self._send(status, fake.html_page(status), {"Content-Type": "text/html",
                                                                           **(hdrs[0] if hdrs else {})})
