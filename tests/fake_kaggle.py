@@ -13,8 +13,9 @@ focused test can turn it off:
 - the log stream (`kernels_logs_stream`) is SSE while the asked-for version runs, and the first connection of each
   version drops after one event (`drop_streams`; the client's comment on load-balancer drops); once finished it is a
   JSON array with a non-SSE content type (`_iter_blob_lines`). The output listing's `log` is that JSON array as text.
-- error bodies: `fail_next[M] = (status, body[, headers])` (or a list of those, one per call) sends `body` as JSON; body None sends an HTML page (what a
-  429/503 from the front end looks like); `error_body(shape, ...)` builds the top-level, nested and list shapes.
+- error bodies: `fail_next[M] = (status, body[, headers])` (or a list of those, one per call) sends `body` as
+  JSON; body None sends an HTML page (what a 429/503 from the front end looks like); `error_body(shape, ...)` builds
+  the top-level, nested and list shapes.
 - ListSubmissions answers pages of 20 (`competition_submissions` L2534); a new submission is absent from
   ListSubmissions/GetSubmission for `hide_new_submission` calls (`_poll_submission`: "transient 404 ... eventual
   consistency"); GetSubmissionLimits is all zeros for a competition whose rules are not accepted (ApiSubmissionLimits:

@@ -197,8 +197,7 @@ def _push_folds(kit: KitContext, task, folds, fold, wait, interval, force, quiet
 @wait_quietly_option
 @json_option
 def status_cmd(kernel, wait, interval, timeout, quiet, as_json) -> None:
-    """A kernel's state (QUEUED/RUNNING/COMPLETE/ERROR/...) of OWNER/SLUG/N, else of the version last pushed from
-    here (said which); exit 1 when it ended other than COMPLETE."""
+    """A version's state (OWNER/SLUG/N, else the one last pushed from here); exit 1 if it ended other than COMPLETE."""
     from kaggle_kit.remote import state
     from kaggle_kit.remote.kernels import FINISHED, kernel_status, wait_for_kernel
 
@@ -223,8 +222,7 @@ def status_cmd(kernel, wait, interval, timeout, quiet, as_json) -> None:
               help="Folder under which a new versioned folder receives the outputs.")
 @json_option
 def pull_cmd(kernel, to, as_json) -> None:
-    """Download a kernel version's outputs and log (OWNER/SLUG/N, else the version last pushed from here) into a new
-    versioned folder; the log is written as text (<slug>.log) beside Kaggle's JSON (<slug>.log.json)."""
+    """Download a version's outputs and log (text, Kaggle's JSON beside it) into a new versioned folder."""
     from kaggle_kit.remote.kernels import pull_kernel
 
     check_writable(to, folder=True)
