@@ -480,7 +480,8 @@ class FakeKaggle:
 
             def do_GET(self):
                 path = self._path()
-                fake.requests.append({"method": "GET", "path": path, "headers": dict(self.headers)})
+                fake.requests.append({"method": "GET", "path": path, "headers": dict(self.headers),
+                                      "query": urllib.parse.urlsplit(self.path).query})
                 if "/kernels/logs/stream/" in path:
                     slug = path.split("/kernels/logs/stream/", 1)[1].strip("/")
                     query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)

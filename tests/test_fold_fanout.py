@@ -122,6 +122,8 @@ def test_folds_wait_shows_each_folds_log_lines(project, fake):
     assert result.exit_code == 0, result.output
     assert result.stderr.count("| fold 0: fold zero training") == 1
     assert result.stderr.count("| fold 1: fold one training") == 1
+    streams = {c["path"].rsplit("/", 1)[-1]: c["query"] for c in fake.calls("GET") if "/logs/stream/" in c["path"]}
+    assert streams == {"lmsys-train-fold-0": "versionLabel=v1", "lmsys-train-fold-1": "versionLabel=v1"}
     quiet = run("push-kernel", "train", "--folds", "2", "--interval", "0.01", "--wait", "--quiet", "--force")
     assert quiet.exit_code == 0 and "| fold" not in quiet.stderr
 

@@ -126,8 +126,8 @@ def test_log_stream_reconnects_follows_the_version_and_pull_writes_readable_text
     assert result.exit_code == 0, result.output
     shown = [line for line in result.stderr.splitlines() if line.startswith("| ")]
     assert shown == ["| loading backbone", "| warning: slow tokenizer", "| step 1 loss 1.09"]
-    streams = [c["path"] for c in fake.calls("GET") if "/logs/stream/" in c["path"]]
-    assert len(streams) >= 2  # reconnected after the drop
+    streams = [c["query"] for c in fake.calls("GET") if "/logs/stream/" in c["path"]]
+    assert len(streams) >= 2 and set(streams) == {"versionLabel=v1"}  # reconnected after the drop, same version
     pulled = json.loads(run("pull", KERNEL, "--json").stdout)
     folder = project / pulled["folder"]
     assert (folder / "lmsys-train.log").read_text() == (

@@ -82,6 +82,8 @@ class LogFollowers:
         self.followers: dict[str, LogFollower] = {}
 
     def poll(self, run) -> None:
-        if run.kernel not in self.followers:
-            self.followers[run.kernel] = LogFollower(run.kernel, self.echo, prefix=f"| fold {run.fold}: ")
-        self.followers[run.kernel].tick(run.state)
+        """Follow the version this fold pushed (owner/slug/N), a new follower for each new version."""
+        ref = f"{run.kernel}/{run.version}" if run.version else run.kernel
+        if ref not in self.followers:
+            self.followers[ref] = LogFollower(ref, self.echo, prefix=f"| fold {run.fold}: ")
+        self.followers[ref].tick(run.state)
