@@ -141,7 +141,7 @@ def test_download_verify_skip_corrupt_403_404(project, fake, small_files):
     assert missing.exit_code == 1
     del fake.competitions["lmsys-chatbot-arena"]
     not_found = run("download", "--to", "y")
-    assert not_found.exit_code == 1 and "not found (404)" in not_found.output
+    assert not_found.exit_code == 1 and "not found (404" in not_found.output
 
 
 def test_dataset_429_retried_and_status_wait(project, fake, tmp_path):

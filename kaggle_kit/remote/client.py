@@ -232,7 +232,7 @@ def explain(exc: BaseException, what: str, competition: str | None = None) -> Re
     """One line naming the call, the status and Kaggle's message."""
     status = _status(exc)
     message = _server_message(exc)
-    said = message if message.startswith("with an") else f"({message})" if message else ""
+    said = f" {message}" if message.startswith("with an") else f" ({message})" if message else ""
     if status == 401:
         return RemoteError(f"{what}: Kaggle rejected the credentials (401)", hint=CREDENTIALS_HINT, status=status)
     if status == 403:
@@ -240,12 +240,13 @@ def explain(exc: BaseException, what: str, competition: str | None = None) -> Re
                 if competition else "check that this account may access it")
         return RemoteError(f"{what}: permission denied (403: {message})", hint=hint, status=status)
     if status == 404:
-        return RemoteError(f"{what}: not found (404)", hint="check the owner/slug spelling", status=status)
+        return RemoteError(f"{what}: not found (404{': ' + message if message else ''})",
+                           hint="check the owner/slug spelling", status=status)
     if status == 429:
-        return RemoteError(f"{what}: rate limited by Kaggle (429 {said}) after {RETRIES} tries".replace(" )", ")"),
+        return RemoteError(f"{what}: rate limited, Kaggle answered 429{said} after {RETRIES} tries",
                            hint="wait a few minutes and retry", status=status)
     if status is not None:
-        return RemoteError(f"{what}: Kaggle answered {status} {said}".rstrip(), status=status)
+        return RemoteError(f"{what}: Kaggle answered {status}{said}", status=status)
     return RemoteError(f"{what}: {type(exc).__name__}: {message}")
 
 

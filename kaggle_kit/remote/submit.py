@@ -67,8 +67,8 @@ def check_window(info: Deadline, now: datetime, force: bool) -> str | None:
         raise KitError(f"the competition closed at {info.deadline:%Y-%m-%d %H:%M} UTC",
                        hint="no submission is possible")
     if not info.on_team:
-        raise KitError("Kaggle shows 0 submissions left and none made: this account is not on a team in the "
-                       "competition", hint=JOIN_HINT)
+        raise KitError("Kaggle shows 0 submissions left and none made: this account is "
+                       "not on a team in the competition", hint=JOIN_HINT)
     if info.remaining_today is not None and info.remaining_today <= 0:
         raise KitError("no submissions left today", hint="the daily limit resets at 00:00 UTC")
     if left is not None and left < WARN_WITHIN:
