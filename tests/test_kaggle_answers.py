@@ -197,8 +197,10 @@ def test_credential_problems_say_what_doctor_says(project, fake, tmp_path, monke
 # ---- submissions
 
 
-def test_submission_accepted_then_500_is_one_submission_and_one_line(project, fake, small_files):
-    """CreateSubmission is not retried by the client; the new submission is also missing for a moment."""
+def test_submission_accepted_then_500_is_one_submission_and_one_line(project, fake, small_files, monkeypatch):
+    """CreateSubmission is not retried by the client; the new submission is also missing for a moment (each
+    listing is one moment in the fake, so the wait between listings is shortened)."""
+    monkeypatch.setattr("kaggle_kit.remote.submit.SETTLE_DELAY_S", 0.01)
     fake.competitions["lmsys-chatbot-arena"] = {"deadline": "2099-12-31T23:59:00Z"}
     fake.accept_then_fail = {"CreateSubmission": (1, 500)}
     result = run("submit", small_files.sample_submission, "-m", "once", "--sample-submission",
@@ -214,6 +216,12 @@ def test_submission_accepted_then_500_is_one_submission_and_one_line(project, fa
     assert refused.exit_code == 1 and "not submitted (Kaggle answered 502; no new submission is listed)" in (
         refused.output)
     assert len(fake.calls("CreateSubmission")) == 2 and len(fake.submissions) == 1
+    fake.accept_then_fail = {"CreateCodeSubmission": (1, 0)}  # a code submission accepted, then no answer
+    code = run("submit", "--kernel", "tester/lmsys-infer", "--version", "3", "-m", "code once")
+    assert code.exit_code == 0, code.output
+    assert len(fake.calls("CreateCodeSubmission")) == 1 and len(fake.submissions) == 2
+    assert f"submitted as ref {fake.submissions[0]['ref']} (Kaggle dropped the connection after accepting it)" in (
+        code.stderr)
 
 
 def test_submissions_pages_limit_and_score_wait_through_get_submission(project, fake, small_files):

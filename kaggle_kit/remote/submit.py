@@ -25,6 +25,7 @@ WARN_WITHIN = timedelta(hours=24)
 PAGE = 20
 NOT_LISTED_POLLS = 3  # polls a submission just made may be missing for (then "not found" is an error)
 JOIN_HINT = "join the competition (accept its rules) first"
+SETTLE_DELAY_S = 2.0  # between listings while a submission that may have landed is looked for
 
 
 @dataclass
@@ -174,8 +175,7 @@ def _newest_refs(api, spec: CompetitionSpec) -> set[int] | None:
         return None
 
 
-def _settle(api, spec, before: set[int] | None, message: str, exc: OutcomeUnknown, warning,
-            sleep=time.sleep) -> dict:
+def _settle(api, spec, before: set[int] | None, message: str, exc: OutcomeUnknown, warning) -> dict:
     """The submission may have reached Kaggle: read the newest ones (a new one can be missing for a moment)."""
     answered = exc.answered
     for attempt in range(NOT_LISTED_POLLS):
@@ -188,7 +188,7 @@ def _settle(api, spec, before: set[int] | None, message: str, exc: OutcomeUnknow
             outcome = f"submitted as ref {new[0].ref} ({answered} after accepting it)"
             return _result(api, spec, new[0].ref, warning, outcome)
         if attempt < NOT_LISTED_POLLS - 1:
-            sleep(1.0)
+            time.sleep(SETTLE_DELAY_S)
     if before is not None and not exc.timed_out:
         raise RemoteError(f"submit: not submitted ({answered}; no new submission is listed)",
                           hint="check `kaggle-kit submissions` and submit again", status=exc.status)
