@@ -216,6 +216,7 @@ def test_upload_leaves_no_staged_copy(project, fake, tmp_path):
 
 
 def test_submission_error_prints_kaggles_description(project, fake, small_files):
+    fake.hide_new_submission = 0  # scored at once: the 404-as-pending wait has its own test
     fake.competitions["lmsys-chatbot-arena"] = {"deadline": "2099-12-31T23:59:00Z"}
     ref = submit_file(small_files.sample_submission, "x", LMSYS, small_files.sample_submission, NOW)["ref"]
     fake.finish_submission(ref, "ERROR", error="Submission CSV has 3 columns, expected 4")
