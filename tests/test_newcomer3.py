@@ -141,33 +141,56 @@ def test_run_kernel_with_a_corrupt_metadata_file_is_one_line(tmp_path):
     one_line_error(run("run-kernel", tmp_path / "build"), "is not a kernel-metadata object")
 
 
-def test_kernel_data_errors_are_one_kaggle_kit_line(project, small_files, tiny_backbone):
-    """Inside a kernel (the real built script, run by run-kernel): a duplicate id in train.csv and a corrupt
-    kaggle_kit_model.json end with one `kaggle-kit:` line in the kernel log, not a traceback."""
+def _simulated_kaggle(project, competition, backbone, monkeypatch):
+    """/kaggle as a kernel sees it (today's layout) under project/kaggle, for the kernel's entry point in-process."""
+    from kaggle_kit.kernel.inputs import competition_source, parse_source
+
+    root = project / "kaggle"
+    for source, folder in {competition_source("lmsys-chatbot-arena"): competition,
+                           parse_source("tester/tiny-deberta-v3"): backbone}.items():
+        where = source.layouts(root)["today"]
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.symlink_to(folder, target_is_directory=True)
+    monkeypatch.setenv("KAGGLE_KIT_ROOT", str(root))
+    monkeypatch.setenv("KAGGLE_KIT_ACCEPT_OTHER_ACCELERATOR", "1")  # a CPU here, a GPU on Kaggle
+    return root
+
+
+def _run_kernel_entry(cfg, capsys) -> str:
+    """kernel/main.py main, as the built script calls it; returns the line it exits with."""
+    from kaggle_kit.kernel.build import kernel_config
+    from kaggle_kit.kernel.main import main as kernel_main
+    from kaggle_kit.kernel.wheels import load_lock
+
+    with pytest.raises(SystemExit) as stopped:
+        kernel_main("train", kernel_config(cfg), {"task": "train", "lock": load_lock().to_dict()})
+    assert "Traceback" not in capsys.readouterr().err
+    return str(stopped.value.code)
+
+
+def test_kernel_data_errors_are_one_kaggle_kit_line(project, small_files, tiny_backbone, monkeypatch, capsys):
+    """Inside a kernel: a duplicate id in train.csv, and resuming an earlier session whose kaggle_kit_model.json is
+    corrupt, each end the kernel with one `kaggle-kit:` line (SystemExit: no traceback), as mount errors do."""
+    from kaggle_kit.config import load_config
+    from kaggle_kit.kernel.inputs import parse_source
+
     comp = project / "comp"
     comp.mkdir()
     frame = pd.read_csv(small_files.train, dtype=str)
     frame.loc[1, "id"] = frame.loc[0, "id"]
     frame.to_csv(comp / "train.csv", index=False)
-    assert run("build-kernel", "train", "--out", "kb/train").exit_code == 0
-    result = run("run-kernel", "kb/train", "--input", f"lmsys-chatbot-arena={comp}", "--input",
-                 f"tiny-deberta-v3={tiny_backbone}", "--working", "work-train", "--quiet")
-    log = (project / "work-train" / "kernel.log").read_text()
-    assert result.exit_code == 1 and "Traceback" not in log, log
-    assert log.strip().splitlines()[-1].startswith("kaggle-kit: ") and "duplicate id" in log.splitlines()[-1]
-    assert "duplicate id" in result.output and "Traceback" not in result.output
+    root = _simulated_kaggle(project, comp, tiny_backbone, monkeypatch)
+    line = _run_kernel_entry(load_config(), capsys)
+    assert line.startswith("kaggle-kit: ") and "duplicate id(s)" in line, line
 
-    model = project / "model"
-    model.mkdir()
-    (model / "kaggle_kit_model.json").write_text('{"num_labels": 3, ')
-    (comp / "test.csv").write_bytes(small_files.test.read_bytes())
-    assert run("build-kernel", "infer", "--out", "kb/infer").exit_code == 0
-    result = run("run-kernel", "kb/infer", "--input", f"lmsys-chatbot-arena={comp}", "--input",
-                 f"tiny-deberta-v3={tiny_backbone}", "--input", f"lmsys-train={model}", "--working", "work-infer",
-                 "--quiet")
-    log = (project / "work-infer" / "kernel.log").read_text()
-    assert result.exit_code == 1 and "Traceback" not in log, log
-    assert log.strip().splitlines()[-1].startswith("kaggle-kit: ") and "kaggle_kit_model.json" in log
+    earlier = parse_source("kernel:tester/lmsys-train").layouts(root)["today"] / "model"
+    (earlier / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    (earlier / "kaggle_kit_model.json").write_text('{"num_labels": 3, ')
+    assert not (root / "working" / "model").exists()  # the refused run left no model dir behind to resume into
+    cfg = load_config()
+    cfg.kernel.resume_from = "tester/lmsys-train"
+    line = _run_kernel_entry(cfg, capsys)
+    assert line.startswith("kaggle-kit: ") and "kaggle_kit_model.json is corrupt" in line, line
 
 
 # ---- said ok, but wrong
