@@ -178,9 +178,12 @@ def models_behind(oof: Path) -> list[Path]:
 
     folder = oof.parent
     if (folder / CV_FILE).exists():
-        summary = json.loads((folder / CV_FILE).read_text())
-        return [Path(f["model_dir"]) if Path(f["model_dir"]).is_absolute() else folder / f["model_dir"]
-                for f in summary["per_fold"]]
+        try:
+            named = [str(f["model_dir"]) for f in json.loads((folder / CV_FILE).read_text())["per_fold"]]
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            raise DataError(f"{folder / CV_FILE} is corrupt ({exc})", hint="run `kaggle-kit cv --gather` again, or "
+                            "pass --oof FILE=MODEL_DIR[,MODEL_DIR...]") from None
+        return [Path(d) if Path(d).is_absolute() else folder / d for d in named]
     if (folder / MODEL_FILE).exists():
         return [folder]
     raise UsageProblem(f"cannot tell which model dirs made {oof} (no cv.json or model beside it)",

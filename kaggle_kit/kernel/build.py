@@ -161,8 +161,12 @@ def as_notebook(script: str) -> str:
 
 def script_of(code_file: Path) -> str:
     if code_file.suffix == ".ipynb":
-        cells = json.loads(code_file.read_text())["cells"]
-        return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        try:
+            cells = json.loads(code_file.read_text(encoding="utf-8"))["cells"]
+            return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            raise KitError(f"{code_file} is not a readable notebook ({exc})",
+                           hint="build it again with `kaggle-kit build-kernel ... --overwrite`") from None
     return code_file.read_text()
 
 

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from kaggle_kit.config import ProjectConfig
+from kaggle_kit.errors import KitError
 from kaggle_kit.kernel.build import KernelBuild, read_build_metadata, render_kernel, script_of
 
 PROVENANCE = ("commit", "dirty", "config_sha256", "package_sha256")  # where it was built, or follows CONFIG/ARCHIVE
@@ -32,7 +33,7 @@ def build_differences(task: str, cfg: ProjectConfig, build: KernelBuild) -> list
         return [*found, f"{build.script.name} is missing"]
     try:
         script = script_of(build.script)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (KitError, UnicodeDecodeError) as exc:
         return [*found, f"{build.script.name} cannot be read ({exc})"]
     if script == want_script:
         return found
