@@ -322,4 +322,5 @@ def test_numbers_and_json_of_other_files_are_checked_in_one_line(tmp_path):
     (tmp_path / "nb").mkdir()
     (tmp_path / "nb" / "kernel-metadata.json").write_text('{"code_file": "k.ipynb"}')
     (tmp_path / "nb" / "k.ipynb").write_text('{"cells": [')
-    one_line_error(run("run-kernel", tmp_path / "nb", "--working", tmp_path / "w"), "k.ipynb is not a readable notebook")
+    one_line_error(run("run-kernel", tmp_path / "nb", "--working", tmp_path / "w"),
+                   "k.ipynb is not a readable notebook")

@@ -156,7 +156,9 @@ def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, folds, r
     cfg = with_account(kit.config)
     cfg = _resume_kernel(_fold_kernel(cfg, task, fold), task, resume_from)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
-    notebook = _tested_build(task, cfg, Path("kernels/build") / slug, rebuild)
+    again = " ".join([task, *(["--fold", fold] if fold else []),
+                      *(["--resume-from", resume_from] if resume_from else [])])
+    notebook = _tested_build(again, cfg, Path("kernels/build") / slug, rebuild)
     result = push(task, cfg, Path("kernels/build") / slug, dry_run=dry_run, force=force, notebook=notebook)
     emit(result, as_json, json.dumps(result, indent=2) if dry_run
          else f"pushed {result['id']} version {result['version']}: {result['url']}")
@@ -167,19 +169,21 @@ def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, folds, r
             raise KitError(f"{result['id']} ended {status}: {failure_line(failure)}")
 
 
-def _tested_build(task: str, cfg, folder: Path, rebuild: bool) -> bool:
+def _tested_build(build_args: str, cfg, folder: Path, rebuild: bool) -> bool:
     """What was run with run-kernel is what is pushed: an existing build that differs from what the config builds is
-    refused, naming what differs (--rebuild replaces it). Returns whether the build is a notebook (kept as one)."""
+    refused, naming what differs (--rebuild replaces it). Returns whether the build is a notebook (kept as one).
+
+    `build_args`: TASK and the flags that shaped it, as `build-kernel` takes them (for the hint)."""
     from kaggle_kit.kernel.same_build import build_differences, existing_build
 
     build = existing_build(folder)
     if build is None:
         return False
-    differences = [] if rebuild else build_differences(task, cfg, build)
+    differences = [] if rebuild else build_differences(build_args.split()[0], cfg, build)
     if differences:
         raise KitError(f"{folder} is not what the config builds now: {'; '.join(differences)}",
-                       hint=f"rebuild and test it (kaggle-kit build-kernel {task} --overwrite, then run-kernel), or "
-                            "pass --rebuild to push a fresh build untested")
+                       hint=f"rebuild and test it (kaggle-kit build-kernel {build_args} --overwrite, then run-kernel), "
+                            "or pass --rebuild to push a fresh build untested")
     return build.script.suffix == ".ipynb"
 
 
