@@ -324,3 +324,17 @@ def test_numbers_and_json_of_other_files_are_checked_in_one_line(tmp_path):
     (tmp_path / "nb" / "k.ipynb").write_text('{"cells": [')
     one_line_error(run("run-kernel", tmp_path / "nb", "--working", tmp_path / "w"),
                    "k.ipynb is not a readable notebook")
+
+
+def test_build_kernel_refuses_a_blend_json_predict_would_refuse(project):
+    """build-kernel infer reads the blend.json to mount each member's backbone: a weight of Infinity or a used member
+    without model dirs is refused there, at build time, not first inside the kernel."""
+    toml = (project / "kaggle-kit.toml").read_text().replace("[datasets]\n", '[datasets]\nmodel = "tester/blend"\n')
+    (project / "kaggle-kit.toml").write_text(toml + '[predict]\nblend = "blend.json"\n')
+    member = {"name": "a", "weight": float("inf"), "model_dirs": ["fold-0"], "backbone": "tiny-deberta-v3"}
+    for change, message in (({}, "member a: weight inf must be a finite number >= 0"),
+                            ({"weight": 1.0, "model_dirs": []}, "member a: model_dirs is empty")):
+        (project / "blend.json").write_text(json.dumps({"format": 1, "kind": "kaggle-kit blend", "temperature": 1.0,
+                                                        "members": [{**member, **change}]}))
+        one_line_error(run("build-kernel", "infer"), message)
+    assert not (project / "kernels").exists()
