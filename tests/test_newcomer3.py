@@ -111,6 +111,9 @@ def test_push_kernel_pushes_the_tested_build_or_names_what_differs(project, fake
     assert len(fake.calls("SaveKernel")) == 1
     rebuilt = run("push-kernel", "train", "--rebuild")
     assert rebuilt.exit_code == 0, rebuilt.output
+    (build / "kernel-metadata.json").write_text("{")  # a corrupt build: one line, replaced only with --rebuild
+    one_line_error(run("push-kernel", "train"), "kernel-metadata.json is not valid JSON")
+    assert run("push-kernel", "train", "--rebuild").exit_code == 0
     assert '"max_steps": 5' in fake.kernels["tester/lmsys-train"]["last"]["text"]
 
 

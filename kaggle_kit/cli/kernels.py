@@ -176,7 +176,12 @@ def _tested_build(build_args: str, cfg, folder: Path, rebuild: bool) -> bool:
     `build_args`: TASK and the flags that shaped it, as `build-kernel` takes them (for the hint)."""
     from kaggle_kit.kernel.same_build import build_differences, existing_build
 
-    build = existing_build(folder)
+    try:
+        build = existing_build(folder)
+    except KitError:  # not a readable build: --rebuild replaces it
+        if rebuild:
+            return False
+        raise
     if build is None:
         return False
     differences = [] if rebuild else build_differences(build_args.split()[0], cfg, build)
