@@ -25,6 +25,21 @@ def refuse_same_file(out: Path, inputs: Iterable[Path | str | None], flag: str =
                                hint="write to another file: kaggle-kit never replaces a file it reads")
 
 
+def check_outputs(outputs: dict[str, Path | None], inputs: Iterable[Path | str | None], overwrite: bool) -> None:
+    """The one guard for a command's output files (flag -> path), before any expensive work: each can be written,
+    is none of the inputs nor another output (--overwrite or not), and replaces an existing file only with
+    --overwrite."""
+    inputs = list(inputs)
+    given = [(flag, Path(path)) for flag, path in outputs.items() if path is not None]
+    for k, (flag, path) in enumerate(given):
+        check_writable(path)
+        refuse_same_file(path, inputs, flag)
+        for other_flag, other in given[:k]:
+            if path.resolve() == other.resolve():
+                raise UsageProblem(f"{flag} {path} is also {other_flag}", hint="give each output its own file")
+        refuse_overwrite(path, overwrite)
+
+
 def check_writable(path: Path, folder: bool = False) -> None:
     """Before expensive work: `path` (a file, or with `folder` a folder) can be created there. A probe file in the
     nearest existing folder decides (os.access says yes to root even on read-only mounts); the probe is removed."""

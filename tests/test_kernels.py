@@ -260,7 +260,8 @@ def test_push_dry_run_writes_nothing(project, fake):
     assert run("build-kernel", "train").exit_code == 0
     script = project / "kernels" / "build" / "lmsys-train" / "lmsys-train.py"
     script.write_text(script.read_text() + "# a hand edit\n")
-    assert run("push-kernel", "train", "--dry-run").exit_code == 0
+    edited = run("push-kernel", "train", "--dry-run")  # says what the real push would: refused (issue 30)
+    assert edited.exit_code == 1 and "differs outside its embedded parts" in edited.output, edited.output
     assert script.read_text().endswith("# a hand edit\n") and fake.requests == []
     assert list(Path(tempfile.gettempdir()).iterdir()) == []  # the temp build is gone too
 

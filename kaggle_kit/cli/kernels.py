@@ -137,14 +137,17 @@ def run_kernel_cmd(build: Path, inputs, legacy_layout, working, python, check_ac
               help="train: push all K fold kernels (as --fold i/K builds them), at most [kernel] max_gpu_sessions "
                    "running at once; waits for a slot, skips folds already COMPLETE, ends with a table.")
 @resume_from_option
+@click.option("--rebuild", is_flag=True, help="Replace kernels/build/<slug> with a fresh build even when it differs "
+                                               "from the config (default: push it only when it matches).")
 @wait_quietly_option
 @dry_run_option
 @config_option
 @json_option
 @pass_kit
-def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, folds, resume_from, quiet, dry_run,
+def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, folds, resume_from, rebuild, quiet, dry_run,
                     as_json) -> None:
-    """Build, then push a kernel to run on Kaggle; prints version and URL (a dry run writes nothing)."""
+    """Push the kernel in kernels/build/<slug> (built now if absent; refused if it differs from the config) to run
+    on Kaggle; prints version and URL (a dry run writes nothing)."""
     from kaggle_kit.remote.kernels import push, wait_for_kernel
 
     if folds:
@@ -154,7 +157,10 @@ def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, folds, r
     cfg = with_account(kit.config)
     cfg = _resume_kernel(_fold_kernel(cfg, task, fold), task, resume_from)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
-    result = push(task, cfg, Path("kernels/build") / slug, dry_run=dry_run, force=force)
+    again = " ".join([task, *(["--fold", fold] if fold else []),
+                      *(["--resume-from", resume_from] if resume_from else [])])
+    notebook = _tested_build(again, cfg, Path("kernels/build") / slug, rebuild)
+    result = push(task, cfg, Path("kernels/build") / slug, dry_run=dry_run, force=force, notebook=notebook)
     if result.get("warning"):
         click.echo(f"warning: {result['warning']}", err=True)
     emit(result, as_json, json.dumps(result, indent=2) if dry_run
@@ -164,6 +170,29 @@ def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, folds, r
                                           echo=lambda m: click.echo(m, err=True), logs=not quiet)
         if status != "COMPLETE":
             raise KitError(f"{result['id']} ended {status}: {failure_line(failure)}")
+
+
+def _tested_build(build_args: str, cfg, folder: Path, rebuild: bool) -> bool:
+    """What was run with run-kernel is what is pushed: an existing build that differs from what the config builds is
+    refused, naming what differs (--rebuild replaces it). Returns whether the build is a notebook (kept as one).
+
+    `build_args`: TASK and the flags that shaped it, as `build-kernel` takes them (for the hint)."""
+    from kaggle_kit.kernel.same_build import build_differences, existing_build
+
+    try:
+        build = existing_build(folder)
+    except KitError:  # not a readable build: --rebuild replaces it
+        if rebuild:
+            return False
+        raise
+    if build is None:
+        return False
+    differences = [] if rebuild else build_differences(build_args.split()[0], cfg, build)
+    if differences:
+        raise KitError(f"{folder} is not what the config builds now: {'; '.join(differences)}",
+                       hint=f"rebuild and test it (kaggle-kit build-kernel {build_args} --overwrite, then run-kernel), "
+                            "or pass --rebuild to push a fresh build untested")
+    return build.script.suffix == ".ipynb"
 
 
 def _push_folds(kit: KitContext, task, folds, fold, wait, interval, force, quiet, dry_run, as_json) -> None:

@@ -136,7 +136,8 @@ def blend_cmd(kit: KitContext, oofs, train_files, out: Path, backbone_sources, o
 @click.option("--input", "input_path", required=True, type=click.Path(path_type=Path),
               help="Unlabelled pairs in test format (id, prompt, response_a, response_b; extra columns ignored).")
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path),
-              help="Train-format CSV to write (winner_* columns hold probabilities).")
+              help="Train-format CSV to write (winner_* columns hold probabilities; a label column the most probable "
+                   "class).")
 @click.option("--min-confidence", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Keep only rows whose most likely class has at least this probability.")
 @click.option("--backbone", help="Backbone folder to use instead of the one recorded at training time.")
@@ -147,12 +148,17 @@ def blend_cmd(kit: KitContext, oofs, train_files, out: Path, backbone_sources, o
 @pass_kit
 def pseudo_label_cmd(kit: KitContext, models, weights, input_path: Path, out_path: Path, min_confidence: float,
                      backbone, overwrite: bool, as_json: bool, **flags) -> None:
-    """Predict unlabelled pairs and write them as soft labels: `train --train train.csv --train PL.csv` uses them."""
+    """Predict unlabelled pairs and write them as soft labels (hard labels where the train file holds a class value):
+    `train --train train.csv --train PL.csv` uses them."""
     from kaggle_kit.config import with_overrides
     from kaggle_kit.inference.pseudo_label import pseudo_label
 
     cfg = with_overrides(kit.config.predict, **flag_values(flags, PredictConfig))
+    note = kit.spec.pseudo_label_note()
+    if note and not as_json:
+        click.echo(f"note: {note}", err=True)
     r = pseudo_label(list(models), input_path, out_path, kit.spec, cfg, _parse_weights(weights), min_confidence,
                      backbone, overwrite=overwrite, progress=not as_json)
+    r = {**r, "notes": [note]} if note else r
     emit(r, as_json, f"wrote {r['path']}: {r['rows']} of {r['rows_in']} rows (mean confidence "
                      f"{r['mean_confidence']:.3f}; {r['dropped_low_confidence']} below --min-confidence)")

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from kaggle_kit.atomic import atomic_path, refuse_overwrite
-from kaggle_kit.competition.spec import LMSYS, CompetitionSpec
+from kaggle_kit.competition.spec import FILE_KEYS, LMSYS, CompetitionSpec, plain_name_problem
+from kaggle_kit.errors import KitError
 
 TOPICS = (
     "photosynthesis", "black holes", "the french revolution", "binary search", "compound interest", "climate change",
@@ -183,6 +184,9 @@ def write_sample_data(
     spec: CompetitionSpec = LMSYS, overwrite: bool = False,
 ) -> SampleFiles:
     """Write the spec's train, test (CSV or parquet) and sample_submission.csv in exactly the competition's format."""
+    for key in FILE_KEYS[:3]:  # joined to `directory`: a name with a folder part could write outside it
+        if plain_name_problem(getattr(spec, key)):
+            raise KitError(f"{spec.slug}: {key} '{getattr(spec, key)}' {plain_name_problem(getattr(spec, key))}")
     files = SampleFiles(directory / spec.train_file, directory / spec.test_file,
                         directory / spec.sample_submission_file)
     for path in (files.train, files.test, files.sample_submission):

@@ -3,6 +3,7 @@ kaggle-kit.toml [competition] table. A second arena-shaped competition is a new 
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -111,6 +112,13 @@ class CompetitionSpec:
                 f"smoother signal for the same argmax) and the temperature / side head are still fitted, for "
                 f"calibrated --probabilities and blends; the submission holds each row's most probable label")
 
+    def pseudo_label_note(self) -> str | None:
+        """What pseudo-labels are for a competition whose train file holds a class value (said, never silent)."""
+        if self.soft_labels:
+            return None
+        return (f"{self.slug}'s train file holds one {self.label_column} value per row, so pseudo-label writes hard "
+                f"labels (each row's most probable class), not probabilities; --min-confidence keeps the surer rows")
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(label_columns=list(self.label_columns), submission_columns=self.submission_columns)
@@ -136,6 +144,22 @@ KEYS: dict[str, tuple[str, tuple | None]] = {  # key -> (expected, choices)
     "based_on": (_STR, None), "slug": (_STR, None),
 }
 REQUIRED = ("text_columns", "classes", "labels", "metric", "submission")
+
+
+FILE_KEYS = ("train_file", "test_file", "sample_submission_file", "submission_file")
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$")  # Kaggle's competition slugs (the URL's last part)
+
+
+def plain_name_problem(name: str) -> str | None:
+    """A file name a spec or config gives is joined to a folder: it must stay inside it (no folder part, no '..')."""
+    if name in ("", ".", "..") or Path(name).name != name or "\\" in name or "\x00" in name:
+        return "must be a plain file name (no folder part, no '..')"
+    return None
+
+
+def slug_problem(slug: str) -> str | None:
+    """A competition slug becomes a URL part, a metadata source and a folder name: Kaggle's form only."""
+    return None if SLUG_RE.match(slug) else "must be a Kaggle competition slug (a-z, 0-9 and '-', e.g. my-arena)"
 
 
 def _typed(key: str, value: Any) -> bool:
@@ -180,8 +204,11 @@ def spec_from_table(slug: str, table: dict[str, Any], where: str = "[competition
     t.setdefault("train_file", f"train.{fmt}")
     t.setdefault("test_file", f"test.{fmt}")
     for key in ("train_file", "test_file"):
-        _check(where, Path(t[key]).name == t[key] and t[key].endswith(f".{fmt}"),
+        _check(where, t[key].endswith(f".{fmt}"),
                f"{key} '{t[key]}' must be a plain file name ending in .{fmt} (format = \"{fmt}\")")
+    for key in FILE_KEYS:
+        _check(where, key not in t or plain_name_problem(t[key]) is None,
+               f"{key} '{t.get(key)}' {plain_name_problem(str(t.get(key)))}")
     for key in ("time_limit_s", "hidden_test_rows"):
         _check(where, t.get(key) is None or t[key] >= 1, f"{key} must be >= 1, got {t.get(key)!r}")
 
@@ -253,6 +280,8 @@ def project_spec(table: dict[str, Any], where: str = "kaggle-kit.toml [competiti
     slug = table.get("slug", table.get("based_on"))
     if not isinstance(slug, str) or not slug:
         raise KitError(f"{where} needs slug = \"<competition slug>\" (or based_on = \"<shipped slug>\")")
+    if slug_problem(slug):
+        raise KitError(f"{where} slug '{slug}' {slug_problem(slug)}")
     return spec_from_table(slug, {k: v for k, v in table.items() if k != "slug"}, where)
 
 

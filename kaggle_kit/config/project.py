@@ -181,6 +181,21 @@ def accelerator_problem(value: str) -> str | None:
     return None if value in ACCELERATORS else f"is not a Kaggle accelerator (known: {', '.join(ACCELERATORS)})"
 
 
+def kernel_accelerator_problem(accelerator: str, enable_gpu: bool) -> str | None:
+    """Whether a kaggle-kit kernel can run on an accepted machine shape, decided at build time (not in the kernel's
+    preflight): a GPU shape with enable_gpu, or "None" (the CPU) without; kaggle-kit has no TPU code path."""
+    if accelerator.startswith("Tpu"):
+        return (f"accelerator {accelerator} is a TPU: kaggle-kit kernels run on a GPU (e.g. NvidiaTeslaT4) or the CPU "
+                "(accelerator = \"None\", enable_gpu = false)")
+    if accelerator == "None":
+        return None if not enable_gpu else ('accelerator "None" is the CPU but enable_gpu = true: name a GPU '
+                                            '(e.g. NvidiaTeslaT4), or set enable_gpu = false for a CPU kernel')
+    if not accelerator.startswith("Nvidia"):
+        return f"accelerator {accelerator} is neither a GPU (Nvidia...) nor the CPU (\"None\")"
+    return None if enable_gpu else (f"enable_gpu = false with the GPU accelerator {accelerator}: set enable_gpu = "
+                                    'true, or accelerator = "None" for a CPU kernel')
+
+
 @dataclass
 class DatasetsConfig:
     model: str | None = setting(None, "Trained model dir: a dataset owner/slug or a Kaggle Model "

@@ -93,12 +93,29 @@ def _read_any(path: Path) -> pd.DataFrame:
     if path.suffix.lower() != ".parquet":
         return pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False, na_values=[])
     frame = pd.read_parquet(path)
+    listed = []
     for column in frame.columns:
         values = frame[column]
+        if values.dtype == object and values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).any():
+            # a list per cell (turns): JSON text, parsed as turns below, never numpy's repr "['...']"
+            listed.append(str(column))
+            frame[column] = values.map(_json_turns)
+            continue
         if pd.api.types.is_float_dtype(values) and values.dropna().mod(1).eq(0).all():
             values = values.astype("Int64")  # integers stored as floats because of a missing value
         frame[column] = values.astype(object).where(values.notna(), "").astype(str)
+    frame.attrs[LIST_CELLS] = listed
     return frame
+
+
+LIST_CELLS = "kaggle_kit_list_cells"  # frame.attrs key: the parquet columns whose cells were lists of turns
+
+
+def _json_turns(value: object) -> str:
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return json.dumps([v if v is None or isinstance(v, str) else str(v) for v in list(value)], ensure_ascii=False)
+    return json.dumps([] if value is None or (isinstance(value, float) and math.isnan(value)) else [str(value)],
+                      ensure_ascii=False)
 
 
 def read_csv_checked(path: Path, required: list[str], allow_extra: bool | list[str] = False) -> pd.DataFrame:
@@ -255,8 +272,13 @@ def _text_turn(cell: object, repairs: RepairCounts) -> list[str]:
 def _parse_frame(path: Path, frame: pd.DataFrame, spec: CompetitionSpec, plain_text: list[str] | None = None) -> Pairs:
     repairs = RepairCounts()
     texts = {}
+    listed = [c for c in frame.attrs.get(LIST_CELLS, []) if c in spec.text_columns]
+    if listed and spec.cells == "text":  # said once: the spec expects one text per cell
+        log.warning("note: %s: column(s) %s hold lists, not text: each list is read as turns", path, ", ".join(listed))
     for column in spec.text_columns:
-        if spec.cells == "text" and not plain_text:
+        if column in listed:
+            texts[column] = [parse_turns(cell, repairs) for cell in frame[column]]
+        elif spec.cells == "text" and not plain_text:
             texts[column] = [_text_turn(cell, repairs) for cell in frame[column]]
         elif plain_text and column in plain_text:
             texts[column] = [[_clean_text(str(cell), repairs)] for cell in frame[column]]
@@ -363,6 +385,29 @@ def load_training_files(
     dropped = [merged.ids[i] for i in range(len(merged)) if i not in kept]
     return TrainSet(result, duplicates_dropped=duplicates, test_leaks_dropped=leaks, per_file_rows=per_file,
                     dropped_ids=dropped)
+
+
+_SAID: set[tuple] = set()
+
+
+def say_dropped(train_set: TrainSet) -> str | None:
+    """One line for the rows load_training_files dropped (said once per process for the same files, so cv's folds do
+    not repeat it); None when nothing was dropped."""
+    parts = []
+    if train_set.duplicates_dropped:
+        parts.append(f"{train_set.duplicates_dropped} duplicate rows (the same prompt and responses, in either A/B "
+                     f"order, within or across the train files)")
+    if train_set.test_leaks_dropped:
+        parts.append(f"{train_set.test_leaks_dropped} rows also in the test file")
+    if not parts:
+        return None
+    total = sum(train_set.per_file_rows.values())
+    line = f"note: dropped {' and '.join(parts)}: {total - len(train_set.pairs)} of {total} rows"
+    key = (tuple(train_set.per_file_rows.items()), line)
+    if key not in _SAID:
+        _SAID.add(key)
+        log.warning("%s", line)
+    return line
 
 
 def class_prior(labels: np.ndarray, num_labels: int) -> np.ndarray:

@@ -131,7 +131,7 @@ def choose_blend(prob_sets: list[np.ndarray], targets: np.ndarray) -> tuple[list
 # ---- reading OOF files and naming the models behind them
 def read_oof(path: Path, spec: CompetitionSpec) -> pd.DataFrame:
     """id, the probabilities and the targets (target_* columns, else the one-hot of `label`)."""
-    from kaggle_kit.data.reading import check_unique_ids, read_csv_checked
+    from kaggle_kit.data.reading import SOFT_TOLERANCE, check_unique_ids, read_csv_checked
 
     frame = read_csv_checked(path, ["id", *spec.label_columns], allow_extra=True)
     check_unique_ids(path, frame, "id")
@@ -145,6 +145,11 @@ def read_oof(path: Path, spec: CompetitionSpec) -> pd.DataFrame:
                 out[c] = frame[c].astype(float)
         elif "label" in frame.columns:
             label = frame["label"].astype(int)
+            outside = ~label.between(0, spec.num_labels - 1)
+            if outside.any():  # a label no class has would be a target row of zeros (a log loss of -0.0000)
+                raise DataError(f"{path}: {int(outside.sum())} row(s) with a label outside 0..{spec.num_labels - 1} "
+                                f"({', '.join(spec.classes)}), e.g. {frame['label'][outside].iloc[0]} at id "
+                                f"{out['id'][outside].iloc[0]}", hint="pass an OOF file of this competition")
             for k, c in enumerate(targets):
                 out[c] = (label == k).astype(float)
         else:
@@ -156,6 +161,13 @@ def read_oof(path: Path, spec: CompetitionSpec) -> pd.DataFrame:
     if bad.any():  # a NaN would make every loss "nan" and blend.json not JSON
         raise DataError(f"{path}: {int(bad.sum())} row(s) with NaN or infinite probabilities or targets "
                         f"(first id {out['id'][bad].iloc[0]})", hint="regenerate the OOF file")
+    for kind, columns in (("probabilities", list(spec.label_columns)), ("targets", targets)):
+        rows = out[columns].to_numpy(dtype=float)
+        bad = ~(((rows >= 0) & (rows <= 1)).all(axis=1) & (np.abs(rows.sum(axis=1) - 1) <= SOFT_TOLERANCE))
+        if bad.any():
+            raise DataError(f"{path}: {int(bad.sum())} row(s) whose {kind} are not in [0, 1] summing to 1 over "
+                            f"{', '.join(columns)} (first id {out['id'][bad].iloc[0]})",
+                            hint="pass an OOF file of this competition's classes")
     return out
 
 
@@ -166,9 +178,12 @@ def models_behind(oof: Path) -> list[Path]:
 
     folder = oof.parent
     if (folder / CV_FILE).exists():
-        summary = json.loads((folder / CV_FILE).read_text())
-        return [Path(f["model_dir"]) if Path(f["model_dir"]).is_absolute() else folder / f["model_dir"]
-                for f in summary["per_fold"]]
+        try:
+            named = [str(f["model_dir"]) for f in json.loads((folder / CV_FILE).read_text())["per_fold"]]
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            raise DataError(f"{folder / CV_FILE} is corrupt ({exc})", hint="run `kaggle-kit cv --gather` again, or "
+                            "pass --oof FILE=MODEL_DIR[,MODEL_DIR...]") from None
+        return [Path(d) if Path(d).is_absolute() else folder / d for d in named]
     if (folder / MODEL_FILE).exists():
         return [folder]
     raise UsageProblem(f"cannot tell which model dirs made {oof} (no cv.json or model beside it)",
@@ -279,9 +294,21 @@ def save_blend(blend: Blend, out: Path, overwrite: bool = False) -> None:
     write_text_atomic(out, json.dumps(data, indent=2, allow_nan=False))  # strict JSON: never a bare NaN
 
 
+def _number(value) -> float:
+    """A JSON number (Python's json also reads the non-standard Infinity and NaN: blend_problem judges those)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{value!r} is not a number")
+    return float(value)
+
+
+def _text(value) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{value!r} is not a path")
+    return value
+
+
 def read_blend(path: Path) -> Blend:
     """blend.json -> Blend, every used member's model dirs checked (paths relative to the file) before inference."""
-    from kaggle_kit.inference.rules import RULES
     from kaggle_kit.model.model_dir import check_model_dir
 
     if not path.is_file():
@@ -290,18 +317,17 @@ def read_blend(path: Path) -> Blend:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("kind") != BLEND_KIND or data.get("format") != BLEND_FORMAT:
             raise ValueError("not a kaggle-kit blend of a known format")
-        members = [Member(name=m["name"], oof=Path(m.get("oof", "")), weight=float(m["weight"]),
-                          model_dirs=[path.parent / d for d in m["model_dirs"]], backbone_name=m.get("backbone"),
+        members = [Member(name=str(m["name"]), oof=Path(m.get("oof", "")), weight=_number(m["weight"]),
+                          model_dirs=[path.parent / _text(d) for d in m["model_dirs"]], backbone_name=m.get("backbone"),
                           backbone_source=m.get("backbone_source")) for m in data["members"]]
-        temperature = float(data["temperature"])
+        temperature = _number(data["temperature"])
         rules = list(data.get("rules", []))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise KitError(f"{path} is not a valid blend.json ({exc})",
                        hint="write it again with `kaggle-kit blend`") from None
-    unknown = [r for r in rules if r not in RULES]
-    if unknown or not temperature > 0 or any(m.weight < 0 for m in members) or sum(m.weight for m in members) <= 0:
-        raise KitError(f"{path} is not a valid blend.json (bad weights, temperature or rules)",
-                       hint="write it again with `kaggle-kit blend`")
+    problem = blend_problem(members, temperature, rules)
+    if problem:
+        raise KitError(f"{path} is not a valid blend.json ({problem})", hint="write it again with `kaggle-kit blend`")
     for m in members:
         if m.weight > 0:
             for d in m.model_dirs:
@@ -310,6 +336,27 @@ def read_blend(path: Path) -> Blend:
                                    hint="keep the model dirs where blend.json says (paths are relative to it)")
                 check_model_dir(d)
     return Blend(members=members, temperature=temperature, rules=rules, report=data.get("report", {}))
+
+
+def blend_problem(members: list[Member], temperature: float, rules: list[str]) -> str | None:
+    """What makes a read blend unusable, or None: every number finite and in range, every used member runnable (an
+    infinite weight would turn each row into the class prior, a NaN one drop its member, an infinite temperature give
+    1/K everywhere)."""
+    from kaggle_kit.inference.rules import RULES
+
+    if not members:
+        return "no members"
+    for m in members:
+        if not math.isfinite(m.weight) or m.weight < 0:
+            return f"member {m.name}: weight {m.weight} must be a finite number >= 0"
+        if m.weight > 0 and not m.model_dirs:
+            return f"member {m.name}: model_dirs is empty, so it cannot be predicted"
+    if sum(m.weight for m in members) <= 0:
+        return "every weight is 0"
+    if not math.isfinite(temperature) or not temperature > 0:
+        return f"temperature {temperature} must be a finite number > 0"
+    unknown = [r for r in rules if r not in RULES]
+    return f"unknown rule(s) {', '.join(map(str, unknown))} (known: {', '.join(RULES)})" if unknown else None
 
 
 def used_model_dirs(blend: Blend) -> list[Path]:

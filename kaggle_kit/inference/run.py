@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kaggle_kit.atomic import check_writable, refuse_overwrite, refuse_same_file
+from kaggle_kit.atomic import check_outputs
 from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.config import PredictConfig
 from kaggle_kit.config.durations import parse_duration
@@ -48,15 +48,11 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
                 member.backbone = backbone_of(member)
     if not model_dirs:
         raise KitError("no model given", hint="pass --model DIR (repeat to ensemble)")
-    check_writable(out_path)  # before any inference: a location that cannot take the file fails now, in one line
     beside = test_path.parent / spec.sample_submission_file
-    refuse_same_file(out_path, [test_path, sample_submission, beside if beside.exists() else None,
-                                cfg.blend if fitted is not None else None])
-    refuse_overwrite(out_path, overwrite)
-    if probabilities is not None:
-        if probabilities.resolve() == out_path.resolve():
-            raise UsageProblem("--probabilities must be another file than the submission")
-        refuse_overwrite(probabilities, overwrite)
+    # before any inference: every output writable, none of them an input, none replaced without --overwrite
+    check_outputs({"--out": out_path, "--probabilities": probabilities},
+                  [test_path, sample_submission, beside if beside.exists() else None,
+                   cfg.blend if fitted is not None else None], overwrite)
     if weights is not None or len(model_dirs) > 1:
         check_weights(weights, len(model_dirs))
     pairs = read_test(test_path, spec)

@@ -7,6 +7,7 @@ At build time the blend.json is read where the model dataset is made from: ./<[p
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from kaggle_kit.config import ProjectConfig
@@ -34,12 +35,21 @@ def local_blend_file(cfg: ProjectConfig) -> Path:
 
 
 def _members(path: Path) -> list[dict]:
+    """The used members (weight > 0), each weight a finite number >= 0 and each used member with model dirs, as
+    predict will require in the kernel: refused here, at build time."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        return [m for m in data["members"] if float(m["weight"]) > 0]
+        weights = [float(m["weight"]) for m in data["members"]]
+        problem = next((f"member {m.get('name')}: weight {w} must be a finite number >= 0" for m, w in
+                        zip(data["members"], weights) if not (math.isfinite(w) and w >= 0)), None)
+        used = [m for m, w in zip(data["members"], weights) if w > 0]
+        problem = problem or next((f"member {m.get('name')}: model_dirs is empty" for m in used
+                                   if not m["model_dirs"]), None)
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise KitError(f"{path} is not a valid blend.json ({exc})", hint="write it again with `kaggle-kit blend`") \
-            from None
+        problem = str(exc)
+    if problem:
+        raise KitError(f"{path} is not a valid blend.json ({problem})", hint="write it again with `kaggle-kit blend`")
+    return used
 
 
 def _merged(blend_file: Path, member: dict) -> bool:

@@ -22,6 +22,7 @@ import kaggle_kit
 from kaggle_kit import __version__
 from kaggle_kit.competition.spec import SPECS_FILE
 from kaggle_kit.config import ProjectConfig, accelerator_problem, check_ref
+from kaggle_kit.config.project import kernel_accelerator_problem
 from kaggle_kit.errors import KitError, UsageProblem, failure_line
 from kaggle_kit.kernel.blend_sources import blend_backbone_sources, uses_blend_file
 from kaggle_kit.kernel.inputs import KERNEL_PREFIX, Source, competition_source, metadata_sources, parse_source
@@ -82,6 +83,9 @@ def kernel_metadata(task: str, cfg: ProjectConfig, notebook: bool = False) -> di
     problem = accelerator_problem(cfg.kernel.accelerator)
     if problem:
         raise UsageProblem(f"[kernel] accelerator {cfg.kernel.accelerator}: {problem}")
+    unusable = kernel_accelerator_problem(cfg.kernel.accelerator, cfg.kernel.enable_gpu)
+    if unusable:
+        raise UsageProblem(f"[kernel] {unusable}")
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
     named = {"backbone": cfg.datasets.backbone, "wheels": cfg.datasets.wheels}
     if task == "infer":
@@ -157,8 +161,12 @@ def as_notebook(script: str) -> str:
 
 def script_of(code_file: Path) -> str:
     if code_file.suffix == ".ipynb":
-        cells = json.loads(code_file.read_text())["cells"]
-        return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        try:
+            cells = json.loads(code_file.read_text(encoding="utf-8"))["cells"]
+            return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            raise KitError(f"{code_file} is not a readable notebook ({exc})",
+                           hint="build it again with `kaggle-kit build-kernel ... --overwrite`") from None
     return code_file.read_text()
 
 
@@ -171,6 +179,19 @@ def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = Fal
     if task == "train" and not cfg.datasets.backbone and not cfg.train.backbone:  # else it fails only when run
         raise UsageProblem("a train kernel needs a backbone: none is set",
                            hint="pass --backbone OWNER/SLUG (a dataset of the weights) or set [datasets] backbone")
+    meta, script = render_kernel(task, cfg, notebook)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise KitError(f"{out} already holds a build", hint="pass --overwrite to rebuild it")
+    out.mkdir(parents=True, exist_ok=True)
+    from kaggle_kit.atomic import write_text_atomic
+
+    write_text_atomic(out / meta["code_file"], as_notebook(script) if notebook else script)
+    write_text_atomic(out / "kernel-metadata.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    return KernelBuild(out, out / meta["code_file"], meta)
+
+
+def render_kernel(task: str, cfg: ProjectConfig, notebook: bool = False) -> tuple[dict, str]:
+    """(kernel-metadata, script) that build_kernel writes for this config, in memory."""
     meta = kernel_metadata(task, cfg, notebook)
     config = kernel_config(cfg)
     archive = package_archive()
@@ -180,14 +201,7 @@ def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = Fal
     script = TEMPLATE.read_text().format(task=task, archive=base64.b64encode(archive).decode(),
                                          config=json.dumps(config, sort_keys=True),
                                          manifest=json.dumps(manifest, sort_keys=True))
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise KitError(f"{out} already holds a build", hint="pass --overwrite to rebuild it")
-    out.mkdir(parents=True, exist_ok=True)
-    from kaggle_kit.atomic import write_text_atomic
-
-    write_text_atomic(out / meta["code_file"], as_notebook(script) if notebook else script)
-    write_text_atomic(out / "kernel-metadata.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    return KernelBuild(out, out / meta["code_file"], meta)
+    return meta, script
 
 
 LAYOUTS = ("today", "legacy")
@@ -214,6 +228,23 @@ def source_for_input(name: str, sources: list[Source]) -> Source:
     return found[0]
 
 
+def read_build_metadata(build: Path) -> dict:
+    """A build's kernel-metadata.json as a dict; a missing, corrupt or non-object file is one line."""
+    path = build / "kernel-metadata.json"
+    if not path.is_file():
+        raise KitError(f"{build} is not a kernel build (no kernel-metadata.json)",
+                       hint="pass a folder written by `kaggle-kit build-kernel train|infer`")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise KitError(f"{path} is not valid JSON ({exc})",
+                       hint="build it again with `kaggle-kit build-kernel ... --overwrite`") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("code_file", ""), str):
+        raise KitError(f"{path} is not a kernel-metadata object",
+                       hint="build it again with `kaggle-kit build-kernel ... --overwrite`")
+    return meta
+
+
 def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, timeout: float = 3600,
                        python: str | None = None, check_accelerator: bool = False,
                        echo: Callable[[str], None] | None = None, layout: str = "today") -> list[Path]:
@@ -225,10 +256,7 @@ def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, time
     The kernel's stdout and stderr go, interleaved in order, to WORKING/kernel.log and line by line to `echo`."""
     if layout not in LAYOUTS:
         raise UsageProblem(f"unknown input layout '{layout}'", hint=" or ".join(LAYOUTS))
-    if not (build / "kernel-metadata.json").is_file():
-        raise KitError(f"{build} is not a kernel build (no kernel-metadata.json)",
-                       hint="pass a folder written by `kaggle-kit build-kernel train|infer`")
-    meta = json.loads((build / "kernel-metadata.json").read_text())
+    meta = read_build_metadata(build)
     if not (build / meta.get("code_file", "")).is_file():
         raise KitError(f"{build} is an incomplete build: {meta.get('code_file')} is missing",
                        hint="build it again with `kaggle-kit build-kernel ... --overwrite`")
@@ -302,3 +330,4 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """Sizes and mtimes of an input tree: a local run must leave it exactly as Kaggle's read-only mount would."""
     return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
             for p in sorted(folder.rglob("*")) if p.is_file()}
+

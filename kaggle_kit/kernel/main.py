@@ -93,12 +93,27 @@ def _relaunch_distributed(config: dict, manifest: dict, quantize: str | None) ->
     args_file.write_text(json.dumps({"config": config, "manifest": manifest}))
     package_parent = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                    "-m", "kaggle_kit.kernel.main", "train", str(args_file)], env=env, check=True)
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           f"--nproc_per_node={nproc}", "-m", "kaggle_kit.kernel.main", "train", str(args_file)],
+                          env=env)
+    if done.returncode:  # each worker printed its own kaggle-kit: line (or traceback) above
+        raise SystemExit(f"kaggle-kit: training under torchrun failed (exit {done.returncode}): see the workers' "
+                         "lines above")
     return True
 
 
 def main(task: str, config: dict, manifest: dict) -> None:
+    """The kernel's entry point: an expected failure (bad data, a bad setting, a corrupt model dir) ends the kernel
+    with one `kaggle-kit:` line and a non-zero exit, like mount and accelerator errors; the log above is kept."""
+    from kaggle_kit.errors import KitError
+
+    try:
+        _run(task, config, manifest)
+    except KitError as exc:
+        raise SystemExit(f"kaggle-kit: {exc.format_line()}") from None
+
+
+def _run(task: str, config: dict, manifest: dict) -> None:
     from kaggle_kit.quiet import quiet_libraries
 
     quiet_libraries()

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -149,9 +150,22 @@ def read_model_info(model_dir: Path) -> dict:
     missing = [k for k in ("backbone", "model_type", "num_labels", "encoding") if k not in info]
     if missing:
         raise KitError(f"{path} is corrupt (no {', '.join(missing)})", hint="train the model again")
+    if (problem := _numbers_problem(info)) is not None:
+        raise KitError(f"{path} is corrupt ({problem})", hint="train the model again")
     if info.get("side_head") is not None and (problem := head_problem(info["side_head"], int(info["num_labels"]))):
         raise KitError(f"{path} is corrupt ({problem})", hint="train the model again")
     return info
+
+
+def _numbers_problem(info: dict) -> str | None:
+    """The numbers predict uses, finite and in range (a temperature of Infinity would give 1/K to every row)."""
+    labels, temperature = info["num_labels"], info.get("temperature")
+    if isinstance(labels, bool) or not isinstance(labels, int) or not 2 <= labels <= 3:
+        return f"num_labels {labels!r} must be 2 or 3"
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                                    or not math.isfinite(temperature) or not temperature > 0):
+        return f"temperature {temperature!r} must be a finite number > 0"
+    return None
 
 
 def find_backbone(model_dir: Path, info: dict, override: str | None = None) -> Path:

@@ -53,6 +53,9 @@ def stage(kind: str, source: Path, dataset: str, staging: Path, with_checkpoints
                                 ignore=lambda d, names: [n for n in names if excluded(n, with_checkpoints)])
             else:
                 shutil.copy2(item, staging / item.name)
+    if not any(p.is_file() for p in staging.rglob("*")):  # else Kaggle gets an empty dataset, "created"
+        skipped = "" if with_checkpoints else " (checkpoints are left out without --with-checkpoints)"
+        raise KitError(f"{source}: nothing to upload{skipped}", hint="give the folder `train --out` wrote")
     title = slug.replace("-", " ").title()[:50].ljust(6, "_")
     metadata = {"id": dataset, "title": title, "licenses": [{"name": "CC0-1.0"}]}
     (staging / "dataset-metadata.json").write_text(json.dumps(metadata))

@@ -20,7 +20,7 @@ from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.config import ColumnMap, TrainConfig, check_section
 from kaggle_kit.config.durations import parse_duration
 from kaggle_kit.data.encode import Encoder, EncodingSpec
-from kaggle_kit.data.reading import Pairs, is_soft, load_training_files
+from kaggle_kit.data.reading import Pairs, is_soft, load_training_files, say_dropped
 from kaggle_kit.errors import KitError
 from kaggle_kit.metrics import (
     accuracy,
@@ -251,6 +251,8 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     set_seed(cfg.seed)
 
     train_set = load_training_files(train_files, spec, column_maps, exclude_test)
+    if rank == 0:
+        say_dropped(train_set)
     pairs = train_set.pairs
     n = spec.num_labels
     all_targets = pairs.target_rows(n)
