@@ -67,12 +67,17 @@ def _parse_weights(weights: str | None) -> list[float] | None:
 
 def _backbone_sources(values: tuple[str, ...]) -> dict[str, str]:
     """NAME=REF pairs, each REF a source an infer kernel can mount (checked now, not in the kernel)."""
-    from kaggle_kit.kernel.inputs import source_problem
+    from kaggle_kit.kernel.inputs import metadata_sources
 
     sources: dict[str, str] = {}
     for value in values:
         name, sep, ref = value.partition("=")
-        problem = source_problem(ref) if sep and name else "must be NAME=REF"
+        problem = None if sep and name else "must be NAME=REF"
+        if problem is None:
+            try:  # build-kernel's own check (a Kaggle Model needs its version in model_sources), made now
+                metadata_sources([ref])
+            except ValueError as exc:
+                problem = str(exc)
         if problem or ref.startswith("kernel:"):
             raise click.BadParameter(f"'{value}': {problem or 'a backbone comes from a dataset or a Kaggle Model'}",
                                      param_hint="--backbone-source")
@@ -116,8 +121,8 @@ def blend_cmd(kit: KitContext, oofs, train_files, out: Path, backbone_sources, o
     if not r["fitted_blend_kept"]:
         lines.append(f"blend: the fitted weights do not beat {best['name']} out of fold: {best['name']} alone is kept")
     if f"blend_{kit.spec.metric}" in r:
-        lines.append(f"blend: OOF {kit.spec.metric_name} {r['blend_' + kit.spec.metric]:.4f} "
-                     "(the competition's metric)")
+        lines.append(f"blend: OOF {kit.spec.metric_name} {r['blend_' + kit.spec.metric]:.4f} in-sample (the "
+                     "competition's metric, with the weights fitted on these rows)")
     if isinstance(r["rules"], list):
         lines += [f"rule {x['rule']}: {x['rows']} row(s), cross-validated log loss {x['log_loss_before']:.4f} -> "
                   f"{x['log_loss_after']:.4f}: {'kept' if x['kept'] else 'dropped'}" for x in r["rules"]]
