@@ -255,3 +255,14 @@ def test_the_checker_itself(text, expected):
     found = [p for phrase in command_phrases(text) for p in phrase_problems(*phrase)]
     found += [f"cv has no {o}" for o in bare_options(text) - options_of(COMMANDS[("cv",)])]
     assert len(found) == len(expected) and all(any(e in f for f in found) for e in expected), found
+
+
+def test_a_bare_option_is_checked_against_the_commands_that_reach_it():
+    """The call graph's attribution: a helper only `cv` reaches may not name train's --resume (the issue's repro)."""
+    visitor = _Functions("cli/train.py")
+    source = "def cv_cmd():\n    helper()\n\ndef helper():\n    raise E('x', hint='pass --resume to go on')\n"
+    visitor.visit(ast.parse(source))
+    reach = reaching_commands(visitor.calls)
+    assert reach["helper"] == {("cv",)}
+    (_, _, text), = [s for s in visitor.strings if "--resume" in s[2]]
+    assert bare_options(text) == {"--resume"} and "--resume" not in options_of(COMMANDS[("cv",)])

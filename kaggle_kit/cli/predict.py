@@ -106,11 +106,11 @@ def blend_cmd(kit: KitContext, oofs, train_files, out: Path, backbone_sources, o
     from kaggle_kit.inference.blending import fit_blend, parse_member, save_blend
 
     check_writable(out)
+    sources = _backbone_sources(backbone_sources)  # before reading or fitting anything
     members = [parse_member(o) for o in oofs]
     refuse_same_file(out, [*(m.oof for m in members), *train_files])
     refuse_overwrite(out, overwrite)
-    fitted = fit_blend(members, kit.spec, list(train_files), kit.config.column_maps,
-                       _backbone_sources(backbone_sources))
+    fitted = fit_blend(members, kit.spec, list(train_files), kit.config.column_maps, sources)
     save_blend(fitted, out, overwrite=overwrite)
     r = fitted.report
     lines = [f"{m.name}: OOF log loss {m.oof_log_loss:.4f}, weight {m.weight:.3f}" for m in fitted.members]
@@ -120,7 +120,7 @@ def blend_cmd(kit: KitContext, oofs, train_files, out: Path, backbone_sources, o
                  f"{fitted.temperature:.3f}")
     if not r["fitted_blend_kept"]:
         lines.append(f"blend: the fitted weights do not beat {best['name']} out of fold: {best['name']} alone is kept")
-    if f"blend_{kit.spec.metric}" in r:
+    if kit.spec.metric != "log_loss" and f"blend_{kit.spec.metric}" in r:  # log loss: said on the line above
         lines.append(f"blend: OOF {kit.spec.metric_name} {r['blend_' + kit.spec.metric]:.4f} in-sample (the "
                      "competition's metric, with the weights fitted on these rows)")
     if isinstance(r["rules"], list):
