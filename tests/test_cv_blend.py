@@ -219,9 +219,9 @@ def test_cv_oof_covers_every_row_once_and_gathers_the_same(cv_run, small_files, 
     one_line_error(run("cv", "--gather", out / "fold-1", "--out", tmp_path / "g2"), "fold(s) 0 of 2 missing")
     one_line_error(run("cv", "--gather", out / "fold-1", "--gather", out / "fold-1", "--out", tmp_path / "g3"),
                    "fold 1 appears twice")
-    refused = one_line_error(run("cv", "--train", small_files.train, "--folds", 2, "--out", out),
-                             "already holds fold(s) 0, 1")
-    assert f"`cv --gather {out} --out {out}`" in refused  # the hint's command works as written:
+    refused = run("cv", "--train", small_files.train, "--folds", 2, "--out", out)
+    one_line_error(refused, "already holds fold(s) 0, 1")
+    assert f"`cv --gather {out} --out {out}`" in refused.output  # the hint's command works as written:
     assert run("cv", "--gather", out, "--out", out, "--overwrite").exit_code == 0
 
 
