@@ -147,11 +147,16 @@ def test_datasets_status_checks_owner_slug_locally(fake):
     assert fake.requests == []
 
 
-def test_upload_says_a_new_version_in_words(fake, trained):
-    """The second upload of a dataset is a new version (where the fake keeps datasets between calls)."""
+def test_upload_says_a_new_version_in_words(tmp_path, fake):
+    """The second upload of a dataset is a new version (where the fake keeps datasets between calls). A folder with
+    two small files stands in for a trained model dir: upload stages and sends the files there, whatever they hold."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / MODEL_FILE).write_text("{}")
+    (model / "adapter_model.safetensors").write_bytes(b"\0" * 64)
     said = []
     for _ in range(2):
-        result = run("upload", "model", trained.out_dir, "--dataset", "tester/model-words")
+        result = run("upload", "model", model, "--dataset", "tester/model-words")
         assert result.exit_code == 0, result.output
         said.append(result.output.strip().splitlines()[-1])
     assert said[0].startswith("created tester/model-words: "), said
