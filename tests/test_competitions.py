@@ -260,6 +260,10 @@ def test_wsdm_cv_blend_side_head_budget_and_pseudo_labels(tmp_path, wsdm_files, 
     assert 0 <= summary["oof_accuracy"] <= 1 and all("accuracy" in f for f in summary["per_fold"])
     fitted = fit_blend([parse_member(str(tmp_path / "cv" / "oof.csv"))], spec, [wsdm_files.train])
     assert "blend_accuracy" in fitted.report and fitted.report["rules"].startswith("not applied")
+    (tmp_path / "wsdm.toml").write_text(f'competition = "{WSDM}"\n')
+    text = run("--config", tmp_path / "wsdm.toml", "blend", "--oof", tmp_path / "cv" / "oof.csv", "--out",
+               tmp_path / "blend.json").output
+    assert "OOF accuracy" in text and "in-sample (the competition's metric" in text, text  # not under the CV figure
     model = tmp_path / "cv" / "fold-0"
     out = predict_to_submission([model], wsdm_files.test, tmp_path / "sub.csv", spec,
                                 PredictConfig(tta="swap", time_budget="10m"), progress=False)

@@ -213,12 +213,16 @@ def test_cv_oof_covers_every_row_once_and_gathers_the_same(cv_run, small_files, 
     # the fan-out path: fold outputs pulled from two kernels, gathered into the same oof.csv
     result = run("cv", "--gather", out / "fold-1", "--gather", out / "fold-0", "--out", tmp_path / "gathered")
     assert result.exit_code == 0, result.output
+    assert result.output.count("OOF log loss") == 1, result.output  # once, not again as "the competition's metric"
     gathered = pd.read_csv(tmp_path / "gathered" / OOF_FILE, dtype={"id": str})
     assert gathered.equals(oof)
     one_line_error(run("cv", "--gather", out / "fold-1", "--out", tmp_path / "g2"), "fold(s) 0 of 2 missing")
     one_line_error(run("cv", "--gather", out / "fold-1", "--gather", out / "fold-1", "--out", tmp_path / "g3"),
                    "fold 1 appears twice")
-    one_line_error(run("cv", "--train", small_files.train, "--folds", 2, "--out", out), "already holds fold(s) 0, 1")
+    refused = run("cv", "--train", small_files.train, "--folds", 2, "--out", out)
+    one_line_error(refused, "already holds fold(s) 0, 1")
+    assert f"`cv --gather {out} --out {out}`" in refused.output  # the hint's command works as written:
+    assert run("cv", "--gather", out, "--out", out, "--overwrite").exit_code == 0
 
 
 # ---- blends
@@ -275,6 +279,9 @@ def test_blend_cli_predict_with_blend_and_rules(cv_run, small_files, tmp_path):
     saved = json.loads(blend_json.read_text())
     assert saved["rules"] == [r["rule"] for r in report["rules"] if r["kept"]]
     one_line_error(run("blend", "--oof", out / OOF_FILE, "--out", blend_json), "already exists")
+    text = run("blend", "--oof", out / OOF_FILE, "--out", tmp_path / "text.json").output
+    said = [line for line in text.splitlines() if line.startswith("blend:") and "log loss" in line]
+    assert len(said) == 1 and "cross-validated" in said[0] and "in-sample" in said[0], text  # LMSYS: log loss once
 
     sub = tmp_path / "sub.csv"
     result = run("predict", "--test", small_files.test, "--blend", blend_json, "--rules", "--out", sub, "--json")

@@ -156,8 +156,12 @@ def test_train_kernel_with_the_chains_inputs_stops_in_its_budget_and_resumes(pro
 
 
 def test_cv_refuses_one_budget_for_all_its_folds(tmp_path, small_files, tiny_backbone):
-    result = _run("cv", "--train", small_files.train, "--folds", 2, "--out", tmp_path / "cv", "--backbone",
-                  tiny_backbone, "--time-budget", "1h")
-    assert result.exit_code != 0 and "--time-budget applies to one training run" in result.output
+    """cv has no --time-budget flag (its help would promise a --resume it lacks); a [train] time_budget is refused."""
+    config = tmp_path / "kaggle-kit.toml"
+    config.write_text('[train]\ntime_budget = "1h"\n')
+    result = _run("--config", config, "cv", "--train", small_files.train, "--folds", 2, "--out", tmp_path / "cv",
+                  "--backbone", tiny_backbone)
+    assert result.exit_code != 0 and "time_budget applies to one training run" in result.output
+    assert "train --fold i/K --time-budget D" in result.output
     assert len(result.output.strip().splitlines()) <= 2 and "Traceback" not in result.output
     assert not (tmp_path / "cv").exists()

@@ -34,12 +34,11 @@ def sample_data_cmd(kit: KitContext, directory: Path, rows: int, test_rows: int 
     """Write competition-shaped train, test (CSV or parquet, as the competition's) and sample_submission.csv into
     DIRECTORY."""
     from kaggle_kit.competition.sample_data import write_sample_data
-    from kaggle_kit.competition.spec import get_spec
 
     if directory.exists() and not directory.is_dir():
         raise click.BadParameter(f"{directory} is a file; sample-data writes three files into a folder",
                                  param_hint="DIRECTORY")
-    spec = get_spec(competition) if competition else kit.spec
+    spec = kit.spec_for(competition)
     check_writable(directory, folder=True)
     files = write_sample_data(directory, rows=rows, test_rows=test_rows, seed=seed, spec=spec, overwrite=overwrite)
     click.echo(f"wrote {files.train}, {files.test}, {files.sample_submission}")
@@ -86,10 +85,11 @@ def validate_cmd(kit: KitContext, submission: Path, test_path: Path | None, samp
 @pass_kit
 def download_cmd(kit: KitContext, competition, to, dry_run, as_json) -> None:
     """Download, unzip and verify the competition's files (skips files already verified)."""
-    from kaggle_kit.competition.spec import get_spec
     from kaggle_kit.remote.download import download
 
-    cfg = kit.config
-    spec = get_spec(competition or cfg.competition)
-    result = download(spec, to or cfg.competition_data_dir, dry_run)
+    spec = kit.spec_for(competition)
+    to = to or (kit.config.competition_data_dir if competition in (None, kit.config.competition)
+                else Path("data") / spec.slug)
+    check_writable(to, folder=True)  # before asking Kaggle or downloading anything
+    result = download(spec, to, dry_run)
     emit(result, as_json, json.dumps(result, indent=2))

@@ -16,7 +16,7 @@ from kaggle_kit.cli.options import (
     pass_kit,
     timeout_option,
 )
-from kaggle_kit.errors import KitError
+from kaggle_kit.errors import ExitStatus, KitError
 
 
 def _now():
@@ -41,7 +41,8 @@ def upload_cmd(kind, path, dataset, message, with_checkpoints, dry_run, as_json)
         raise click.UsageError("upload model needs PATH (a train --out folder)")
     result = upload_dataset(kind, path or Path("."), dataset, message, with_checkpoints, dry_run,
                             echo=lambda m: click.echo(m, err=True))
-    emit(result, as_json, "dry run: nothing sent" if dry_run else f"{result['action']}d {dataset}: {result['url']}")
+    done = {"create": "created", "version": "new version of"}.get(result.get("action"), result.get("action"))
+    emit(result, as_json, "dry run: nothing sent" if dry_run else f"{done} {dataset}: {result['url']}")
 
 
 @main.group("datasets", cls=KitGroup)
@@ -57,8 +58,10 @@ def datasets_group() -> None:
 @json_option
 def datasets_status_cmd(dataset, wait, interval, timeout, as_json) -> None:
     """A dataset's processing state (ready when kernels can use it)."""
+    from kaggle_kit.config.project import check_ref
     from kaggle_kit.remote.datasets import dataset_state, wait_for_dataset
 
+    check_ref(dataset, "dataset")  # before asking Kaggle
     state = (wait_for_dataset(dataset, interval, timeout, echo=lambda m: click.echo(m, err=True)) if wait
              else dataset_state(dataset))
     emit({"dataset": dataset, "status": state}, as_json, f"{dataset}: {state}")
@@ -97,13 +100,37 @@ def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_su
         local = [cfg.competition_data_dir / spec.sample_submission_file, Path("data") / spec.sample_submission_file]
         sample = sample_submission or next((p for p in local if p.is_file()), None)
         result = submit_file(file, message, spec, sample, _now(), force, dry_run)
+    refusal = _window_refusal(spec, force) if dry_run else None
     if result.get("warning"):
         click.echo(f"warning: {result['warning']}", err=True)
     if result.get("outcome"):
         click.echo(f"warning: {result['outcome']}", err=True)
     reference = f" ({result['rows']} rows, valid against {result['reference']})" if "reference" in result else ""
-    emit(result, as_json, f"dry run: nothing sent{reference}" if dry_run else
+    if refusal:
+        result = {**result, "would_be_refused": refusal}
+    emit(result, as_json, (f"dry run: nothing sent{reference}" + (f"; the real submit would be refused: {refusal}"
+                                                                     if refusal else "")) if dry_run else
          f"submitted: ref {result['ref']}; {result['remaining_today']} submission(s) left today")
+    if refusal:
+        raise SystemExit(ExitStatus.FAILED)
+
+
+def _window_refusal(spec, force: bool) -> str | None:
+    """What the real submit would refuse (closed, no submissions left today, within 24 h without --force): a dry run
+    reads the deadline and today's limit too (read-only calls), so it does not say 'valid' and leave that out."""
+    from kaggle_kit.remote.client import get_api
+    from kaggle_kit.remote.submit import check_window, deadline_info
+
+    try:
+        info = deadline_info(get_api(), spec)
+    except KitError as exc:  # offline, no credentials: the file's check still stands, said without the window
+        click.echo(f"warning: could not read the deadline and today's limit: {exc.format_line()}", err=True)
+        return None
+    try:
+        check_window(info, _now(), force)
+    except KitError as exc:
+        return exc.format_line()
+    return None
 
 
 @main.command("deadline")

@@ -116,6 +116,8 @@ def run_kernel_cmd(build: Path, inputs, legacy_layout, working, python, check_ac
         slug, sep, path = item.partition("=")
         if not sep or not slug or not Path(path).is_dir():
             raise click.BadParameter(f"'{item}' is not SOURCE=EXISTING_DIR", param_hint="--input")
+        if slug in mounts:  # the last one would silently win
+            raise click.BadParameter(f"{slug} is given twice ({mounts[slug]} and {path})", param_hint="--input")
         mounts[slug] = Path(path)
     working = working or next_free(build.parent, f"{build.name}-working")
     check_writable(working, folder=True)

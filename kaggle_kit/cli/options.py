@@ -33,6 +33,15 @@ class KitContext:
     def spec(self):
         return self.config.spec
 
+    def spec_for(self, competition: str | None):
+        """The spec a --competition SLUG names: the project's own (its [competition] table too) when SLUG is the
+        project's competition or not given, else a shipped one."""
+        from kaggle_kit.competition.spec import get_spec
+
+        if competition is None or competition == self.config.competition:
+            return self.spec
+        return get_spec(competition)
+
     def spec_problem(self) -> str | None:
         """Why the config's competition cannot be resolved (for doctor), or None."""
         from kaggle_kit.errors import KitError

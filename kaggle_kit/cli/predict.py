@@ -67,12 +67,17 @@ def _parse_weights(weights: str | None) -> list[float] | None:
 
 def _backbone_sources(values: tuple[str, ...]) -> dict[str, str]:
     """NAME=REF pairs, each REF a source an infer kernel can mount (checked now, not in the kernel)."""
-    from kaggle_kit.kernel.inputs import source_problem
+    from kaggle_kit.kernel.inputs import metadata_sources
 
     sources: dict[str, str] = {}
     for value in values:
         name, sep, ref = value.partition("=")
-        problem = source_problem(ref) if sep and name else "must be NAME=REF"
+        problem = None if sep and name else "must be NAME=REF"
+        if problem is None:
+            try:  # build-kernel's own check (a Kaggle Model needs its version in model_sources), made now
+                metadata_sources([ref])
+            except ValueError as exc:
+                problem = str(exc)
         if problem or ref.startswith("kernel:"):
             raise click.BadParameter(f"'{value}': {problem or 'a backbone comes from a dataset or a Kaggle Model'}",
                                      param_hint="--backbone-source")
@@ -101,11 +106,11 @@ def blend_cmd(kit: KitContext, oofs, train_files, out: Path, backbone_sources, o
     from kaggle_kit.inference.blending import fit_blend, parse_member, save_blend
 
     check_writable(out)
+    sources = _backbone_sources(backbone_sources)  # before reading or fitting anything
     members = [parse_member(o) for o in oofs]
     refuse_same_file(out, [*(m.oof for m in members), *train_files])
     refuse_overwrite(out, overwrite)
-    fitted = fit_blend(members, kit.spec, list(train_files), kit.config.column_maps,
-                       _backbone_sources(backbone_sources))
+    fitted = fit_blend(members, kit.spec, list(train_files), kit.config.column_maps, sources)
     save_blend(fitted, out, overwrite=overwrite)
     r = fitted.report
     lines = [f"{m.name}: OOF log loss {m.oof_log_loss:.4f}, weight {m.weight:.3f}" for m in fitted.members]
@@ -115,9 +120,9 @@ def blend_cmd(kit: KitContext, oofs, train_files, out: Path, backbone_sources, o
                  f"{fitted.temperature:.3f}")
     if not r["fitted_blend_kept"]:
         lines.append(f"blend: the fitted weights do not beat {best['name']} out of fold: {best['name']} alone is kept")
-    if f"blend_{kit.spec.metric}" in r:
-        lines.append(f"blend: OOF {kit.spec.metric_name} {r['blend_' + kit.spec.metric]:.4f} "
-                     "(the competition's metric)")
+    if kit.spec.metric != "log_loss" and f"blend_{kit.spec.metric}" in r:  # log loss: said on the line above
+        lines.append(f"blend: OOF {kit.spec.metric_name} {r['blend_' + kit.spec.metric]:.4f} in-sample (the "
+                     "competition's metric, with the weights fitted on these rows)")
     if isinstance(r["rules"], list):
         lines += [f"rule {x['rule']}: {x['rows']} row(s), cross-validated log loss {x['log_loss_before']:.4f} -> "
                   f"{x['log_loss_after']:.4f}: {'kept' if x['kept'] else 'dropped'}" for x in r["rules"]]

@@ -101,7 +101,7 @@ def recipes_cmd(as_json: bool) -> None:
               help="Instead of training: merge pulled fold outputs (repeat) into --out/oof.csv and cv.json.")
 @click.option("--exclude-test", type=click.Path(path_type=Path),
               help="Drop training rows that also appear in this test.csv.")
-@config_flags(TrainConfig, exclude=("fold",))
+@config_flags(TrainConfig, exclude=("fold", "time_budget"))  # cv refuses a time budget: one per fold
 @click.option("--overwrite", is_flag=True, help="Train folds that already exist again; replace oof.csv/cv.json.")
 @config_option
 @json_option
@@ -131,7 +131,7 @@ def cv_cmd(kit: KitContext, train_files, folds, out: Path, fold_ids, gather_dirs
         return
     per_fold = ", ".join(f"{f['log_loss']:.4f}" for f in result["per_fold"])
     metric = kit.spec.metric
-    also = f", OOF {kit.spec.metric_name} {result['oof_' + metric]:.4f}" if f"oof_{metric}" in result else ""
+    also = f", OOF {kit.spec.metric_name} {result['oof_' + metric]:.4f}" if metric != "log_loss" else ""
     emit(result, as_json, f"OOF log loss {result['oof_log_loss']:.4f} over {result['rows']} rows (folds {per_fold}; "
                           f"mean {result['mean_log_loss']:.4f} +- {result['std_log_loss']:.4f}){also}; "
                           f"wrote {result['oof']}")

@@ -34,20 +34,25 @@ def config_text(competition: str, username: str | None) -> str:
     recipe = RECIPES[TEMPLATE_RECIPE]
     recipe_lines = "\n".join(f"# {key} = {_toml_value(value)}" for key, value in recipe.settings().items()
                              if key in TEMPLATE_TRAIN_KEYS)
+    short = competition.split("-")[0]  # the kernel and dataset slugs' prefix: lmsys-train, wsdm-train, ...
+    tta_gain = ("LMSYS: +0.007-0.015" if competition == "lmsys-chatbot-arena" else
+                "its gain was measured on LMSYS only: +0.007-0.015 log loss")
     return f'''# kaggle-kit project settings. Precedence: command-line flags > this file > built-in defaults.
 # `kaggle-kit config` prints the resolved result.
 competition = "{competition}"
 {on}username = "{owner}"          # your Kaggle username (default: the account of your Kaggle credentials)
 # data_dir = "data/{competition}"
 
-[datasets]                        # Kaggle datasets, as owner/slug; mounted at /kaggle/input/<slug> in kernels
+# Kaggle datasets, as owner/slug; kernels find them at /kaggle/input/datasets/<owner>/<slug> (or the older
+# /kaggle/input/<slug>)
+[datasets]
 {on}backbone = "{owner}/deberta-v3-base"      # the backbone weights (kaggle-kit upload model PATH --dataset ...)
-# model = "{owner}/lmsys-model"           # a trained model dir; unset: infer reads the train kernel's output
+# model = "{owner}/{short}-model"           # a trained model dir; unset: infer reads the train kernel's output
 {on}wheels = "{owner}/kaggle-kit-wheels"      # offline wheels for internet-off kernels (kaggle-kit upload wheels)
 
 [kernel]
-train_slug = "lmsys-train"
-infer_slug = "lmsys-infer"
+train_slug = "{short}-train"
+infer_slug = "{short}-infer"
 accelerator = "NvidiaTeslaT4"     # T4 x2 on Kaggle; fp16 is chosen automatically there
 train_internet = false
 infer_internet = false            # code competitions score kernels with the internet off
@@ -62,7 +67,7 @@ infer_internet = false            # code competitions score kernels with the int
 [predict]
 max_tokens = 16384                # padded tokens per batch: lower it on CUDA out-of-memory
 tta = "swap"                      # predict's own default is "none"; swap TTA doubles inference time \
-(LMSYS: +0.007-0.015)
+({tta_gain})
 
 # Extra training files with another schema are mapped, not edited:
 # [column_maps.extra]

@@ -147,15 +147,17 @@ def _ref_problem(value: str) -> str | None:
     return None if REF_RE.match(value) else "must be owner/slug"
 
 
-MODEL_HANDLE_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+){3}(/[1-9][0-9]*)?$")
+MODEL_HANDLE_RE = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_.-]+){3}/[1-9][0-9]*$")  # kernel metadata needs the version
 
 
 def _source_problem(value: str) -> str | None:
-    """A dataset (owner/slug) or a Kaggle Model (owner/model/framework/variation[/version]); kernel/inputs.py reads
-    both the same way inside the kernel."""
+    """A dataset (owner/slug) or a Kaggle Model (owner/model/framework/variation/version: kernel-metadata's
+    model_sources need the version); kernel/inputs.py reads both the same way inside the kernel."""
     if REF_RE.match(value) or MODEL_HANDLE_RE.match(value):
         return None
-    return "must be a dataset owner/slug or a Kaggle Model owner/model/framework/variation[/version]"
+    if MODEL_HANDLE_RE.match(f"{value}/1"):
+        return f"is a Kaggle Model without its version: give {value}/<version> (the model page lists them)"
+    return "must be a dataset owner/slug or a Kaggle Model owner/model/framework/variation/version"
 
 
 def _location_problem(value: str) -> str | None:
@@ -336,7 +338,7 @@ def load_config(path: Path | None = None) -> ProjectConfig:
     if not path.exists():
         raise KitError(f"config file {path} not found", hint="run `kaggle-kit init` to write one")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Windows editors) as CSVs accept it
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise KitError(f"{path}: not valid TOML ({exc})") from None
     return config_from_dict(data, source=str(path))

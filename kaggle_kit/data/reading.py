@@ -154,7 +154,8 @@ def check_id_type(path: Path, frame: pd.DataFrame, id_column: str, id_type: str)
     bad = ~ids.str.fullmatch(r"-?\d+")
     if bad.any():
         raise DataError(f"{path}: column {id_column} must hold integers for this competition; "
-                        f"{int(bad.sum())} do not: {_some(ids[bad])}")
+                        f"{int(bad.sum())} do not, at row(s) {_some(np.flatnonzero(bad.to_numpy()) + 2)} "
+                        f"({_some(map(repr, ids[bad]))})")
 
 
 def check_unique_ids(path: Path, frame: pd.DataFrame, id_column: str) -> None:

@@ -72,8 +72,8 @@ def blend_backbone_sources(cfg: ProjectConfig) -> list[str]:
         elif not _merged(path, m):
             raise UsageProblem(f"{path}: member {m['name']} (backbone {m.get('backbone')}) has no backbone source "
                                "and no merged/ model, so the kernel could not load it",
-                               hint="`kaggle-kit blend --backbone-source NAME=REF`, [datasets] backbone, or train "
-                                    "with --merge")
+                               hint="`kaggle-kit blend --backbone-source NAME=REF`, [datasets] backbone, or train it "
+                                    "again with `train --merge`")
     return sources
 
 

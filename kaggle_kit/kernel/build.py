@@ -228,6 +228,9 @@ def source_for_input(name: str, sources: list[Source]) -> Source:
     return found[0]
 
 
+RUN_MANIFEST = "kaggle_kit_manifest.json"  # what kernel/main.py writes into /kaggle/working first
+
+
 def read_build_metadata(build: Path) -> dict:
     """A build's kernel-metadata.json as a dict; a missing, corrupt or non-object file is one line."""
     path = build / "kernel-metadata.json"
@@ -300,6 +303,10 @@ def run_kernel_locally(build: Path, inputs: dict[str, Path], working: Path, time
         if _snapshot(path) != before[name]:
             raise KitError(f"the kernel wrote into {where[name].relative_to(root)}",
                            hint="/kaggle/input is read-only on Kaggle: write to /kaggle/working")
+    if not (working / RUN_MANIFEST).is_file():  # the kernel's first act: so an exit 0 without it ran something else
+        raise KitError(f"the kernel produced nothing: {python or sys.executable} exited 0 without running kaggle-kit "
+                       f"(no {RUN_MANIFEST} in {working})",
+                       hint=f"--python must be a Python that can run the build; log in {working / 'kernel.log'}")
     return sorted(p for p in working.rglob("*") if p.is_file())
 
 

@@ -37,8 +37,8 @@ def check_rules(cfg: ProjectConfig) -> Check:
     name = "competition rules"
     try:
         api = get_api()
-        call("list competition files", lambda: api.competition_list_files(cfg.competition), timeout=30, retries=2,
-             competition=cfg.competition)
+        call("list competition files", lambda: api.competition_list_files(cfg.competition), retries=2,
+             competition=cfg.competition)  # KAGGLE_KIT_TIMEOUT, as every other call
     except KitError as exc:
         if isinstance(exc, RemoteError) and exc.status == 403:
             return Check(name, False, "not accepted", f"accept them at {rules_url(cfg.competition)}")

@@ -20,7 +20,7 @@ from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.config import ColumnMap, TrainConfig
 from kaggle_kit.errors import KitError, UsageProblem
 from kaggle_kit.metrics import log_loss, metric_score
-from kaggle_kit.model.model_dir import HOLDOUT_FILE, METRICS_FILE, MODEL_FILE, read_model_info
+from kaggle_kit.model.model_dir import CHECKPOINTS, HOLDOUT_FILE, METRICS_FILE, MODEL_FILE, read_model_info
 
 OOF_FILE = "oof.csv"
 CV_FILE = "cv.json"
@@ -48,7 +48,7 @@ def _cv_entry(name: str) -> bool:
     return name in (OOF_FILE, CV_FILE) or re.fullmatch(r"fold-\d+", name) is not None
 
 
-def check_cv_out(out: Path, fold_ids: list[int], overwrite: bool) -> None:
+def check_cv_out(out: Path, fold_ids: list[int], k: int, overwrite: bool) -> None:
     """Before any training: D is a new folder or one of cv's own (as train refuses a folder of someone else's files),
     and the folds to run are new (or --overwrite)."""
     if out.exists() and not out.is_dir():
@@ -60,7 +60,14 @@ def check_cv_out(out: Path, fold_ids: list[int], overwrite: bool) -> None:
     done = [i for i in fold_ids if (fold_dir(out, i) / MODEL_FILE).exists()]
     if done and not overwrite:
         raise KitError(f"{out} already holds fold(s) {', '.join(map(str, done))}",
-                       hint="pass --overwrite to train them again, --fold-ids for the others, or `cv gather`")
+                       hint=f"pass --overwrite to train them again, --fold-ids for the others, or merge the folds "
+                            f"there with `cv --gather {out} --out {out}`")
+    interrupted = [i for i in fold_ids if i not in done and any((fold_dir(out, i) / CHECKPOINTS).glob("checkpoint-*"))]
+    if interrupted and not overwrite:  # cv has no --resume: train resumes one fold, with the settings cv gave it
+        i = interrupted[0]
+        raise KitError(f"{out} holds interrupted fold(s) {', '.join(map(str, interrupted))}",
+                       hint=f"continue fold {i} with `train --fold {i}/{k} --resume --out {fold_dir(out, i)}` and the "
+                            "same --train and settings, or pass --overwrite to train it again")
 
 
 def run_cv(train_files: list[Path], out: Path, k: int, cfg: TrainConfig, spec: CompetitionSpec,
@@ -73,11 +80,11 @@ def run_cv(train_files: list[Path], out: Path, k: int, cfg: TrainConfig, spec: C
     if k < 2:
         raise UsageProblem("--folds must be at least 2")
     if cfg.time_budget is not None:  # counted from start-up, it would leave the later folds no time at all
-        raise UsageProblem("--time-budget applies to one training run, not to cv's folds in one process",
+        raise UsageProblem("[train] time_budget applies to one training run, not to cv's folds in one process",
                            hint="give each fold its own budget: `train --fold i/K --time-budget D` or one train "
                                 "kernel per fold")
     fold_ids = fold_ids if fold_ids is not None else list(range(k))
-    check_cv_out(out, fold_ids, overwrite)
+    check_cv_out(out, fold_ids, k, overwrite)
     for i in fold_ids:
         echo(f"fold {i}/{k}: training into {fold_dir(out, i)}")
         result = train(train_files, fold_dir(out, i), replace(cfg, fold=f"{i}/{k}"), spec, column_maps, exclude_test,
@@ -97,7 +104,7 @@ def _fold_of(model_dir: Path) -> tuple[int, int, dict]:
     settings = info.get("train_config") or {}
     fold = settings.get("fold")
     if not fold:
-        raise KitError(f"{model_dir} was not trained on a fold (no --fold in its settings)",
+        raise KitError(f"{model_dir} was not trained on a fold (its settings name none)",
                        hint="gather the model dirs of `cv` or of `build-kernel train --fold i/K` kernels")
     i, k = (int(x) for x in fold.split("/"))
     return i, k, settings
