@@ -136,6 +136,9 @@ class PredictConfig:
     time_budget: str | int | None = setting(
         None, "Finish within this time (90s, 45m, 8h30m or seconds, counted from start-up): every row first, then "
         "--tta / further models while they fit.", check=duration_problem)
+    shard_rows: int = setting(1000, "Rows per shard file in OUT.parts/ (what a stopped run loses at most; a rerun "
+                              "keeps finished shards). Under torchrun the ranks share the shards.", min=1,
+                              max=10_000_000)
 
 
 def _ref_problem(value: str) -> str | None:
