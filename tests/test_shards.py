@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from conftest import quick_config
 
+from conftest import quick_config
 from kaggle_kit.cli import main
 from kaggle_kit.inference.shards import Unit, World, assign, current_world, parts_dir, shard_ranges
 
@@ -88,27 +88,75 @@ def test_stopped_run_resumes_keeping_its_shards(model, small_files, tmp_path, mo
 
 
 def test_other_input_refused_and_overwrite_removes_only_our_files(model, small_files, tmp_path):
-    out = tmp_path / "pl.csv"
-    folder = parts_dir(out)
-    folder.mkdir()
-    (folder / "notes.txt").write_text("mine")
-    first = run("pseudo-label", "--model", model, "--input", small_files.test, "--out", out, "--shard-rows", "10")
-    assert first.exit_code == 0 and (folder / "notes.txt").exists() and not list(folder.glob("*.npz"))
+    """Shards of another input left in OUT.parts/ (a stopped run on an older file) are refused in one line;
+    --overwrite removes kaggle-kit's files only (a file of the user's in that folder stays, and so does the folder)."""
     half = tmp_path / "half.csv"
     pd.read_csv(small_files.test).head(12).to_csv(half, index=False)
-    (folder / "manifest.json").write_text(json.dumps({**json.loads('{"format": 1, "kind": "pseudo-label"}'),
-                                                      "fingerprint": {"input": "another"}}))
-    (folder / "m00-s00000.npz").write_bytes(b"old")
-    other = run("pseudo-label", "--model", model, "--input", half, "--out", tmp_path / "pl2.csv")
-    assert other.exit_code == 0  # its own folder, pl2.csv.parts/
-    refused = run("pseudo-label", "--model", model, "--input", half, "--out", out, "--overwrite")
-    assert refused.exit_code == 0, refused.output  # --overwrite: the old shards go, the user's file stays
-    assert (folder / "notes.txt").read_text() == "mine" and not (folder / "m00-s00000.npz").exists()
-    (folder / "manifest.json").write_text('{"format": 1, "kind": "pseudo-label", "fingerprint": {"input": "x"}}')
-    stale = run("pseudo-label", "--model", model, "--input", half, "--out", tmp_path / "pl3.csv")
-    assert stale.exit_code == 0
-    kept = run("pseudo-label", "--model", model, "--input", half, "--out", tmp_path / "pl.csv")
-    assert kept.exit_code == 1 and "already exists" in kept.output
-    os.replace(out, tmp_path / "moved.csv")
-    refused = run("pseudo-label", "--model", model, "--input", half, "--out", out)
-    assert refused.exit_code == 2 and "are of another input file" in refused.output
+    out = tmp_path / "pl.csv"
+    folder = parts_dir(out)
+    args = ("pseudo-label", "--model", model, "--out", out, "--shard-rows", "5")
+    first = run(*args, "--input", half)
+    assert first.exit_code == 0 and not folder.exists()  # nothing left behind after the merge
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    (folder / "manifest.json").write_text(json.dumps({"format": 1, "kind": "pseudo-label", "fingerprint": {
+        "input": "sha256 of an older file"}}))
+    (folder / Unit(0, 0).name).write_bytes(b"a shard of that file")
+    out.unlink()
+    refused = run(*args, "--input", half)
+    assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1
+    assert "the shards in" in refused.output and "are of another input file" in refused.output
+    done = run(*args, "--input", half, "--overwrite")
+    assert done.exit_code == 0, done.output
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"] and len(pd.read_csv(out)) == 12
+
+
+def _torchrun(*args, nodes: list[int] | None = None, port: int = 0) -> list[subprocess.CompletedProcess]:
+    """kaggle-kit under torchrun on 2 CPU ranks (gloo): --standalone on one machine, or with `nodes` one launch per
+    "node" meeting on the loopback, as two machines meet on their network."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    cli = ["-m", "kaggle_kit.cli", *map(str, args)]
+    if nodes is None:
+        launches = [[*TORCHRUN, "--standalone", "--nproc_per_node", "2", *cli]]
+    else:
+        launches = [[*TORCHRUN, "--nnodes", "2", "--node-rank", str(r), "--nproc-per-node", "1", "--rdzv-backend",
+                     "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", *cli] for r in nodes]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+             for cmd in launches]
+    done = []
+    for proc in procs:
+        try:
+            out, err = proc.communicate(timeout=LAUNCH_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            raise
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return done
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_ranks_predict_half_each_and_write_the_one_process_file(model, small_files, tmp_path):
+    """`torchrun --nproc_per_node 2 ... predict` with swap TTA and rules: one file, equal to one process without
+    shards, each rank predicted about half of the rows, rank 0 alone printed the JSON."""
+    out = tmp_path / "two.csv"
+    (proc,) = _torchrun("predict", "--test", small_files.test, "--model", model, "--out", out, "--tta", "swap",
+                        "--rules", "--shard-rows", "4", "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    assert report["world_size"] == 2 and report["rows"] == 24 and report["shards"] == 6
+    assert sorted(r["rank"] for r in report["ranks"]) == [0, 1]
+    assert sum(r["rows"] for r in report["ranks"]) == 24 and all(8 <= r["rows"] <= 16 for r in report["ranks"])
+    assert "rank 1/2: predicted" in proc.stderr and not parts_dir(out).exists()
+    one = _predict(model, small_files.test, tmp_path / "one.csv", "--tta", "swap", "--rules")
+    assert one.exit_code == 0 and json.loads(one.output)["shards"] == 1
+    a, b = pd.read_csv(out), pd.read_csv(tmp_path / "one.csv")
+    assert list(a["id"]) == list(b["id"]) == list(pd.read_csv(small_files.sample_submission)["id"])
+    assert np.abs(a.drop(columns="id").to_numpy() - b.drop(columns="id").to_numpy()).max() < 1e-5

@@ -214,7 +214,12 @@ def merge(folder: Path, job: ShardJob) -> list[np.ndarray]:
         probs = np.full((job.rows, job.num_labels), np.nan)
         seen = np.zeros(job.rows, dtype=np.int64)
         for s in range(len(shard_ranges(job.rows, job.shard_rows))):
-            with np.load(folder / Unit(m, s).name) as data:
+            path = folder / Unit(m, s).name
+            if not path.exists():
+                raise KitError(f"shard {path} is missing after every rank finished",
+                               hint="under torchrun over several nodes the output must be on a filesystem they all "
+                                    "share; rerun to predict the missing shards")
+            with np.load(path) as data:
                 probs[data["rows"]] = data["probs"]
                 np.add.at(seen, data["rows"], 1)
         if not (seen == 1).all():
