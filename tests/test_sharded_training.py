@@ -78,3 +78,28 @@ def test_train_with_fsdp_or_deepspeed_on_cpu_is_one_line(tmp_path, small_files, 
                                        "--out", str(tmp_path / "m"), *flag])
     assert result.exit_code == 1 and "needs CUDA GPUs" in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
+
+
+QWEN2_72B = {"model_type": "qwen2", "hidden_size": 8192, "num_hidden_layers": 80, "intermediate_size": 29568,
+             "vocab_size": 152064, "num_attention_heads": 64, "num_key_value_heads": 8}  # its config.json's shape
+
+
+def test_plan_divides_what_zero3_shards_over_every_gpu_of_every_node(tmp_path):
+    from kaggle_kit.training.sharded_plan import plan_sharded
+
+    one = plan_sharded("llama3-8b-qlora", "a100x8", 1, shape=QWEN2_72B)
+    two = plan_sharded("llama3-8b-qlora", "h100x8", 2, shape=QWEN2_72B)
+    assert (one.world_size, two.world_size) == (8, 16) and one.params_b == pytest.approx(71.5, abs=0.5)
+    assert two.weights_gib == pytest.approx(one.weights_gib / 2, rel=0.01)  # 4 B x 71.5B / 16 GPUs
+    assert two.activations_gib == one.activations_gib and two.gathered_gib == one.gathered_gib  # not divided
+    assert one.fits and two.train_gib < one.train_gib
+    zero2 = plan_sharded("llama3-8b-qlora", "a100x8", 2, engine="zero2", shape=QWEN2_72B)
+    assert zero2.quantize == "4bit" and zero2.weights_gib > one.weights_gib  # weights whole on every GPU
+    crowded = plan_sharded("llama3-8b-qlora", "a100x8", 1, batch_size=8, max_len=2048, shape=QWEN2_72B)
+    assert not crowded.fits and "does NOT fit" in crowded.summary()
+    (tmp_path / "config.json").write_text(json.dumps(QWEN2_72B))
+    result = CliRunner().invoke(main, ["plan", "train", "--recipe", "llama3-8b-qlora", "--gpus", "a100x8",
+                                       "--nodes", "2", "--backbone-config", str(tmp_path / "config.json"), "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["world_size"] == 16
+    refused = CliRunner().invoke(main, ["plan", "train", "--recipe", "llama3-8b-qlora", "--nodes", "2"])
+    assert refused.exit_code == 2 and "a100x8" in refused.output
