@@ -69,7 +69,8 @@ class ShardedPlan:
                 f"{self.lora_gib:.2f}, gathered layers {self.gathered_gib:.1f}, activations {self.activations_gib:.1f}"
                 f", overhead {self.overhead_gib:.1f}; batch {self.batch_size} x {self.max_len} tokens, "
                 f"{self.quantize or 'bf16 compute over fp32 weights'}). Labelling (a whole model per GPU, "
-                f"{self.label_quantize or 'bf16'}): {self.label_gib:.1f} GiB -> {'fits' if self.label_fits else 'does NOT fit'}")
+                f"{self.label_quantize or 'bf16'}): {self.label_gib:.1f} GiB -> "
+                f"{'fits' if self.label_fits else 'does NOT fit'}")
 
 
 def _layer_params(shape: dict) -> float:
@@ -115,5 +116,6 @@ def plan_sharded(recipe_name: str, gpus: str, nodes: int = 1, engine: str = "zer
         quantize=quantize, params_b=round(estimated_params(shape) / 1e9, 2), weights_gib=round(weights / GIB, 2),
         lora_gib=round(lora / GIB, 3), gathered_gib=round(gathered / GIB, 2),
         activations_gib=round(step["activations"] / GIB, 2), overhead_gib=CUDA_OVERHEAD_GIB,
-        train_gib=round(train / GIB, 2), label_quantize=label_quantize, label_gib=round(label / GIB, 2), device_gib=device,
+        train_gib=round(train / GIB, 2), label_quantize=label_quantize, label_gib=round(label / GIB, 2),
+        device_gib=device,
         fits=train <= device * GIB * SAFETY, label_fits=label <= device * GIB * SAFETY)
