@@ -111,17 +111,24 @@ def test_other_input_refused_and_overwrite_removes_only_our_files(model, small_f
     assert [p.name for p in folder.iterdir()] == ["notes.txt"] and len(pd.read_csv(out)) == 12
 
 
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+
+
+def _torchrun_async(*args) -> subprocess.Popen:
+    cmd = [*TORCHRUN, "--standalone", "--nproc_per_node", "2", "-m", "kaggle_kit.cli", *map(str, args)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+
+
 def _torchrun(*args, nodes: list[int] | None = None, port: int = 0) -> list[subprocess.CompletedProcess]:
     """kaggle-kit under torchrun on 2 CPU ranks (gloo): --standalone on one machine, or with `nodes` one launch per
     "node" meeting on the loopback, as two machines meet on their network."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
     cli = ["-m", "kaggle_kit.cli", *map(str, args)]
     if nodes is None:
         launches = [[*TORCHRUN, "--standalone", "--nproc_per_node", "2", *cli]]
     else:
         launches = [[*TORCHRUN, "--nnodes", "2", "--node-rank", str(r), "--nproc-per-node", "1", "--rdzv-backend",
                      "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", *cli] for r in nodes]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
              for cmd in launches]
     done = []
     for proc in procs:
@@ -160,3 +167,42 @@ def test_two_ranks_predict_half_each_and_write_the_one_process_file(model, small
     a, b = pd.read_csv(out), pd.read_csv(tmp_path / "one.csv")
     assert list(a["id"]) == list(b["id"]) == list(pd.read_csv(small_files.sample_submission)["id"])
     assert np.abs(a.drop(columns="id").to_numpy() - b.drop(columns="id").to_numpy()).max() < 1e-5
+
+
+def test_distillation_chain_teacher_folds_two_node_labels_student(small_files, tiny_backbone, tmp_path):
+    """The winners' chain on CPU: two teacher folds trained by torchrun DDP (2 gloo ranks each, launched side by side
+    as two jobs would be), 120 unlabelled pairs labelled by both folds on two torchrun "nodes" meeting on the
+    loopback (the file equals one process's, --min-confidence included), then a student trained on --teacher."""
+    train_args = ["--train", small_files.train, "--backbone", tiny_backbone, "--max-len", "128", "--max-steps", "2",
+                  "--eval-steps", "2", "--json"]
+    launches = [_torchrun_async("train", *train_args, "--fold", f"{k}/2", "--out", tmp_path / f"teacher-{k}")
+                for k in range(2)]
+    for proc in launches:
+        out, err = proc.communicate(timeout=LAUNCH_TIMEOUT)
+        assert proc.returncode == 0, err[-3000:]
+        assert json.loads(out)["world_size"] == 2
+    pairs = pd.read_csv(small_files.train).drop(columns=["winner_model_a", "winner_model_b", "winner_tie"])
+    pairs["id"] = pairs["id"] + 10_000_000  # unlabelled pairs: ids the teachers never trained on
+    pairs.to_csv(tmp_path / "unlabelled.csv", index=False)
+    teachers = ["--model", tmp_path / "teacher-0", "--model", tmp_path / "teacher-1"]
+    label = ["pseudo-label", *teachers, "--input", tmp_path / "unlabelled.csv", "--shard-rows", "16", "--json"]
+    once = run(*label, "--out", tmp_path / "pl-all.csv")
+    assert once.exit_code == 0, once.output
+    threshold = round(json.loads(once.output)["mean_confidence"], 4)  # drops about half of the rows
+    one = run(*label, "--out", tmp_path / "pl-one.csv", "--min-confidence", threshold)
+    assert one.exit_code == 0, one.output
+    nodes = _torchrun(*label, "--out", tmp_path / "pl.csv", "--min-confidence", threshold, nodes=[0, 1],
+                      port=_free_port())
+    assert [p.returncode for p in nodes] == [0, 0], nodes[0].stderr[-2000:] + nodes[1].stderr[-2000:]
+    report = json.loads(nodes[0].stdout)  # node 0 holds rank 0: it merged and printed
+    assert report["world_size"] == 2 and sum(r["rows"] for r in report["ranks"]) == 2 * 120  # 2 models
+    assert nodes[1].stdout == "" and "rank 1/2: predicted" in nodes[1].stderr
+    a, b = pd.read_csv(tmp_path / "pl.csv"), pd.read_csv(tmp_path / "pl-one.csv")
+    assert 0 < len(a) < 120 and list(a["id"]) == list(b["id"])
+    labels = ["winner_model_a", "winner_model_b", "winner_tie"]
+    assert np.abs(a[labels].to_numpy() - b[labels].to_numpy()).max() < 1e-5
+    student = run("train", "--train", tmp_path / "pl.csv", "--teacher", tmp_path / "pl.csv", "--distill-weight",
+                  "0.5", "--backbone", tiny_backbone, "--out", tmp_path / "student", "--max-len", "128",
+                  "--max-steps", "2", "--eval-steps", "2", "--json")
+    assert student.exit_code == 0, student.output
+    assert json.loads(student.stdout)["teacher_rows"] == len(a)
