@@ -103,3 +103,13 @@ def test_plan_divides_what_zero3_shards_over_every_gpu_of_every_node(tmp_path):
     assert result.exit_code == 0 and json.loads(result.output)["world_size"] == 16
     refused = CliRunner().invoke(main, ["plan", "train", "--recipe", "llama3-8b-qlora", "--nodes", "2"])
     assert refused.exit_code == 2 and "a100x8" in refused.output
+
+
+def test_multi_gpu_check_skips_in_one_line_below_two_gpus(tmp_path, capsys):
+    """This machine has no CUDA GPU: the multi-GPU part of `make test-gpu` says so, exits 0, writes no report."""
+    from kaggle_kit.evaluation.gpu_check_multi import main as gpu_check_multi
+
+    assert gpu_check_multi(["--out", str(tmp_path / "report.json")]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("gpu-check-multi: 0 CUDA GPU(s) visible") and "skipped" in out and "\n" not in out
+    assert not (tmp_path / "report.json").exists()
