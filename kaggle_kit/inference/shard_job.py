@@ -102,7 +102,7 @@ def predict_in_shards(kind: str, models: ModelSet, pairs: Pairs, spec: Competiti
     job = ShardJob(kind=kind, rows=len(pairs), num_labels=spec.num_labels, shard_rows=cfg.shard_rows,
                    fingerprint=fingerprint(input_path, models.model_dirs, shard_settings(cfg, models, weights, spec)),
                    model_count=len(models.model_dirs), predict=predict, release=release,
-                   costs=row_tokens(models.model_dirs[0], pairs), cost_per_row=2 if cfg.tta == "swap" else 1,
+                   costs=lambda: row_tokens(models.model_dirs[0], pairs), cost_per_row=2 if cfg.tta == "swap" else 1,
                    progress=progress, echo=echo or (lambda message: None))
     prob_sets, report = run_sharded(job, out_path, overwrite)
     return (None if prob_sets is None else models.combine(prob_sets)), report

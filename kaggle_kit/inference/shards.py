@@ -112,7 +112,8 @@ def fingerprint(input_path: Path, model_dirs: list[Path], settings: dict) -> dic
 @dataclass
 class ShardJob:
     """What to predict: `predict(model_index, rows)` returns the model's probabilities for those input rows (it loads
-    the model on first use); `costs` is each row's token count (the balancing weight)."""
+    the model on first use); `costs()` each row's token count (the balancing weight; computed by rank 0 only, and
+    only under torchrun)."""
 
     kind: str
     rows: int
@@ -122,7 +123,7 @@ class ShardJob:
     model_count: int
     predict: Callable[[int, list[int]], np.ndarray]
     release: Callable[[], None]
-    costs: np.ndarray
+    costs: Callable[[], np.ndarray]
     cost_per_row: int = 1  # 2 with swap TTA
     progress: bool = True
     echo: Callable[[str], None] = field(default=lambda message: None)
@@ -281,7 +282,8 @@ def run_sharded(job: ShardJob, out_path: Path, overwrite: bool, world: World | N
         if world.rank == 0:
             try:
                 done = prepare_parts(folder, job, overwrite)
-                plan = {"done": sorted((u.model, u.shard) for u in done)}
+                row_costs = job.costs() if world.sharded else np.ones(job.rows, dtype=np.int64)
+                plan = {"done": sorted((u.model, u.shard) for u in done), "costs": row_costs}
             except KitError as exc:  # sent as parts: an exception's hint does not survive pickling
                 plan = {"error": (isinstance(exc, UsageProblem), exc.message, exc.hint)}
         plan = group.share(plan)
@@ -290,7 +292,7 @@ def run_sharded(job: ShardJob, out_path: Path, overwrite: bool, world: World | N
             raise (UsageProblem if usage else KitError)(message, hint=hint)
         done = {Unit(m, s) for m, s in plan["done"]}
         ranges = shard_ranges(job.rows, job.shard_rows)
-        costs = {Unit(m, s): int(job.costs[r.start:r.stop].sum()) * job.cost_per_row + 1
+        costs = {Unit(m, s): int(plan["costs"][r.start:r.stop].sum()) * job.cost_per_row + 1
                  for m in range(job.model_count) for s, r in enumerate(ranges) if Unit(m, s) not in done}
         mine = assign(costs, world.size)[world.rank]
         mine_report = _predict_share(job, folder, ranges, mine, world)
