@@ -231,7 +231,8 @@ def merge(folder: Path, job: ShardJob) -> list[np.ndarray]:
 
 
 class _Group:
-    """torch.distributed over gloo (CPU collectives, also between GPU ranks): a plan broadcast and two barriers."""
+    """torch.distributed over gloo (CPU collectives, also between GPU ranks): the plan broadcast by rank 0, and the
+    ranks' reports gathered once all have written their shards (the barrier before the merge)."""
 
     def __init__(self, world: World):
         self.world = world
