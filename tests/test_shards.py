@@ -150,18 +150,34 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_ranks_predict_half_each_and_write_the_one_process_file(model, small_files, tmp_path):
-    """`torchrun --nproc_per_node 2 ... predict` with swap TTA and rules: one file, equal to one process without
-    shards, each rank predicted about half of the rows, rank 0 alone printed the JSON."""
+def test_two_ranks_predict_half_each_and_write_the_one_process_file(model, small_files, tmp_path, monkeypatch):
+    """`torchrun --nproc_per_node 2 ... predict` with swap TTA and rules, resuming a one-process run stopped after
+    2 of 6 shards: one file, equal to one process without shards; the two ranks shared the 4 missing shards, rank 0
+    alone printed the JSON."""
+    import kaggle_kit.inference.predict as predict_module
+
     out = tmp_path / "two.csv"
-    (proc,) = _torchrun("predict", "--test", small_files.test, "--model", model, "--out", out, "--tta", "swap",
-                        "--rules", "--shard-rows", "4", "--json")
+    args = ("predict", "--test", small_files.test, "--model", model, "--out", out, "--tta", "swap", "--rules",
+            "--shard-rows", "4", "--json")
+    real, calls = predict_module.predict_probs, []
+
+    def failing_after_two(*a, **k):
+        if len(calls) == 2:
+            raise RuntimeError("stopped")
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(predict_module, "predict_probs", failing_after_two)
+    with pytest.raises(RuntimeError, match="stopped"):
+        run(*args)
+    (proc,) = _torchrun(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
     assert report["world_size"] == 2 and report["rows"] == 24 and report["shards"] == 6
-    assert sorted(r["rank"] for r in report["ranks"]) == [0, 1]
-    assert sum(r["rows"] for r in report["ranks"]) == 24 and all(8 <= r["rows"] <= 16 for r in report["ranks"])
+    assert report["shards_reused"] == 2 and sorted(r["rank"] for r in report["ranks"]) == [0, 1]
+    assert [r["rows"] for r in report["ranks"]] == [8, 8]  # 4 rows x 2 shards each
     assert "rank 1/2: predicted" in proc.stderr and not parts_dir(out).exists()
+    monkeypatch.setattr(predict_module, "predict_probs", real)
     one = _predict(model, small_files.test, tmp_path / "one.csv", "--tta", "swap", "--rules")
     assert one.exit_code == 0 and json.loads(one.output)["shards"] == 1
     a, b = pd.read_csv(out), pd.read_csv(tmp_path / "one.csv")
