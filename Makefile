@@ -64,8 +64,11 @@ test-oldest: $(OLD_STAMP)
 # On a machine with a CUDA GPU (not in CI): tiny DeBERTa-v2/Llama/Gemma-2/Qwen2 trained in fp16/bf16 with gradient
 # checkpointing, 4-bit QLoRA, predict with swap TTA, peak memory beside `plan train`, tokens/s against the notebook.
 # Without CUDA it says so and exits 0, claiming nothing. Report: .cache/gpu-check.json.
+# With 2+ GPUs also: FSDP (and ZeRO-3 where deepspeed is installed) for a few steps under torchrun, and rank-sharded
+# predict against one process (gpu_check_multi.py; fewer GPUs: one line, skipped). Report: .cache/gpu-check-multi.json.
 test-gpu: $(STAMP)
 	$(BIN)/python -m kaggle_kit.evaluation.gpu_check --out .cache/gpu-check.json
+	$(BIN)/python -m kaggle_kit.evaluation.gpu_check_multi --out .cache/gpu-check-multi.json
 
 bench: $(STAMP)
 	$(BIN)/kaggle-kit bench predict

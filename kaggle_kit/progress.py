@@ -61,12 +61,14 @@ class _Silent:
         pass
 
 
-def progress_bar(total: int, desc: str, unit: str = "row", enabled: bool = True, leave: bool = True):
-    """A tqdm bar on a terminal, PlainProgress elsewhere, nothing when disabled."""
+def progress_bar(total: int, desc: str, unit: str = "row", enabled: bool = True, leave: bool = True,
+                 position: int | None = None):
+    """A tqdm bar on a terminal, PlainProgress elsewhere, nothing when disabled. `position`: the line of this bar
+    (torchrun ranks sharing one terminal each draw on their own line)."""
     if not enabled:
         return _Silent()
     if on_terminal():
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=desc, unit=unit, leave=leave)
+        return tqdm(total=total, desc=desc, unit=unit, leave=leave, position=position)
     return PlainProgress(total, desc, unit)

@@ -175,7 +175,7 @@ def test_predict_checks_every_input_before_the_first_forward_pass(tmp_path, trai
     def no_inference(*args, **kwargs):
         raise AssertionError("a model ran before the inputs were checked")
 
-    monkeypatch.setattr(predict_module, "predict_models", no_inference)
+    monkeypatch.setattr(predict_module, "predict_probs", no_inference)
     base = ["predict", "--test", small_files.test, "--model", trained.out_dir, "--out", tmp_path / "p.csv"]
     assert "1 model(s) but 2 weights" in run(*base, "--weights", "1,2").output
     both = ["predict", "--test", small_files.test, "--model", trained.out_dir, "--model", trained.out_dir,

@@ -22,17 +22,38 @@ def plan_group() -> None:
 
 @plan_group.command("train")
 @click.option("--recipe", required=True, help="Recipe name (`kaggle-kit recipes`).")
-@click.option("--gpus", type=click.Choice(["t4x2", "l4", "t4"]), default="t4x2", show_default=True,
+@click.option("--gpus", type=click.Choice(["t4x2", "l4", "t4", "a100x8", "h100x8"]), default="t4x2",
+              show_default=True,
               help="Kaggle GPU: T4 x2 (NvidiaTeslaT4, memory per device), one L4 (NvidiaL4, 24 GB, bf16), or one T4 "
-                   "device (a 4-bit run trains on one of the two).")
+                   "device (a 4-bit run trains on one of the two); or beyond Kaggle, nodes of 8 A100 / H100 80 GB "
+                   "training sharded (--nodes, --shard).")
+@click.option("--nodes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With a100x8 / h100x8: how many such machines share the run.")
+@click.option("--shard", "engine", type=click.Choice(["zero3", "zero2"]), default="zero3", show_default=True,
+              help="With a100x8 / h100x8: zero3 (= --fsdp full_shard) divides weights, gradients and optimizer "
+                   "states; zero2 (= --fsdp shard_grad_op) gradients and optimizer states.")
+@click.option("--backbone-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A backbone's config.json (e.g. a 72B teacher's) planned with the recipe's settings.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Rows per device (default: the recipe's).")
 @click.option("--max-len", type=click.IntRange(min=16), help="Tokens per row (default: the recipe's).")
 @json_option
-def plan_train_cmd(recipe: str, gpus: str, batch_size: int | None, max_len: int | None, as_json: bool) -> None:
+def plan_train_cmd(recipe: str, gpus: str, nodes: int, engine: str, backbone_config: Path | None,
+                   batch_size: int | None, max_len: int | None, as_json: bool) -> None:
     """Weights + LoRA + activations of a recipe's training step against the GPU's memory: fits or not."""
-    from kaggle_kit.training.memory_plan import plan_train
+    import json
 
-    plan = plan_train(recipe, gpus, batch_size, max_len)
+    shape = json.loads(backbone_config.read_text()) if backbone_config else None
+    if gpus in ("a100x8", "h100x8"):
+        from kaggle_kit.training.sharded_plan import plan_sharded
+
+        plan = plan_sharded(recipe, gpus, nodes, engine, batch_size, max_len, shape)
+    else:
+        from kaggle_kit.training.memory_plan import plan_train
+
+        if nodes != 1:
+            raise click.BadParameter("is for a100x8 / h100x8 (a Kaggle session is one machine)",
+                                     param_hint="--nodes")
+        plan = plan_train(recipe, gpus, batch_size, max_len, shape=shape)
     emit(plan.to_dict(), as_json, plan.summary())
 
 

@@ -51,8 +51,30 @@ def predict_cmd(kit: KitContext, test_path: Path, models, weights, backbone, sam
                                    sample_submission, overwrite=overwrite, progress=not as_json,
                                    echo=None if as_json else lambda m: click.echo(m, err=True),
                                    probabilities=probabilities)
+    if _other_rank(result):
+        return
     tta = f", {result['tta_rows']} with swap TTA" if "tta_rows" in result and cfg.tta == "swap" else ""
-    emit(result, as_json, f"wrote {result['path']} ({result['rows']} rows{tta}, valid) in {result['seconds']:.1f}s")
+    emit(result, as_json, f"wrote {result['path']} ({result['rows']} rows{tta}, valid) in {result['seconds']:.1f}s"
+                          + _ranks_line(result))
+
+
+def _other_rank(result: dict) -> bool:
+    """A torchrun rank other than 0 says on stderr what it predicted; rank 0 alone prints the result (one JSON)."""
+    if result.get("merged") is not False:
+        return False
+    click.echo(f"rank {result['rank']}/{result['world_size']}: predicted {result['rows']} row(s) in "
+               f"{result['shards']} shard(s) in {result['seconds']:.1f}s; rank 0 writes {result['path']}", err=True)
+    return True
+
+
+def _ranks_line(result: dict) -> str:
+    """Rank 0's summary of the shards: who predicted what, what an earlier run had already done."""
+    if "ranks" not in result:
+        return ""
+    ranks = ", ".join(f"rank {r['rank']} {r['rows']}" for r in result["ranks"])
+    reused = f"; {result['shards_reused']} of {result['shards']} shard(s) kept from an earlier run" \
+        if result["shards_reused"] else ""
+    return f"\n{result['world_size']} process(es), rows predicted: {ranks}{reused}"
 
 
 def _parse_weights(weights: str | None) -> list[float] | None:
@@ -163,7 +185,11 @@ def pseudo_label_cmd(kit: KitContext, models, weights, input_path: Path, out_pat
     if note and not as_json:
         click.echo(f"note: {note}", err=True)
     r = pseudo_label(list(models), input_path, out_path, kit.spec, cfg, _parse_weights(weights), min_confidence,
-                     backbone, overwrite=overwrite, progress=not as_json)
+                     backbone, overwrite=overwrite, progress=not as_json,
+                     echo=None if as_json else lambda m: click.echo(m, err=True))
+    if _other_rank(r):
+        return
     r = {**r, "notes": [note]} if note else r
     emit(r, as_json, f"wrote {r['path']}: {r['rows']} of {r['rows_in']} rows (mean confidence "
-                     f"{r['mean_confidence']:.3f}; {r['dropped_low_confidence']} below --min-confidence)")
+                     f"{r['mean_confidence']:.3f}; {r['dropped_low_confidence']} below --min-confidence)"
+                     + _ranks_line(r))

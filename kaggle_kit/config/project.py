@@ -53,6 +53,10 @@ def _max_steps_problem(value: int) -> str | None:
     return "must be -1 (use --epochs) or at least 1" if value == 0 else None
 
 
+def _deepspeed_problem(value: str) -> str | None:  # as training/sharding.deepspeed_problem (a later stage)
+    return None if value in ("zero2", "zero3") or value.endswith(".json") else "must be zero2, zero3 or a .json file"
+
+
 def _recipe_problem(value: str) -> str | None:
     from kaggle_kit.config.recipes import RECIPES
 
@@ -119,6 +123,12 @@ class TrainConfig:
         "resume the rest with --resume.", check=duration_problem)
     merge: bool = setting(False, "Also write a merged full model (faster to load).")
     calibrate: bool = setting(True, "Fit a temperature on the holdout.", cli=False)
+    fsdp: str | None = setting(None, "Shard the model over the GPUs with FSDP through the Trainer (under torchrun, "
+                               "CUDA only): full_shard (parameters, gradients, optimizer; like ZeRO-3) or "
+                               "shard_grad_op (gradients and optimizer; like ZeRO-2).",
+                               choices=("full_shard", "shard_grad_op"))
+    deepspeed: str | None = setting(None, "Train through DeepSpeed (CUDA only; pip install 'kaggle-kit[deepspeed]'): "
+                                    "zero2, zero3 or a DeepSpeed JSON config.", check=_deepspeed_problem)
 
 
 def _blend_problem(value: str) -> str | None:
@@ -141,6 +151,9 @@ class PredictConfig:
     time_budget: str | int | None = setting(
         None, "Finish within this time (90s, 45m, 8h30m or seconds, counted from start-up): every row first, then "
         "--tta / further models while they fit.", check=duration_problem)
+    shard_rows: int = setting(1000, "Rows per shard file in OUT.parts/ (what a stopped run loses at most; a rerun "
+                              "keeps finished shards). Under torchrun the ranks share the shards.", min=1,
+                              max=10_000_000)
 
 
 def _ref_problem(value: str) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ def gpu_replicas(model: torch.nn.Module, load: Callable[[str], torch.nn.Module] 
     """One model per visible GPU (Kaggle's T4 x2); None on CPU or a single GPU. `load(device)` loads each copy on
     its own device; a deep copy would first be built on cuda:0 (a 4-bit 9B copy would briefly fill most of it)."""
     count = torch.cuda.device_count()
-    if count < 2:
+    if count < 2 or int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun each rank keeps to its own GPU
         return None
     if load is None:
         return [model] + [copy.deepcopy(model).to(f"cuda:{k}") for k in range(1, count)]

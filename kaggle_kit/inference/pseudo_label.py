@@ -19,9 +19,15 @@ PROB_FORMAT = "%.6f"  # 6 decimals: rows sum to 1 within 2e-6, far inside the re
 
 def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec: CompetitionSpec, cfg: PredictConfig,
                  weights: list[float] | None = None, min_confidence: float = 0.0, backbone: str | None = None,
-                 overwrite: bool = False, progress: bool = True) -> dict:
+                 overwrite: bool = False, progress: bool = True, echo=None) -> dict:
     """PAIRS.csv (test format; extra columns ignored) -> train-format CSV whose winner_* columns are probabilities."""
-    from kaggle_kit.inference.predict import check_weights, predict_models
+    from kaggle_kit.inference.predict import check_weights
+    from kaggle_kit.inference.shard_job import (
+        fitted_models,
+        plain_models,
+        predict_in_shards,
+    )
+    from kaggle_kit.inference.shards import parts_dir, remove_parts
 
     check_writable(out_path)
     refuse_same_file(out_path, [input_path, cfg.blend if cfg.blend.endswith(".json") else None])
@@ -46,13 +52,12 @@ def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec:
     for d in model_dirs:
         check_model_dir(d)
 
-    if fitted is not None:
-        from kaggle_kit.inference.blending import predict_blend
-
-        probs = predict_blend(fitted, pairs, spec, cfg, backbone, progress=progress)
-    else:
-        probs = predict_models(model_dirs, pairs, spec, cfg.max_tokens, cfg.tta, weights, cfg.blend, backbone,
-                               cfg.precision, cfg.quantize, progress=progress).probs
+    models = fitted_models(fitted, backbone) if fitted is not None else plain_models(model_dirs, weights, cfg.blend,
+                                                                                     backbone)
+    probs, shards = predict_in_shards("pseudo-label", models, pairs, spec, cfg, input_path, out_path, weights,
+                                      overwrite, progress, echo)
+    if probs is None:  # a rank other than 0: rank 0 merges and writes
+        return {"path": str(out_path), "merged": False, **shards}
     if cfg.rules:
         from kaggle_kit.inference.rules import RULES, apply_rules
 
@@ -76,6 +81,7 @@ def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec:
     out = out.loc[keep, spec.train_columns]
     with atomic_path(out_path) as tmp:
         out.to_csv(tmp, index=False, float_format=PROB_FORMAT)
-    return {"path": str(out_path), "rows": int(keep.sum()), "rows_in": len(frame),
+    remove_parts(parts_dir(out_path))
+    return {"path": str(out_path), "rows": int(keep.sum()), "rows_in": len(frame), **shards,
             "dropped_low_confidence": int((~keep).sum()), "mean_confidence": float(confidence[keep].mean()),
             "class_mean": [float(x) for x in np.asarray(probs[keep]).mean(axis=0)]}

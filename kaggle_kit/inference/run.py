@@ -15,11 +15,13 @@ from kaggle_kit.config.durations import parse_duration
 from kaggle_kit.data.reading import read_test
 from kaggle_kit.errors import KitError, UsageProblem
 from kaggle_kit.inference.blend_run import blend_run
-from kaggle_kit.inference.blending import predict_blend, read_blend, used_model_dirs
+from kaggle_kit.inference.blending import read_blend, used_model_dirs
 from kaggle_kit.inference.budget import Budget
 from kaggle_kit.inference.budgeted import BudgetedPredictor
-from kaggle_kit.inference.predict import check_weights, finite_or_prior, predict_models
+from kaggle_kit.inference.predict import check_weights, finite_or_prior
 from kaggle_kit.inference.rules import RULES, apply_rules
+from kaggle_kit.inference.shard_job import fitted_models, plain_models, predict_in_shards, refuse_budget_under_torchrun
+from kaggle_kit.inference.shards import parts_dir, remove_parts
 from kaggle_kit.model.model_dir import check_model_dir, recorded_prior
 from kaggle_kit.submission import find_sample_submission, submission_order, write_probabilities, write_submission
 
@@ -48,6 +50,7 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
                 member.backbone = backbone_of(member)
     if not model_dirs:
         raise KitError("no model given", hint="pass --model DIR (repeat to ensemble)")
+    refuse_budget_under_torchrun(cfg, budget)
     beside = test_path.parent / spec.sample_submission_file
     # before any inference: every output writable, none of them an input, none replaced without --overwrite
     check_outputs({"--out": out_path, "--probabilities": probabilities},
@@ -96,14 +99,16 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
                   **_extras(probabilities, notes)}
         return {**result, "rules": fired} if cfg.rules else result
     start = time.perf_counter()
-    if fitted is not None:
-        probs = predict_blend(fitted, pairs, spec, cfg, backbone, progress=progress)
-    else:
-        probs = predict_models(model_dirs, pairs, spec, cfg.max_tokens, cfg.tta, weights, cfg.blend, backbone,
-                               cfg.precision, cfg.quantize, progress=progress).probs
+    models = fitted_models(fitted, backbone) if fitted is not None else plain_models(model_dirs, weights, cfg.blend,
+                                                                                     backbone)
+    probs, shards = predict_in_shards("predict", models, pairs, spec, cfg, test_path, out_path, weights, overwrite,
+                                      progress, echo)
+    if probs is None:  # a rank other than 0: rank 0 merges and writes
+        return {"path": str(out_path), "merged": False, **shards}
     report = finish(probs, overwrite)
+    remove_parts(parts_dir(out_path))
     result = {"path": str(out_path), "rows": report.rows, "seconds": round(time.perf_counter() - start, 2),
-              "nonfinite_rows": nonfinite, **_extras(probabilities, notes)}
+              "nonfinite_rows": nonfinite, **shards, **_extras(probabilities, notes)}
     return {**result, "rules": fired} if cfg.rules else result
 
 

@@ -135,6 +135,15 @@ def quantized_device(env: dict[str, str] | None = None) -> int:
     return int(local_rank) if local_rank is not None else torch.cuda.current_device()
 
 
+def rank_device(env: dict[str, str] | None = None) -> str | None:
+    """This process's own GPU under torchrun (cuda:LOCAL_RANK), for loaders that take a device; None (the loader's
+    default: the current GPU, or the CPU) in one process or without CUDA."""
+    local_rank = (os.environ if env is None else env).get("LOCAL_RANK")
+    if local_rank is None or not torch.cuda.is_available():
+        return None
+    return f"cuda:{int(local_rank)}"
+
+
 def load_backbone_model(backbone: Path, precision: Precision, quantize: str | None = None, num_labels: int = 3,
                         training: bool = True, device: str | int | None = None):
     """The backbone for sequence classification. Training keeps fp32 master weights (LoRA; fp16/bf16 come from

@@ -55,6 +55,7 @@ from kaggle_kit.model.side_head import describe as describe_side_head
 from kaggle_kit.model.side_head import fit_side_head, pair_features
 from kaggle_kit.plots import training_curves_png
 from kaggle_kit.training.folds import fold_splits, grouped_holdout, prompt_groups
+from kaggle_kit.training.sharding import check_sharded_training, sharded_training_args
 from kaggle_kit.training.targets import (
     PairCollator,
     check_distill_settings,
@@ -185,6 +186,7 @@ def _training_args(cfg: TrainConfig, out: Path, steps_per_epoch: int, precision:
         gradient_checkpointing_kwargs=CHECKPOINTING_KWARGS if cfg.gradient_checkpointing else None,
         ddp_find_unused_parameters=False if distributed else None, disable_tqdm=False,
         remove_unused_columns=False,  # PairCollator builds the model inputs itself
+        **sharded_training_args(cfg.fsdp, cfg.deepspeed, resolve_backbone_path(cfg.backbone)),
     )
 
 
@@ -210,6 +212,7 @@ def _check_settings(cfg: TrainConfig, backbone: Path) -> None:
         raise KitError("--full-swap and --swap-augment both add swapped rows", hint="choose one")
     if cfg.teacher and not Path(cfg.teacher).is_file():
         raise KitError(f"--teacher {cfg.teacher} not found", hint="pass an oof.csv written by `kaggle-kit cv`")
+    check_sharded_training(cfg.fsdp, cfg.deepspeed, cfg.quantize, backbone)
 
 
 def run_settings(cfg: TrainConfig, backbone: Path, train_files: list[Path], exclude_test: Path | None) -> dict:

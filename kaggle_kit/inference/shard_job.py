@@ -1,0 +1,108 @@
+"""The models of a predict / pseudo-label run as a sharded job (shards.py): which model dirs, how their probabilities
+combine (the same arithmetic as predict_models and predict_blend), and what the shards' fingerprint covers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kaggle_kit.competition.spec import CompetitionSpec
+from kaggle_kit.config import PredictConfig
+from kaggle_kit.data.reading import Pairs
+from kaggle_kit.errors import UsageProblem
+from kaggle_kit.inference.shards import ShardJob, World, current_world, file_digest, fingerprint, run_sharded
+
+
+@dataclass
+class ModelSet:
+    model_dirs: list[Path]
+    backbones: list[str | None]
+    combine: Callable[[list[np.ndarray]], np.ndarray]
+
+
+def plain_models(model_dirs: list[Path], weights: list[float] | None, how: str, backbone: str | None) -> ModelSet:
+    from kaggle_kit.inference.predict import blend
+
+    def combine(sets: list[np.ndarray]) -> np.ndarray:  # as predict_models
+        return sets[0] if len(sets) == 1 and not weights else blend(sets, weights, how)
+
+    return ModelSet(list(model_dirs), [backbone] * len(model_dirs), combine)
+
+
+def fitted_models(fitted, backbone: str | None) -> ModelSet:
+    """A blend.json's members with weight > 0, model dir by model dir, combined fold by fold (as predict_blend)."""
+    from kaggle_kit.inference.blending import combine_folds
+
+    used = [m for m in fitted.members if m.weight > 0]
+    dirs = [d for m in used for d in m.model_dirs]
+    backbones = [backbone or m.backbone for m in used for _ in m.model_dirs]
+    sizes = [len(m.model_dirs) for m in used]
+
+    def combine(sets: list[np.ndarray]) -> np.ndarray:
+        starts = np.cumsum([0, *sizes])
+        member_sets = [sets[starts[k]:starts[k + 1]] for k in range(len(used))]
+        return combine_folds(member_sets, [m.weight for m in used], fitted.temperature)
+
+    return ModelSet(dirs, backbones, combine)
+
+
+def refuse_budget_under_torchrun(cfg: PredictConfig, budget, world: World | None = None) -> None:
+    world = world or current_world()
+    if world.sharded and (budget is not None or cfg.time_budget is not None):
+        raise UsageProblem(f"--time-budget is for one process; this is rank {world.rank} of {world.size} under "
+                           "torchrun", hint="drop --time-budget (the shards make a stopped run resume instead)")
+
+
+def row_tokens(model_dir: Path, pairs: Pairs) -> np.ndarray:
+    """Each row's encoded length under the first model's tokenizer and encoding (what a forward pass costs)."""
+    from kaggle_kit.inference.predict import encoder_for
+    from kaggle_kit.model.backbone import load_tokenizer
+    from kaggle_kit.model.model_dir import TOKENIZER_DIR, TrainedModel, read_model_info
+
+    folder = model_dir / TOKENIZER_DIR if (model_dir / TOKENIZER_DIR).is_dir() else model_dir
+    encoder = encoder_for(TrainedModel(model=None, tokenizer=load_tokenizer(folder), info=read_model_info(model_dir)))
+    tokens = encoder.tokenize_turns(pairs)
+    fields = encoder.spec.fields
+    return np.asarray([len(encoder.assemble([tokens[f][r] for f in fields])) for r in range(len(pairs))])
+
+
+def shard_settings(cfg: PredictConfig, models: ModelSet, weights: list[float] | None, spec: CompetitionSpec) -> dict:
+    """What the shards' numbers depend on. Not --max-tokens (it only regroups rows into batches: lowering it after an
+    out-of-memory stop keeps the shards), nor the post-processing (rules, --min-confidence) done after the merge."""
+    blend = cfg.blend if not cfg.blend.endswith(".json") else "json:" + file_digest(Path(cfg.blend))
+    return {"competition": spec.slug, "tta": cfg.tta, "blend": blend, "weights": weights, "precision": cfg.precision,
+            "quantize": cfg.quantize, "backbones": models.backbones, "shard_rows": cfg.shard_rows}
+
+
+def predict_in_shards(kind: str, models: ModelSet, pairs: Pairs, spec: CompetitionSpec, cfg: PredictConfig,
+                      input_path: Path, out_path: Path, weights: list[float] | None, overwrite: bool,
+                      progress: bool, echo: Callable[[str], None] | None) -> tuple[np.ndarray | None, dict]:
+    """The combined probabilities in input order (None on ranks other than 0) and the shard report."""
+    from kaggle_kit.inference.predict import free_memory, predict_probs
+    from kaggle_kit.model.backbone import rank_device
+    from kaggle_kit.model.model_dir import load_trained
+
+    loaded: dict[int, object] = {}
+
+    def predict(model: int, rows: list[int]) -> np.ndarray:
+        if model not in loaded:
+            release()
+            loaded[model] = load_trained(models.model_dirs[model], backbone=models.backbones[model],
+                                         precision=cfg.precision, quantize=cfg.quantize, device=rank_device())
+        return predict_probs(loaded[model], pairs.subset(rows), spec, cfg.max_tokens, tta=cfg.tta, progress=False)
+
+    def release() -> None:
+        if loaded:
+            loaded.clear()
+            free_memory()
+
+    job = ShardJob(kind=kind, rows=len(pairs), num_labels=spec.num_labels, shard_rows=cfg.shard_rows,
+                   fingerprint=fingerprint(input_path, models.model_dirs, shard_settings(cfg, models, weights, spec)),
+                   model_count=len(models.model_dirs), predict=predict, release=release,
+                   costs=lambda: row_tokens(models.model_dirs[0], pairs), cost_per_row=2 if cfg.tta == "swap" else 1,
+                   progress=progress, echo=echo or (lambda message: None))
+    prob_sets, report = run_sharded(job, out_path, overwrite)
+    return (None if prob_sets is None else models.combine(prob_sets)), report
