@@ -113,13 +113,39 @@ def choose_precision(requested: str = "auto") -> Precision:
     return Precision(requested)
 
 
+# bitsandbytes' CPU backend: 4-bit NF4 layers train and predict on a CPU from this version on (checked with 0.50.2:
+# QLoRA on the tiny Llama/Gemma-2/Qwen2 in tests/test_qlora_cpu.py). Older versions keep the one-line refusal.
+BNB_CPU_4BIT = (0, 50)
+# One attention implementation per backbone family, on every transformers version: Gemma-2 attends eagerly (sdpa
+# drops its logit soft-cap; transformers 4.53 picks sdpa, 5.x eager). None: the library's default (sdpa).
+ATTENTION = {"gemma2": "eager"}
+
+
+def bitsandbytes_version() -> tuple[int, int] | None:
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        major, minor = version("bitsandbytes").split(".")[:2]
+        return int(major), int(minor)
+    except (PackageNotFoundError, ValueError):
+        return None
+
+
+def quantize_on_cpu(quantize: str | None) -> bool:
+    """Whether this bitsandbytes runs `quantize` on a CPU (4-bit from BNB_CPU_4BIT; 8-bit never here)."""
+    found = bitsandbytes_version()
+    return quantize == "4bit" and found is not None and found >= BNB_CPU_4BIT
+
+
 def quantization_config(quantize: str | None, compute_dtype: torch.dtype):
     if quantize is None:
         return None
     if quantize not in ("4bit", "8bit"):
         raise KitError(f"unknown --quantize '{quantize}'", hint="choose 4bit or 8bit")
-    if not torch.cuda.is_available():
-        raise KitError(f"--quantize {quantize} needs a CUDA GPU (bitsandbytes)", hint="drop --quantize on CPU")
+    if not torch.cuda.is_available() and not quantize_on_cpu(quantize):
+        needs = (f"bitsandbytes >= {BNB_CPU_4BIT[0]}.{BNB_CPU_4BIT[1]} on a CPU" if quantize == "4bit" else "")
+        raise KitError(f"--quantize {quantize} needs a CUDA GPU{' or ' + needs if needs else ''} (bitsandbytes)",
+                       hint="drop --quantize on CPU" + (", or upgrade bitsandbytes" if needs else ""))
     from transformers import BitsAndBytesConfig
 
     if quantize == "8bit":
@@ -128,18 +154,30 @@ def quantization_config(quantize: str | None, compute_dtype: torch.dtype):
                               bnb_4bit_compute_dtype=compute_dtype)
 
 
-def quantized_device(env: dict[str, str] | None = None) -> int:
-    """The GPU a bitsandbytes model loads onto: this process's own under torchrun (LOCAL_RANK: no rank has called
-    set_device yet when the model loads, so current_device() would put every rank on GPU 0), else the current one."""
+def rank_device(env: dict[str, str] | None = None) -> int | str:
+    """The one device this process works on: its own GPU under torchrun (LOCAL_RANK: no rank has called set_device yet
+    when the model loads, so current_device() would put every rank on GPU 0), else the current GPU, else "cpu"."""
     local_rank = (os.environ if env is None else env).get("LOCAL_RANK")
+    if not torch.cuda.is_available():
+        return "cpu"
     return int(local_rank) if local_rank is not None else torch.cuda.current_device()
 
 
+def quantized_device(env: dict[str, str] | None = None) -> int | str:
+    """The device a bitsandbytes model loads onto (rank_device; kept under this name for its callers)."""
+    return rank_device(env)
+
+
+def attention_for(kind: str, recorded: str | None = None) -> str | None:
+    """The attention implementation to load with: the one a model dir recorded, else the family's (ATTENTION)."""
+    return recorded or ATTENTION.get(kind)
+
+
 def load_backbone_model(backbone: Path, precision: Precision, quantize: str | None = None, num_labels: int = 3,
-                        training: bool = True, device: str | int | None = None):
+                        training: bool = True, device: str | int | None = None, attention: str | None = None):
     """The backbone for sequence classification. Training keeps fp32 master weights (LoRA; fp16/bf16 come from
     Trainer's autocast) except under quantisation; inference loads frozen weights in the compute dtype straight away
-    (a 9B model in fp32 would need about 37 GB of host memory)."""
+    (a 9B model in fp32 would need about 37 GB of host memory). `attention`: as recorded (default: the family's)."""
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
@@ -147,6 +185,8 @@ def load_backbone_model(backbone: Path, precision: Precision, quantize: str | No
 
     tokenizer = load_tokenizer(backbone)
     kwargs = {"num_labels": num_labels, "ignore_mismatched_sizes": True, "low_cpu_mem_usage": True}
+    if (implementation := attention_for(model_type(backbone), attention)) is not None:
+        kwargs["attn_implementation"] = implementation
     quant = quantization_config(quantize, precision.dtype)
     if quant is not None:
         kwargs.update(quantization_config=quant, device_map={"": quantized_device() if device is None else device})
@@ -155,6 +195,12 @@ def load_backbone_model(backbone: Path, precision: Precision, quantize: str | No
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def attention_of(model) -> str | None:
+    """The attention implementation a loaded model runs (what kaggle_kit_model.json records)."""
+    config = getattr(model, "config", None)
+    return getattr(config, "_attn_implementation", None)
 
 
 def no_kv_cache(model):
