@@ -79,21 +79,62 @@ def test_4bit_resume_continues_from_the_checkpoint(tmp_path, small_files, spec, 
     assert [e["step"] for e in resumed["eval_history"]] == [2, 4] and np.isfinite(resumed["holdout"]["log_loss"])
 
 
-def test_4bit_merge_is_saved_in_the_compute_dtype_and_predicts(tmp_path, small_files, spec, tiny_decoders):
+@pytest.fixture(scope="module")
+def qlora_gemma_merged(tmp_path_factory, small_files, spec, tiny_decoders):
+    out = tmp_path_factory.mktemp("qlora-gemma") / "m"
+    train([small_files.train], out, quick_config(tiny_decoders["gemma2"], max_steps=2, eval_steps=2, max_len=96,
+                                                 quantize="4bit", merge=True), spec)
+    return out
+
+
+def test_4bit_merge_is_saved_in_the_compute_dtype_and_predicts(qlora_gemma_merged, small_files, spec):
     """Merged into the backbone reloaded at full precision (never into NF4 weights), stored in the compute dtype."""
     from kaggle_kit.data.reading import read_test
     from kaggle_kit.inference.predict import predict_probs
 
-    out = tmp_path / "m"
-    train([small_files.train], out, quick_config(tiny_decoders["gemma2"], max_steps=2, eval_steps=2, max_len=96,
-                                                 quantize="4bit", merge=True), spec)
+    out = qlora_gemma_merged
     with safe_open(str(out / MERGED_DIR / "model.safetensors"), "pt") as f:
         dtypes = {f.get_tensor(k).dtype for k in f.keys()}
     assert dtypes == {torch.float32}  # the CPU's compute dtype; no uint8 NF4 blocks
     info = json.loads((out / MODEL_FILE).read_text())
     assert info["attn_implementation"] == "eager" and info["merged_dtype"] == "float32"
-    probs = predict_probs(load_trained(out), read_test(small_files.test, spec), spec, 4096, progress=False)
+    loaded = load_trained(out)
+    assert loaded.model.config._attn_implementation == "eager"  # predict runs the attention it was trained with
+    probs = predict_probs(loaded, read_test(small_files.test, spec), spec, 4096, progress=False)
     assert np.isfinite(probs).all() and np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_budgeted_blend_of_4bit_models_keeps_the_eager_row_cap(monkeypatch, qlora_llama, qlora_gemma_merged,
+                                                               small_files, spec, tmp_path):
+    """The infer kernel's path (a time budget) over a blend of a 4-bit Llama and a merged 4-bit Gemma-2: each batch
+    the eager Gemma-2 sees respects rows x len^2 (the cap plain predict applies). The cap is lowered so that the tiny
+    rows reach it, standing in for Gemma-2-9B's 2048-token rows under the real 1 GiB cap."""
+    from kaggle_kit.config import PredictConfig
+    from kaggle_kit.inference import budgeted
+    from kaggle_kit.inference.budget import Budget
+    from kaggle_kit.inference.run import predict_to_submission
+    from kaggle_kit.model import batching
+
+    monkeypatch.setattr(batching, "EAGER_SCORES_BYTES", 4 * 2 * 40_000)  # 2 heads: rows x len^2 <= 40,000
+    shapes: dict[str, list[tuple[int, int]]] = {"eager": [], "sdpa": []}
+
+    def loader(model_dir, **kw):
+        trained = load_trained(model_dir, **kw)
+        kind = trained.model.config._attn_implementation
+        trained.model.register_forward_pre_hook(
+            lambda m, a, k: shapes[kind].append(tuple(k["input_ids"].shape)), with_kwargs=True)
+        return trained
+
+    real_init = budgeted.BudgetedPredictor.__init__
+    monkeypatch.setattr(budgeted.BudgetedPredictor, "__init__",
+                        lambda self, *a, **k: real_init(self, *a, **{**k, "loader": loader}))
+    sub = tmp_path / "submission.csv"
+    predict_to_submission([qlora_llama, qlora_gemma_merged], small_files.test, sub, spec,
+                          PredictConfig(max_tokens=4096, tta="none"), progress=False, budget=Budget(600))
+    assert validate_file(sub, pd.read_csv(small_files.test)["id"].astype(str).tolist(), spec).ok
+    assert shapes["eager"] and shapes["sdpa"]
+    assert all(rows * length ** 2 <= 40_000 or rows == 1 for rows, length in shapes["eager"])
+    assert max(rows for rows, _ in shapes["sdpa"]) > max(rows for rows, _ in shapes["eager"])  # only eager is capped
 
 
 @pytest.mark.parametrize("compute", ["bf16", "fp32"])
