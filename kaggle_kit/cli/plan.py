@@ -23,16 +23,18 @@ def plan_group() -> None:
 @plan_group.command("train")
 @click.option("--recipe", required=True, help="Recipe name (`kaggle-kit recipes`).")
 @click.option("--gpus", type=click.Choice(["t4x2", "l4", "t4"]), default="t4x2", show_default=True,
-              help="Kaggle GPU: T4 x2 (NvidiaTeslaT4, memory per device), one L4 (NvidiaL4, 24 GB, bf16), or one T4 "
-                   "device (a 4-bit run trains on one of the two).")
+              help="Kaggle GPU: T4 x2 (NvidiaTeslaT4, memory per device; two DDP ranks, 4-bit included), one L4 "
+                   "(NvidiaL4, 24 GB, bf16), or one T4 device.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Rows per device (default: the recipe's).")
 @click.option("--max-len", type=click.IntRange(min=16), help="Tokens per row (default: the recipe's).")
+@click.option("--full-swap", is_flag=True, help="Plan train --full-swap: each row beside its swapped twin.")
 @json_option
-def plan_train_cmd(recipe: str, gpus: str, batch_size: int | None, max_len: int | None, as_json: bool) -> None:
+def plan_train_cmd(recipe: str, gpus: str, batch_size: int | None, max_len: int | None, full_swap: bool,
+                   as_json: bool) -> None:
     """Weights + LoRA + activations of a recipe's training step against the GPU's memory: fits or not."""
     from kaggle_kit.training.memory_plan import plan_train
 
-    plan = plan_train(recipe, gpus, batch_size, max_len)
+    plan = plan_train(recipe, gpus, batch_size, max_len, full_swap=full_swap)
     emit(plan.to_dict(), as_json, plan.summary())
 
 
