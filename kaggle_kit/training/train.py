@@ -62,6 +62,7 @@ from kaggle_kit.training.targets import (
     check_distill_settings,
     check_label_classes,
     read_teacher,
+    rows_dataset,
     teacher_rows,
     trainer_class,
 )
@@ -152,18 +153,6 @@ def stderr_progress():
 class TrainResult:
     out_dir: Path
     metrics: dict
-
-
-def _dataset(encoded: list[list[int]], targets: np.ndarray, teacher: np.ndarray,
-             swap: tuple[list[list[int]], np.ndarray, np.ndarray] | None = None):
-    """Rows with labels packed as [target | teacher]; with `swap`, each row also carries its A/B-swapped twin."""
-    from datasets import Dataset
-
-    columns = {"input_ids": encoded, "labels": np.concatenate([targets, teacher], axis=1).tolist()}
-    if swap is not None:
-        columns["swap_input_ids"] = swap[0]
-        columns["swap_labels"] = np.concatenate([swap[1], swap[2]], axis=1).tolist()
-    return Dataset.from_dict(columns)
 
 
 def _training_args(cfg: TrainConfig, out: Path, steps_per_epoch: int, precision: str, distributed: bool):
@@ -305,8 +294,8 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     trainer_cls = trainer_class(cfg.distill_weight, cfg.distill_temperature, n)
     trainer = trainer_cls(
         model=model, args=args,
-        train_dataset=_dataset(fit_encoded, fit_targets, fit_teacher, swap_part if cfg.full_swap else None),
-        eval_dataset=_dataset(valid_encoded, valid_targets, valid_targets), **trainer_tokenizer_kwarg(tokenizer),
+        train_dataset=rows_dataset(fit_encoded, fit_targets, fit_teacher, swap_part if cfg.full_swap else None),
+        eval_dataset=rows_dataset(valid_encoded, valid_targets, valid_targets), **trainer_tokenizer_kwarg(tokenizer),
         data_collator=PairCollator(tokenizer.pad_token_id, n), compute_metrics=compute_metrics,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), *(callbacks or [])],
     )
