@@ -71,14 +71,14 @@ GPU_PYTHON ?= python3
 GPU_WHEELS ?= gpu-wheels
 GPU_WHEELS_EXTRA ?=
 test-gpu:
-	PYTHONPATH=$(CURDIR) $(GPU_PYTHON) -m kaggle_kit.evaluation.gpu_box install $(GPU_WHEELS)
+	PYTHONPATH=$(CURDIR) $(GPU_PYTHON) -m kaggle_kit.kernel.gpu_box install $(GPU_WHEELS)
 	PYTHONPATH=$(CURDIR) $(GPU_PYTHON) -m kaggle_kit.evaluation.gpu_check --out .cache/gpu-check.json
 
 # On a machine with the package index: the wheels an offline GPU box lacks (bitsandbytes, psutil, tqdm,
 # sentencepiece, + GPU_WHEELS_EXTRA) for its Python 3.12 / manylinux x86_64, refused over 64 MiB. Copy GPU_WHEELS
 # beside the checkout on the box and run `make test-gpu` there.
 gpu-wheels: $(STAMP)
-	PYTHONPATH=$(CURDIR) $(BIN)/python -m kaggle_kit.evaluation.gpu_box download $(GPU_WHEELS) \
+	PYTHONPATH=$(CURDIR) $(BIN)/python -m kaggle_kit.kernel.gpu_box download $(GPU_WHEELS) \
 		$(if $(GPU_WHEELS_EXTRA),--extra $(GPU_WHEELS_EXTRA))
 
 bench: $(STAMP)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kaggle_kit.errors import KitError
-from kaggle_kit.evaluation.gpu_box import MANIFEST, install, missing
+from kaggle_kit.kernel.gpu_box import MANIFEST, install, missing
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,8 +6,8 @@ The box assumed: a cloud GPU image with its CUDA torch, transformers, peft, acce
 rows are a plain torch Dataset), so pyarrow (52 MiB) is not needed; bitsandbytes is (41 MiB for 0.50.2). What the box
 still lacks beyond the folder is named by `missing` in one line before any check runs.
 
-    python -m kaggle_kit.evaluation.gpu_box download DIR [--extra NAME ...]   (machine with the index)
-    python -m kaggle_kit.evaluation.gpu_box install DIR                      (the GPU box, offline)"""
+    python -m kaggle_kit.kernel.gpu_box download DIR [--extra NAME ...]   (machine with the index)
+    python -m kaggle_kit.kernel.gpu_box install DIR                      (the GPU box, offline)"""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def missing() -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kaggle_kit.evaluation.gpu_box", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m kaggle_kit.kernel.gpu_box", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     down = sub.add_parser("download", help="Write the wheels a GPU box lacks (needs the package index).")
     down.add_argument("dest", type=Path)
