@@ -188,3 +188,30 @@ def test_plan_matches_the_cpu_peak_of_a_tiny_4bit_step(tmp_path):
     estimate = step["lora"] + step["activations"]
     assert measured["step_bytes"] <= estimate <= 1.6 * measured["step_bytes"], (measured, estimate)
     assert weights_bytes(shape, "4bit") == pytest.approx(measured["frozen_bytes"], rel=0.25)
+
+
+def test_4bit_train_and_infer_kernels_run_locally(tmp_path, monkeypatch, small_files, spec, tiny_decoders):
+    """The kernels' own entry point (run-kernel on Kaggle's folder layout) with [train] quantize = "4bit": the train
+    kernel trains QLoRA, the infer kernel loads its output in 4-bit and writes a valid submission."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kaggle-kit.toml").write_text(
+        'username = "tester"\n[datasets]\nbackbone = "tester/tiny-llama"\n[kernel]\ntrain_slug = "lmsys-train"\n'
+        'infer_slug = "lmsys-infer"\n[train]\nquantize = "4bit"\nmax_len = 96\nmax_steps = 2\neval_steps = 2\n')
+    comp, backbone = small_files.train.parent, tiny_decoders["llama"]
+
+    def run(*args):
+        result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result
+
+    run("build-kernel", "train", "--out", "kb/train")
+    run("run-kernel", "kb/train", "--input", f"lmsys-chatbot-arena={comp}", "--input", f"tiny-llama={backbone}",
+        "--working", "work-train")
+    info = json.loads((tmp_path / "work-train" / "model" / MODEL_FILE).read_text())
+    assert info["train_config"]["quantize"] == "4bit"
+    run("build-kernel", "infer", "--out", "kb/infer")
+    run("run-kernel", "kb/infer", "--input", f"lmsys-chatbot-arena={comp}", "--input", f"tiny-llama={backbone}",
+        "--input", f"lmsys-train={tmp_path / 'work-train'}", "--working", "work-infer")
+    assert linear4bit_count(load_trained(tmp_path / "work-train" / "model").model) == 14
+    ids = pd.read_csv(small_files.test)["id"].astype(str).tolist()
+    assert validate_file(tmp_path / "work-infer" / "submission.csv", ids, spec).ok
