@@ -226,7 +226,7 @@ def run_checks(work: Path, cuda: bool = True) -> dict[str, Any]:
     import torch
 
     from kaggle_kit.competition.sample_data import write_sample_data
-    from kaggle_kit.model.backbone import choose_precision, gpu_capability
+    from kaggle_kit.model.backbone import choose_precision, gpu_capability, quantize_on_cpu
     from kaggle_kit.model.tiny_backbone import build_tiny_backbone
     from kaggle_kit.quiet import quiet_libraries
 
@@ -255,7 +255,8 @@ def run_checks(work: Path, cuda: bool = True) -> dict[str, Any]:
             if entry.get("ok") and arch not in predict_dirs:
                 predict_dirs[arch] = out
         if arch in QLORA_ARCHES:
-            problem = _bitsandbytes_problem() if cuda else "no CUDA"
+            problem = _bitsandbytes_problem() if cuda else (
+                None if quantize_on_cpu("4bit") else "no CUDA, and no CPU 4-bit backend in this bitsandbytes")
             out = work / f"model-{arch}-4bit"
             if problem:
                 checks.append({"name": f"train {arch} 4-bit QLoRA", "ok": None, "skipped": problem})
