@@ -100,9 +100,9 @@ def test_predict_quantises_as_the_model_was_trained(monkeypatch):
     assert inference_quantize("8bit", {"train_config": {"quantize": None}}, cuda=True) == "8bit"
     assert inference_quantize(None, {}, cuda=True) is None  # format-1 model dirs record no train config
     assert inference_quantize(None, {"train_config": {"quantize": "8bit"}}, cuda=False) is None  # 8-bit: CUDA only
-    monkeypatch.setattr(backbone, "bitsandbytes_version", lambda: (0, 50))  # CPU backend: as trained, 4-bit
+    monkeypatch.setattr(backbone, "bitsandbytes_version", lambda: (0, 50, 2))  # CPU backend: as trained, 4-bit
     assert inference_quantize(None, info, cuda=False) == "4bit"
-    monkeypatch.setattr(backbone, "bitsandbytes_version", lambda: (0, 45))  # no CPU backend: full precision
+    monkeypatch.setattr(backbone, "bitsandbytes_version", lambda: (0, 45, 5))  # no CPU backend: full precision
     assert inference_quantize(None, info, cuda=False) is None
 
 
@@ -138,3 +138,20 @@ def test_gpu_check_without_cuda_claims_nothing(tmp_path):
     assert done.stdout.strip() == "gpu-check: no CUDA GPU found; nothing was checked (run `make test-gpu` on a " \
                                   "machine with one)"
     assert "pass" not in done.stdout.lower() and not (tmp_path / "r.json").exists()
+
+
+def test_old_bitsandbytes_on_cuda_says_it_ignores_the_compute_dtype(monkeypatch, caplog):
+    """bitsandbytes 0.45's Linear4bit computes from fp32 inputs whatever bnb_4bit_compute_dtype says (0.46.1 casts):
+    on a GPU it still runs, with one warning line. The version and CUDA are faked; the config is the real one."""
+    from kaggle_kit.model import backbone
+
+    fake_gpu(monkeypatch, (7, 5))
+    monkeypatch.setattr(backbone, "bitsandbytes_version", lambda: (0, 45, 5))
+    with caplog.at_level("WARNING"):
+        config = backbone.quantization_config("4bit", torch.float16)
+    assert config.bnb_4bit_compute_dtype == torch.float16
+    assert "bitsandbytes 0.45.5 ignores bnb_4bit_compute_dtype" in caplog.text and "casts to float16" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(backbone, "bitsandbytes_version", lambda: (0, 50, 2))
+    backbone.quantization_config("4bit", torch.float16)
+    assert "ignores" not in caplog.text

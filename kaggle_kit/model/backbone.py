@@ -4,6 +4,7 @@ device), and wrap it with LoRA."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,21 +114,23 @@ def choose_precision(requested: str = "auto") -> Precision:
     return Precision(requested)
 
 
-# bitsandbytes' CPU backend: 4-bit NF4 layers train and predict on a CPU from this version on (checked with 0.50.2:
-# QLoRA on the tiny Llama/Gemma-2/Qwen2 in tests/test_qlora_cpu.py). Older versions keep the one-line refusal.
-BNB_CPU_4BIT = (0, 50)
+# bitsandbytes' CPU backend: 4-bit NF4 layers train and predict on a CPU from this version on (checked: 0.46.1, 0.47.0,
+# 0.48.2, 0.49.0 and 0.50.2 train the tiny Llama forward + backward; tests/test_qlora_cpu.py's train, resume, predict,
+# merge and dtype tests pass on 0.46.1 and 0.50.2; both cast inputs to bnb_4bit_compute_dtype). 0.45.5
+# is refused by transformers 5.x itself (it asks for >= 0.46.1); older versions keep the one-line refusal.
+BNB_CPU_4BIT = (0, 46, 1)
 # One attention implementation per backbone family, on every transformers version: Gemma-2 attends eagerly (sdpa
 # drops its logit soft-cap; transformers 4.53 picks sdpa, 5.x eager). None: the library's default (sdpa).
 ATTENTION = {"gemma2": "eager"}
 
 
-def bitsandbytes_version() -> tuple[int, int] | None:
-    try:
-        from importlib.metadata import PackageNotFoundError, version
+def bitsandbytes_version() -> tuple[int, ...] | None:
+    import re
+    from importlib.metadata import PackageNotFoundError, version
 
-        major, minor = version("bitsandbytes").split(".")[:2]
-        return int(major), int(minor)
-    except (PackageNotFoundError, ValueError):
+    try:
+        return tuple(int(part) for part in re.findall(r"\d+", version("bitsandbytes"))[:3])
+    except PackageNotFoundError:
         return None
 
 
@@ -143,13 +146,19 @@ def quantization_config(quantize: str | None, compute_dtype: torch.dtype):
     if quantize not in ("4bit", "8bit"):
         raise KitError(f"unknown --quantize '{quantize}'", hint="choose 4bit or 8bit")
     if not torch.cuda.is_available() and not quantize_on_cpu(quantize):
-        needs = (f"bitsandbytes >= {BNB_CPU_4BIT[0]}.{BNB_CPU_4BIT[1]} on a CPU" if quantize == "4bit" else "")
+        needs = (f"bitsandbytes >= {'.'.join(map(str, BNB_CPU_4BIT))} on a CPU" if quantize == "4bit" else "")
         raise KitError(f"--quantize {quantize} needs a CUDA GPU{' or ' + needs if needs else ''} (bitsandbytes)",
                        hint="drop --quantize on CPU" + (", or upgrade bitsandbytes" if needs else ""))
     from transformers import BitsAndBytesConfig
 
     if quantize == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
+    found = bitsandbytes_version()
+    if found is not None and found < BNB_CPU_4BIT:  # on CUDA: runs, but not in the compute dtype asked for
+        logging.getLogger(__name__).warning(
+            "warning: bitsandbytes %s ignores bnb_4bit_compute_dtype (its 4-bit layers compute from fp32 inputs: "
+            "slower, more memory); %s or newer casts to %s", ".".join(map(str, found)),
+            ".".join(map(str, BNB_CPU_4BIT)), str(compute_dtype).removeprefix("torch."))
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=compute_dtype)
 
