@@ -8,7 +8,7 @@ STAMP := $(VENV)/.kaggle-kit-installed
 TORCH_INDEX_URL ?=
 TORCH_INDEX := $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 
-.PHONY: quickstart test test-real lint test-oldest test-gpu bench bench-budget clean
+.PHONY: quickstart test test-real lint test-oldest test-gpu gpu-wheels bench bench-budget clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,14 +61,28 @@ test-oldest: $(OLD_STAMP)
 	KK_IMAGE_PYTHON=$(CURDIR)/$(IMAGE)/bin/python KK_WHEEL_CACHE=$(CURDIR)/$(WHEEL_CACHE) \
 		$(OLD)/bin/python -m pytest -q -p no:cacheprovider $(OLDEST_TESTS)
 
-# On a machine with a CUDA GPU (not in CI): tiny DeBERTa-v2/Llama/Gemma-2/Qwen2 trained in fp16/bf16 with gradient
-# checkpointing, 4-bit QLoRA, predict with swap TTA, peak memory beside `plan train`, tokens/s against the notebook.
-# Without CUDA it says so and exits 0, claiming nothing. Report: .cache/gpu-check.json.
-# With 2+ GPUs also: FSDP (and ZeRO-3 where deepspeed is installed) for a few steps under torchrun, and rank-sharded
-# predict against one process (gpu_check_multi.py; fewer GPUs: one line, skipped). Report: .cache/gpu-check-multi.json.
-test-gpu: $(STAMP)
-	$(BIN)/python -m kaggle_kit.evaluation.gpu_check --out .cache/gpu-check.json
-	$(BIN)/python -m kaggle_kit.evaluation.gpu_check_multi --out .cache/gpu-check-multi.json
+# On a machine with a CUDA GPU (not in CI): tiny DeBERTa-v2/Llama/Gemma-2/Qwen2 trained in fp16 (forced, T4-like, on
+# any GPU) and bf16 where the GPU has it, with gradient checkpointing, 4-bit QLoRA, predict with swap TTA, peak memory
+# beside `plan train`, tokens/s against the notebook; each check in its own process. It runs in the box's own torch
+# environment (GPU_PYTHON), first installing from GPU_WHEELS, offline and without dependencies, what that environment
+# lacks (torch is never touched). Without CUDA it says so and exits 0, claiming nothing; exit 1 when nvidia-smi lists a
+# GPU that torch cannot use. Report: .cache/gpu-check.json. With 2+ GPUs also: FSDP (and ZeRO-3 where deepspeed is
+# installed) for a few steps under torchrun, and rank-sharded predict against one process (gpu_check_multi.py;
+# fewer GPUs: one line, skipped). Report: .cache/gpu-check-multi.json.
+GPU_PYTHON ?= python3
+GPU_WHEELS ?= gpu-wheels
+GPU_WHEELS_EXTRA ?=
+test-gpu:
+	PYTHONPATH=$(CURDIR) $(GPU_PYTHON) -m kaggle_kit.kernel.gpu_box install $(GPU_WHEELS)
+	PYTHONPATH=$(CURDIR) $(GPU_PYTHON) -m kaggle_kit.evaluation.gpu_check --out .cache/gpu-check.json
+	PYTHONPATH=$(CURDIR) $(GPU_PYTHON) -m kaggle_kit.evaluation.gpu_check_multi --out .cache/gpu-check-multi.json
+
+# On a machine with the package index: the wheels an offline GPU box lacks (bitsandbytes, psutil, tqdm,
+# sentencepiece, + GPU_WHEELS_EXTRA) for its Python 3.12 / manylinux x86_64, refused over 64 MiB. Copy GPU_WHEELS
+# beside the checkout on the box and run `make test-gpu` there.
+gpu-wheels: $(STAMP)
+	PYTHONPATH=$(CURDIR) $(BIN)/python -m kaggle_kit.kernel.gpu_box download $(GPU_WHEELS) \
+		$(if $(GPU_WHEELS_EXTRA),--extra $(GPU_WHEELS_EXTRA))
 
 bench: $(STAMP)
 	$(BIN)/kaggle-kit bench predict

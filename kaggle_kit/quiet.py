@@ -1,5 +1,6 @@
 """Library chatter (HF load reports, advisory warnings, bitsandbytes' CPU kernel notice) would bury our one-line
-facts, in a terminal and in kernel logs alike."""
+facts, in a terminal and in kernel logs alike. Only the libraries' own advisory warnings are hidden: a UserWarning
+from anywhere else (the user's code, torch's data loading, ours) still shows."""
 
 from __future__ import annotations
 
@@ -7,14 +8,19 @@ import logging
 import os
 import warnings
 
+# Where the advisory UserWarnings come from (peft's "found a peft_config", torch's checkpoint "use_reentrant" notes,
+# bitsandbytes' dtype casts, transformers' deprecations): matched against the warning's module.
+CHATTY_MODULES = r"(peft|bitsandbytes|transformers|accelerate|torch\.utils\.checkpoint)(\.|$)"
+
 
 def quiet_libraries() -> None:
+    # TOKENIZERS_PARALLELISM is left alone: batch tokenisation keeps its threads (tokenizers turns them off itself
+    # in a forked child, where they could deadlock).
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # also transformers' "Loading weights" bars
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     # "Failed to load CPU gemm_4bit_forward from kernels-community": harmless on CPU, irrelevant on CUDA.
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=CHATTY_MODULES)

@@ -12,6 +12,7 @@ from kaggle_kit.config.recipes import (
     FAMILY_FIELDS,
     GEMMA2_9B,
     GPUS,
+    LLAMA3_8B,
     RECIPES,
     family_recipe,
     get_recipe,
@@ -85,20 +86,40 @@ def test_family_defaults_follow_the_backbone_not_the_tiny_model(tmp_path, tiny_b
 
 
 @pytest.mark.parametrize("gpus", ["t4", "t4x2"])
-def test_plan_gemma2_qlora_fits_a_t4_and_says_so(gpus):
+def test_plan_gemma2_qlora_on_a_t4_is_at_the_edge_and_says_so(gpus):
+    """With a T4's 14.5 GiB as it reports them and the 4-bit residual stream in fp32 (issue 28), batch 1 x 1024 stays
+    under the device's memory but inside the 10% margin: the plan says so rather than promising a fit."""
     result = run("plan", "train", "--recipe", "gemma2-9b-qlora", "--gpus", gpus, "--json")
     plan = json.loads(result.stdout)
-    assert result.exit_code == 0 and plan["fits"] and plan["total_gib"] < plan["device_gib"]
-    assert "fits" in run("plan", "train", "--recipe", "gemma2-9b-qlora", "--gpus", gpus).stdout
+    assert result.exit_code == 0 and plan["device_gib"] == 14.5 and plan["quantize"] == "4bit"
+    assert plan["total_gib"] < plan["device_gib"] and not plan["fits"]
+    assert plan["ranks"] == (2 if gpus == "t4x2" else 1)
+    text = run("plan", "train", "--recipe", "gemma2-9b-qlora", "--gpus", gpus).stdout
+    assert ("2 DDP ranks, one per GPU, each with its own 4bit model" in text) == (gpus == "t4x2")
     too_big = run("plan", "train", "--recipe", "gemma2-9b-qlora", "--gpus", gpus, "--batch-size", "8",
                   "--max-len", "4096")
     assert "does NOT fit" in too_big.stdout
 
 
+def test_plan_counts_full_swap_rows_and_fp32_under_4bit():
+    plain, swapped = plan_train("deberta-v3-base", "t4"), plan_train("deberta-v3-base", "t4", full_swap=True)
+    assert swapped.full_swap and swapped.activations_gib > 1.8 * plain.activations_gib - 0.01
+    assert swapped.eval_gib == plain.eval_gib  # the holdout is never swapped
+    llama = plan_train("llama3-8b-qlora", "t4")  # 4-bit: the checkpointed residual stream is not halved
+    assert activation_bytes(LLAMA3_8B, 1, 1024, 32, True, "fp16", "4bit") > activation_bytes(
+        LLAMA3_8B, 1, 1024, 32, True, "fp16", None) * 1.5
+    assert llama.activations_gib == round(activation_bytes(LLAMA3_8B, 1, 1024, 32, True, "fp16", "4bit") / GIB, 2)
+
+
 def test_every_recipe_fits_its_gpus():
+    """All but the 7-9B QLoRA recipes on a T4 (at the edge, see above) fit with the 10% margin."""
     for recipe in RECIPES:
         for gpus in GPUS:
-            assert plan_train(recipe, gpus).fits, plan_train(recipe, gpus).summary()
+            plan = plan_train(recipe, gpus)
+            if recipe.endswith("-qlora") and gpus.startswith("t4"):
+                assert plan.peak_gib < plan.device_gib, plan.summary()
+            else:
+                assert plan.fits, plan.summary()
 
 
 def test_activation_formula_matches_the_issue_measurement():
@@ -129,7 +150,7 @@ def test_plan_train_knows_l4_and_t4x2_not_p100():
     l4 = json.loads(run("plan", "train", "--recipe", "gemma2-9b-qlora", "--gpus", "l4", "--json").stdout)
     t4x2 = json.loads(run("plan", "train", "--recipe", "gemma2-9b-qlora", "--json").stdout)  # the default
     assert (l4["gpus"], l4["precision"], l4["device_gib"]) == ("l4", "bf16", 22.0)
-    assert (t4x2["gpus"], t4x2["precision"], t4x2["device_gib"]) == ("t4x2", "fp16", 15.0)
+    assert (t4x2["gpus"], t4x2["precision"], t4x2["device_gib"]) == ("t4x2", "fp16", 14.5)  # as a T4 reports its memory
     refused = run("plan", "train", "--recipe", "gemma2-9b-qlora", "--gpus", "p100")
     assert refused.exit_code == 2 and "'p100' is not one of 't4x2', 'l4', 't4'" in refused.output
 def test_plan_counts_kbit_upcast_and_the_inference_peaks():

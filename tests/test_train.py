@@ -96,8 +96,8 @@ def test_swap_augment_doubles_training_rows(tmp_path, small_files, spec, tiny_ba
 def test_clear_errors_before_any_work(tmp_path, small_files, spec, tiny_backbone):
     with pytest.raises(KitError, match="not a local folder"):
         train([small_files.train], tmp_path / "o", TrainConfig(backbone="microsoft/deberta-v3-base"), spec)
-    with pytest.raises(KitError, match="needs a CUDA GPU"):
-        train([small_files.train], tmp_path / "o", TrainConfig(backbone=str(tiny_backbone), quantize="4bit"), spec)
+    with pytest.raises(KitError, match="needs a CUDA GPU"):  # 4-bit runs on bitsandbytes' CPU backend; 8-bit not
+        train([small_files.train], tmp_path / "o", TrainConfig(backbone=str(tiny_backbone), quantize="8bit"), spec)
     with pytest.raises(KitError, match="i/k"):
         train([small_files.train], tmp_path / "o", TrainConfig(backbone=str(tiny_backbone), fold="3"), spec)
 
@@ -119,21 +119,6 @@ def test_merge_writes_a_full_model_that_predicts_the_same(tmp_path, small_files,
     merged = predict_probs(load_trained(out), test, spec, 4096, progress=False)  # uses merged/
     adapter = predict_probs(load_trained(out, backbone=str(tiny_backbone)), test, spec, 4096, progress=False)
     assert np.abs(merged - adapter).max() < 1e-5
-
-
-def test_ddp_two_processes_on_cpu(tmp_path, small_files, tiny_backbone):
-    """The multi-GPU path (torchrun + DDP) run for real with two CPU processes (gloo)."""
-    import subprocess
-    import sys
-
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "kaggle_kit.cli", "train", "--train", str(small_files.train), "--backbone", str(tiny_backbone),
-           "--out", str(tmp_path / "out"), "--max-len", "128", "--max-steps", "4", "--eval-steps", "2", "--json"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    metrics = json.loads(proc.stdout)
-    assert [e["step"] for e in metrics["eval_history"]][:2] == [2, 4] and metrics["world_size"] == 2
-    assert (tmp_path / "out" / MODEL_FILE).exists()
 
 
 def test_gradient_checkpointing_still_trains_lora(tmp_path, small_files, spec, tiny_backbone):

@@ -24,8 +24,8 @@ def plan_group() -> None:
 @click.option("--recipe", required=True, help="Recipe name (`kaggle-kit recipes`).")
 @click.option("--gpus", type=click.Choice(["t4x2", "l4", "t4", "a100x8", "h100x8"]), default="t4x2",
               show_default=True,
-              help="Kaggle GPU: T4 x2 (NvidiaTeslaT4, memory per device), one L4 (NvidiaL4, 24 GB, bf16), or one T4 "
-                   "device (a 4-bit run trains on one of the two); or beyond Kaggle, nodes of 8 A100 / H100 80 GB "
+              help="Kaggle GPU: T4 x2 (NvidiaTeslaT4, memory per device; two DDP ranks, 4-bit included), one L4 "
+                   "(NvidiaL4, 24 GB, bf16), or one T4 device; or beyond Kaggle, nodes of 8 A100 / H100 80 GB "
                    "training sharded (--nodes, --shard).")
 @click.option("--nodes", type=click.IntRange(min=1), default=1, show_default=True,
               help="With a100x8 / h100x8: how many such machines share the run.")
@@ -36,9 +36,10 @@ def plan_group() -> None:
               help="A backbone's config.json (e.g. a 72B teacher's) planned with the recipe's settings.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Rows per device (default: the recipe's).")
 @click.option("--max-len", type=click.IntRange(min=16), help="Tokens per row (default: the recipe's).")
+@click.option("--full-swap", is_flag=True, help="Plan train --full-swap: each row beside its swapped twin.")
 @json_option
 def plan_train_cmd(recipe: str, gpus: str, nodes: int, engine: str, backbone_config: Path | None,
-                   batch_size: int | None, max_len: int | None, as_json: bool) -> None:
+                   batch_size: int | None, max_len: int | None, full_swap: bool, as_json: bool) -> None:
     """Weights + LoRA + activations of a recipe's training step against the GPU's memory: fits or not."""
     import json
 
@@ -46,6 +47,9 @@ def plan_train_cmd(recipe: str, gpus: str, nodes: int, engine: str, backbone_con
     if gpus in ("a100x8", "h100x8"):
         from kaggle_kit.training.sharded_plan import plan_sharded
 
+        if full_swap:
+            raise click.BadParameter("is planned for Kaggle's GPUs (t4x2, l4, t4), not a sharded cluster",
+                                     param_hint="--full-swap")
         plan = plan_sharded(recipe, gpus, nodes, engine, batch_size, max_len, shape)
     else:
         from kaggle_kit.training.memory_plan import plan_train
@@ -53,7 +57,7 @@ def plan_train_cmd(recipe: str, gpus: str, nodes: int, engine: str, backbone_con
         if nodes != 1:
             raise click.BadParameter("is for a100x8 / h100x8 (a Kaggle session is one machine)",
                                      param_hint="--nodes")
-        plan = plan_train(recipe, gpus, batch_size, max_len, shape=shape)
+        plan = plan_train(recipe, gpus, batch_size, max_len, shape=shape, full_swap=full_swap)
     emit(plan.to_dict(), as_json, plan.summary())
 
 

@@ -54,6 +54,8 @@ def train_cmd(kit: KitContext, train_files, out: Path, resume: bool, overwrite: 
 
     check_writable(out, folder=True)  # before loading data or the backbone
     train_cfg, note = _resolved_train_config(kit, flags)
+    if _relaunched():
+        return
     result = train(list(train_files), out, train_cfg, kit.spec, kit.config.column_maps, exclude_test,
                    resume=resume, overwrite=overwrite, recipe_note=note)
     m = result.metrics
@@ -65,6 +67,16 @@ def train_cmd(kit: KitContext, train_files, out: Path, resume: bool, overwrite: 
     text = (f"holdout log loss {m['holdout']['log_loss']:.4f} (prior {m['prior_log_loss']:.4f}, accuracy "
             f"{m['holdout']['accuracy']:.3f}, temperature {m['temperature']:.2f}{verdict}{side}); model in {out}")
     emit(m, as_json, text)
+
+
+def _relaunched() -> bool:
+    """Several GPUs: the same command re-run as one DDP rank per GPU (or seeing one GPU with KAGGLE_KIT_NPROC=1), so
+    no process drives two GPUs (training.launch). The children print the results."""
+    import sys
+
+    from kaggle_kit.training.launch import relaunch
+
+    return relaunch("kaggle_kit.cli", sys.argv[1:], echo=lambda line: click.echo(line, err=True))
 
 
 def _resolved_train_config(kit: KitContext, flags: dict):
@@ -120,6 +132,8 @@ def cv_cmd(kit: KitContext, train_files, folds, out: Path, fold_ids, gather_dirs
         if not train_files or not folds:
             raise click.UsageError("cv needs --train and --folds (or --gather DIR...)")
         cfg, note = _resolved_train_config(kit, flags)
+        if _relaunched():
+            return
         result = run_cv(list(train_files), out, folds, cfg, kit.spec, parse_fold_ids(fold_ids, folds),
                         kit.config.column_maps, exclude_test, overwrite=overwrite,
                         echo=lambda m: click.echo(m, err=True), recipe_note=note)

@@ -5,7 +5,10 @@ checkpointing in fp16 and, where the GPU has bf16 (compute capability >= 8.0), i
 4-bit QLoRA when bitsandbytes imports; every fp16 model predicts on CUDA with swap TTA. Beside each run: the peak of
 torch.cuda.max_memory_allocated (training step, and the whole run with evaluation and the holdout pass) and
 `plan train`'s estimate for the same shapes; the notebook inference path against ours (`bench predict`) in tokens/s.
-Everything goes to a JSON report. Without CUDA it says so and exits 0, claiming nothing.
+Every check runs in a process of its own (one sticky CUDA error fails that check, not the rest). A T4-like pass runs
+on any GPU: fp16 forced for training and predict, whatever bf16 the GPU has. Everything goes to a JSON report.
+Without CUDA it says so and exits 0, claiming nothing; but when the driver shows a GPU (nvidia-smi) that torch cannot
+use (a torch build that does not match the driver), it exits 1.
 
     python -m kaggle_kit.evaluation.gpu_check --out .cache/gpu-check.json"""
 
@@ -13,7 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +32,20 @@ QLORA_ARCHES = ("llama", "gemma2")
 SHAPE = {"hidden_size": 256, "layers": 4, "heads": 4}  # small, but large enough for memory to be more than overhead
 ROWS, TEST_ROWS, MAX_LEN, BATCH, STEPS = 240, 64, 384, 4, 4
 NO_GPU = "gpu-check: no CUDA GPU found; nothing was checked (run `make test-gpu` on a machine with one)"
+CHILD_TIMEOUT_S = 900
+RESULT = "gpu-check-result: "  # the line a check's own process reports on
+
+
+def driver_gpus() -> list[str]:
+    """The GPUs the driver lists (`nvidia-smi -L`), whatever torch makes of them; [] without nvidia-smi."""
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return []
+    try:
+        proc = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in proc.stdout.splitlines() if line.strip().startswith("GPU ")]
 
 
 def _versions() -> dict[str, str | None]:
@@ -127,7 +147,7 @@ def _train_check(data, backbone: Path, out: Path, precision: str, quantize: str 
             "batch": BATCH, "max_len": MAX_LEN}
 
 
-def _predict_check(data, model_dir: Path, out: Path, expect_4bit: bool = False) -> dict:
+def _predict_check(data, model_dir: Path, out: Path, expect_4bit: bool = False, precision: str = "auto") -> dict:
     import pandas as pd
 
     from kaggle_kit.competition.spec import LMSYS
@@ -136,12 +156,12 @@ def _predict_check(data, model_dir: Path, out: Path, expect_4bit: bool = False) 
     from kaggle_kit.model.model_dir import load_trained
     from kaggle_kit.submission import validate_file
 
-    done = predict_to_submission([model_dir], data.test, out, LMSYS, PredictConfig(tta="swap"), overwrite=True,
-                                 progress=False)
+    done = predict_to_submission([model_dir], data.test, out, LMSYS, PredictConfig(tta="swap", precision=precision),
+                                 overwrite=True, progress=False)
     ids = pd.read_csv(data.test)["id"].astype(str).tolist()
     valid = validate_file(out, ids, LMSYS).ok
     detail = {"ok": valid and done["nonfinite_rows"] == 0, "rows": done["rows"], "valid": valid,
-              "nonfinite_rows": done["nonfinite_rows"], "seconds_predict": done["seconds"]}
+              "nonfinite_rows": done["nonfinite_rows"], "seconds_predict": done["seconds"], "precision": precision}
     if expect_4bit:  # no --quantize given: predict must load the model the way it was trained
         model = load_trained(model_dir).model
         kinds = {type(m).__name__ for m in model.modules()}
@@ -151,7 +171,12 @@ def _predict_check(data, model_dir: Path, out: Path, expect_4bit: bool = False) 
 
 
 def _bench_check(cuda: bool) -> dict:
+    import importlib.util
+
     from kaggle_kit.evaluation.bench import bench_predict
+
+    if importlib.util.find_spec("datasets") is None:  # the public notebook's path maps a `datasets` Dataset
+        return {"ok": None, "skipped": "datasets is not installed (only the notebook path uses it)"}
 
     bench = bench_predict(rows=200, max_len=512, hidden=256, layers=4, max_tokens=8192)
     # The same model on both paths: only fp16/bf16 noise from different padding may separate them.
@@ -163,12 +188,45 @@ def _bench_check(cuda: bool) -> dict:
             "speedup": round(bench.speedup, 2), "max_abs_prob_diff": bench.max_abs_diff}
 
 
+def _existing_data(folder: Path):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(train=folder / "train.csv", test=folder / "test.csv")
+
+
+def run_one(spec: dict) -> dict:
+    """One check, in this process: what a check's own process runs (`--child SPEC`)."""
+    work, cuda = Path(spec["work"]), spec["cuda"]
+    data = _existing_data(work / "data")
+    if spec["kind"] == "train":
+        return _train_check(data, Path(spec["backbone"]), Path(spec["out"]), spec["precision"], spec["quantize"],
+                            cuda)
+    if spec["kind"] == "predict":
+        return _predict_check(data, Path(spec["model_dir"]), Path(spec["out"]), spec.get("expect_4bit", False),
+                              spec.get("precision", "auto"))
+    return _bench_check(cuda)
+
+
+def _in_child(spec: dict) -> dict:
+    """Run one check in a process of its own; its last RESULT line is the check's detail."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[2]),
+                                                                       os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", "kaggle_kit.evaluation.gpu_check", "--child", json.dumps(spec)],
+                          capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, env=env)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT)]
+    if not lines:
+        tail = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1][:300]
+        raise RuntimeError(f"the check's process ended without a result: {tail}")
+    return json.loads(lines[-1][len(RESULT):])
+
+
 def run_checks(work: Path, cuda: bool = True) -> dict[str, Any]:
-    """Every check in order; `cuda=False` runs the same plumbing on the CPU in fp32 (for developing this script)."""
+    """Every check in order, each in its own process; `cuda=False` runs the same plumbing on the CPU in fp32 (for
+    developing this script). fp16 (T4-like) always runs on a GPU; bf16 beside it where the GPU has it."""
     import torch
 
     from kaggle_kit.competition.sample_data import write_sample_data
-    from kaggle_kit.model.backbone import choose_precision, gpu_capability
+    from kaggle_kit.model.backbone import choose_precision, gpu_capability, quantize_on_cpu
     from kaggle_kit.model.tiny_backbone import build_tiny_backbone
     from kaggle_kit.quiet import quiet_libraries
 
@@ -180,34 +238,43 @@ def run_checks(work: Path, cuda: bool = True) -> dict[str, Any]:
     report: dict[str, Any] = {
         "gpu": torch.cuda.get_device_name() if cuda else None,
         "capability": ".".join(map(str, capability)) if capability else None,
+        "device_total_gib": round(torch.cuda.mem_get_info()[1] / 2 ** 30, 2) if cuda else None,
         "auto_precision": choose_precision("auto").name, "versions": _versions(), "checks": []}
     checks = report["checks"]
-    data = write_sample_data(work / "data", rows=ROWS, test_rows=TEST_ROWS, seed=0)
+    write_sample_data(work / "data", rows=ROWS, test_rows=TEST_ROWS, seed=0)
+    base = {"work": str(work), "cuda": cuda}
     predict_dirs: dict[str, Path] = {}
     for arch in ARCHES:
         backbone = build_tiny_backbone(work / f"bb-{arch}", arch=arch, hidden_size=SHAPE["hidden_size"],
                                        layers=SHAPE["layers"], heads=SHAPE["heads"])
         for precision in precisions:
             out = work / f"model-{arch}-{precision}"
-            entry = _check(checks, f"train {arch} {precision} checkpointing", _train_check, data, backbone, out,
-                           precision, None, cuda)
+            entry = _check(checks, f"train {arch} {precision} checkpointing", _in_child,
+                           {**base, "kind": "train", "backbone": str(backbone), "out": str(out),
+                            "precision": precision, "quantize": None})
             if entry.get("ok") and arch not in predict_dirs:
                 predict_dirs[arch] = out
         if arch in QLORA_ARCHES:
-            problem = _bitsandbytes_problem() if cuda else "no CUDA"
+            problem = _bitsandbytes_problem() if cuda else (
+                None if quantize_on_cpu("4bit") else "no CUDA, and no CPU 4-bit backend in this bitsandbytes")
             out = work / f"model-{arch}-4bit"
             if problem:
                 checks.append({"name": f"train {arch} 4-bit QLoRA", "ok": None, "skipped": problem})
                 print(f"gpu-check: train {arch} 4-bit QLoRA: skipped ({problem})", flush=True)
-            else:
-                entry = _check(checks, f"train {arch} 4-bit QLoRA", _train_check, data, backbone, out, precisions[0],
-                               "4bit", cuda)
-                if entry.get("ok"):
-                    _check(checks, f"predict {arch} 4-bit (as trained) swap TTA", _predict_check, data, out,
-                           work / f"sub-{arch}-4bit.csv", expect_4bit=True)
+                continue
+            entry = _check(checks, f"train {arch} 4-bit QLoRA {precisions[0]}", _in_child,
+                           {**base, "kind": "train", "backbone": str(backbone), "out": str(out),
+                            "precision": precisions[0], "quantize": "4bit"})
+            if entry.get("ok"):
+                _check(checks, f"predict {arch} 4-bit (as trained) swap TTA", _in_child,
+                       {**base, "kind": "predict", "model_dir": str(out), "out": str(work / f"sub-{arch}-4bit.csv"),
+                        "expect_4bit": True, "precision": precisions[0]})
     for arch, model_dir in predict_dirs.items():
-        _check(checks, f"predict {arch} swap TTA", _predict_check, data, model_dir, work / f"sub-{arch}.csv")
-    _check(checks, "bench predict: notebook path vs ours", _bench_check, cuda)
+        for precision in precisions:  # fp16 forced (T4-like) on every GPU, then bf16 where the GPU has it
+            _check(checks, f"predict {arch} {precision} swap TTA", _in_child,
+                   {**base, "kind": "predict", "model_dir": str(model_dir),
+                    "out": str(work / f"sub-{arch}-{precision}.csv"), "precision": precision})
+    _check(checks, "bench predict: notebook path vs ours", _in_child, {**base, "kind": "bench"})
     ran = [c for c in checks if c.get("ok") is not None]
     report["passed"] = bool(ran) and all(c["ok"] for c in ran)
     report["failed"] = [c["name"] for c in ran if not c["ok"]]
@@ -221,10 +288,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(".cache/gpu-check.json"), help="JSON report to write.")
     parser.add_argument("--cpu", action="store_true", help="Run the same plumbing on the CPU in fp32 (claims nothing "
                         "about a GPU; for developing this script).")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # one check's spec (JSON), run in this process
     args = parser.parse_args(argv)
+    if args.child:
+        from kaggle_kit.quiet import quiet_libraries
+
+        quiet_libraries()
+        print(RESULT + json.dumps(run_one(json.loads(args.child)), default=str), flush=True)
+        return 0
     import torch
 
     if not args.cpu and not torch.cuda.is_available():
+        listed = driver_gpus()
+        if listed:  # the driver has a GPU this torch cannot use: nothing could be checked, and that is a failure
+            print(f"gpu-check: FAILED: the driver lists {len(listed)} GPU(s) ({listed[0]}) but torch "
+                  f"{torch.__version__} cannot use CUDA (torch.version.cuda={torch.version.cuda}): install the torch "
+                  "build that matches this driver")
+            return 1
         print(NO_GPU)
         return 0
     from kaggle_kit.atomic import write_text_atomic

@@ -37,7 +37,7 @@ from kaggle_kit.inference.budget import (
 )
 from kaggle_kit.inference.loaded import Loaded
 from kaggle_kit.inference.predict import blend, encoder_for, gpu_replicas, unswap
-from kaggle_kit.model.batching import run_batches, token_budget_batches
+from kaggle_kit.model.batching import attention_square_budget, run_batches, token_budget_batches
 from kaggle_kit.model.model_dir import load_trained, recorded_prior
 from kaggle_kit.model.side_head import pair_features
 
@@ -88,6 +88,7 @@ class BudgetedPredictor:
         self.clock = budget.clock  # every duration on the budget's clock: a test can drive it deterministically
         self.loader = loader
         self.measured: dict = {}
+        self.squares: dict[int, int | None] = {}  # each loaded model's eager-attention cap (rows x len^2 per batch)
 
     # ---- output
     def combine(self) -> np.ndarray:
@@ -149,6 +150,7 @@ class BudgetedPredictor:
         trained = self.loader(self.model_dirs[m], backbone=backbone, precision=self.cfg.precision,
                                quantize=self.cfg.quantize)
         load_s = self.clock() - t0
+        self.squares[m] = attention_square_budget(trained.model)
         self.stage("load", m, 0, load_s)
         t0 = self.clock()
         encoder = encoder_for(trained)
@@ -163,6 +165,12 @@ class BudgetedPredictor:
         replicas = gpu_replicas(trained.model, trained.reload) or [trained.model]
         pool = ThreadPoolExecutor(len(replicas)) if len(replicas) > 1 else None
         return Loaded(m, trained, encoder, tokens, encoded, replicas, pool, load_s, tokenize_s, features, swap_features)
+
+    def batches(self, lengths: list[int], m: int) -> list[list[int]]:
+        """Token-budget batches as plain predict packs them, with model m's eager-attention row cap (a model not
+        loaded yet: the first one's, as its lengths are the first one's too)."""
+        square = self.squares[m] if m in self.squares else self.squares.get(0)
+        return token_budget_batches(lengths, self.cfg.max_tokens, square)
 
     def run_step(self, loaded: Loaded, batches: list[list[int]], encoded, out: np.ndarray, bar) -> float:
         """One batch per replica, run together; returns the wall time (the throughput counts all replicas)."""
@@ -196,7 +204,7 @@ class BudgetedPredictor:
         s, m = self.state, loaded.index
         encoded = list(loaded.encoded)
         lengths = [len(e) for e in encoded]
-        batches = token_budget_batches(lengths, self.cfg.max_tokens)
+        batches = self.batches(lengths, m)
         self.pad_factor = sum(padded_tokens(b, lengths) for b in batches) / max(1, sum(lengths))
         logits = np.zeros((s.n, s.num_labels), dtype=np.float32)
         step_n = len(loaded.replicas)
@@ -264,8 +272,8 @@ class BudgetedPredictor:
             self.echo(f"kaggle-kit: time to spare: the {len(rest)} rows left are cut to "
                       f"{cap if cap else 'no'} tokens{'' if cap else ' (full length)'}")
         lengths = [len(e) for e in encoded]
-        return batches[:i] + [[rest[j] for j in b] for b in token_budget_batches([lengths[r] for r in rest],
-                                                                                 self.cfg.max_tokens)], lengths
+        return batches[:i] + [[rest[j] for j in b] for b in self.batches([lengths[r] for r in rest],
+                                                                         loaded.index)], lengths
 
     # ---- optional work
     def units(self, loaded: Loaded | None, swap_lengths: list[int] | None = None) -> list[Unit]:
@@ -286,7 +294,7 @@ class BudgetedPredictor:
         return units
 
     def _unit(self, key, m, kind, rows, lengths, setup, needs=None) -> Unit:
-        local = token_budget_batches([lengths[r] for r in rows], self.cfg.max_tokens)[::-1]  # shortest first
+        local = self.batches([lengths[r] for r in rows], m)[::-1]  # shortest first
         batches = [[rows[j] for j in b] for b in local]
         value = 0.0  # the kind's default
         if self.fitted is not None and m > 0:  # a blend member's share, per its cost (a swap pass: half of it)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
 from kaggle_kit.config import config_from_dict
@@ -58,48 +57,18 @@ def _wandb_key_from_kaggle_secrets() -> None:
     os.environ["WANDB_API_KEY"] = UserSecretsClient().get_secret("WANDB_API_KEY")
 
 
-def processes_wanted() -> int:
-    """One training process per GPU (Kaggle's T4 x2); KAGGLE_KIT_NPROC overrides (e.g. 2 CPU processes in tests)."""
-    if os.environ.get("KAGGLE_KIT_NPROC"):
-        return int(os.environ["KAGGLE_KIT_NPROC"])
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 1
-
-
-def relaunch_decision(nproc: int, env: Mapping[str, str], quantize: str | None) -> tuple[bool, str | None]:
-    """Whether to re-run under torchrun, and a line to print when several GPUs are left unused on purpose.
-
-    `quantize` is the resolved one (a recipe's 4-bit counts): bitsandbytes training runs as one process."""
-    if nproc < 2 or "LOCAL_RANK" in env:
-        return False, None
-    if quantize:
-        return False, f"kaggle-kit: {quantize} training runs as one process on one GPU ({nproc} visible)"
-    return True, None
-
-
-def _relaunch_distributed(config: dict, manifest: dict, quantize: str | None) -> bool:
-    """Re-run the train task under torchrun (DDP) when several processes are wanted and we are not one of them yet."""
-    nproc = processes_wanted()
-    relaunch, note = relaunch_decision(nproc, os.environ, quantize)
-    if note:
-        print(note, flush=True)
-    if not relaunch:
-        return False
-    import subprocess
+def _relaunch_distributed(config: dict, manifest: dict) -> bool:
+    """Re-run the train task as the GPUs need (training.launch): one DDP rank per GPU (4-bit too, each rank loading
+    on its LOCAL_RANK), or one child seeing one GPU; False when this process is the one to train."""
     import tempfile
 
+    from kaggle_kit.training.launch import launch_decision, relaunch, visible_gpus
+
+    if launch_decision(visible_gpus(), os.environ).mode == "here":
+        return False
     args_file = Path(tempfile.mkdtemp(prefix="kaggle-kit-ddp-")) / "args.json"
     args_file.write_text(json.dumps({"config": config, "manifest": manifest}))
-    package_parent = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                           f"--nproc_per_node={nproc}", "-m", "kaggle_kit.kernel.main", "train", str(args_file)],
-                          env=env)
-    if done.returncode:  # each worker printed its own kaggle-kit: line (or traceback) above
-        raise SystemExit(f"kaggle-kit: training under torchrun failed (exit {done.returncode}): see the workers' "
-                         "lines above")
-    return True
+    return relaunch("kaggle_kit.kernel.main", ["train", str(args_file)], echo=lambda line: print(line, flush=True))
 
 
 def main(task: str, config: dict, manifest: dict) -> None:
@@ -144,7 +113,7 @@ def _run(task: str, config: dict, manifest: dict) -> None:
         resuming = bool(cfg.kernel.resume_from)
         if resuming and "LOCAL_RANK" not in os.environ:  # copied once, before any torchrun worker starts
             _copy_earlier_session(cfg.kernel.resume_from, working / "model")
-        if _relaunch_distributed(config, manifest, train_cfg.quantize):
+        if _relaunch_distributed(config, manifest):
             return
         files = [competition / spec.train_file, *(find_input(loc) for loc in cfg.datasets.extra_train)]
         if cfg.datasets.teacher:

@@ -4,6 +4,7 @@ device), and wrap it with LoRA."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,42 +114,79 @@ def choose_precision(requested: str = "auto") -> Precision:
     return Precision(requested)
 
 
+# bitsandbytes' CPU backend: 4-bit NF4 layers train and predict on a CPU from this version on (checked: 0.46.1, 0.47.0,
+# 0.48.2, 0.49.0 and 0.50.2 train the tiny Llama forward + backward; tests/test_qlora_cpu.py's train, resume, predict,
+# merge and dtype tests pass on 0.46.1 and 0.50.2; both cast inputs to bnb_4bit_compute_dtype). 0.45.5
+# is refused by transformers 5.x itself (it asks for >= 0.46.1); older versions keep the one-line refusal.
+BNB_CPU_4BIT = (0, 46, 1)
+# One attention implementation per backbone family, on every transformers version: Gemma-2 attends eagerly (sdpa
+# drops its logit soft-cap; transformers 4.53 picks sdpa, 5.x eager). None: the library's default (sdpa).
+ATTENTION = {"gemma2": "eager"}
+
+
+def bitsandbytes_version() -> tuple[int, ...] | None:
+    import re
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return tuple(int(part) for part in re.findall(r"\d+", version("bitsandbytes"))[:3])
+    except PackageNotFoundError:
+        return None
+
+
+def quantize_on_cpu(quantize: str | None) -> bool:
+    """Whether this bitsandbytes runs `quantize` on a CPU (4-bit from BNB_CPU_4BIT; 8-bit never here)."""
+    found = bitsandbytes_version()
+    return quantize == "4bit" and found is not None and found >= BNB_CPU_4BIT
+
+
 def quantization_config(quantize: str | None, compute_dtype: torch.dtype):
     if quantize is None:
         return None
     if quantize not in ("4bit", "8bit"):
         raise KitError(f"unknown --quantize '{quantize}'", hint="choose 4bit or 8bit")
-    if not torch.cuda.is_available():
-        raise KitError(f"--quantize {quantize} needs a CUDA GPU (bitsandbytes)", hint="drop --quantize on CPU")
+    if not torch.cuda.is_available() and not quantize_on_cpu(quantize):
+        needs = (f"bitsandbytes >= {'.'.join(map(str, BNB_CPU_4BIT))} on a CPU" if quantize == "4bit" else "")
+        raise KitError(f"--quantize {quantize} needs a CUDA GPU{' or ' + needs if needs else ''} (bitsandbytes)",
+                       hint="drop --quantize on CPU" + (", or upgrade bitsandbytes" if needs else ""))
     from transformers import BitsAndBytesConfig
 
     if quantize == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
+    found = bitsandbytes_version()
+    if found is not None and found < BNB_CPU_4BIT:  # on CUDA: runs, but not in the compute dtype asked for
+        logging.getLogger(__name__).warning(
+            "warning: bitsandbytes %s ignores bnb_4bit_compute_dtype (its 4-bit layers compute from fp32 inputs: "
+            "slower, more memory); %s or newer casts to %s", ".".join(map(str, found)),
+            ".".join(map(str, BNB_CPU_4BIT)), str(compute_dtype).removeprefix("torch."))
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                               bnb_4bit_compute_dtype=compute_dtype)
 
 
-def quantized_device(env: dict[str, str] | None = None) -> int:
-    """The GPU a bitsandbytes model loads onto: this process's own under torchrun (LOCAL_RANK: no rank has called
-    set_device yet when the model loads, so current_device() would put every rank on GPU 0), else the current one."""
+def rank_device(env: dict[str, str] | None = None) -> int | str:
+    """The one device this process works on: its own GPU under torchrun (LOCAL_RANK: no rank has called set_device yet
+    when the model loads, so current_device() would put every rank on GPU 0), else the current GPU, else "cpu"."""
     local_rank = (os.environ if env is None else env).get("LOCAL_RANK")
+    if not torch.cuda.is_available():
+        return "cpu"
     return int(local_rank) if local_rank is not None else torch.cuda.current_device()
 
 
-def rank_device(env: dict[str, str] | None = None) -> str | None:
-    """This process's own GPU under torchrun (cuda:LOCAL_RANK), for loaders that take a device; None (the loader's
-    default: the current GPU, or the CPU) in one process or without CUDA."""
-    local_rank = (os.environ if env is None else env).get("LOCAL_RANK")
-    if local_rank is None or not torch.cuda.is_available():
-        return None
-    return f"cuda:{int(local_rank)}"
+def quantized_device(env: dict[str, str] | None = None) -> int | str:
+    """The device a bitsandbytes model loads onto (rank_device; kept under this name for its callers)."""
+    return rank_device(env)
+
+
+def attention_for(kind: str, recorded: str | None = None) -> str | None:
+    """The attention implementation to load with: the one a model dir recorded, else the family's (ATTENTION)."""
+    return recorded or ATTENTION.get(kind)
 
 
 def load_backbone_model(backbone: Path, precision: Precision, quantize: str | None = None, num_labels: int = 3,
-                        training: bool = True, device: str | int | None = None):
+                        training: bool = True, device: str | int | None = None, attention: str | None = None):
     """The backbone for sequence classification. Training keeps fp32 master weights (LoRA; fp16/bf16 come from
     Trainer's autocast) except under quantisation; inference loads frozen weights in the compute dtype straight away
-    (a 9B model in fp32 would need about 37 GB of host memory)."""
+    (a 9B model in fp32 would need about 37 GB of host memory). `attention`: as recorded (default: the family's)."""
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
@@ -156,6 +194,8 @@ def load_backbone_model(backbone: Path, precision: Precision, quantize: str | No
 
     tokenizer = load_tokenizer(backbone)
     kwargs = {"num_labels": num_labels, "ignore_mismatched_sizes": True, "low_cpu_mem_usage": True}
+    if (implementation := attention_for(model_type(backbone), attention)) is not None:
+        kwargs["attn_implementation"] = implementation
     quant = quantization_config(quantize, precision.dtype)
     if quant is not None:
         kwargs.update(quantization_config=quant, device_map={"": quantized_device() if device is None else device})
@@ -164,6 +204,12 @@ def load_backbone_model(backbone: Path, precision: Precision, quantize: str | No
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def attention_of(model) -> str | None:
+    """The attention implementation a loaded model runs (what kaggle_kit_model.json records)."""
+    config = getattr(model, "config", None)
+    return getattr(config, "_attn_implementation", None)
 
 
 def no_kv_cache(model):

@@ -25,12 +25,15 @@ from kaggle_kit.compat import dtype_kwarg
 from kaggle_kit.errors import KitError, UsageProblem
 from kaggle_kit.metrics import softmax
 from kaggle_kit.model.backbone import (
+    Precision,
+    attention_for,
     choose_precision,
     load_backbone_model,
     load_tokenizer,
     model_type,
     no_kv_cache,
     quantization_config,
+    quantize_on_cpu,
     quantized_device,
 )
 from kaggle_kit.model.side_head import head_problem, head_probs
@@ -132,13 +135,37 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def save_model_dir(out: Path, model, tokenizer, info: dict, merge: bool = False) -> None:
-    """Adapter, tokenizer, optional merged model, then the info file last: its presence means 'complete'."""
+def save_model_dir(out: Path, model, tokenizer, info: dict, merge: bool = False,
+                   merge_from: Path | None = None) -> None:
+    """Adapter, tokenizer, optional merged model, then the info file last: its presence means 'complete'.
+
+    The merged model is saved in the compute dtype (fp32 would double its disk and load time). A quantised model
+    (`merge_from`: its backbone) is merged into the backbone reloaded in full precision, never into the
+    4-bit weights (merging there rounds the LoRA update into NF4 and saves quantised weights as if they were full)."""
     model.save_pretrained(out / ADAPTER_DIR)
     tokenizer.save_pretrained(out / TOKENIZER_DIR)
     if merge:
-        model.merge_and_unload().save_pretrained(out / MERGED_DIR)
+        dtype = merged_dtype(info)
+        if merge_from is not None:
+            merged = _merged_from_adapter(out, info, merge_from, Precision(info.get("trained_precision") or "fp32"))
+        else:
+            merged = model.merge_and_unload()
+        merged.to(dtype).save_pretrained(out / MERGED_DIR)
+        info = {**info, "merged_dtype": str(dtype).removeprefix("torch.")}
     write_text_atomic(out / MODEL_FILE, json.dumps({"format": FORMAT_VERSION, **info}, indent=2, default=str))
+
+
+def merged_dtype(info: dict) -> torch.dtype:
+    """merged/ is stored in the dtype inference computes in: the trained precision's (fp32 on a CPU run)."""
+    return Precision(info.get("trained_precision") or "fp32").dtype
+
+
+def _merged_from_adapter(out: Path, info: dict, backbone: Path, precision: Precision) -> torch.nn.Module:
+    from peft import PeftModel
+
+    base, _ = load_backbone_model(backbone, precision, None, num_labels=info["num_labels"], training=False,
+                                  device="cpu", attention=info.get("attn_implementation"))
+    return PeftModel.from_pretrained(base, out / ADAPTER_DIR).merge_and_unload()
 
 
 def read_model_info(model_dir: Path) -> dict:
@@ -229,12 +256,13 @@ def check_model_dir(model_dir: Path) -> dict:
 
 
 def inference_quantize(requested: str | None, info: dict, cuda: bool) -> str | None:
-    """--quantize if given ('none' turns it off); else how the model was trained, where CUDA can load it that way
-    (a 4-bit-trained 9B model loaded in full precision would not fit Kaggle's host memory, let alone a T4)."""
+    """--quantize if given ('none' turns it off); else how the model was trained, where this machine can load it that
+    way: CUDA, or bitsandbytes' CPU backend for 4-bit (a 4-bit-trained 9B model loaded in full precision would not fit
+    Kaggle's host memory, let alone a T4; and 4-bit-as-trained is the model the holdout measured)."""
     if requested is not None:
         return None if requested == "none" else requested
     trained = (info.get("train_config") or {}).get("quantize")
-    return trained if cuda else None
+    return trained if cuda or quantize_on_cpu(trained) else None
 
 
 def recorded_prior(model_dir: Path, num_labels: int) -> np.ndarray:
@@ -251,25 +279,30 @@ def recorded_prior(model_dir: Path, num_labels: int) -> np.ndarray:
 
 
 def load_trained(model_dir: Path, backbone: str | None = None, precision: str = "auto", quantize: str | None = None,
-                 device: str | None = None) -> TrainedModel:
+                 device: str | int | None = None) -> TrainedModel:
     """A `train` output dir -> model ready for inference: the saved merged/ model if there is one, else backbone +
-    adapter (merged in memory unless quantised); frozen weights in the compute dtype; no K/V cache."""
+    adapter (merged in memory unless quantised); frozen weights in the compute dtype; no K/V cache; the attention
+    implementation it was trained with. `device`: where to load (a rank's own, e.g. backbone.rank_device())."""
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
     info = check_model_dir(model_dir)
     prec = choose_precision(precision)
     quantize = inference_quantize(quantize, info, torch.cuda.is_available())
+    attention = attention_for(info["model_type"], info.get("attn_implementation"))
     try:
         if (model_dir / MERGED_DIR / "config.json").exists():
             kwargs = {"low_cpu_mem_usage": True, **dtype_kwarg(prec.dtype)}
+            if attention is not None:
+                kwargs["attn_implementation"] = attention
             if quantize is not None:
                 kwargs.update(quantization_config=quantization_config(quantize, prec.dtype),
                               device_map={"": quantized_device() if device is None else device})
             model = no_kv_cache(AutoModelForSequenceClassification.from_pretrained(model_dir / MERGED_DIR, **kwargs))
         else:
             base, _ = load_backbone_model(find_backbone(model_dir, info, backbone), prec, quantize,
-                                          num_labels=info["num_labels"], training=False, device=device)
+                                          num_labels=info["num_labels"], training=False, device=device,
+                                          attention=attention)
             model = PeftModel.from_pretrained(base, model_dir / ADAPTER_DIR)
             if quantize is None:
                 model = model.merge_and_unload().to(prec.dtype)

@@ -7,13 +7,16 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from kaggle_kit.atomic import atomic_path, write_text_atomic
 from kaggle_kit.competition.spec import CompetitionSpec
@@ -85,18 +88,30 @@ def run_cv(train_files: list[Path], out: Path, k: int, cfg: TrainConfig, spec: C
                                 "kernel per fold")
     fold_ids = fold_ids if fold_ids is not None else list(range(k))
     check_cv_out(out, fold_ids, k, overwrite)
+    lead = int(os.environ.get("RANK", "0")) == 0  # under torchrun every rank trains every fold; rank 0 reports
     for i in fold_ids:
-        echo(f"fold {i}/{k}: training into {fold_dir(out, i)}")
+        if lead:
+            echo(f"fold {i}/{k}: training into {fold_dir(out, i)}")
         result = train(train_files, fold_dir(out, i), replace(cfg, fold=f"{i}/{k}"), spec, column_maps, exclude_test,
                        overwrite=overwrite, recipe_note=recipe_note)
-        if not result.metrics:  # a non-zero DDP rank
-            return {}
-        echo(f"fold {i}/{k}: holdout log loss {result.metrics['holdout']['log_loss_calibrated']:.4f}")
+        free_model_memory()  # before the next fold loads its model
+        if lead:
+            echo(f"fold {i}/{k}: holdout log loss {result.metrics['holdout']['log_loss_calibrated']:.4f}")
+    if not lead:  # rank 0 gathers, once, after its last fold
+        return {}
     present = [fold_dir(out, i) for i in range(k) if (fold_dir(out, i) / MODEL_FILE).exists()]
     if len(present) < k:
         missing = [i for i in range(k) if not (fold_dir(out, i) / MODEL_FILE).exists()]
         return {"complete": False, "folds_done": k - len(missing), "folds": k, "missing": missing, "out": str(out)}
     return gather(present, out, spec, overwrite=True)
+
+
+def free_model_memory() -> None:
+    """A finished fold's model is freed only by the cycle collector (accelerate's patched forward refers back to the
+    model): without this a second 9B load on a T4 meets the first one still in GPU memory."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _fold_of(model_dir: Path) -> tuple[int, int, dict]:

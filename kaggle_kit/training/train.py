@@ -33,9 +33,11 @@ from kaggle_kit.metrics import (
 )
 from kaggle_kit.model.backbone import (
     CHECKPOINTING_KWARGS,
+    attention_of,
     choose_precision,
     load_backbone_model,
     lora_model,
+    quantization_config,
     resolve_backbone_path,
     template_for,
 )
@@ -61,6 +63,7 @@ from kaggle_kit.training.targets import (
     check_distill_settings,
     check_label_classes,
     read_teacher,
+    rows_dataset,
     teacher_rows,
     trainer_class,
 )
@@ -153,22 +156,10 @@ class TrainResult:
     metrics: dict
 
 
-def _dataset(encoded: list[list[int]], targets: np.ndarray, teacher: np.ndarray,
-             swap: tuple[list[list[int]], np.ndarray, np.ndarray] | None = None):
-    """Rows with labels packed as [target | teacher]; with `swap`, each row also carries its A/B-swapped twin."""
-    from datasets import Dataset
-
-    columns = {"input_ids": encoded, "labels": np.concatenate([targets, teacher], axis=1).tolist()}
-    if swap is not None:
-        columns["swap_input_ids"] = swap[0]
-        columns["swap_labels"] = np.concatenate([swap[1], swap[2]], axis=1).tolist()
-    return Dataset.from_dict(columns)
-
-
 def _training_args(cfg: TrainConfig, out: Path, steps_per_epoch: int, precision: str, distributed: bool):
     total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
     eval_steps = cfg.eval_steps or max(1, total // 8)
-    return training_arguments(
+    args = training_arguments(
         output_dir=str(out / CHECKPOINTS),
         num_train_epochs=cfg.epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.eval_batch_size,
@@ -188,6 +179,16 @@ def _training_args(cfg: TrainConfig, out: Path, steps_per_epoch: int, precision:
         remove_unused_columns=False,  # PairCollator builds the model inputs itself
         **sharded_training_args(cfg.fsdp, cfg.deepspeed, resolve_backbone_path(cfg.backbone)),
     )
+    return one_gpu_per_process(args)
+
+
+def one_gpu_per_process(args):
+    """A process trains on one GPU: several GPUs are used as DDP ranks (training.launch), never through the Trainer's
+    n_gpu > 1 path, which wraps the model in nn.DataParallel (transformers 4.x does so for 4-bit models too, which
+    cannot be replicated) and multiplies the batch by n_gpu while steps per epoch count WORLD_SIZE processes."""
+    if args.n_gpu > 1:
+        args._n_gpu = 1
+    return args
 
 
 def _cuda() -> bool:
@@ -206,8 +207,8 @@ def _check_settings(cfg: TrainConfig, backbone: Path) -> None:
     if layers and cfg.freeze_layers >= layers:
         raise KitError(f"--freeze-layers {cfg.freeze_layers} leaves no layer to train (the backbone has {layers})",
                        hint=f"use at most {layers - 1}")
-    if cfg.merge and cfg.quantize:
-        raise KitError("--merge is not supported with --quantize", hint="merge into a full-precision backbone later")
+    if cfg.quantize:
+        quantization_config(cfg.quantize, choose_precision(cfg.precision).dtype)  # refused here, before any data
     if cfg.full_swap and cfg.swap_augment:
         raise KitError("--full-swap and --swap-augment both add swapped rows", hint="choose one")
     if cfg.teacher and not Path(cfg.teacher).is_file():
@@ -298,8 +299,8 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     trainer_cls = trainer_class(cfg.distill_weight, cfg.distill_temperature, n)
     trainer = trainer_cls(
         model=model, args=args,
-        train_dataset=_dataset(fit_encoded, fit_targets, fit_teacher, swap_part if cfg.full_swap else None),
-        eval_dataset=_dataset(valid_encoded, valid_targets, valid_targets), **trainer_tokenizer_kwarg(tokenizer),
+        train_dataset=rows_dataset(fit_encoded, fit_targets, fit_teacher, swap_part if cfg.full_swap else None),
+        eval_dataset=rows_dataset(valid_encoded, valid_targets, valid_targets), **trainer_tokenizer_kwarg(tokenizer),
         data_collator=PairCollator(tokenizer.pad_token_id, n), compute_metrics=compute_metrics,
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), *(callbacks or [])],
     )
@@ -374,8 +375,9 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
         "max_len": {"requested": settings["max_len"], "used": cfg.max_len, "backbone_limit": limit.tokens,
                     "reason": limit.reason, "predict": predict_len},
         "recipe": recipe_note, "side_head": head, "stopped_early": stopped,
+        "attn_implementation": attention_of(trainer.model),
     }
-    save_model_dir(out, trainer.model, tokenizer, info, merge=cfg.merge)
+    save_model_dir(out, trainer.model, tokenizer, info, merge=cfg.merge, merge_from=backbone if cfg.quantize else None)
     _save_holdout(out / HOLDOUT_FILE, valid_pairs, valid_targets, holdout_logits, holdout_probs, spec)
     write_text_atomic(out / METRICS_FILE, json.dumps(metrics, indent=2))
     training_curves_png(metrics, out / CURVES_FILE)
