@@ -69,6 +69,24 @@ def trained(tmp_path_factory, sample_files, tiny_backbone):
     return train([sample_files.train], out, TrainConfig(backbone=str(tiny_backbone), max_len=256), LMSYS)
 
 
+def run_cli(*args, **kw):
+    """kaggle-kit's CLI in-process, exceptions not caught (a traceback fails the test instead of passing as output)."""
+    from click.testing import CliRunner
+
+    from kaggle_kit.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, **kw)
+
+
+def one_line_error(result, message, code=1):
+    """The command failed with exit `code` and ended on one `Error...` line holding `message`, no traceback."""
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert message in last and last.startswith("Error"), result.output
+    return last
+
+
 def quick_config(backbone: Path, **kw) -> TrainConfig:
     base = dict(backbone=str(backbone), max_len=128, max_steps=6, eval_steps=3, batch_size=8, patience=10)
     base.update(kw)

@@ -27,7 +27,7 @@ OTHER_PROGRAMS = {"--index-url": "pip", "--find-links": "pip", "--no-index": "pi
                   "--only-binary": "pip", "--platform": "pip", "--python-version": "pip",
                   "--no-build-isolation": "pip", "--standalone": "torchrun", "--porcelain": "git"}
 # Modules with their own argument parser (python -m ...): their options are theirs, not the CLI's.
-OWN_PARSERS = {"evaluation/gpu_check.py"}
+OWN_PARSERS = {"evaluation/gpu_check.py", "evaluation/gpu_check_multi.py", "kernel/gpu_box.py"}
 
 
 def walk(command: click.Command, path: tuple[str, ...] = ()):

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from kaggle_kit.cli import main
+from conftest import one_line_error
+from conftest import run_cli as run
 from kaggle_kit.competition.spec import LMSYS
 from kaggle_kit.data.reading import read_test
 from kaggle_kit.errors import DataError
@@ -22,16 +22,6 @@ from kaggle_kit.model.model_dir import CHECKPOINTS, MODEL_FILE
 CUSTOM = '[competition]\nbased_on = "lmsys-chatbot-arena"\nslug = "my-arena"\n'
 
 
-def run(*args, **kw):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, **kw)
-
-
-def one_line_error(result, message, code=1):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output, result.output
-    last = result.output.strip().splitlines()[-1]
-    assert message in last and last.startswith("Error"), result.output
-    return last
 
 
 # ---- cv's hints name what cv has

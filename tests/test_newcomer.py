@@ -7,26 +7,15 @@ import json
 
 import pytest
 import tomllib
-from click.testing import CliRunner
 
+from conftest import one_line_error
+from conftest import run_cli as run
 from kaggle_kit.cli import main
 from kaggle_kit.config import config_from_dict
 
 MEASURED = {"measured": {"device": "cuda", "replicas": 2, "rows": 1000, "max_len": 1024, "max_tokens": 16384,
                          "tokens_per_s": 20000.0, "pad_factor": 1.05, "load_s": 60.0, "tokenize_s_per_row": 0.002,
                          "startup_s": 30.0, "length_quantiles": [2100 + 100 * k for k in range(21)]}}
-
-
-def run(*args, **kw):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, **kw)
-
-
-def one_line_error(result, message, code=1):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output, result.output
-    lines = result.output.strip().splitlines()
-    assert message in lines[-1] and lines[-1].startswith("Error"), result.output
-    return lines[-1]
 
 
 # ---- 4. checks that say ok and fail later

@@ -11,10 +11,9 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from conftest import quick_config
-from kaggle_kit.cli import main
+from conftest import one_line_error, quick_config
+from conftest import run_cli as run
 from kaggle_kit.competition.sample_data import write_sample_data
 from kaggle_kit.competition.spec import LMSYS, get_spec, project_spec
 from kaggle_kit.config import config_from_dict
@@ -23,16 +22,6 @@ from kaggle_kit.errors import DataError, KitError
 WSDM = "wsdm-cup-multilingual-chatbot-arena"
 
 
-def run(*args, **kw):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, **kw)
-
-
-def one_line_error(result, message, code=1):
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output, result.output
-    lines = result.output.strip().splitlines()
-    assert message in lines[-1] and lines[-1].startswith("Error"), result.output
-    return lines[-1]
 
 
 # ---- files lost
@@ -87,6 +76,7 @@ def test_sample_data_never_writes_outside_its_folder(tmp_path, monkeypatch):
 def test_push_kernel_pushes_the_tested_build_or_names_what_differs(project, fake):
     """build -> run -> push: what was built (and run) is what is pushed; a build the config no longer makes is refused
     with what differs, and replaced only with --rebuild."""
+    fake.session_polls = 0  # each pushed version ends at once: this test is about which bytes go out, not waiting
     build = project / "kernels" / "build" / "lmsys-train"
     assert run("build-kernel", "train").exit_code == 0
     built = (build / "lmsys-train.py").read_text()

@@ -24,7 +24,7 @@ COMMAND_SECTIONS = {
     "Data": ["competitions", "download", "sample-data", "validate"],
     "Train / predict": ["tiny-backbone", "recipes", "train", "predict", "report", "bench"],
     "Recipes": ["cv", "blend", "pseudo-label"],
-    "Kernels": ["plan", "build-kernel", "run-kernel", "push-kernel", "status", "pull"],
+    "Kernels": ["plan", "build-kernel", "run-kernel", "push-kernel", "status", "pull", "quota"],
     "Datasets": ["upload", "datasets"],
     "Submit": ["submit", "submissions", "deadline"],
 }

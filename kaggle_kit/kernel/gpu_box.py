@@ -61,7 +61,8 @@ def download(dest: Path, extra: tuple[str, ...] = (), python: str | None = None,
               "total_mib": round(total / 2 ** 20, 1)}
     if total > LIMIT_BYTES:
         raise KitError(f"the wheels for the GPU box take {record['total_mib']} MiB, over "
-                       f"{LIMIT_BYTES // 2 ** 20} MiB", hint="drop an --extra package (the box may have it)")
+                       f"{LIMIT_BYTES // 2 ** 20} MiB",
+                       hint="drop a package from GPU_WHEELS_EXTRA / --extra (the box may have it)")
     (dest / MANIFEST).write_text(json.dumps(record, indent=2) + "\n")
     return record
 
