@@ -94,7 +94,8 @@ class MemoryPlan:
                  if self.ranks > 1 else "")
         rows = f"{self.batch_size} x 2 (--full-swap)" if self.full_swap else f"{self.batch_size}"
         return (f"{self.recipe} on {self.gpus}: peak about {self.peak_gib:.1f} GiB per GPU of {self.device_gib:.1f} "
-                f"-> {verdict}{ranks}. Training {self.total_gib:.1f} (weights {self.weights_gib:.1f}{upcast}, "
+                f"(fits up to {self.device_gib * SAFETY:.1f}: 10% kept for fragmentation) -> {verdict}{ranks}. "
+                f"Training {self.total_gib:.1f} (weights {self.weights_gib:.1f}{upcast}, "
                 f"LoRA+AdamW {self.lora_gib:.2f}, activations {self.activations_gib:.1f}, overhead "
                 f"{self.overhead_gib:.1f}; batch {rows} x {self.max_len} tokens, "
                 f"{'checkpointing' if self.gradient_checkpointing else 'no checkpointing'}, "
