@@ -361,15 +361,3 @@ def blend_problem(members: list[Member], temperature: float, rules: list[str]) -
 
 def used_model_dirs(blend: Blend) -> list[Path]:
     return [d for m in blend.members if m.weight > 0 for d in m.model_dirs]
-
-
-def predict_blend(blend: Blend, pairs, spec: CompetitionSpec, cfg, backbone: str | None = None,
-                  progress: bool = True) -> np.ndarray:
-    """Each member with weight > 0 predicted model dir by model dir, then combined fold by fold as fitted."""
-    from kaggle_kit.inference.predict import predict_models
-
-    used = [m for m in blend.members if m.weight > 0]
-    member_sets = [[predict_models([d], pairs, spec, cfg.max_tokens, cfg.tta, None, "prob", backbone or m.backbone,
-                                   cfg.precision, cfg.quantize, progress=progress).probs for d in m.model_dirs]
-                    for m in used]
-    return combine_folds(member_sets, [m.weight for m in used], blend.temperature)

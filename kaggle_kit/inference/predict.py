@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import copy
 import os
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -17,7 +15,7 @@ from kaggle_kit.data.encode import Encoder, EncodingSpec
 from kaggle_kit.data.reading import Pairs
 from kaggle_kit.errors import KitError
 from kaggle_kit.model.batching import predict_logits
-from kaggle_kit.model.model_dir import TrainedModel, load_trained
+from kaggle_kit.model.model_dir import TrainedModel
 from kaggle_kit.model.side_head import pair_features
 
 
@@ -65,12 +63,13 @@ def encoder_for(trained: TrainedModel) -> Encoder:
 
 
 def predict_probs(trained: TrainedModel, pairs: Pairs, spec: CompetitionSpec, max_tokens: int, tta: str = "none",
-                  progress: bool = True) -> np.ndarray:
+                  progress: bool = True, replicas: list[torch.nn.Module] | None = None) -> np.ndarray:
+    """`replicas`: the model's copies from gpu_replicas, one per GPU (loaded once by the caller, which predicts
+    many row sets with them); None: the model alone."""
     encoder = encoder_for(trained)
     tokens = encoder.tokenize_turns(pairs, progress=progress)
     fields = encoder.spec.fields
     encoded = [encoder.assemble([tokens[f][r] for f in fields]) for r in range(len(pairs))]
-    replicas = gpu_replicas(trained.model, trained.reload)
     pad_id = trained.tokenizer.pad_token_id
     n = trained.info["num_labels"]
     features = pair_features(pairs, spec) if trained.side_head else None
@@ -110,24 +109,3 @@ def blend(prob_sets: list[np.ndarray], weights: list[float] | None = None, how: 
         mixed = np.exp(np.tensordot(w, np.log(np.clip(stack, 1e-12, 1.0)), axes=1))
         return mixed / mixed.sum(axis=1, keepdims=True)
     raise KitError(f"unknown --blend '{how}'", hint="choose prob or logprob")
-
-
-@dataclass
-class PredictionRun:
-    probs: np.ndarray
-    seconds: float
-    rows: int
-
-
-def predict_models(model_dirs: list[Path], pairs: Pairs, spec: CompetitionSpec, max_tokens: int, tta: str = "none",
-                   weights: list[float] | None = None, how: str = "prob", backbone: str | None = None,
-                   precision: str = "auto", quantize: str | None = None, progress: bool = True) -> PredictionRun:
-    start = time.perf_counter()
-    prob_sets = []
-    for model_dir in model_dirs:
-        trained = load_trained(model_dir, backbone=backbone, precision=precision, quantize=quantize)
-        prob_sets.append(predict_probs(trained, pairs, spec, max_tokens, tta=tta, progress=progress))
-        del trained
-        free_memory()
-    probs = prob_sets[0] if len(prob_sets) == 1 and not weights else blend(prob_sets, weights, how)
-    return PredictionRun(probs=probs, seconds=time.perf_counter() - start, rows=len(pairs))

@@ -1,5 +1,6 @@
 """The models of a predict / pseudo-label run as a sharded job (shards.py): which model dirs, how their probabilities
-combine (the same arithmetic as predict_models and predict_blend), and what the shards' fingerprint covers."""
+combine (predict.blend for a --model list, blending.combine_folds for a blend.json), and what the shards'
+fingerprint covers."""
 
 from __future__ import annotations
 
@@ -26,14 +27,15 @@ class ModelSet:
 def plain_models(model_dirs: list[Path], weights: list[float] | None, how: str, backbone: str | None) -> ModelSet:
     from kaggle_kit.inference.predict import blend
 
-    def combine(sets: list[np.ndarray]) -> np.ndarray:  # as predict_models
+    def combine(sets: list[np.ndarray]) -> np.ndarray:  # one model alone, else predict.blend
         return sets[0] if len(sets) == 1 and not weights else blend(sets, weights, how)
 
     return ModelSet(list(model_dirs), [backbone] * len(model_dirs), combine)
 
 
 def fitted_models(fitted, backbone: str | None) -> ModelSet:
-    """A blend.json's members with weight > 0, model dir by model dir, combined fold by fold (as predict_blend)."""
+    """A blend.json's members with weight > 0, model dir by model dir, combined fold by fold
+    (blending.combine_folds)."""
     from kaggle_kit.inference.blending import combine_folds
 
     used = [m for m in fitted.members if m.weight > 0]
@@ -81,18 +83,21 @@ def predict_in_shards(kind: str, models: ModelSet, pairs: Pairs, spec: Competiti
                       input_path: Path, out_path: Path, weights: list[float] | None, overwrite: bool,
                       progress: bool, echo: Callable[[str], None] | None) -> tuple[np.ndarray | None, dict]:
     """The combined probabilities in input order (None on ranks other than 0) and the shard report."""
-    from kaggle_kit.inference.predict import free_memory, predict_probs
+    from kaggle_kit.inference.predict import free_memory, gpu_replicas, predict_probs
     from kaggle_kit.model.backbone import rank_device
     from kaggle_kit.model.model_dir import load_trained
 
-    loaded: dict[int, object] = {}
+    loaded: dict[int, tuple] = {}  # model index -> (the model, its copies on the other GPUs), loaded once
 
     def predict(model: int, rows: list[int]) -> np.ndarray:
         if model not in loaded:
             release()
-            loaded[model] = load_trained(models.model_dirs[model], backbone=models.backbones[model],
-                                         precision=cfg.precision, quantize=cfg.quantize, device=rank_device())
-        return predict_probs(loaded[model], pairs.subset(rows), spec, cfg.max_tokens, tta=cfg.tta, progress=False)
+            trained = load_trained(models.model_dirs[model], backbone=models.backbones[model],
+                                   precision=cfg.precision, quantize=cfg.quantize, device=rank_device())
+            loaded[model] = (trained, gpu_replicas(trained.model, trained.reload))
+        trained, replicas = loaded[model]
+        return predict_probs(trained, pairs.subset(rows), spec, cfg.max_tokens, tta=cfg.tta, progress=False,
+                             replicas=replicas)
 
     def release() -> None:
         if loaded:
