@@ -250,6 +250,7 @@ def test_wsdm_cv_blend_side_head_budget_and_pseudo_labels(tmp_path, wsdm_files, 
     not applied), budgeted predict, pseudo-labels (hard, in the label column)."""
     from kaggle_kit.config import PredictConfig
     from kaggle_kit.inference.blending import fit_blend, parse_member
+    from kaggle_kit.inference.budget import Budget
     from kaggle_kit.inference.pseudo_label import pseudo_label
     from kaggle_kit.inference.run import predict_to_submission
     from kaggle_kit.training.cv import run_cv
@@ -265,8 +266,10 @@ def test_wsdm_cv_blend_side_head_budget_and_pseudo_labels(tmp_path, wsdm_files, 
                tmp_path / "blend.json").output
     assert "OOF accuracy" in text and "in-sample (the competition's metric" in text, text  # not under the CV figure
     model = tmp_path / "cv" / "fold-0"
-    out = predict_to_submission([model], wsdm_files.test, tmp_path / "sub.csv", spec,
-                                PredictConfig(tta="swap", time_budget="10m"), progress=False)
+    # The budgeted path with a budget that starts now: `time_budget` counts from process start, and this pytest
+    # process can be past 10 minutes old by here on a slow or shared machine (then no time is left for swap TTA).
+    out = predict_to_submission([model], wsdm_files.test, tmp_path / "sub.csv", spec, PredictConfig(tta="swap"),
+                                budget=Budget(600.0), progress=False)
     assert out["rows"] == 30 and out["tta_rows"] == 30
     assert validate_file(tmp_path / "sub.csv", expected_ids(spec, wsdm_files.sample_submission), spec).ok
     labelled = pseudo_label([model], wsdm_files.test, tmp_path / "pseudo.csv", spec, PredictConfig(), None, 0.0)
