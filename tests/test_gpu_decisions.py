@@ -48,14 +48,14 @@ def test_explicit_bf16_below_ampere_is_one_line(monkeypatch, tmp_path, small_fil
 
 
 def test_4bit_loads_onto_this_ranks_gpu(monkeypatch):
-    from kaggle_kit.model.backbone import quantized_device, rank_device
+    from kaggle_kit.model.backbone import rank_device
 
     assert rank_device({"LOCAL_RANK": "1"}) == "cpu"  # this CPU machine, before CUDA is faked
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)  # no rank has called set_device yet
-    assert quantized_device({"LOCAL_RANK": "1", "WORLD_SIZE": "2"}) == 1
-    assert quantized_device({"LOCAL_RANK": "0", "WORLD_SIZE": "2"}) == 0
-    assert quantized_device({}) == rank_device({}) == 0
+    assert rank_device({"LOCAL_RANK": "1", "WORLD_SIZE": "2"}) == 1
+    assert rank_device({"LOCAL_RANK": "0", "WORLD_SIZE": "2"}) == 0
+    assert rank_device({}) == 0
 
 
 def test_kernel_runs_a_recipes_4bit_as_one_rank_per_gpu(tmp_path):

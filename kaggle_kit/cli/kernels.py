@@ -159,9 +159,8 @@ def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, folds, r
     cfg = with_account(kit.config)
     cfg = _resume_kernel(_fold_kernel(cfg, task, fold), task, resume_from)
     slug = cfg.kernel.train_slug if task == "train" else cfg.kernel.infer_slug
-    again = " ".join([task, *(["--fold", fold] if fold else []),
-                      *(["--resume-from", resume_from] if resume_from else [])])
-    notebook = _tested_build(again, cfg, Path("kernels/build") / slug, rebuild)
+    shaped_by = [*(["--fold", fold] if fold else []), *(["--resume-from", resume_from] if resume_from else [])]
+    notebook = _tested_build(task, shaped_by, cfg, Path("kernels/build") / slug, rebuild)
     result = push(task, cfg, Path("kernels/build") / slug, dry_run=dry_run, force=force, notebook=notebook)
     if result.get("warning"):
         click.echo(f"warning: {result['warning']}", err=True)
@@ -174,11 +173,11 @@ def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, folds, r
             raise KitError(f"{result['id']} ended {status}: {failure_line(failure)}")
 
 
-def _tested_build(build_args: str, cfg, folder: Path, rebuild: bool) -> bool:
+def _tested_build(task: str, shaped_by: list[str], cfg, folder: Path, rebuild: bool) -> bool:
     """What was run with run-kernel is what is pushed: an existing build that differs from what the config builds is
     refused, naming what differs (--rebuild replaces it). Returns whether the build is a notebook (kept as one).
 
-    `build_args`: TASK and the flags that shaped it, as `build-kernel` takes them (for the hint)."""
+    `shaped_by`: the flags that shaped it, as `build-kernel` takes them (for the hint)."""
     from kaggle_kit.kernel.same_build import build_differences, existing_build
 
     try:
@@ -189,11 +188,11 @@ def _tested_build(build_args: str, cfg, folder: Path, rebuild: bool) -> bool:
         raise
     if build is None:
         return False
-    differences = [] if rebuild else build_differences(build_args.split()[0], cfg, build)
+    differences = [] if rebuild else build_differences(task, cfg, build)
     if differences:
         raise KitError(f"{folder} is not what the config builds now: {'; '.join(differences)}",
-                       hint=f"rebuild and test it (kaggle-kit build-kernel {build_args} --overwrite, then run-kernel), "
-                            "or pass --rebuild to push a fresh build untested")
+                       hint=f"rebuild and test it (kaggle-kit build-kernel {' '.join([task, *shaped_by])} --overwrite, "
+                            "then run-kernel), or pass --rebuild to push a fresh build untested")
     return build.script.suffix == ".ipynb"
 
 
@@ -233,7 +232,7 @@ def status_cmd(kernel, wait, interval, timeout, quiet, as_json) -> None:
     from kaggle_kit.remote.kernels import FINISHED, kernel_status, wait_for_kernel
 
     name, version = state.pinned(kernel)
-    ref = f"{name}/{version}" if version else name
+    ref = state.join_ref(name, version)
     if wait:
         status, failure = wait_for_kernel(ref, interval, timeout, echo=lambda m: click.echo(m, err=True),
                                           logs=not quiet)

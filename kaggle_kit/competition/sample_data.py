@@ -185,8 +185,8 @@ def write_sample_data(
 ) -> SampleFiles:
     """Write the spec's train, test (CSV or parquet) and sample_submission.csv in exactly the competition's format."""
     for key in FILE_KEYS[:3]:  # joined to `directory`: a name with a folder part could write outside it
-        if plain_name_problem(getattr(spec, key)):
-            raise KitError(f"{spec.slug}: {key} '{getattr(spec, key)}' {plain_name_problem(getattr(spec, key))}")
+        if problem := plain_name_problem(getattr(spec, key)):  # again here: a spec built in code skips the table check
+            raise KitError(f"{spec.slug}: {key} '{getattr(spec, key)}' {problem}")
     files = SampleFiles(directory / spec.train_file, directory / spec.test_file,
                         directory / spec.sample_submission_file)
     for path in (files.train, files.test, files.sample_submission):

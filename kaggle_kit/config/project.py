@@ -53,7 +53,7 @@ def _max_steps_problem(value: int) -> str | None:
     return "must be -1 (use --epochs) or at least 1" if value == 0 else None
 
 
-def _deepspeed_problem(value: str) -> str | None:  # as training/sharding.deepspeed_problem (a later stage)
+def _deepspeed_problem(value: str) -> str | None:  # training/sharding.py builds what these values name
     return None if value in ("zero2", "zero3") or value.endswith(".json") else "must be zero2, zero3 or a .json file"
 
 

@@ -40,8 +40,9 @@ def _run(cmd: list[str], env: dict[str, str]) -> dict:
 
 
 def _torchrun(gpus: int, *args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(gpus),
-            "-m", "kaggle_kit.cli", *args]
+    from kaggle_kit.training.launch import Launch, child_command
+
+    return child_command(Launch("ddp", gpus), "kaggle_kit.cli", list(args))
 
 
 def _same_submission(a: Path, b: Path) -> dict:
@@ -57,9 +58,9 @@ def _same_submission(a: Path, b: Path) -> dict:
 def run_checks(gpus: int, work: Path) -> list[dict]:
     from kaggle_kit.competition.sample_data import write_sample_data
     from kaggle_kit.model.tiny_backbone import build_tiny_backbone
+    from kaggle_kit.training.launch import Launch, child_env
 
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]),
-                                                        os.environ.get("PYTHONPATH", "")])}
+    env = child_env(Launch("here"), os.environ)  # this kaggle_kit importable in every child
     files = write_sample_data(work / "data", rows=ROWS, test_rows=TEST_ROWS, seed=0)
     backbone = build_tiny_backbone(work / "tiny-llama", arch="llama")
     common = ["--train", str(files.train), "--backbone", str(backbone), "--max-len", str(MAX_LEN), "--max-steps",
@@ -84,11 +85,9 @@ def run_checks(gpus: int, work: Path) -> list[dict]:
         checks.append(entry)
     if trained is None:
         return checks
-    predict = ["predict", "--test", str(files.test), "--model", str(trained), "--tta", "swap", "--shard-rows", "16",
-               "--json"]
-    sharded = _run(_torchrun(gpus, *predict, "--out", str(work / "sharded.csv")), env)
-    single = _run([sys.executable, "-m", "kaggle_kit.cli", *predict[:-3], "--json", "--out", str(work / "one.csv")],
-                  env)
+    predict = ["predict", "--test", str(files.test), "--model", str(trained), "--tta", "swap", "--json"]
+    sharded = _run(_torchrun(gpus, *predict, "--shard-rows", "16", "--out", str(work / "sharded.csv")), env)
+    single = _run([sys.executable, "-m", "kaggle_kit.cli", *predict, "--out", str(work / "one.csv")], env)
     entry = {"name": f"predict rank-sharded on {gpus} GPU(s) vs one process", "ok": sharded["ok"] and single["ok"]}
     if entry["ok"]:
         entry.update(_same_submission(work / "one.csv", work / "sharded.csv"),

@@ -31,15 +31,6 @@ def gpu_replicas(model: torch.nn.Module, load: Callable[[str], torch.nn.Module] 
     return [model] + [load(f"cuda:{k}") for k in range(1, count)]
 
 
-def free_memory() -> None:
-    """Give a finished model's memory back before the next one loads (blends run models one after another)."""
-    import gc
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 def finite_or_prior(probs: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, int]:
     """Rows with a non-finite probability (fp16 overflow on a long row) get the class prior; returns how many."""
     bad = ~np.isfinite(probs).all(axis=1)

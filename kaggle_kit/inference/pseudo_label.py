@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from kaggle_kit.atomic import atomic_path, check_writable, refuse_overwrite, refuse_same_file
+from kaggle_kit.atomic import atomic_path, check_outputs
 from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.config import PredictConfig
 from kaggle_kit.data.reading import _parse_frame, check_unique_ids, read_csv_checked
@@ -29,9 +29,7 @@ def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec:
     )
     from kaggle_kit.inference.shards import parts_dir, remove_parts
 
-    check_writable(out_path)
-    refuse_same_file(out_path, [input_path, cfg.blend if cfg.blend.endswith(".json") else None])
-    refuse_overwrite(out_path, overwrite)
+    check_outputs({"--out": out_path}, [input_path, cfg.blend if cfg.blend.endswith(".json") else None], overwrite)
     if not 0.0 <= min_confidence <= 1.0:
         raise UsageProblem(f"--min-confidence {min_confidence} must be in [0, 1]")
     fitted = None

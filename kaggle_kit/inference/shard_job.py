@@ -62,13 +62,11 @@ def row_tokens(model_dir: Path, pairs: Pairs) -> np.ndarray:
     """Each row's encoded length under the first model's tokenizer and encoding (what a forward pass costs)."""
     from kaggle_kit.inference.predict import encoder_for
     from kaggle_kit.model.backbone import load_tokenizer
-    from kaggle_kit.model.model_dir import TOKENIZER_DIR, TrainedModel, read_model_info
+    from kaggle_kit.model.model_dir import TrainedModel, read_model_info, tokenizer_dir
 
-    folder = model_dir / TOKENIZER_DIR if (model_dir / TOKENIZER_DIR).is_dir() else model_dir
-    encoder = encoder_for(TrainedModel(model=None, tokenizer=load_tokenizer(folder), info=read_model_info(model_dir)))
-    tokens = encoder.tokenize_turns(pairs)
-    fields = encoder.spec.fields
-    return np.asarray([len(encoder.assemble([tokens[f][r] for f in fields])) for r in range(len(pairs))])
+    tokenizer = load_tokenizer(tokenizer_dir(model_dir))
+    encoder = encoder_for(TrainedModel(model=None, tokenizer=tokenizer, info=read_model_info(model_dir)))
+    return np.asarray([len(ids) for ids in encoder.encode(pairs)])
 
 
 def shard_settings(cfg: PredictConfig, models: ModelSet, weights: list[float] | None, spec: CompetitionSpec) -> dict:
@@ -83,8 +81,8 @@ def predict_in_shards(kind: str, models: ModelSet, pairs: Pairs, spec: Competiti
                       input_path: Path, out_path: Path, weights: list[float] | None, overwrite: bool,
                       progress: bool, echo: Callable[[str], None] | None) -> tuple[np.ndarray | None, dict]:
     """The combined probabilities in input order (None on ranks other than 0) and the shard report."""
-    from kaggle_kit.inference.predict import free_memory, gpu_replicas, predict_probs
-    from kaggle_kit.model.backbone import rank_device
+    from kaggle_kit.inference.predict import gpu_replicas, predict_probs
+    from kaggle_kit.model.backbone import free_model_memory, rank_device
     from kaggle_kit.model.model_dir import load_trained
 
     loaded: dict[int, tuple] = {}  # model index -> (the model, its copies on the other GPUs), loaded once
@@ -102,10 +100,11 @@ def predict_in_shards(kind: str, models: ModelSet, pairs: Pairs, spec: Competiti
     def release() -> None:
         if loaded:
             loaded.clear()
-            free_memory()
+            free_model_memory()
 
     job = ShardJob(kind=kind, rows=len(pairs), num_labels=spec.num_labels, shard_rows=cfg.shard_rows,
-                   fingerprint=fingerprint(input_path, models.model_dirs, shard_settings(cfg, models, weights, spec)),
+                   fingerprint=lambda: fingerprint(input_path, models.model_dirs,
+                                                   shard_settings(cfg, models, weights, spec)),
                    model_count=len(models.model_dirs), predict=predict, release=release,
                    costs=lambda: row_tokens(models.model_dirs[0], pairs), cost_per_row=2 if cfg.tta == "swap" else 1,
                    progress=progress, echo=echo or (lambda message: None))

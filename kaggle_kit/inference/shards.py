@@ -113,13 +113,13 @@ def fingerprint(input_path: Path, model_dirs: list[Path], settings: dict) -> dic
 class ShardJob:
     """What to predict: `predict(model_index, rows)` returns the model's probabilities for those input rows (it loads
     the model on first use); `costs()` each row's token count (the balancing weight; computed by rank 0 only, and
-    only under torchrun)."""
+    only under torchrun); `fingerprint()` what the shards depend on (hashed files: computed by rank 0 only)."""
 
     kind: str
     rows: int
     num_labels: int
     shard_rows: int
-    fingerprint: dict
+    fingerprint: Callable[[], dict]
     model_count: int
     predict: Callable[[int, list[int]], np.ndarray]
     release: Callable[[], None]
@@ -163,7 +163,7 @@ def prepare_parts(folder: Path, job: ShardJob, overwrite: bool) -> set[Unit]:
     """Create or check OUT.parts/; returns the units already finished there. Shards of another input, other models
     or other settings are refused (or removed with --overwrite)."""
     manifest = {"format": SHARD_FORMAT, "kind": job.kind, "rows": job.rows, "shard_rows": job.shard_rows,
-                "fingerprint": job.fingerprint}
+                "fingerprint": job.fingerprint()}
     if folder.exists() and not folder.is_dir():
         raise KitError(f"{folder} is a file; kaggle-kit keeps the shards of this output there",
                        hint="move that file away")

@@ -15,7 +15,6 @@ import argparse
 import importlib.metadata as md
 import importlib.util
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -31,18 +30,14 @@ NEEDED = {"torch": "torch", "transformers": "transformers", "peft": "peft", "acc
           "psutil": "psutil", "sentencepiece": "sentencepiece"}
 
 
-def _pip(args: list[str], python: str = sys.executable) -> None:
-    proc = subprocess.run([python, "-m", "pip", *args], capture_output=True, text=True)
-    if proc.returncode:
-        last = (proc.stderr.strip().splitlines() or ["pip failed"])[-1][:300]
-        raise KitError(f"pip {args[0]} failed: {last}", hint="check the names and the package index")
+PIP_HINT = "check the names and the package index"
 
 
 def download(dest: Path, extra: tuple[str, ...] = (), python: str | None = None,
              platforms: tuple[str, ...] | None = None) -> dict:
     """BOX_WHEELS (+ extra) for the box's Python and platform, at the kernel lock's versions where it has them;
     refused over LIMIT_BYTES. Writes DIR/gpu-wheels.json (files, sizes, target)."""
-    from kaggle_kit.kernel.wheels import canonical, load_lock
+    from kaggle_kit.kernel.wheels import canonical, load_lock, pip, target_args
 
     lock = load_lock()
     if dest.exists() and any(dest.iterdir()):
@@ -50,10 +45,8 @@ def download(dest: Path, extra: tuple[str, ...] = (), python: str | None = None,
     dest.mkdir(parents=True, exist_ok=True)
     names = list(dict.fromkeys([*BOX_WHEELS, *extra]))
     wanted = [f"{n}=={lock.packages[canonical(n)]}" if canonical(n) in lock.packages else n for n in names]
-    target = ["--python-version", python or lock.python]
-    for platform in platforms or lock.platforms:
-        target += ["--platform", platform]
-    _pip(["download", "-q", "--no-deps", "--only-binary=:all:", *target, "-d", str(dest), *wanted])
+    pip(["download", "-q", "--no-deps", "--only-binary=:all:", *target_args(lock, python, platforms or None),
+         "-d", str(dest), *wanted], "pip download", hint=PIP_HINT)
     wheels = sorted(dest.glob("*.whl"))
     total = sum(p.stat().st_size for p in wheels)
     record = {"python": python or lock.python, "platforms": list(platforms or lock.platforms),
@@ -77,7 +70,7 @@ def installed(distribution: str) -> str | None:
 def install(folder: Path, python: str = sys.executable) -> list[str]:
     """Install, offline and without dependencies, the folder's wheels whose distribution this environment lacks;
     torch is never among them, and its version is checked unchanged. Returns the wheels installed."""
-    from kaggle_kit.kernel.wheels import wheel_name
+    from kaggle_kit.kernel.wheels import pip, wheel_name
 
     if not (folder / MANIFEST).exists():
         raise KitError(f"{folder} holds no {MANIFEST}", hint="write it with `make gpu-wheels` on a machine with the "
@@ -86,7 +79,8 @@ def install(folder: Path, python: str = sys.executable) -> list[str]:
     lacking = [p for p in sorted(folder.glob("*.whl")) if wheel_name(p.name) != "torch"
                and installed(wheel_name(p.name)) is None]
     if lacking:
-        _pip(["install", "-q", "--no-index", "--no-deps", "--find-links", str(folder), *map(str, lacking)], python)
+        pip(["install", "-q", "--no-index", "--no-deps", "--find-links", str(folder), *map(str, lacking)],
+            "pip install", python, hint=PIP_HINT)
     if installed("torch") != torch_before:  # pragma: no cover - --no-deps and no torch wheel make this impossible
         raise KitError(f"torch changed from {torch_before} to {installed('torch')}", hint="reinstall the box's torch")
     return [p.name for p in lacking]

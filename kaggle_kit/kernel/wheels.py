@@ -71,12 +71,10 @@ def build_wheel_set(dest: Path, lock: Lock | None = None, python: str | None = N
     find_links/no_index let a test build the same set offline from a local wheel cache."""
     lock = lock or load_lock()
     dest.mkdir(parents=True, exist_ok=True)
-    target = ["--python-version", python or lock.python]
-    for platform in platforms if platforms is not None else lock.platforms:
-        target += ["--platform", platform]
+    target = target_args(lock, python, platforms)
     sources = [arg for link in (find_links or []) for arg in ("--find-links", str(link))]
     sources += ["--no-index"] if no_index else []
-    _pip(["download", "-q", "--no-deps", "--only-binary=:all:", *target, *sources, "-d", str(dest),
+    pip(["download", "-q", "--no-deps", "--only-binary=:all:", *target, *sources, "-d", str(dest),
           *lock.requirements()], "pip download of the locked wheels")
     build_own_wheel(dest)
     have = {wheel_name(p.name) for p in dest.glob("*.whl")}
@@ -101,16 +99,25 @@ def build_own_wheel(dest: Path) -> None:
         shutil.copytree(root / "kaggle_kit", src / "kaggle_kit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         for name in ("setup.cfg", "pyproject.toml", "README.md"):
             shutil.copy2(root / name, src / name)
-        _pip(["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dest), str(src)],
+        pip(["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dest), str(src)],
              "building the kaggle-kit wheel")
 
 
-def _pip(args: list[str], what: str) -> None:
-    proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
+def pip(args: list[str], what: str, python: str = sys.executable, hint: str | None = None) -> None:
+    """Run `python -m pip ARGS`; a failure is one line with pip's own ERROR line."""
+    proc = subprocess.run([python, "-m", "pip", *args], capture_output=True, text=True)
     if proc.returncode:
         lines = proc.stderr.strip().splitlines()
         lines = [x for x in lines if x.startswith("ERROR")] or lines
-        raise KitError(f"{what} failed: {(lines or ['?'])[-1]}")
+        raise KitError(f"{what} failed: {(lines or ['?'])[-1][:300]}", hint=hint)
+
+
+def target_args(lock: Lock, python: str | None = None, platforms=None) -> list[str]:
+    """pip's --python-version / --platform for wheels of another interpreter (default: the lock's target)."""
+    target = ["--python-version", python or lock.python]
+    for platform in platforms if platforms is not None else lock.platforms:
+        target += ["--platform", platform]
+    return target
 
 
 # ---- lock generation (run in the venv that passed the newest tests)

@@ -172,9 +172,15 @@ def rank_device(env: dict[str, str] | None = None) -> int | str:
     return int(local_rank) if local_rank is not None else torch.cuda.current_device()
 
 
-def quantized_device(env: dict[str, str] | None = None) -> int | str:
-    """The device a bitsandbytes model loads onto (rank_device; kept under this name for its callers)."""
-    return rank_device(env)
+def free_model_memory() -> None:
+    """Give a finished model's memory back before the next one loads (cv's folds, a blend's models, one after
+    another). Only the cycle collector frees it (accelerate's patched forward refers back to the model): without
+    this a second 9B load on a T4 meets the first one still in GPU memory."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def attention_for(kind: str, recorded: str | None = None) -> str | None:
@@ -198,7 +204,7 @@ def load_backbone_model(backbone: Path, precision: Precision, quantize: str | No
         kwargs["attn_implementation"] = implementation
     quant = quantization_config(quantize, precision.dtype)
     if quant is not None:
-        kwargs.update(quantization_config=quant, device_map={"": quantized_device() if device is None else device})
+        kwargs.update(quantization_config=quant, device_map={"": rank_device() if device is None else device})
     kwargs.update(dtype_kwarg(precision.dtype if quant is not None or not training else torch.float32))
     model = no_kv_cache(AutoModelForSequenceClassification.from_pretrained(backbone, **kwargs))
     if model.config.pad_token_id is None:

@@ -34,7 +34,7 @@ from kaggle_kit.model.backbone import (
     no_kv_cache,
     quantization_config,
     quantize_on_cpu,
-    quantized_device,
+    rank_device,
 )
 from kaggle_kit.model.side_head import head_problem, head_probs
 
@@ -145,9 +145,10 @@ def save_model_dir(out: Path, model, tokenizer, info: dict, merge: bool = False,
     model.save_pretrained(out / ADAPTER_DIR)
     tokenizer.save_pretrained(out / TOKENIZER_DIR)
     if merge:
-        dtype = merged_dtype(info)
+        precision = trained_precision(info)  # merged/ is stored in the dtype inference computes in
+        dtype = precision.dtype
         if merge_from is not None:
-            merged = _merged_from_adapter(out, info, merge_from, Precision(info.get("trained_precision") or "fp32"))
+            merged = _merged_from_adapter(out, info, merge_from, precision)
         else:
             merged = model.merge_and_unload()
         merged.to(dtype).save_pretrained(out / MERGED_DIR)
@@ -155,9 +156,9 @@ def save_model_dir(out: Path, model, tokenizer, info: dict, merge: bool = False,
     write_text_atomic(out / MODEL_FILE, json.dumps({"format": FORMAT_VERSION, **info}, indent=2, default=str))
 
 
-def merged_dtype(info: dict) -> torch.dtype:
-    """merged/ is stored in the dtype inference computes in: the trained precision's (fp32 on a CPU run)."""
-    return Precision(info.get("trained_precision") or "fp32").dtype
+def trained_precision(info: dict) -> Precision:
+    """The precision the model was trained in (fp32 on a CPU run)."""
+    return Precision(info.get("trained_precision") or "fp32")
 
 
 def _merged_from_adapter(out: Path, info: dict, backbone: Path, precision: Precision) -> torch.nn.Module:
@@ -240,7 +241,7 @@ class TrainedModel:
         return head_probs(self.side_head, logits, features)
 
 
-def _tokenizer_dir(model_dir: Path) -> Path:
+def tokenizer_dir(model_dir: Path) -> Path:
     return model_dir / TOKENIZER_DIR if (model_dir / TOKENIZER_DIR).is_dir() else model_dir  # format 1: at the root
 
 
@@ -297,7 +298,7 @@ def load_trained(model_dir: Path, backbone: str | None = None, precision: str = 
                 kwargs["attn_implementation"] = attention
             if quantize is not None:
                 kwargs.update(quantization_config=quantization_config(quantize, prec.dtype),
-                              device_map={"": quantized_device() if device is None else device})
+                              device_map={"": rank_device() if device is None else device})
             model = no_kv_cache(AutoModelForSequenceClassification.from_pretrained(model_dir / MERGED_DIR, **kwargs))
         else:
             base, _ = load_backbone_model(find_backbone(model_dir, info, backbone), prec, quantize,
@@ -306,7 +307,7 @@ def load_trained(model_dir: Path, backbone: str | None = None, precision: str = 
             model = PeftModel.from_pretrained(base, model_dir / ADAPTER_DIR)
             if quantize is None:
                 model = model.merge_and_unload().to(prec.dtype)
-        tokenizer = load_tokenizer(_tokenizer_dir(model_dir))
+        tokenizer = load_tokenizer(tokenizer_dir(model_dir))
     except KitError:
         raise
     except Exception as exc:  # truncated safetensors, mismatched modules, unreadable tokenizer: one line, not a trace

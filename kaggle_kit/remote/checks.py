@@ -9,7 +9,7 @@ from kaggle_kit.errors import KitError, RemoteError
 from kaggle_kit.remote.client import (
     CREDENTIALS_HINT,
     call,
-    credentials_file_problem,
+    credentials_problem,
     credentials_source,
     default_timeout,
     get_api,
@@ -17,10 +17,10 @@ from kaggle_kit.remote.client import (
 
 
 def check_credentials() -> Check:
-    source = credentials_source()
-    problem = credentials_file_problem(source) if source and source.endswith("kaggle.json") else None
+    problem = credentials_problem()
     if problem:  # the client would find no usable credentials: `status` and every remote command fail
-        return Check("kaggle credentials", False, f"{source} {problem}", CREDENTIALS_HINT)
+        return Check("kaggle credentials", False, problem, CREDENTIALS_HINT)
+    source = credentials_source()
     detail = f"from {source}" if source else "none found"
     return Check("kaggle credentials", source is not None, detail, CREDENTIALS_HINT)
 

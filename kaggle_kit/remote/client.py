@@ -98,7 +98,8 @@ def _with_socket_timeouts(api) -> None:
     api.build_kaggle_client = build_with_timeouts
 
 
-def _credentials_problem() -> str | None:
+def credentials_problem() -> str | None:
+    """What is wrong with the kaggle.json the client would read (truncated, no key ...), or None."""
     source = credentials_source()
     if source and source.endswith("kaggle.json"):
         problem = credentials_file_problem(source)
@@ -108,7 +109,7 @@ def _credentials_problem() -> str | None:
 
 def get_api():
     """An authenticated KaggleApi. Importing the client prints help and may exit when credentials are missing."""
-    problem = _credentials_problem()
+    problem = credentials_problem()
     if problem:  # what `doctor` says, not the client's "no credentials" (issue 30)
         raise RemoteError(problem, hint=CREDENTIALS_HINT)
     try:
@@ -328,7 +329,7 @@ def call(what: str, fn: Callable[[], T], timeout: float | None = None, retries: 
             if isinstance(exc, json.JSONDecodeError) or type(exc).__name__ == "JSONDecodeError":
                 error = _not_json(exc, what)
                 if idempotent and (error.status or 0) >= 500 and attempt < retries - 1:
-                    sleep(min(30.0, 0.5 * 2**attempt))
+                    sleep(_retry_after(exc, attempt))
                     continue
                 if not idempotent and (error.status or 500) >= 500:
                     raise OutcomeUnknown(error.message, status=error.status) from None

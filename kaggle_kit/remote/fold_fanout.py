@@ -17,7 +17,6 @@ from kaggle_kit.errors import KitError, RemoteError, UsageProblem
 from kaggle_kit.kernel.build import build_kernel, fold_config
 from kaggle_kit.remote import state
 from kaggle_kit.remote.kernels import (
-    ACTIVE,
     FINISHED,
     NEW_KERNEL,
     SessionCapReached,
@@ -38,7 +37,7 @@ class FoldRun:
 
     @property
     def active(self) -> bool:
-        return self.state in ("PUSHED", *ACTIVE) or self.state not in (*FINISHED, "PENDING")
+        return self.state not in (*FINISHED, "PENDING")  # PUSHED, QUEUED, RUNNING, NEW_SCRIPT, unknown states
 
 
 def fold_configs(cfg: ProjectConfig, folds: int) -> list[ProjectConfig]:
@@ -62,7 +61,7 @@ def plan_dry_run(cfg: ProjectConfig, folds: int) -> dict:
 
 def _refresh(run: FoldRun) -> None:
     """The state of the version this run pushed (owner/slug/N), never the kernel's newest unpinned answer."""
-    ref = f"{run.kernel}/{run.version}" if run.version else run.kernel
+    ref = state.join_ref(run.kernel, run.version)
     try:
         run.state = kernel_status(ref)[0]
     except RemoteError as exc:

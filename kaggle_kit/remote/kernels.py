@@ -23,7 +23,6 @@ from kaggle_kit.remote.client import OutcomeUnknown, call, get_api, normalise, p
 
 FINISHED = ("COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED")
 # Everything else is still going (QUEUED, RUNNING, CANCEL_REQUESTED, NEW_SCRIPT, a state the client cannot place).
-ACTIVE = ("QUEUED", "RUNNING", "CANCEL_REQUESTED", "NEW_SCRIPT")
 NEW_KERNEL = (403, 404)  # Kaggle's answer for a kernel that does not exist yet (kaggle-cli PR #951, #538)
 NOT_LISTED = "NOT_LISTED_YET"  # a version just pushed that Kaggle does not show yet
 # Kaggle's answer to a push beyond the account's GPU sessions (the kaggle CLI prints it and exits 0).
@@ -145,7 +144,7 @@ def kernel_state(ref: str) -> tuple[str, str, int | None]:
     kernel, version = state.pinned(ref)
     check_ref(kernel, "kernel")
     api = get_api()
-    asked = f"{kernel}/{version}" if version else kernel
+    asked = state.join_ref(kernel, version)
     try:
         response = call(f"status of {asked}", lambda: api.kernels_status(asked))
     except RemoteError as exc:
@@ -172,7 +171,7 @@ def wait_for_kernel(ref: str, interval: float = 30, timeout: float = 12 * 3600, 
     """Poll the pinned version until it has ended (NEW_SCRIPT and states the client cannot place are waited on);
     with `logs`, its new log lines appear between the state lines."""
     kernel, version = state.pinned(ref)
-    asked = f"{kernel}/{version}" if version else kernel
+    asked = state.join_ref(kernel, version)
     follower = None
     if logs:
         from kaggle_kit.remote.logs import LogFollower
@@ -224,7 +223,7 @@ def pull_kernel(ref: str, to: Path) -> tuple[Path, list[str]]:
 
     kernel, version = state.pinned(ref)
     check_ref(kernel, "kernel")
-    asked = f"{kernel}/{version}" if version else kernel
+    asked = state.join_ref(kernel, version)
     api = get_api()
     slug = kernel.split("/")[-1]
     target = next_free(to, slug)

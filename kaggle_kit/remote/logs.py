@@ -14,6 +14,7 @@ import queue
 import threading
 from collections.abc import Callable
 
+from kaggle_kit.remote import state
 from kaggle_kit.remote.client import get_api
 
 FINISHED = ("COMPLETE", "ERROR", "CANCEL_ACKNOWLEDGED")
@@ -83,7 +84,7 @@ class LogFollowers:
 
     def poll(self, run) -> None:
         """Follow the version this fold pushed (owner/slug/N), a new follower for each new version."""
-        ref = f"{run.kernel}/{run.version}" if run.version else run.kernel
+        ref = state.join_ref(run.kernel, run.version)
         if ref not in self.followers:
             self.followers[ref] = LogFollower(ref, self.echo, prefix=f"| fold {run.fold}: ")
         self.followers[ref].tick(run.state)

@@ -50,10 +50,10 @@ def gpu_quota() -> GpuQuota:
                     f"{refresh:%Y-%m-%d %H:%M} UTC" if refresh else None)
 
 
-def fold_hours(seconds_per_fold: float, folds: int, gpus_per_session: int = 1) -> float:
-    """GPU hours K fold kernels may spend: each may run to its time limit; Kaggle counts a session's hours once
-    (a T4 x2 session is not counted twice), so gpus_per_session stays 1 unless Kaggle says otherwise."""
-    return folds * seconds_per_fold * gpus_per_session / 3600
+def fold_hours(seconds_per_fold: float, folds: int) -> float:
+    """GPU hours K fold kernels may spend: each may run to its time limit. A session's hours are counted once (whether
+    Kaggle counts a T4 x2 session twice is not known)."""
+    return folds * seconds_per_fold / 3600
 
 
 def check_fold_budget(seconds_per_fold: float, folds: int, force: bool, where: str) -> tuple[float, GpuQuota]:

@@ -78,15 +78,19 @@ def split_ref(ref: str) -> tuple[str, int | None]:
     return ref, None
 
 
+def join_ref(kernel: str, version: int | None) -> str:
+    """("owner/slug", N) -> "owner/slug/N" (what the client sends as versionLabel); no version: "owner/slug"."""
+    return f"{kernel}/{version}" if version else kernel
+
+
 def pinned(ref: str, path: Path = STATE_FILE) -> tuple[str, int | None]:
     """The kernel and the version to ask about: the one given, else the one last pushed from here, else None."""
     kernel, version = split_ref(ref)
     return kernel, version if version is not None else last_pushed(kernel, path)
 
 
-def last_completed(kernel: str, path: Path = STATE_FILE, fold: str | None = None) -> int | None:
-    """The newest version recorded as COMPLETE (of that fold split when `fold` is given), or None (never a guess)."""
-    versions = load(path).get(kernel, {}).get("versions", [])
-    done = [v["version"] for v in versions if v.get("status") == "COMPLETE" and isinstance(v.get("version"), int)
-            and (fold is None or v.get("fold") == fold)]
+def last_completed(kernel: str, path: Path = STATE_FILE) -> int | None:
+    """The newest version recorded as COMPLETE, or None (never a guess)."""
+    done = [v["version"] for v in pushed_versions(kernel, path)
+            if v.get("status") == "COMPLETE" and isinstance(v.get("version"), int)]
     return max(done) if done else None

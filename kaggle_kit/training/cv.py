@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import re
@@ -16,13 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from kaggle_kit.atomic import atomic_path, write_text_atomic
 from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.config import ColumnMap, TrainConfig
 from kaggle_kit.errors import KitError, UsageProblem
 from kaggle_kit.metrics import log_loss, metric_score
+from kaggle_kit.model.backbone import free_model_memory
 from kaggle_kit.model.model_dir import CHECKPOINTS, HOLDOUT_FILE, METRICS_FILE, MODEL_FILE, read_model_info
 
 OOF_FILE = "oof.csv"
@@ -104,14 +103,6 @@ def run_cv(train_files: list[Path], out: Path, k: int, cfg: TrainConfig, spec: C
         missing = [i for i in range(k) if not (fold_dir(out, i) / MODEL_FILE).exists()]
         return {"complete": False, "folds_done": k - len(missing), "folds": k, "missing": missing, "out": str(out)}
     return gather(present, out, spec, overwrite=True)
-
-
-def free_model_memory() -> None:
-    """A finished fold's model is freed only by the cycle collector (accelerate's patched forward refers back to the
-    model): without this a second 9B load on a T4 meets the first one still in GPU memory."""
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def _fold_of(model_dir: Path) -> tuple[int, int, dict]:

@@ -27,13 +27,6 @@ DEEPSPEED_PRESETS = ("zero2", "zero3")
 DEEPSPEED_EXTRA = "pip install 'kaggle-kit[deepspeed]'"
 
 
-def deepspeed_problem(value: str) -> str | None:
-    """The config check of `[train] deepspeed`: a preset or an existing JSON file."""
-    if value in DEEPSPEED_PRESETS or value.endswith(".json"):
-        return None
-    return f"must be {' or '.join(DEEPSPEED_PRESETS)} or a DeepSpeed config .json file"
-
-
 def deepspeed_config(value: str) -> dict | str:
     """A preset as a dict of DeepSpeed settings ("auto": the Trainer fills them from its own arguments, so batch size,
     accumulation, clipping and precision cannot disagree), or the JSON file's path as given."""

@@ -156,7 +156,8 @@ class TrainResult:
     metrics: dict
 
 
-def _training_args(cfg: TrainConfig, out: Path, steps_per_epoch: int, precision: str, distributed: bool):
+def _training_args(cfg: TrainConfig, out: Path, steps_per_epoch: int, precision: str, distributed: bool,
+                   backbone: Path):
     total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(steps_per_epoch * cfg.epochs)
     eval_steps = cfg.eval_steps or max(1, total // 8)
     args = training_arguments(
@@ -177,7 +178,7 @@ def _training_args(cfg: TrainConfig, out: Path, steps_per_epoch: int, precision:
         gradient_checkpointing_kwargs=CHECKPOINTING_KWARGS if cfg.gradient_checkpointing else None,
         ddp_find_unused_parameters=False if distributed else None, disable_tqdm=False,
         remove_unused_columns=False,  # PairCollator builds the model inputs itself
-        **sharded_training_args(cfg.fsdp, cfg.deepspeed, resolve_backbone_path(cfg.backbone)),
+        **sharded_training_args(cfg.fsdp, cfg.deepspeed, backbone),
     )
     return one_gpu_per_process(args)
 
@@ -295,7 +296,7 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     model = lora_model(model, kind, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.rslora, cfg.target_modules,
                        cfg.quantize, cfg.gradient_checkpointing, cfg.freeze_layers)
     steps_per_epoch = math.ceil(len(fit_encoded) / (cfg.batch_size * cfg.grad_accum * world))
-    args = _training_args(cfg, out, steps_per_epoch, precision.name, distributed=world > 1)
+    args = _training_args(cfg, out, steps_per_epoch, precision.name, distributed=world > 1, backbone=backbone)
     trainer_cls = trainer_class(cfg.distill_weight, cfg.distill_temperature, n)
     trainer = trainer_cls(
         model=model, args=args,
