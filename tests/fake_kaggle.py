@@ -23,6 +23,16 @@ focused test can turn it off:
 - a GPU push beyond `gpu_session_cap` is a 200 with the cap text, versionNumber 0 and an empty ref.
 - GetAcceleratorQuotaStatistics answers `quota` (`quota_view`, kaggle-cli PR #1029).
 
+Kaggle Models (the block "Kaggle Models" below; kaggle 2.2.5 `model_get`, `model_create_new`, `model_instance_get`,
+`model_instance_create`, `model_instance_version_create`, `model_instance_update`, `model_instance_version_files`):
+- a model that does not exist (or is not yours) is 403 "Permission 'models.get' was denied" in the list shape of
+  kaggle-cli #548 (`unknown_model_status`); a variation that does not exist in a model you own is 404.
+- a create that fails is a 200 whose body carries `error` (kagglehub `handle_mutate_call`): a model slug taken, an
+  owner that is not you, a variation that exists (errorCode 409, kagglehub's `model_upload_stub`), a licence Kaggle
+  does not know (the same stub), a version of a variation that does not exist.
+- versions are numbered 1, 2, ... per variation; a new version's files are not listed for `model_processing_polls`
+  listing calls (its archives are being unpacked, kagglehub #103); folder zips are listed unpacked.
+
 `kernel_status[slug]` (a queue of (status, failureMessage), popped in order, last one kept) overrides the lifecycle
 for every version of that kernel; `kernel_outputs[slug]` overrides the per-version outputs; `kernel_logs[slug]` are the
 log lines of every version. `fail_next_put`, `hang` (with `hang_s`), `drop_dataset_files`, `shrink_dataset_files`,
@@ -73,6 +83,9 @@ class FakeKaggle:
         self.shrink_dataset_files: set[str] = set()
         self.list_page_size = 2  # small pages, so callers must follow nextPageToken
         self.gpu_session_cap: int | None = None
+        self.models: dict[str, dict] = {}  # "owner/model" -> {"body": CreateModel body, "instances": {key: {...}}}
+        self.unknown_model_status = 403
+        self.model_processing_polls = 1
         self.session_polls = 3  # RUNNING for several polls
         self.sessions: list[dict] = []  # {"slug", "version", "gpu", "left": polls until COMPLETE}; slug None: elsewhere
         self.kernel_logs: dict[str, list[str]] = {}
@@ -369,6 +382,135 @@ class FakeKaggle:
         key = f"{body['competitionName']}/{name}"
         self.files[key] = comp["files"][name]
         return 302, {"__location__": f"{self.base}/files/{key}"}
+
+    # ---- Kaggle Models (kept together: each RPC names the client function it stands in for)
+    MODEL_LICENSES = ("Apache 2.0", "MIT", "CC0: Public Domain", "CC BY-SA 4.0", "CC BY-NC-SA 4.0", "GPL 3",
+                      "BSD-3-Clause", "Attribution 4.0 International (CC BY 4.0)")  # part of docs/models_metadata.md
+
+    @staticmethod
+    def _framework(value) -> str:
+        """The client sends the enum's name (EnumSerializer): MODEL_FRAMEWORK_PY_TORCH -> pytorch."""
+        return str(value or "").upper().removeprefix("MODEL_FRAMEWORK_").replace("_", "").lower()
+
+    def _instance_key(self, body) -> tuple[str, str, str]:
+        return f"{body['ownerSlug']}/{body['modelSlug']}", self._framework(body["framework"]), body["instanceSlug"]
+
+    def model_instance(self, ref: str) -> dict | None:
+        """A test's view: owner/model/framework/variation -> {"versions": [...], "card": {...}}."""
+        owner, model, framework, variation = ref.split("/")
+        return self.models.get(f"{owner}/{model}", {}).get("instances", {}).get((self._framework(framework),
+                                                                                   variation))
+
+    def _missing_model(self):
+        status = self.unknown_model_status
+        return status, {"errors": ["Permission 'models.get' was denied"], "error": {"code": 7, "details": []},
+                        "wasSuccessful": False}
+
+    def rpc_GetModel(self, body, user):
+        """`model_get`: ApiModel, or 403 for a model that does not exist or is not yours."""
+        ref = f"{body['ownerSlug']}/{body['modelSlug']}"
+        model = self.models.get(ref)
+        if model is None:
+            return self._missing_model()
+        return 200, {"id": model["id"], "ref": ref, "slug": body["modelSlug"], "title": model["body"]["title"],
+                     "isPrivate": model["body"].get("isPrivate", True), "author": body["ownerSlug"],
+                     "url": f"https://www.kaggle.com/models/{ref}"}
+
+    def rpc_CreateModel(self, body, user):
+        """`model_create_new`: 200 with an `error` when the slug is taken or the owner is not you."""
+        ref = f"{body['ownerSlug']}/{body['slug']}"
+        if body["ownerSlug"] != user:
+            return 200, {"error": f"You do not have permission to create models for '{body['ownerSlug']}'"}
+        if ref in self.models:
+            return 200, {"error": f"Model slug '{body['slug']}' is already in use"}
+        self.models[ref] = {"id": self.next_id(), "body": body, "instances": {}}
+        return 200, {"id": self.models[ref]["id"], "ref": ref, "url": f"https://www.kaggle.com/models/{ref}",
+                     "error": ""}
+
+    def _instance_answer(self, key, instance):
+        ref, framework, variation = key
+        return {"id": instance["id"], "slug": variation, "framework": instance["framework"],
+                "versionNumber": instance["current"], "licenseName": instance["card"].get("licenseName", ""),
+                "overview": instance["card"].get("overview", ""), "usage": instance["card"].get("usage", ""),
+                "url": f"https://www.kaggle.com/models/{ref}/{framework}/{variation}"}
+
+    def rpc_GetModelInstance(self, body, user):
+        """`model_instance_get`: ApiModelInstance (versionNumber is the current version); 403 when the model is
+        missing, 404 when only the variation is."""
+        ref, framework, variation = key = self._instance_key(body)
+        if ref not in self.models:
+            return self._missing_model()
+        instance = self.models[ref]["instances"].get((framework, variation))
+        if instance is None:
+            return 404, {"code": 404, "message": "Model instance not found"}
+        return 200, self._instance_answer(key, instance)
+
+    def _new_version(self, instance, files, notes) -> int:
+        instance["versions"].append({"files": self._received_files({"files": files}), "notes": notes,
+                                     "hidden": self.model_processing_polls})
+        instance["current"] = len(instance["versions"])
+        return instance["current"]
+
+    def rpc_CreateModelInstance(self, body, user):
+        """`model_instance_create` (sent through `with_retry`): 200 with `error` for an existing variation (errorCode
+        409) or a licence Kaggle does not know."""
+        inner = body["body"]
+        ref = f"{body['ownerSlug']}/{body['modelSlug']}"
+        if ref not in self.models:
+            return self._missing_model()
+        key = (self._framework(inner["framework"]), inner["instanceSlug"])
+        if key in self.models[ref]["instances"]:
+            return 200, {"error": "Model instance already exists", "errorCode": 409}
+        if inner.get("licenseName") not in self.MODEL_LICENSES:
+            return 200, {"error": f"Invalid license name '{inner.get('licenseName')}'"}
+        instance = {"id": self.next_id(), "framework": inner["framework"], "card": dict(inner), "versions": [],
+                    "current": 0}
+        self.models[ref]["instances"][key] = instance
+        self._new_version(instance, inner.get("files", []), "")
+        return 200, {"id": instance["id"], "ref": f"{ref}/{key[0]}/{key[1]}",
+                     "url": f"https://www.kaggle.com/models/{ref}/{key[0]}/{key[1]}/1", "error": ""}
+
+    def rpc_CreateModelInstanceVersion(self, body, user):
+        """`model_instance_version_create`: the next version number; 200 with `error` when the variation is
+        missing."""
+        ref, framework, variation = self._instance_key(body)
+        instance = self.models.get(ref, {}).get("instances", {}).get((framework, variation))
+        if instance is None:
+            return 200, {"error": f"Model instance {ref}/{framework}/{variation} not found"}
+        number = self._new_version(instance, body["body"].get("files", []), body["body"].get("versionNotes", ""))
+        return 200, {"id": self.next_id(), "ref": f"{ref}/{framework}/{variation}/{number}",
+                     "url": f"https://www.kaggle.com/models/{ref}/{framework}/{variation}/{number}", "error": ""}
+
+    def rpc_UpdateModelInstance(self, body, user):
+        """`model_instance_update`: the fields its updateMask names."""
+        ref, framework, variation = self._instance_key(body)
+        instance = self.models.get(ref, {}).get("instances", {}).get((framework, variation))
+        if instance is None:
+            return 404, {"code": 404, "message": "Model instance not found"}
+        paths = str((body.get("updateMask") or {}).get("paths", body.get("updateMask") or ""))
+        camel = {"overview": "overview", "usage": "usage", "license_name": "licenseName"}
+        for snake, name in camel.items():
+            if snake in paths and name in body:
+                instance["card"][name] = body[name]
+        return 200, {"id": instance["id"], "error": ""}
+
+    def rpc_ListModelInstanceVersionFiles(self, body, user):
+        """`model_instance_version_files`: a processed version's files (name, size), paged; none while it is
+        processed."""
+        ref, framework, variation = self._instance_key(body)
+        instance = self.models.get(ref, {}).get("instances", {}).get((framework, variation))
+        number = int(body.get("versionNumber") or 0)
+        if instance is None or not 1 <= number <= len(instance["versions"]):
+            return 404, {"code": 404, "message": "Model instance version not found"}
+        version = instance["versions"][number - 1]
+        if version["hidden"] > 0:
+            version["hidden"] -= 1
+            return 200, {"files": [], "nextPageToken": ""}
+        listed = [{"name": n, "size": b} for n, b in sorted(version["files"].items())]
+        start = int(body.get("pageToken") or 0)
+        size = min(int(body.get("pageSize") or 20), self.list_page_size)
+        more = start + size < len(listed)
+        return 200, {"files": listed[start:start + size], "nextPageToken": str(start + size) if more else ""}
 
     # ---- error bodies as Kaggle sends them
     @staticmethod

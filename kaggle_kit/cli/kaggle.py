@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -28,21 +29,70 @@ def _now():
 @main.command("upload")
 @click.argument("kind", type=click.Choice(["model", "code", "wheels"]))
 @click.argument("path", required=False, type=click.Path(path_type=Path))
-@click.option("--dataset", required=True, help="owner/slug")
-@click.option("-m", "--message", default="", help="Version notes.")
+@click.option("--dataset", help="owner/slug: upload as a Kaggle dataset (create or new version).")
+@click.option("--kaggle-model", "kaggle_model",
+              help="owner/model/framework/variation: publish a model dir as a Kaggle Model (the model and variation "
+                   "when missing, else a new version; default: [models] handle).")
+@click.option("--license", "license_name", help="Kaggle Model licence, e.g. 'Apache 2.0' (required: no default).")
+@click.option("--public", is_flag=True, help="Create the Kaggle Model public (default: private).")
+@click.option("-m", "--message", default="", help="Version notes (Kaggle Model default: the holdout figures).")
 @click.option("--with-checkpoints", is_flag=True, help="Also send training checkpoints.")
 @dry_run_option
+@config_option
 @json_option
-def upload_cmd(kind, path, dataset, message, with_checkpoints, dry_run, as_json) -> None:
-    """Upload a model dir, the kaggle-kit wheel, or offline wheels as a dataset (create or new version)."""
-    from kaggle_kit.remote.datasets import upload_dataset
-
+@pass_kit
+def upload_cmd(kit: KitContext, kind, path, dataset, kaggle_model, license_name, public, message, with_checkpoints,
+               dry_run, as_json) -> None:
+    """Upload a model dir, the kaggle-kit wheel, or offline wheels as a dataset, or publish a model dir as a Kaggle
+    Model (private unless --public; --license required)."""
     if kind == "model" and path is None:
         raise click.UsageError("upload model needs PATH (a train --out folder)")
-    result = upload_dataset(kind, path or Path("."), dataset, message, with_checkpoints, dry_run,
-                            echo=lambda m: click.echo(m, err=True))
+    if dataset and kaggle_model:
+        raise click.UsageError("give --dataset or --kaggle-model, not both")
+    echo = functools.partial(click.echo, err=True)
+    if dataset is None and (kaggle_model or (kind == "model" and kit.config.models.handle)):
+        if kind != "model":
+            raise click.UsageError(f"--kaggle-model publishes a model dir: `upload model DIR --kaggle-model ...`, "
+                                   f"not {kind}")
+        _publish_model(kit, path, kaggle_model, license_name, public, message, with_checkpoints, dry_run, as_json)
+        return
+    if dataset is None:
+        raise click.UsageError("give --dataset owner/slug, or --kaggle-model owner/model/framework/variation for a "
+                               "model dir")
+    if license_name or public:
+        raise click.UsageError("--license and --public are for --kaggle-model (datasets are uploaded CC0)")
+    from kaggle_kit.remote.datasets import upload_dataset
+
+    result = upload_dataset(kind, path or Path("."), dataset, message, with_checkpoints, dry_run, echo=echo)
     done = {"create": "created", "version": "new version of"}.get(result.get("action"), result.get("action"))
     emit(result, as_json, "dry run: nothing sent" if dry_run else f"{done} {dataset}: {result['url']}")
+
+
+def _publish_model(kit: KitContext, path: Path, handle, license_name, public, message, with_checkpoints, dry_run,
+                   as_json) -> None:
+    """`upload model DIR --kaggle-model ...`: flags over [models]; prints the card and the calls on a dry run."""
+    from kaggle_kit.remote.models import PublishSettings, publish_model
+
+    cfg = kit.config
+    models = cfg.models
+    settings = PublishSettings(license=license_name or models.license, public=public or models.public,
+                               title=models.title, notes=message, wait=models.wait, interval=models.poll_interval,
+                               timeout=models.wait_timeout, with_checkpoints=with_checkpoints)
+    echo = functools.partial(click.echo, err=True)
+    result = publish_model(path, handle or models.handle, settings, backbone_ref=cfg.datasets.backbone,
+                           dry_run=dry_run, echo=echo)
+    echo("\n".join(f"  {f['path']} ({f['bytes']:,} bytes)" for f in result["files"]))
+    if result["left_out"]:
+        echo(f"left out (never uploaded): {', '.join(result['left_out'])}")
+    if dry_run:
+        text = "\n".join([result["card"]["usage"], "dry run: nothing sent; a real run calls:",
+                          *(f"  {i}. {c}" for i, c in enumerate(result["calls"], 1))])
+    else:
+        done = (f"created the {' and the '.join(result['created'])}" if result["created"] else "new version")
+        text = (f"published {result['handle']} version {result['version']} ({done}, {result['license']}): "
+                f"{result['url']}\nmount it: [datasets] model = \"{result['mount']}\" then kaggle-kit build-kernel "
+                "infer")
+    emit(result, as_json, text)
 
 
 @main.group("datasets", cls=KitGroup)

@@ -20,6 +20,7 @@ else:  # pragma: no cover - Python 3.10 inside older Kaggle images
 from kaggle_kit.competition.spec import CompetitionSpec, get_spec, project_spec
 from kaggle_kit.config.checks import build_section, check_keys, check_section, setting
 from kaggle_kit.config.durations import duration_problem
+from kaggle_kit.config.kaggle_models import handle_problem, license_problem
 from kaggle_kit.errors import KitError, UsageProblem
 
 CONFIG_FILE = "kaggle-kit.toml"
@@ -252,6 +253,23 @@ class KernelConfig:
 
 
 @dataclass
+class ModelsConfig:
+    """`upload model DIR --kaggle-model`: where a model dir is published as a Kaggle Model, and how."""
+
+    handle: str | None = setting(None, "Kaggle Model variation to publish to: owner/model/framework/variation "
+                                 "(framework: transformers, pyTorch, other, ...); each upload is its next version.",
+                                 check=handle_problem, flag="--kaggle-model")
+    license: str | None = setting(None, "Licence of the published model, one of Kaggle's model licences (e.g. "
+                                  "'Apache 2.0'); no default: it must agree with the backbone's.",
+                                  check=license_problem)
+    public: bool = setting(False, "Create the model public (default private); an existing model keeps its setting.")
+    title: str | None = setting(None, "Model title on Kaggle (default: the model slug, words capitalised).")
+    wait: bool = setting(True, "Wait until Kaggle has processed the new version and lists every file sent.")
+    poll_interval: float = setting(10.0, "Seconds between checks while waiting.", min=0.05, max=600.0)
+    wait_timeout: float = setting(3600.0, "Give up waiting after this many seconds.", min=1.0, max=86400.0)
+
+
+@dataclass
 class ColumnMap:
     """How an extra training file with another schema maps onto the competition's columns."""
 
@@ -277,6 +295,7 @@ class ProjectConfig:
     predict: PredictConfig = field(default_factory=PredictConfig)
     datasets: DatasetsConfig = field(default_factory=DatasetsConfig)
     kernel: KernelConfig = field(default_factory=KernelConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
     column_maps: dict[str, ColumnMap] = field(default_factory=dict)
     competition_table: dict | None = None  # a [competition] table (checked when read), else a shipped spec
     source: str | None = None  # the toml file this came from, if any
@@ -301,7 +320,8 @@ class ProjectConfig:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-SECTIONS = {"train": TrainConfig, "predict": PredictConfig, "datasets": DatasetsConfig, "kernel": KernelConfig}
+SECTIONS = {"train": TrainConfig, "predict": PredictConfig, "datasets": DatasetsConfig, "kernel": KernelConfig,
+            "models": ModelsConfig}
 
 
 def config_from_dict(data: dict[str, Any], source: str | None = None) -> ProjectConfig:

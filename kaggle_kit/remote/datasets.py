@@ -33,11 +33,28 @@ def staging_dir(dataset: str) -> Path:
 
 def stage(kind: str, source: Path, dataset: str, staging: Path, with_checkpoints: bool = False) -> Path:
     """Fill `staging` with only what should be sent, plus dataset-metadata.json; the user's folder is never written."""
+    slug = check_ref(dataset, "dataset")
+    stage_files(kind, source, staging, with_checkpoints)
+    title = slug.replace("-", " ").title()[:50].ljust(6, "_")
+    metadata = {"id": dataset, "title": title, "licenses": [{"name": "CC0-1.0"}]}
+    (staging / "dataset-metadata.json").write_text(json.dumps(metadata))
+    return staging
+
+
+def stage_files(kind: str, source: Path, staging: Path, with_checkpoints: bool = False) -> list[str]:
+    """Copy what may be sent into a fresh `staging` (never secrets, caches or, unless asked, checkpoints); return
+    the paths left out."""
     if kind not in KINDS:
         raise UsageProblem(f"unknown upload kind '{kind}'", hint=", ".join(KINDS))
-    slug = check_ref(dataset, "dataset")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    left_out: list[str] = []
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        skipped = [n for n in names if excluded(n, with_checkpoints)]
+        left_out.extend(str((Path(folder) / n).relative_to(source)) for n in skipped)
+        return skipped
+
     if kind == "code":
         build_own_wheel(staging)
     elif kind == "wheels":
@@ -46,25 +63,24 @@ def stage(kind: str, source: Path, dataset: str, staging: Path, with_checkpoints
         if not source.is_dir():
             raise KitError(f"{source} is not a folder")
         for item in sorted(source.iterdir()):
-            if excluded(item.name, with_checkpoints):
+            if ignore(str(source), [item.name]):
                 continue
             if item.is_dir():
-                shutil.copytree(item, staging / item.name,
-                                ignore=lambda d, names: [n for n in names if excluded(n, with_checkpoints)])
+                shutil.copytree(item, staging / item.name, ignore=ignore)
             else:
                 shutil.copy2(item, staging / item.name)
     if not any(p.is_file() for p in staging.rglob("*")):  # else Kaggle gets an empty dataset, "created"
         skipped = "" if with_checkpoints else " (checkpoints are left out without --with-checkpoints)"
         raise KitError(f"{source}: nothing to upload{skipped}", hint="give the folder `train --out` wrote")
-    title = slug.replace("-", " ").title()[:50].ljust(6, "_")
-    metadata = {"id": dataset, "title": title, "licenses": [{"name": "CC0-1.0"}]}
-    (staging / "dataset-metadata.json").write_text(json.dumps(metadata))
-    return staging
+    return left_out
+
+
+METADATA_FILES = ("dataset-metadata.json", "model-metadata.json", "model-instance-metadata.json")  # never sent as data
 
 
 def manifest(staging: Path) -> list[dict]:
     return [{"path": str(p.relative_to(staging)), "bytes": p.stat().st_size}
-            for p in sorted(staging.rglob("*")) if p.is_file() and p.name != "dataset-metadata.json"]
+            for p in sorted(staging.rglob("*")) if p.is_file() and p.name not in METADATA_FILES]
 
 
 def dataset_exists(api, dataset: str) -> bool:
@@ -149,12 +165,18 @@ def verify_upload(dataset: str, staged: list[dict], interval: float = 10, timeou
     """After processing, every staged file must be on Kaggle at its size (clients have silently skipped subfolders)."""
     if wait_for_dataset(dataset, interval, timeout, echo, sleep) == "FAILED":
         raise RemoteError(f"{dataset}: Kaggle failed to process the upload", hint="upload it again")
-    remote = remote_files(dataset)
+    detail = files_differ(staged, remote_files(dataset))
+    if detail:
+        raise RemoteError(f"{dataset} on Kaggle does not match what was staged: {detail}",
+                          hint="upload it again (a new version)")
+
+
+def files_differ(staged: list[dict], remote: dict[str, int]) -> str | None:
+    """What Kaggle lacks or holds at another size, of the staged files (None: every one is there at its size)."""
     missing = [f["path"] for f in staged if f["path"] not in remote]
     wrong = [f"{f['path']} ({remote[f['path']]:,} bytes, sent {f['bytes']:,})" for f in staged
              if f["path"] in remote and remote[f["path"]] != f["bytes"]]
-    if missing or wrong:
-        detail = "; ".join(filter(None, [missing and f"missing {', '.join(missing[:5])}",
-                                         wrong and f"size differs: {', '.join(wrong[:5])}"]))
-        raise RemoteError(f"{dataset} on Kaggle does not match what was staged: {detail}",
-                          hint="upload it again (a new version)")
+    if not missing and not wrong:
+        return None
+    return "; ".join(filter(None, [missing and f"missing {', '.join(missing[:5])}",
+                                   wrong and f"size differs: {', '.join(wrong[:5])}"]))
