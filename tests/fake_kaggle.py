@@ -482,15 +482,13 @@ class FakeKaggle:
                      "url": f"https://www.kaggle.com/models/{ref}/{framework}/{variation}/{number}", "error": ""}
 
     def rpc_UpdateModelInstance(self, body, user):
-        """`model_instance_update`: the fields its updateMask names."""
+        """`model_instance_update`: the fields its updateMask names (a FieldMask in JSON: "overview,licenseName")."""
         ref, framework, variation = self._instance_key(body)
         instance = self.models.get(ref, {}).get("instances", {}).get((framework, variation))
         if instance is None:
             return 404, {"code": 404, "message": "Model instance not found"}
-        paths = str((body.get("updateMask") or {}).get("paths", body.get("updateMask") or ""))
-        camel = {"overview": "overview", "usage": "usage", "license_name": "licenseName"}
-        for snake, name in camel.items():
-            if snake in paths and name in body:
+        for name in str(body.get("updateMask") or "").split(","):
+            if name in ("overview", "usage", "licenseName") and name in body:
                 instance["card"][name] = body[name]
         return 200, {"id": instance["id"], "error": ""}
 

@@ -3,14 +3,25 @@
 import json
 import shutil
 
-from conftest import one_line_error, run_cli
+import pytest
 
+from conftest import one_line_error, quick_config, run_cli
 from kaggle_kit.config.kaggle_models import MODEL_FRAMEWORKS, kaggle_license, parse_handle
 
 HANDLE = "tester/lmsys-arena/transformers/v1"
-BASE = "google/gemma-2/transformers/gemma-2-2b/1"
+BASE = "tester/tiny-deberta-v3/transformers/default/1"  # the tiny backbone, as a Kaggle Model
 CHANGES = ("CreateModel", "CreateModelInstance", "CreateModelInstanceVersion", "UpdateModelInstance",
            "StartBlobUpload", "PUT")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, small_files, tiny_backbone):
+    """A quickly trained tiny model (conftest's `trained` runs the full acceptance training: too long here)."""
+    from kaggle_kit.competition.spec import LMSYS
+    from kaggle_kit.training.train import train
+
+    out = tmp_path_factory.mktemp("quick") / "model"
+    return train([small_files.train], out, quick_config(tiny_backbone, max_steps=4, eval_steps=2), LMSYS)
 
 
 def _model_dir(project, trained, license_line: str | None = None):
@@ -55,7 +66,7 @@ def test_published_twice_one_model_one_variation_two_versions(project, fake, tra
     result = json.loads(first.stdout)
     assert (result["action"], result["created"], result["version"]) == ("create", ["model", "variation"], 1)
     assert result["mount"] == f"{HANDLE}/1" and result["license"] == "Apache 2.0"
-    assert sorted(result["left_out"]) == [".env", "kaggle.json"]
+    assert {".env", "kaggle.json", "checkpoints"} == set(result["left_out"])
     assert b"SECRET" not in b"".join(fake.blobs.values())
     created = fake.calls("CreateModel")[0]["body"]
     assert created["isPrivate"] is True and "Holdout log loss" in created["description"]
@@ -65,8 +76,11 @@ def test_published_twice_one_model_one_variation_two_versions(project, fake, tra
     assert instance_body["modelInstanceType"] == "MODEL_INSTANCE_TYPE_KAGGLE_VARIANT"
     assert len(fake.calls("ListModelInstanceVersionFiles")) >= 2  # waited while Kaggle processed the version
 
+    metrics = json.loads((model / "metrics.json").read_text())  # as if trained again: the card follows
+    metrics["holdout"]["log_loss"] = 0.98765
+    (model / "metrics.json").write_text(json.dumps(metrics))
     second = run_cli("upload", "model", model, "--kaggle-model", HANDLE, "--license", "Apache 2.0", "-m", "v2")
-    assert second.exit_code == 0, second.output
+    assert second.exit_code == 0 and "warning" not in second.output, second.output
     assert f'[datasets] model = "{HANDLE}/2"' in second.stdout
     assert len(fake.models) == 1 and len(fake.models["tester/lmsys-arena"]["instances"]) == 1
     instance = fake.model_instance(HANDLE)
@@ -75,8 +89,7 @@ def test_published_twice_one_model_one_variation_two_versions(project, fake, tra
         1, 1, 1]
     assert "adapter/adapter_config.json" in instance["versions"][1]["files"]
     usage = instance["card"]["usage"]
-    holdout = trained.metrics["holdout"]
-    assert f"Holdout log loss **{holdout['log_loss']:.4f}**" in usage and f"{holdout['rows']} rows" in usage
+    assert "Holdout log loss **0.9877**" in usage and f"{metrics['holdout']['rows']} rows" in usage
     assert "published under Apache 2.0" in usage and instance["card"]["licenseName"] == "Apache 2.0"
     assert f"{HANDLE}/${{VERSION_NUMBER}}" in usage and "PeftModel.from_pretrained" in usage
     assert not any(c in usage for c in "<>&")  # the client's bleach.clean would turn them into entities
@@ -111,7 +124,7 @@ def test_dry_run_prints_the_card_and_the_calls_and_sends_nothing(project, fake, 
     assert f"{trained.metrics['holdout']['log_loss']:.4f}" in out and "published under MIT" in out
     assert "model_get tester/lmsys-arena; on 403/404: model_create_new (public" in out
     assert "model_instance_version_create" in out and "dry run: nothing sent" in out
-    assert "left out (never uploaded): " in result.output
+    assert "left out: " in result.output and "kaggle.json" in result.output
 
 
 def test_a_refused_create_is_one_line(project, fake, trained):
@@ -141,3 +154,18 @@ def test_handles_and_config_are_checked_before_anything(project, fake, trained):
     (project / "kaggle-kit.toml").write_text((project / "kaggle-kit.toml").read_text() + 'license = "Gemma"\n')
     one_line_error(run_cli("upload", "model", model, "--kaggle-model", HANDLE), "license", code=1)
     assert fake.requests == []
+
+
+def test_lineage_from_the_backbone(tmp_path):
+    from kaggle_kit.remote.model_card import lineage
+
+    mounted = lineage({"backbone": "/kaggle/input/models/google/gemma-2/transformers/gemma-2-9b-it/2"}, None)
+    assert (mounted.instance_type, mounted.base_model_instance) == ("KaggleVariant",
+                                                                    "google/gemma-2/transformers/gemma-2-9b-it")
+    folder = tmp_path / "gemma-2-9b-it"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"_name_or_path": "google/gemma-2-9b-it"}')
+    (folder / "README.md").write_text("---\nlicense: other\nlicense_name: gemma\n---\n")
+    hub = lineage({"backbone": str(folder)}, "someone/other-backbone")  # not this folder: ignored
+    assert (hub.instance_type, hub.external_url, hub.license) == (
+        "ExternalVariant", "https://huggingface.co/google/gemma-2-9b-it", "gemma")

@@ -83,7 +83,8 @@ def _publish_model(kit: KitContext, path: Path, handle, license_name, public, me
                            dry_run=dry_run, echo=echo)
     echo("\n".join(f"  {f['path']} ({f['bytes']:,} bytes)" for f in result["files"]))
     if result["left_out"]:
-        echo(f"left out (never uploaded): {', '.join(result['left_out'])}")
+        echo(f"left out: {', '.join(result['left_out'])} (secrets never leave the machine; --with-checkpoints "
+             "sends checkpoints)")
     if dry_run:
         text = "\n".join([result["card"]["usage"], "dry run: nothing sent; a real run calls:",
                           *(f"  {i}. {c}" for i, c in enumerate(result["calls"], 1))])

@@ -15,6 +15,7 @@ from kaggle_kit.config.kaggle_models import ModelHandle, kaggle_license
 
 KAGGLE_INPUT_MODEL = re.compile(r"/kaggle/input/models/([^/]+)/([^/]+)/([^/]+)/([^/]+)/(\d+)/?$")
 KAGGLE_MODEL_REF = re.compile(r"^[^/]+/[^/]+/[^/]+/[^/]+/\d+$")
+DATASET_REF = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_.-]+$")
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 PATH_SETTINGS = ("backbone", "train_files", "teacher", "exclude_test")  # local paths: only their names are shown
 HIDDEN_SETTINGS = ("report_to", "save_total_limit", "calibrate")
@@ -67,13 +68,16 @@ def backbone_license(folder: Path) -> str | None:
 
 
 def lineage(info: dict, backbone_ref: str | None) -> Lineage:
-    """The backbone as a Kaggle Model (`baseModelInstance`), a Hugging Face id (`externalBaseModelUrl`) or a name."""
+    """The backbone as a Kaggle Model (`baseModelInstance`), a Hugging Face id (`externalBaseModelUrl`) or a name.
+    The project's `[datasets] backbone` counts only when it names the folder the model was trained on."""
     path = str(info.get("backbone") or "")
     folder = Path(path)
     lic = backbone_license(folder) if path else None
     mounted = KAGGLE_INPUT_MODEL.search(path)
-    ref = backbone_ref if backbone_ref and KAGGLE_MODEL_REF.match(backbone_ref) else (
-        "/".join(mounted.groups()) if mounted else None)
+    if backbone_ref and folder.name not in backbone_ref.split("/")[1:]:
+        backbone_ref = None  # the project's [datasets] backbone is not the folder this model was trained on
+    ref = "/".join(mounted.groups()) if mounted else (
+        backbone_ref if backbone_ref and KAGGLE_MODEL_REF.match(backbone_ref) else None)
     if ref:
         return Lineage(ref, "KaggleVariant", ref.rsplit("/", 1)[0], license=lic)
     hf = str(_read_json(folder / "config.json").get("_name_or_path") or "")
@@ -157,7 +161,8 @@ def _usage(handle: ModelHandle, info: dict, line: Lineage, model_dir: Path) -> s
              'model = PeftModel.from_pretrained(base, path + "/adapter").merge_and_unload().eval()'])
     side = ("\nThis model adds a small side head on response lengths to its logits: exact probabilities need "
             "kaggle-kit (`predict` or `load_trained`).\n" if info.get("side_head") else "")
-    backbone_line = (f'backbone = "{line.backbone}"' if KAGGLE_MODEL_REF.match(line.backbone)
+    known = KAGGLE_MODEL_REF.match(line.backbone) or DATASET_REF.match(line.backbone)
+    backbone_line = (f'backbone = "{line.backbone}"' if known
                      else 'backbone = "owner/slug"  # the dataset or Kaggle Model holding the backbone')
     return "\n".join([
         "# Model Usage",

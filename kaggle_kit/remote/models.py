@@ -254,8 +254,8 @@ def _update_card(api, handle: ModelHandle, card: ModelCard, license_name: str, e
             if k in ("ownerSlug", "modelSlug", "instanceSlug", "framework", "overview", "usage", "licenseName")}
     with tempfile.TemporaryDirectory(prefix="kk-card-") as folder:
         _write_json(Path(folder), "model-instance-metadata.json", meta)
-        try:
-            response = _change(f"update the card of {handle.ref}", lambda: api.model_instance_update(folder))
+        try:  # the same fields again: safe to retry
+            response = call(f"update the card of {handle.ref}", lambda: api.model_instance_update(folder))
             _created(response, f"update the card of {handle.ref}")
         except KitError as exc:
             echo(f"warning: the new version is up but its card was not updated: {exc.format_line()}")
