@@ -169,3 +169,12 @@ def test_lineage_from_the_backbone(tmp_path):
     hub = lineage({"backbone": str(folder)}, "someone/other-backbone")  # not this folder: ignored
     assert (hub.instance_type, hub.external_url, hub.license) == (
         "ExternalVariant", "https://huggingface.co/google/gemma-2-9b-it", "gemma")
+
+
+def test_the_wait_gives_up_naming_what_kaggle_has_not_listed(project, fake, trained):
+    model = _model_dir(project, trained)
+    _config(project, models="wait_timeout = 1.0\n")
+    fake.model_processing_polls = 10**6  # Kaggle never finishes unpacking
+    result = run_cli("upload", "model", model, "--kaggle-model", HANDLE, "--license", "MIT")
+    one_line_error(result, f"{HANDLE}/1 still PROCESSING after 1s: no files listed yet")
+    assert fake.model_instance(HANDLE)["current"] == 1  # the version is there; only its processing is unknown

@@ -18,7 +18,8 @@ class TokenLimit:
     reason: str
 
 
-def _read(path: Path) -> dict:
+def json_object(path: Path) -> dict:
+    """A JSON file's object, or {} when it is missing, unreadable or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -47,7 +48,7 @@ def model_limit(config: dict) -> TokenLimit:
 
 
 def tokenizer_limit(backbone: Path) -> int | None:
-    value = _read(backbone / "tokenizer_config.json").get("model_max_length")
+    value = json_object(backbone / "tokenizer_config.json").get("model_max_length")
     return int(value) if isinstance(value, (int, float)) and 0 < value < NO_TOKENIZER_LIMIT else None
 
 
@@ -56,7 +57,7 @@ def backbone_limit(backbone: Path) -> TokenLimit:
 
     A relative-position DeBERTa ignores its tokenizer's 512: that is the pretraining length, not a limit, and the
     LMSYS solutions ran it at 1024+."""
-    config = _read(backbone / "config.json")
+    config = json_object(backbone / "config.json")
     model = model_limit(config)
     tok = tokenizer_limit(backbone)
     if tok is not None and not relative_positions_only(config) and (model.tokens is None or tok < model.tokens):

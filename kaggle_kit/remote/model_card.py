@@ -6,12 +6,12 @@ The client passes every card field through `bleach.clean` (kaggle_api_extended.p
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kaggle_kit.config.kaggle_models import ModelHandle, kaggle_license
+from kaggle_kit.model.limits import json_object
 
 KAGGLE_INPUT_MODEL = re.compile(r"/kaggle/input/models/([^/]+)/([^/]+)/([^/]+)/([^/]+)/(\d+)/?$")
 KAGGLE_MODEL_REF = re.compile(r"^[^/]+/[^/]+/[^/]+/[^/]+/\d+$")
@@ -44,14 +44,6 @@ class ModelCard:
     figures: dict = field(default_factory=dict)
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def backbone_license(folder: Path) -> str | None:
     """The licence a Hugging Face backbone's README front matter declares (`license:`, or `license_name:` for
     'other'), or None."""
@@ -80,7 +72,7 @@ def lineage(info: dict, backbone_ref: str | None) -> Lineage:
         backbone_ref if backbone_ref and KAGGLE_MODEL_REF.match(backbone_ref) else None)
     if ref:
         return Lineage(ref, "KaggleVariant", ref.rsplit("/", 1)[0], license=lic)
-    hf = str(_read_json(folder / "config.json").get("_name_or_path") or "")
+    hf = str(json_object(folder / "config.json").get("_name_or_path") or "")
     if HF_ID.match(hf) and not Path(hf).exists():
         return Lineage(hf, "ExternalVariant", external_url=f"https://huggingface.co/{hf}", license=lic)
     return Lineage(backbone_ref or folder.name or "unknown", license=lic)
@@ -94,7 +86,7 @@ def _figures(model_dir: Path, metrics: dict) -> dict:
         out["holdout"] = {k: holdout.get(k) for k in ("rows", "log_loss", "accuracy", "log_loss_calibrated")}
         out["holdout"]["prior_log_loss"] = metrics.get("prior_log_loss")
         out["holdout"]["learned"] = metrics.get("learned")
-    cv = _read_json(model_dir.parent / "cv.json") if model_dir.name.startswith("fold-") else {}
+    cv = json_object(model_dir.parent / "cv.json") if model_dir.name.startswith("fold-") else {}
     if "oof_log_loss" in cv:
         out["cv"] = {k: cv.get(k) for k in ("folds", "rows", "oof_log_loss", "mean_log_loss", "std_log_loss")}
     return out
@@ -213,7 +205,7 @@ def build_card(model_dir: Path, handle: ModelHandle, license_name: str, backbone
     from kaggle_kit.model.model_dir import METRICS_FILE, read_model_info
 
     info = read_model_info(model_dir)
-    metrics = _read_json(model_dir / METRICS_FILE)
+    metrics = json_object(model_dir / METRICS_FILE)
     line = lineage(info, backbone_ref)
     competition = str(info.get("competition") or "unknown")
     try:
