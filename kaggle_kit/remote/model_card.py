@@ -186,7 +186,10 @@ def _usage(handle: ModelHandle, info: dict, line: Lineage, model_dir: Path) -> s
         'info = json.load(open(path + "/kaggle_kit_model.json"))',
         'tokenizer = AutoTokenizer.from_pretrained(path + "/tokenizer")',
         *load,
-        "# probabilities = torch.softmax(logits / info[\"temperature\"], dim=-1)",
+        "batch = ...  # token ids of your rows, encoded as described below",
+        "with torch.no_grad():",
+        "    logits = model(**batch).logits",
+        'probabilities = torch.softmax(logits / info["temperature"], dim=-1)',
         "```",
         "",
         f"Outputs, in order: {columns}. Inputs are encoded as kaggle-kit encodes them (template "

@@ -113,7 +113,7 @@ def _created(response, what: str) -> None:
     error = getattr(response, "error", None)
     if error:
         raise RemoteError(f"{what}: Kaggle refused it ({error})",
-                          hint="check the handle's owner, slugs and licence; nothing else was changed")
+                          hint="check the handle's owner (your username), its slugs and the licence")
 
 
 def _exists(what: str, fetch) -> object | None:
