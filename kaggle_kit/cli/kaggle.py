@@ -41,6 +41,11 @@ def upload_cmd(kind, path, dataset, message, with_checkpoints, dry_run, as_json)
         raise click.UsageError("upload model needs PATH (a train --out folder)")
     result = upload_dataset(kind, path or Path("."), dataset, message, with_checkpoints, dry_run,
                             echo=lambda m: click.echo(m, err=True))
+    if kind == "model" and not dry_run:
+        from kaggle_kit import ledger
+        from kaggle_kit.cli.runs import note
+
+        note(f"upload of {path}", ledger.record_upload, path, dataset)
     done = {"create": "created", "version": "new version of"}.get(result.get("action"), result.get("action"))
     emit(result, as_json, "dry run: nothing sent" if dry_run else f"{done} {dataset}: {result['url']}")
 
@@ -78,11 +83,12 @@ def datasets_status_cmd(dataset, wait, interval, timeout, as_json) -> None:
 @click.option("--sample-submission", type=click.Path(path_type=Path),
               help="Reference ids for FILE (default: the local data folder's copy, else Kaggle's).")
 @click.option("--force", is_flag=True, help="Submit within 24 h of the deadline.")
+@click.option("--wait", is_flag=True, help="Then wait until Kaggle has scored it (the score goes into `runs`).")
 @dry_run_option
 @config_option
 @json_option
 @pass_kit
-def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_submission, force, dry_run,
+def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_submission, force, wait, dry_run,
                as_json) -> None:
     """Validate, then submit a file or a kernel version; refuses after the deadline or past the daily limit."""
     from kaggle_kit.remote.submit import submit_file, submit_kernel
@@ -100,6 +106,8 @@ def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_su
         local = [cfg.competition_data_dir / spec.sample_submission_file, Path("data") / spec.sample_submission_file]
         sample = sample_submission or next((p for p in local if p.is_file()), None)
         result = submit_file(file, message, spec, sample, _now(), force, dry_run)
+    if not dry_run:
+        _note_submission(spec, result, message, file)
     refusal = _window_refusal(spec, force) if dry_run else None
     if result.get("warning"):
         click.echo(f"warning: {result['warning']}", err=True)
@@ -108,11 +116,36 @@ def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_su
     reference = f" ({result['rows']} rows, valid against {result['reference']})" if "reference" in result else ""
     if refusal:
         result = {**result, "would_be_refused": refusal}
-    emit(result, as_json, (f"dry run: nothing sent{reference}" + (f"; the real submit would be refused: {refusal}"
-                                                                     if refusal else "")) if dry_run else
-         f"submitted: ref {result['ref']}; {result['remaining_today']} submission(s) left today")
+    text = ((f"dry run: nothing sent{reference}" + (f"; the real submit would be refused: {refusal}"
+                                                     if refusal else "")) if dry_run else
+            f"submitted: ref {result['ref']}; {result['remaining_today']} submission(s) left today")
+    if wait and not dry_run:
+        click.echo(text, err=True)  # said now: the wait's progress follows on stderr, the score on stdout
+        sub = _wait_for_score(spec, result["ref"])
+        result = {**result, "scored": sub}
+        text = f"ref {sub['ref']} {sub['status']}: public score {sub['public_score'] or '-'}"
+    emit(result, as_json, text)
     if refusal:
         raise SystemExit(ExitStatus.FAILED)
+
+
+def _note_submission(spec, result: dict, message: str, file: Path | None) -> None:
+    from kaggle_kit import ledger
+    from kaggle_kit.cli.runs import note
+
+    note(f"submission {result['ref']}", ledger.record_submission, spec.slug, result["ref"], message, file=file,
+         kernel=result.get("kernel"), kernel_version=result.get("version"))
+
+
+def _wait_for_score(spec, ref: int) -> dict:
+    """Poll until scored (an ERROR is the command's error; `runs` picks it up later); the score goes into the
+    runs ledger."""
+    from kaggle_kit.cli.runs import note_scores
+    from kaggle_kit.remote.submit import wait_for_score
+
+    sub = wait_for_score(spec, ref, echo=lambda m: click.echo(m, err=True))
+    note_scores(spec, [sub])
+    return sub
 
 
 def _window_refusal(spec, force: bool) -> str | None:
@@ -159,14 +192,16 @@ def deadline_cmd(kit: KitContext, as_json) -> None:
 @pass_kit
 def submissions_cmd(kit: KitContext, wait_ref, limit, as_json) -> None:
     """List submissions (newest first, every page) with status and public score."""
-    from kaggle_kit.remote.submit import list_submissions, wait_for_score
+    from kaggle_kit.cli.runs import note_scores
+    from kaggle_kit.remote.submit import list_submissions
 
     spec = kit.spec
     if wait_ref:
-        sub = wait_for_score(spec, wait_ref, echo=lambda m: click.echo(m, err=True))
+        sub = _wait_for_score(spec, wait_ref)
         emit(sub, as_json, f"{sub['ref']}: {sub['status']} {sub['public_score']}")
         return
     subs = list_submissions(spec, limit=limit)
+    note_scores(spec, subs)
     emit(subs, as_json, "\n".join(f"{s['ref']}  {s['status']:<10} {s['public_score'] or '-':>8}  {s['description']}"
                                   + (f"  ({s['error']})" if s["error"] else "") for s in subs))
 
