@@ -84,12 +84,14 @@ def datasets_status_cmd(dataset, wait, interval, timeout, as_json) -> None:
               help="Reference ids for FILE (default: the local data folder's copy, else Kaggle's).")
 @click.option("--force", is_flag=True, help="Submit within 24 h of the deadline.")
 @click.option("--wait", is_flag=True, help="Then wait until Kaggle has scored it (the score goes into `runs`).")
+@interval_option(10.0)
+@timeout_option(3600.0)
 @dry_run_option
 @config_option
 @json_option
 @pass_kit
-def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_submission, force, wait, dry_run,
-               as_json) -> None:
+def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_submission, force, wait, interval,
+               timeout, dry_run, as_json) -> None:
     """Validate, then submit a file or a kernel version; refuses after the deadline or past the daily limit."""
     from kaggle_kit.remote.submit import submit_file, submit_kernel
 
@@ -121,7 +123,7 @@ def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_su
             f"submitted: ref {result['ref']}; {result['remaining_today']} submission(s) left today")
     if wait and not dry_run:
         click.echo(text, err=True)  # said now: the wait's progress follows on stderr, the score on stdout
-        sub = _wait_for_score(spec, result["ref"])
+        sub = _wait_for_score(spec, result["ref"], interval, timeout)
         result = {**result, "scored": sub}
         text = f"ref {sub['ref']} {sub['status']}: public score {sub['public_score'] or '-'}"
     emit(result, as_json, text)
@@ -137,13 +139,13 @@ def _note_submission(spec, result: dict, message: str, file: Path | None) -> Non
          kernel=result.get("kernel"), kernel_version=result.get("version"))
 
 
-def _wait_for_score(spec, ref: int) -> dict:
+def _wait_for_score(spec, ref: int, interval: float, timeout: float) -> dict:
     """Poll until scored (an ERROR is the command's error; `runs` picks it up later); the score goes into the
     runs ledger."""
     from kaggle_kit.cli.runs import note_scores
     from kaggle_kit.remote.submit import wait_for_score
 
-    sub = wait_for_score(spec, ref, echo=lambda m: click.echo(m, err=True))
+    sub = wait_for_score(spec, ref, interval, timeout, echo=lambda m: click.echo(m, err=True))
     note_scores(spec, [sub])
     return sub
 
@@ -197,7 +199,7 @@ def submissions_cmd(kit: KitContext, wait_ref, limit, as_json) -> None:
 
     spec = kit.spec
     if wait_ref:
-        sub = _wait_for_score(spec, wait_ref)
+        sub = _wait_for_score(spec, wait_ref, 10.0, 3600.0)
         emit(sub, as_json, f"{sub['ref']}: {sub['status']} {sub['public_score']}")
         return
     subs = list_submissions(spec, limit=limit)
