@@ -165,7 +165,7 @@ def _placement_text(spec, best: dict, placement) -> str:
 @pass_kit
 def leaderboard_cmd(kit: KitContext, as_json: bool) -> None:
     """Your best public score placed on the public leaderboard: rank, percentile, distance to the medal lines."""
-    from kaggle_kit.leaderboard import place
+    from kaggle_kit.competition.medals import place
     from kaggle_kit.remote.leaderboard import as_score, best_public_score, lower_is_better, public_leaderboard
 
     spec = kit.spec
