@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
+from kaggle_kit.atomic import file_sha256
 from kaggle_kit.errors import KitError
 
 LEDGER_FILE = Path(".kaggle-kit") / "runs.sqlite"
@@ -55,14 +56,6 @@ MIGRATIONS = {
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def files_digest(paths: Iterable[Path]) -> str | None:

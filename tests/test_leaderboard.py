@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import one_line_error, run_cli
 
+from conftest import one_line_error, run_cli
 from kaggle_kit.competition.medals import medal_ranks, place
 
 

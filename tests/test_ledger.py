@@ -27,7 +27,7 @@ def test_train_predict_submit_links_run_output_submission_and_score(fake, projec
     fake.scorer = lambda data: "1.0712"  # Kaggle's scorer, answering once the submission is listed
     trained = run_cli("train", "--train", small_files.train, "--out", "model", "--backbone", tiny_backbone)
     assert trained.exit_code == 0, trained.output
-    holdout = json.loads(Path("model/metrics.json").read_text())["holdout"]["log_loss"]
+    holdout = json.loads(Path("model/metrics.json").read_text())["holdout"]["log_loss_calibrated"]
     predicted = run_cli("predict", "--test", small_files.test, "--model", "model", "--out", "sub.csv")
     assert predicted.exit_code == 0, predicted.output
     submitted = run_cli("submit", "sub.csv", "-m", "first try", "--sample-submission", small_files.sample_submission,

@@ -77,7 +77,9 @@ def _note_train(spec, out: Path, m: dict, cfg: TrainConfig, train_files) -> None
 
     figures = {f"holdout_{k}": v for k, v in m["holdout"].items()}
     figures.update(prior_log_loss=m["prior_log_loss"], temperature=m["temperature"])
-    note_run("train", out, spec, f"holdout_{spec.metric}", "holdout", figures, dataclasses.asdict(cfg), train_files)
+    # the headline is what predict will output: temperature-scaled, or the side head's, out of sample
+    headline = "holdout_log_loss_calibrated" if spec.metric == "log_loss" else f"holdout_{spec.metric}"
+    note_run("train", out, spec, headline, "holdout", figures, dataclasses.asdict(cfg), train_files)
 
 
 def _relaunched() -> bool:
