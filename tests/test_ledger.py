@@ -201,3 +201,24 @@ def test_kernel_submission_links_through_pushed_mounts_to_the_uploaded_run(proje
     ledger.record_submission(LMSYS.slug, 9, "kernel", kernel="tester/lmsys-infer", kernel_version=3)
     [row] = [r for r in ledger.runs_table() if r["submission"]]
     assert row["run"]["id"] == run_id and row["submission"]["kernel_version"] == 3
+
+
+def test_push_kernel_and_kernel_submit_are_recorded_and_lead_back_to_the_uploaded_run(project, fake):
+    config = Path("kaggle-kit.toml")
+    config.write_text(config.read_text().replace("[datasets]\n", '[datasets]\nmodel = "tester/lmsys-model"\n'))
+    pushed = run_cli("push-kernel", "infer", "--json")
+    assert pushed.exit_code == 0, pushed.output
+    version = json.loads(pushed.stdout)["version"]
+    submitted = run_cli("submit", "--kernel", "tester/lmsys-infer", "--version", version, "-m", "kernel sub")
+    assert submitted.exit_code == 0, submitted.output
+    (project / "model").mkdir()
+    (project / "model" / "metrics.json").write_text("{}")
+    run_id = ledger.record_run("train", project / "model", score=1.01, score_kind="holdout")
+    ledger.record_upload(project / "model", "tester/lmsys-model")  # what `upload model model --dataset ...` notes
+    with sqlite3.connect(ledger.LEDGER_FILE) as db:
+        [(kernel, pushed_version, mounts)] = db.execute("SELECT kernel, version, mounts FROM pushes").fetchall()
+    assert (kernel, pushed_version) == ("tester/lmsys-infer", version)
+    assert {"tester/lmsys-model", "tester/tiny-deberta-v3", "lmsys-chatbot-arena"} <= set(json.loads(mounts))
+    [row] = [r for r in ledger.runs_table() if r["submission"]]
+    assert row["run"]["id"] == run_id
+    assert (row["submission"]["kernel"], row["submission"]["kernel_version"]) == ("tester/lmsys-infer", version)

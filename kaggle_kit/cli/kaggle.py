@@ -42,10 +42,9 @@ def upload_cmd(kind, path, dataset, message, with_checkpoints, dry_run, as_json)
     result = upload_dataset(kind, path or Path("."), dataset, message, with_checkpoints, dry_run,
                             echo=lambda m: click.echo(m, err=True))
     if kind == "model" and not dry_run:
-        from kaggle_kit import ledger
         from kaggle_kit.cli.runs import note
 
-        note(f"upload of {path}", ledger.record_upload, path, dataset)
+        note(f"upload of {path}", "record_upload", path, dataset)
     done = {"create": "created", "version": "new version of"}.get(result.get("action"), result.get("action"))
     emit(result, as_json, "dry run: nothing sent" if dry_run else f"{done} {dataset}: {result['url']}")
 
@@ -132,10 +131,9 @@ def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_su
 
 
 def _note_submission(spec, result: dict, message: str, file: Path | None) -> None:
-    from kaggle_kit import ledger
     from kaggle_kit.cli.runs import note
 
-    note(f"submission {result['ref']}", ledger.record_submission, spec.slug, result["ref"], message, file=file,
+    note(f"submission {result['ref']}", "record_submission", spec.slug, result["ref"], message, file=file,
          kernel=result.get("kernel"), kernel_version=result.get("version"))
 
 

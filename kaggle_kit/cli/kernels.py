@@ -177,16 +177,17 @@ def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, folds, r
 
 def _note_push(result: dict, folder: Path) -> None:
     """The version Kaggle gave and every source it mounts (read from the metadata that was pushed)."""
-    from kaggle_kit import ledger
+    from kaggle_kit.cli.app import warn
     from kaggle_kit.cli.runs import note
 
-    def record():
+    try:
         meta = json.loads((folder / "kernel-metadata.json").read_text(encoding="utf-8"))
-        mounts = [m for key in ("dataset_sources", "model_sources", "kernel_sources", "competition_sources")
-                  for m in meta.get(key, [])]
-        ledger.record_push(result["id"], result["version"], mounts)
-
-    note(f"push of {result['id']}", record)
+    except (OSError, ValueError) as exc:  # pushed already: the record is what is lost, not the push
+        warn(f"the mounts of {result['id']} are not recorded in the runs ledger: {exc}")
+        meta = {}
+    mounts = [m for key in ("dataset_sources", "model_sources", "kernel_sources", "competition_sources")
+              for m in meta.get(key, [])]
+    note(f"push of {result['id']}", "record_push", result["id"], result["version"], mounts)
 
 
 def _tested_build(task: str, shaped_by: list[str], cfg, folder: Path, rebuild: bool) -> bool:

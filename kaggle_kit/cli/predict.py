@@ -60,18 +60,15 @@ def predict_cmd(kit: KitContext, test_path: Path, models, weights, backbone, sam
 
 
 def _note_output(path: Path, models: list[Path], blend: str) -> None:
-    """The file and what produced it: the model dirs, or blend.json with the model dirs it names."""
-    from kaggle_kit import ledger
+    """The file and what produced it: the model dirs, or blend.json (its model dirs kept as members)."""
     from kaggle_kit.cli.runs import note
 
-    def record():
-        if not blend.endswith(".json"):
-            return ledger.record_output(path, models)
-        from kaggle_kit.inference.blending import read_blend, used_model_dirs
+    if not blend.endswith(".json"):
+        note(str(path), "record_output", path, models)
+        return
+    from kaggle_kit.inference.blending import read_blend, used_model_dirs
 
-        return ledger.record_output(path, [Path(blend)], members=used_model_dirs(read_blend(Path(blend))))
-
-    note(str(path), record)
+    note(str(path), "record_output", path, [Path(blend)], members=used_model_dirs(read_blend(Path(blend))))
 
 
 def _other_rank(result: dict) -> bool:

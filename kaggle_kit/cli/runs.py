@@ -4,7 +4,6 @@ commands make (a failure to record is one warning line, never a failed command).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -16,13 +15,16 @@ from kaggle_kit.errors import KitError
 REFRESH_TIMEOUT_S = 15.0  # `runs` asks Kaggle for pending scores, briefly: the table is the point, not the wait
 
 
-def note(what: str, record: Callable, *args, **kwargs):
-    """Write to the runs ledger; whatever goes wrong is a warning and the command goes on."""
+def note(what: str, record: str, *args, **kwargs):
+    """Call `kaggle_kit.ledger.<record>`; whatever goes wrong (the import included) is a warning and the command
+    goes on: the ledger is a record of the work, never a reason to lose it."""
     try:
-        return record(*args, **kwargs)
+        from kaggle_kit import ledger
+
+        return getattr(ledger, record)(*args, **kwargs)
     except KitError as exc:
         warn(f"{what} not recorded in the runs ledger: {exc.format_line()}")
-    except Exception as exc:  # noqa: BLE001 - the ledger is a record of the work, never a reason to lose it
+    except Exception as exc:  # noqa: BLE001 - see the docstring
         warn(f"{what} not recorded in the runs ledger: {type(exc).__name__}: {exc}")
     return None
 
@@ -30,17 +32,13 @@ def note(what: str, record: Callable, *args, **kwargs):
 def note_run(kind: str, out: Path, spec, score_key: str, score_kind: str, figures: dict, settings: dict | None,
              data_files) -> None:
     """A finished train/cv/blend (and average): its headline figure is `figures[score_key]`."""
-    from kaggle_kit import ledger
-
-    note(f"{kind} run", ledger.record_run, kind, out, competition=spec.slug, metric=spec.metric,
+    note(f"{kind} run", "record_run", kind, out, competition=spec.slug, metric=spec.metric,
          score=figures.get(score_key), score_kind=score_kind, figures=figures, settings=settings,
          data_files=[Path(f) for f in data_files])
 
 
 def note_scores(spec, subs: list[dict]) -> None:
-    from kaggle_kit import ledger
-
-    note("public scores", ledger.record_scores, spec.slug, subs)
+    note("public scores", "record_scores", spec.slug, subs)
 
 
 def _refresh(spec) -> None:
