@@ -96,6 +96,10 @@ def git_commit(where: Path = Path(".")) -> str | None:
 
 
 def _problem(path: Path, exc: sqlite3.Error) -> KitError:
+    """One line for what SQLite said: another command holding the lock too long, else a file we cannot use."""
+    if "locked" in str(exc) or "busy" in str(exc):
+        return KitError(f"{path} stayed locked by another command for {BUSY_TIMEOUT_S:.0f}s",
+                        hint="retry when the other kaggle-kit command has finished")
     return KitError(f"{path} is not a readable kaggle-kit runs ledger ({exc})", hint=MOVE_ASIDE)
 
 
@@ -116,7 +120,8 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
 
 
@@ -146,11 +151,6 @@ def connect(path: Path = LEDGER_FILE, create: bool = True) -> Iterator[sqlite3.C
             if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 db.execute("PRAGMA journal_mode=WAL")
             _migrate(db, path)
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise KitError(f"{path} stayed locked by another command for {BUSY_TIMEOUT_S:.0f}s",
-                               hint="retry when the other kaggle-kit command has finished") from None
-            raise _problem(path, exc) from None
         except sqlite3.DatabaseError as exc:
             raise _problem(path, exc) from None
         yield db

@@ -15,6 +15,7 @@ import pytest
 from conftest import one_line_error, run_cli
 from kaggle_kit import ledger
 from kaggle_kit.competition.spec import LMSYS
+from kaggle_kit.errors import KitError
 
 
 def _rows(*args) -> list[dict]:
@@ -222,3 +223,18 @@ def test_push_kernel_and_kernel_submit_are_recorded_and_lead_back_to_the_uploade
     [row] = [r for r in ledger.runs_table() if r["submission"]]
     assert row["run"]["id"] == run_id
     assert (row["submission"]["kernel"], row["submission"]["kernel_version"]) == ("tester/lmsys-infer", version)
+
+
+def test_a_ledger_locked_past_the_busy_timeout_is_one_line(project, monkeypatch):
+    ledger.record_run("train", project)
+    monkeypatch.setattr(ledger, "BUSY_TIMEOUT_S", 0.2)
+    holder = sqlite3.connect(ledger.LEDGER_FILE, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another command in the middle of a write
+    try:
+        with pytest.raises(KitError, match="stayed locked by another command"):
+            ledger.record_run("train", project)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    ledger.record_run("train", project)
+    assert len(ledger.runs_table()) == 2
