@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import subprocess
 from collections.abc import Iterable, Iterator
@@ -19,7 +20,8 @@ from pathlib import Path
 from kaggle_kit.atomic import file_sha256
 from kaggle_kit.errors import KitError
 
-LEDGER_FILE = Path(".kaggle-kit") / "runs.sqlite"
+LEDGER_FILE = Path(".kaggle-kit") / "runs.sqlite"  # in the project (where kaggle-kit runs), beside kernels.json
+LEDGER_ENV = "KAGGLE_KIT_LEDGER"  # a path to keep the ledger elsewhere (one for several project folders; the tests)
 APPLICATION_ID = 0x4B4B5255  # "KKRU": this file is a kaggle-kit runs ledger
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_S = 30.0  # another command writing: wait this long for the lock before giving up
@@ -52,6 +54,11 @@ MIGRATIONS = {
     CREATE UNIQUE INDEX submissions_ref ON submissions(competition, ref);
     """,
 }
+
+
+def ledger_file() -> Path:
+    """$KAGGLE_KIT_LEDGER, else .kaggle-kit/runs.sqlite in the current folder."""
+    return Path(os.environ.get(LEDGER_ENV) or LEDGER_FILE)
 
 
 def now() -> str:
@@ -137,8 +144,9 @@ def _check_ours(db: sqlite3.Connection, path: Path) -> None:
 
 
 @contextmanager
-def connect(path: Path = LEDGER_FILE, create: bool = True) -> Iterator[sqlite3.Connection | None]:
+def connect(path: Path | None = None, create: bool = True) -> Iterator[sqlite3.Connection | None]:
     """The ledger, checked and migrated; None when it does not exist and `create` is False (reading)."""
+    path = path or ledger_file()
     if not path.exists() and not create:
         yield None
         return
@@ -159,7 +167,8 @@ def connect(path: Path = LEDGER_FILE, create: bool = True) -> Iterator[sqlite3.C
 
 
 @contextmanager
-def _write(path: Path) -> Iterator[sqlite3.Connection]:
+def _write(path: Path | None) -> Iterator[sqlite3.Connection]:
+    path = path or ledger_file()
     with connect(path) as db:
         assert db is not None
         try:
@@ -182,7 +191,7 @@ def _where(path: Path) -> str:
 
 def record_run(kind: str, model_dir: Path, *, competition: str | None = None, metric: str | None = None,
                score: float | None = None, score_kind: str | None = None, figures: dict | None = None,
-               settings: dict | None = None, data_files: Iterable[Path] = (), ledger: Path = LEDGER_FILE) -> int:
+               settings: dict | None = None, data_files: Iterable[Path] = (), ledger: Path | None = None) -> int:
     """One run of train/cv/blend/average: its output (a model dir, or a file such as blend.json), the digests of its
     settings and data, the git commit, its headline CV/holdout figure (`score`, `score_kind` e.g. "holdout") and
     any other figures. Returns the run's id."""
@@ -206,7 +215,7 @@ def _run_for(db: sqlite3.Connection, model_dir: Path, digest: str | None) -> int
     return found["id"] if found else None
 
 
-def record_output(path: Path, model_dirs: Iterable[Path], ledger: Path = LEDGER_FILE,
+def record_output(path: Path, model_dirs: Iterable[Path], ledger: Path | None = None,
                   members: Iterable[Path] = ()) -> int:
     """A file `predict` wrote (by sha256) and the model dirs (or blend.json) that produced it, each linked to its
     run when the ledger has one; `members` (a blend's model dirs) are kept too, but the submission is the blend's."""
@@ -223,7 +232,7 @@ def record_output(path: Path, model_dirs: Iterable[Path], ledger: Path = LEDGER_
     return output
 
 
-def record_upload(model_dir: Path, target: str, ledger: Path = LEDGER_FILE) -> None:
+def record_upload(model_dir: Path, target: str, ledger: Path | None = None) -> None:
     """A model dir sent to Kaggle as `target` (a dataset owner/slug or a Kaggle Model handle), so a kernel that
     mounts it leads back to the run."""
     with _write(ledger) as db:
@@ -231,7 +240,7 @@ def record_upload(model_dir: Path, target: str, ledger: Path = LEDGER_FILE) -> N
                    (_where(model_dir), model_digest(model_dir), target, now()))
 
 
-def record_push(kernel: str, version: int, mounts: Iterable[str], ledger: Path = LEDGER_FILE) -> None:
+def record_push(kernel: str, version: int, mounts: Iterable[str], ledger: Path | None = None) -> None:
     """A kernel version Kaggle accepted and the sources (datasets, models, kernels, competitions) it mounts."""
     with _write(ledger) as db:
         db.execute("INSERT INTO pushes (kernel, version, mounts, created) VALUES (?, ?, ?, ?)",
@@ -240,7 +249,7 @@ def record_push(kernel: str, version: int, mounts: Iterable[str], ledger: Path =
 
 def record_submission(competition: str, ref: int | None, message: str, *, file: Path | None = None,
                       kernel: str | None = None, kernel_version: int | None = None,
-                      ledger: Path = LEDGER_FILE) -> None:
+                      ledger: Path | None = None) -> None:
     """A submission Kaggle accepted: a file (by sha256) or a kernel version."""
     sha = file_sha256(file) if file is not None else None
     with _write(ledger) as db:
@@ -249,11 +258,11 @@ def record_submission(competition: str, ref: int | None, message: str, *, file: 
                    (competition, ref, _where(file) if file else None, sha, kernel, kernel_version, message, now()))
 
 
-def record_scores(competition: str, subs: Iterable[dict], ledger: Path = LEDGER_FILE) -> int:
+def record_scores(competition: str, subs: Iterable[dict], ledger: Path | None = None) -> int:
     """Status and public score of submissions Kaggle listed ({"ref", "status", "public_score"}), for those the
     ledger holds; returns how many changed. Nothing is created when there is no ledger."""
     subs = [s for s in subs if s.get("ref") is not None]
-    if not subs or not ledger.exists():
+    if not subs or not (ledger or ledger_file()).exists():
         return 0
     changed = 0
     with _write(ledger) as db:
@@ -266,7 +275,7 @@ def record_scores(competition: str, subs: Iterable[dict], ledger: Path = LEDGER_
     return changed
 
 
-def pending_refs(competition: str, ledger: Path = LEDGER_FILE) -> list[int]:
+def pending_refs(competition: str, ledger: Path | None = None) -> list[int]:
     """Refs of this competition's submissions not scored yet (what `runs` asks Kaggle about)."""
     with connect(ledger, create=False) as db:
         if db is None:
@@ -287,7 +296,7 @@ def _mounted(mounts: list[str], target: str) -> bool:
     return any(m == target or m.startswith(target + "/") for m in mounts)
 
 
-def runs_table(ledger: Path = LEDGER_FILE) -> list[dict]:
+def runs_table(ledger: Path | None = None) -> list[dict]:
     """Every run with each submission it led to (a run with none, and a submission no run is known for, appear
     alone), newest first. Links: file submission -> predict output (sha256) -> model dirs -> runs; kernel
     submission -> pushed version's mounts -> uploaded model dirs -> runs."""

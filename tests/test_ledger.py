@@ -18,6 +18,12 @@ from kaggle_kit.competition.spec import LMSYS
 from kaggle_kit.errors import KitError
 
 
+@pytest.fixture(autouse=True)
+def project_ledger(monkeypatch):
+    """These tests use the project's own ledger (.kaggle-kit/runs.sqlite), not the test session's."""
+    monkeypatch.delenv(ledger.LEDGER_ENV, raising=False)
+
+
 def _rows(*args) -> list[dict]:
     result = run_cli("runs", "--json", *args)
     assert result.exit_code == 0, result.output
@@ -238,3 +244,11 @@ def test_a_ledger_locked_past_the_busy_timeout_is_one_line(project, monkeypatch)
         holder.close()
     ledger.record_run("train", project)
     assert len(ledger.runs_table()) == 2
+
+
+def test_kaggle_kit_ledger_keeps_the_ledger_elsewhere(project, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "shared" / "runs.sqlite"
+    monkeypatch.setenv(ledger.LEDGER_ENV, str(elsewhere))
+    ledger.record_run("train", project)
+    assert elsewhere.exists() and not Path(".kaggle-kit").exists()
+    assert len(_rows("--offline")) == 1

@@ -128,7 +128,7 @@ def runs_cmd(kit: KitContext, plot_path: Path | None, offline: bool, overwrite: 
     if plot_path is not None:
         check_writable(plot_path)
         refuse_overwrite(plot_path, overwrite)
-    if not offline and ledger.LEDGER_FILE.exists():
+    if not offline and ledger.ledger_file().exists():
         _refresh(kit.spec)
     rows = ledger.runs_table()
     if plot_path is not None:
@@ -137,7 +137,7 @@ def runs_cmd(kit: KitContext, plot_path: Path | None, offline: bool, overwrite: 
                              f"{drawn['spearman']:+.2f} between CV/holdout and public score")
         return
     if not rows:
-        emit([], as_json, f"no runs recorded yet in {ledger.LEDGER_FILE} (train, cv, blend, predict and submit "
+        emit([], as_json, f"no runs recorded yet in {ledger.ledger_file()} (train, cv, blend, predict and submit "
                           "record them)")
         return
     emit(rows, as_json, _table(rows))
