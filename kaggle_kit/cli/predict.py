@@ -174,7 +174,10 @@ def _note_blend(spec, out: Path, report: dict, oofs, sources: dict, data_files) 
     from kaggle_kit.cli.runs import note_run
 
     figures = {k: v for k, v in report.items() if isinstance(v, float)}
-    key = "cv_blend_log_loss" if spec.metric == "log_loss" else f"blend_{spec.metric}"
+    # what blend.json predicts: the fitted blend, or the best single member when the fit did not beat it
+    figures["kept_log_loss"] = (report["cv_blend_log_loss"] if report["fitted_blend_kept"]
+                                else report["best_single"]["log_loss"])
+    key = "kept_log_loss" if spec.metric == "log_loss" else f"blend_{spec.metric}"
     note_run("blend", out, spec, key, "oof blend", figures, {"oof": list(oofs), "backbone_sources": sources},
              data_files)
 
