@@ -112,7 +112,7 @@ def _plot(rows: list[dict], spec, path: Path) -> dict:
 
 
 @main.command("runs")
-@click.option("--plot", "plot_path", type=click.Path(path_type=Path),
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), metavar="FILE.png",
               help="Draw CV/holdout against public score into FILE.png, with Spearman's rank correlation.")
 @click.option("--offline", is_flag=True, help="Show the ledger as recorded: do not ask Kaggle for pending scores.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --plot file.")
