@@ -1,7 +1,8 @@
-"""Write outputs atomically (temp file + rename) and never over an existing file unless asked."""
+"""Write outputs atomically (temp file + rename) and never over an existing file unless asked; a file's sha256."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -103,3 +104,12 @@ def write_atomic(path: Path, writer: Callable[[Path], None]) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def file_sha256(path: Path) -> str:
+    """The file's sha256, read in blocks (a submission, a model file, a train.csv of any size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

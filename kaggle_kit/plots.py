@@ -85,3 +85,23 @@ def reliability_png(labels: np.ndarray, probs: np.ndarray, path: Path, bins: int
     ax.legend()
     fig.tight_layout()
     save_png(fig, path)
+
+
+def cv_vs_public_png(points: list[tuple[str, float, float]], rho: float, metric: str, path: Path) -> None:
+    """Each run's CV/holdout figure against the public score it got (labelled by run), with Spearman's rho."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = new_figure((5.5, 4.5))
+    xs, ys = [p[1] for p in points], [p[2] for p in points]
+    ax.scatter(xs, ys, color="tab:blue")
+    for label, x, y in points:
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xlabel(f"CV / holdout {metric}")
+    ax.set_ylabel(f"public leaderboard {metric}")
+    ax.set_title(f"CV against public LB\nSpearman rank correlation {rho:+.2f} over {len(points)} submissions")
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.yaxis.set_major_locator(MaxNLocator(6))
+    ax.margins(0.15)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    save_png(fig, path)

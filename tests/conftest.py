@@ -24,6 +24,7 @@ os.environ.update({
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_VERBOSITY": "error",
     "TOKENIZERS_PARALLELISM": "false",
+    "KAGGLE_KIT_LEDGER": str(_SANDBOX / "runs.sqlite"),  # commands run outside a project record here, not in cwd
 })
 for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
     os.environ.pop(name, None)

@@ -91,6 +91,7 @@ class FakeKaggle:
         self.kernel_logs: dict[str, list[str]] = {}
         self.most_sessions = 0  # the most GPU sessions that ever ran at once
         self._counter = 0
+        self._init_scoring()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.port = self._server.server_address[1]
         self.base = f"http://127.0.0.1:{self.port}"
@@ -307,6 +308,7 @@ class FakeKaggle:
                                     "description": body.get("submissionDescription", ""),
                                     "fileName": file_name, "status": "PENDING", "publicScore": "", "privateScore": ""})
         self._hidden[ref] = self.hide_new_submission
+        self._queue_score(ref, body)
         self.limits["numToday"] += 1
         self.limits["numAllowedNow"] = max(0, self.limits["numAllowedNow"] - 1)
         return 200, {"message": f"Successfully submitted to {body['competitionName']}", "ref": ref}
@@ -324,6 +326,7 @@ class FakeKaggle:
 
     def _visible(self) -> list[dict]:
         """A new submission is missing for a moment (each listing or get counts one moment)."""
+        self._score_due()
         shown = [s for s in self.submissions if self._hidden.get(s["ref"], 0) <= 0]
         for ref in list(self._hidden):
             self._hidden[ref] -= 1
@@ -509,6 +512,43 @@ class FakeKaggle:
         size = min(int(body.get("pageSize") or 20), self.list_page_size)
         more = start + size < len(listed)
         return 200, {"files": listed[start:start + size], "nextPageToken": str(start + size) if more else ""}
+
+    # ---- scoring and the leaderboard (runs ledger, `leaderboard`)
+    def _init_scoring(self) -> None:
+        """`scorer(file bytes) -> public score text`: what Kaggle's scorer does to a file submission, `score_polls`
+        reads after it is listed (PENDING until then; None: submissions stay PENDING until `finish_submission`).
+        `leaderboard`: [{"teamId", "teamName", "submissionDate", "score"}] best first, the public one;
+        `private_leaderboard`: answered instead unless the request sets overridePublic (kaggle-cli #731)."""
+        self.scorer = None
+        self.score_polls = 1
+        self._scoring: dict[int, list] = {}
+        self.leaderboard: list[dict] = []
+        self.private_leaderboard: list[dict] | None = None
+        self.leaderboard_page = 50
+
+    def _queue_score(self, ref: int, body: dict) -> None:
+        token = body.get("blobFileTokens")
+        if self.scorer is not None and token in self.blobs:
+            self._scoring[ref] = [self.blobs[token], self.score_polls]
+
+    def _score_due(self) -> None:
+        for ref, pending in list(self._scoring.items()):
+            if self._hidden.get(ref, 0) > 0:
+                continue
+            pending[1] -= 1
+            if pending[1] < 0:
+                del self._scoring[ref]
+                self.finish_submission(ref, "COMPLETE", self.scorer(pending[0]))
+
+    def rpc_GetLeaderboard(self, body, user):
+        """kagglesdk `get_leaderboard` (`competition_leaderboard_view`, kaggle_api_extended.py L2852): one page of
+        ApiLeaderboardSubmission, best first, with a nextPageToken; scores are strings."""
+        board = self.leaderboard if body.get("overridePublic") or self.private_leaderboard is None \
+            else self.private_leaderboard
+        start = int(body.get("pageToken") or 0)
+        size = min(int(body.get("pageSize") or 20), self.leaderboard_page)
+        more = start + size < len(board)
+        return 200, {"submissions": board[start:start + size], "nextPageToken": str(start + size) if more else ""}
 
     # ---- error bodies as Kaggle sends them
     @staticmethod

@@ -9,7 +9,7 @@ import kaggle_kit
 ROOT = Path(kaggle_kit.__file__).parent
 # Low -> high: a module may import its own stage and the stages before it, never a later one.
 STAGES = [
-    ("base", ["errors", "atomic", "progress", "quiet", "compat", "metrics", "plots", "__init__"]),
+    ("base", ["errors", "atomic", "progress", "quiet", "compat", "metrics", "plots", "ledger", "__init__"]),
     ("competition", ["competition"]),
     ("config", ["config", "doctor"]),
     ("data", ["data", "submission"]),

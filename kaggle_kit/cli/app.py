@@ -27,6 +27,7 @@ COMMAND_SECTIONS = {
     "Kernels": ["plan", "build-kernel", "run-kernel", "push-kernel", "status", "pull", "quota"],
     "Datasets": ["upload", "datasets"],
     "Submit": ["submit", "submissions", "deadline"],
+    "Runs": ["runs", "leaderboard"],
 }
 
 

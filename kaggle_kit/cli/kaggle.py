@@ -64,6 +64,10 @@ def upload_cmd(kit: KitContext, kind, path, dataset, kaggle_model, license_name,
     from kaggle_kit.remote.datasets import upload_dataset
 
     result = upload_dataset(kind, path or Path("."), dataset, message, with_checkpoints, dry_run, echo=echo)
+    if kind == "model" and not dry_run:
+        from kaggle_kit.cli.runs import note
+
+        note(f"upload of {path}", "record_upload", path, dataset)
     done = {"create": "created", "version": "new version of"}.get(result.get("action"), result.get("action"))
     emit(result, as_json, "dry run: nothing sent" if dry_run else f"{done} {dataset}: {result['url']}")
 
@@ -85,6 +89,10 @@ def _publish_model(kit: KitContext, path: Path, handle, license_name, public, me
     if result["left_out"]:
         echo(f"left out: {', '.join(result['left_out'])} (secrets never leave the machine; --with-checkpoints "
              "sends checkpoints)")
+    if not dry_run:
+        from kaggle_kit.cli.runs import note
+
+        note(f"upload of {path}", "record_upload", path, result["mount"])
     if dry_run:
         text = "\n".join([result["card"]["usage"], "dry run: nothing sent; a real run calls:",
                           *(f"  {i}. {c}" for i, c in enumerate(result["calls"], 1))])
@@ -129,12 +137,15 @@ def datasets_status_cmd(dataset, wait, interval, timeout, as_json) -> None:
 @click.option("--sample-submission", type=click.Path(path_type=Path),
               help="Reference ids for FILE (default: the local data folder's copy, else Kaggle's).")
 @click.option("--force", is_flag=True, help="Submit within 24 h of the deadline.")
+@click.option("--wait", is_flag=True, help="Then wait until Kaggle has scored it (the score goes into `runs`).")
+@interval_option(10.0)
+@timeout_option(3600.0)
 @dry_run_option
 @config_option
 @json_option
 @pass_kit
-def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_submission, force, dry_run,
-               as_json) -> None:
+def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_submission, force, wait, interval,
+               timeout, dry_run, as_json) -> None:
     """Validate, then submit a file or a kernel version; refuses after the deadline or past the daily limit."""
     from kaggle_kit.remote.submit import submit_file, submit_kernel
 
@@ -151,6 +162,8 @@ def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_su
         local = [cfg.competition_data_dir / spec.sample_submission_file, Path("data") / spec.sample_submission_file]
         sample = sample_submission or next((p for p in local if p.is_file()), None)
         result = submit_file(file, message, spec, sample, _now(), force, dry_run)
+    if not dry_run:
+        _note_submission(spec, result, message, file)
     refusal = _window_refusal(spec, force) if dry_run else None
     if result.get("warning"):
         click.echo(f"warning: {result['warning']}", err=True)
@@ -159,11 +172,35 @@ def submit_cmd(kit: KitContext, file, message, kernel, kernel_version, sample_su
     reference = f" ({result['rows']} rows, valid against {result['reference']})" if "reference" in result else ""
     if refusal:
         result = {**result, "would_be_refused": refusal}
-    emit(result, as_json, (f"dry run: nothing sent{reference}" + (f"; the real submit would be refused: {refusal}"
-                                                                     if refusal else "")) if dry_run else
-         f"submitted: ref {result['ref']}; {result['remaining_today']} submission(s) left today")
+    text = ((f"dry run: nothing sent{reference}" + (f"; the real submit would be refused: {refusal}"
+                                                     if refusal else "")) if dry_run else
+            f"submitted: ref {result['ref']}; {result['remaining_today']} submission(s) left today")
+    if wait and not dry_run:
+        click.echo(text, err=True)  # said now: the wait's progress follows on stderr, the score on stdout
+        sub = _wait_for_score(spec, result["ref"], interval, timeout)
+        result = {**result, "scored": sub}
+        text = f"ref {sub['ref']} {sub['status']}: public score {sub['public_score'] or '-'}"
+    emit(result, as_json, text)
     if refusal:
         raise SystemExit(ExitStatus.FAILED)
+
+
+def _note_submission(spec, result: dict, message: str, file: Path | None) -> None:
+    from kaggle_kit.cli.runs import note
+
+    note(f"submission {result['ref']}", "record_submission", spec.slug, result["ref"], message, file=file,
+         kernel=result.get("kernel"), kernel_version=result.get("version"))
+
+
+def _wait_for_score(spec, ref: int, interval: float, timeout: float) -> dict:
+    """Poll until scored (an ERROR is the command's error; `runs` picks it up later); the score goes into the
+    runs ledger."""
+    from kaggle_kit.cli.runs import note_scores
+    from kaggle_kit.remote.submit import wait_for_score
+
+    sub = wait_for_score(spec, ref, interval, timeout, echo=lambda m: click.echo(m, err=True))
+    note_scores(spec, [sub])
+    return sub
 
 
 def _window_refusal(spec, force: bool) -> str | None:
@@ -210,14 +247,16 @@ def deadline_cmd(kit: KitContext, as_json) -> None:
 @pass_kit
 def submissions_cmd(kit: KitContext, wait_ref, limit, as_json) -> None:
     """List submissions (newest first, every page) with status and public score."""
-    from kaggle_kit.remote.submit import list_submissions, wait_for_score
+    from kaggle_kit.cli.runs import note_scores
+    from kaggle_kit.remote.submit import list_submissions
 
     spec = kit.spec
     if wait_ref:
-        sub = wait_for_score(spec, wait_ref, echo=lambda m: click.echo(m, err=True))
+        sub = _wait_for_score(spec, wait_ref, 10.0, 3600.0)
         emit(sub, as_json, f"{sub['ref']}: {sub['status']} {sub['public_score']}")
         return
     subs = list_submissions(spec, limit=limit)
+    note_scores(spec, subs)
     emit(subs, as_json, "\n".join(f"{s['ref']}  {s['status']:<10} {s['public_score'] or '-':>8}  {s['description']}"
                                   + (f"  ({s['error']})" if s["error"] else "") for s in subs))
 

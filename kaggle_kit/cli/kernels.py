@@ -164,6 +164,8 @@ def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, folds, r
     result = push(task, cfg, Path("kernels/build") / slug, dry_run=dry_run, force=force, notebook=notebook)
     if result.get("warning"):
         click.echo(f"warning: {result['warning']}", err=True)
+    if not dry_run:
+        _note_push(result, Path("kernels/build") / slug)
     emit(result, as_json, json.dumps(result, indent=2) if dry_run
          else f"pushed {result['id']} version {result['version']}: {result['url']}")
     if wait and not dry_run:  # the version this push got, never the kernel's newest unpinned answer
@@ -171,6 +173,21 @@ def push_kernel_cmd(kit: KitContext, task, wait, interval, force, fold, folds, r
                                           echo=lambda m: click.echo(m, err=True), logs=not quiet)
         if status != "COMPLETE":
             raise KitError(f"{result['id']} ended {status}: {failure_line(failure)}")
+
+
+def _note_push(result: dict, folder: Path) -> None:
+    """The version Kaggle gave and every source it mounts (read from the metadata that was pushed)."""
+    from kaggle_kit.cli.app import warn
+    from kaggle_kit.cli.runs import note
+
+    try:
+        meta = json.loads((folder / "kernel-metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # pushed already: the record is what is lost, not the push
+        warn(f"the mounts of {result['id']} are not recorded in the runs ledger: {exc}")
+        meta = {}
+    mounts = [m for key in ("dataset_sources", "model_sources", "kernel_sources", "competition_sources")
+              for m in meta.get(key, [])]
+    note(f"push of {result['id']}", "record_push", result["id"], result["version"], mounts)
 
 
 def _tested_build(task: str, shaped_by: list[str], cfg, folder: Path, rebuild: bool) -> bool:

@@ -53,9 +53,22 @@ def predict_cmd(kit: KitContext, test_path: Path, models, weights, backbone, sam
                                    probabilities=probabilities)
     if _other_rank(result):
         return
+    _note_output(Path(result["path"]), list(models), cfg.blend)
     tta = f", {result['tta_rows']} with swap TTA" if "tta_rows" in result and cfg.tta == "swap" else ""
     emit(result, as_json, f"wrote {result['path']} ({result['rows']} rows{tta}, valid) in {result['seconds']:.1f}s"
                           + _ranks_line(result))
+
+
+def _note_output(path: Path, models: list[Path], blend: str) -> None:
+    """The file and what produced it: the model dirs, or blend.json (its model dirs kept as members)."""
+    from kaggle_kit.cli.runs import note
+
+    if not blend.endswith(".json"):
+        note(str(path), "record_output", path, models)
+        return
+    from kaggle_kit.inference.blending import read_blend, used_model_dirs
+
+    note(str(path), "record_output", path, [Path(blend)], members=used_model_dirs(read_blend(Path(blend))))
 
 
 def _other_rank(result: dict) -> bool:
@@ -151,9 +164,22 @@ def blend_cmd(kit: KitContext, oofs, train_files, out: Path, backbone_sources, o
     else:
         lines.append(f"rules: {r['rules']}")
     lines.append(f"wrote {out}")
+    _note_blend(kit.spec, out, r, oofs, sources, [*(m.oof for m in members), *train_files])
     data = {"out": str(out), "temperature": fitted.temperature, "rules": fitted.rules, **r,
             "members": [{"name": m.name, "weight": m.weight, "oof_log_loss": m.oof_log_loss} for m in fitted.members]}
     emit(data, as_json, "\n".join(lines))
+
+
+def _note_blend(spec, out: Path, report: dict, oofs, sources: dict, data_files) -> None:
+    from kaggle_kit.cli.runs import note_run
+
+    figures = {k: v for k, v in report.items() if isinstance(v, float)}
+    # what blend.json predicts: the fitted blend, or the best single member when the fit did not beat it
+    figures["kept_log_loss"] = (report["cv_blend_log_loss"] if report["fitted_blend_kept"]
+                                else report["best_single"]["log_loss"])
+    key = "kept_log_loss" if spec.metric == "log_loss" else f"blend_{spec.metric}"
+    note_run("blend", out, spec, key, "oof blend", figures, {"oof": list(oofs), "backbone_sources": sources},
+             data_files)
 
 
 @main.command("pseudo-label", epilog=CONFIG_HINT)

@@ -66,7 +66,20 @@ def train_cmd(kit: KitContext, train_files, out: Path, resume: bool, overwrite: 
     side = f"; with the length side head {head['cv_log_loss']:.4f}, cross-validated" if head.get("used") else ""
     text = (f"holdout log loss {m['holdout']['log_loss']:.4f} (prior {m['prior_log_loss']:.4f}, accuracy "
             f"{m['holdout']['accuracy']:.3f}, temperature {m['temperature']:.2f}{verdict}{side}); model in {out}")
+    _note_train(kit.spec, out, m, train_cfg, train_files)
     emit(m, as_json, text)
+
+
+def _note_train(spec, out: Path, m: dict, cfg: TrainConfig, train_files) -> None:
+    import dataclasses
+
+    from kaggle_kit.cli.runs import note_run
+
+    figures = {f"holdout_{k}": v for k, v in m["holdout"].items()}
+    figures.update(prior_log_loss=m["prior_log_loss"], temperature=m["temperature"])
+    # the headline is what predict will output: temperature-scaled, or the side head's, out of sample
+    headline = "holdout_log_loss_calibrated" if spec.metric == "log_loss" else f"holdout_{spec.metric}"
+    note_run("train", out, spec, headline, "holdout", figures, dataclasses.asdict(cfg), train_files)
 
 
 def _relaunched() -> bool:
@@ -143,9 +156,22 @@ def cv_cmd(kit: KitContext, train_files, folds, out: Path, fold_ids, gather_dirs
         emit(result, as_json, f"{result['folds_done']} of {result['folds']} folds in {out}; missing "
                               f"{', '.join(map(str, result['missing']))} (train them with --fold-ids, or gather)")
         return
+    _note_cv(kit.spec, out, result, None if gather_dirs else cfg, train_files, folds)
     per_fold = ", ".join(f"{f['log_loss']:.4f}" for f in result["per_fold"])
     metric = kit.spec.metric
     also = f", OOF {kit.spec.metric_name} {result['oof_' + metric]:.4f}" if metric != "log_loss" else ""
     emit(result, as_json, f"OOF log loss {result['oof_log_loss']:.4f} over {result['rows']} rows (folds {per_fold}; "
                           f"mean {result['mean_log_loss']:.4f} +- {result['std_log_loss']:.4f}){also}; "
                           f"wrote {result['oof']}")
+
+
+def _note_cv(spec, out: Path, result: dict, cfg: TrainConfig | None, train_files, folds) -> None:
+    """A complete cv (trained here, or gathered from fold kernels: settings and data unknown then)."""
+    import dataclasses
+
+    from kaggle_kit.cli.runs import note_run
+
+    figures = {k: v for k, v in result.items() if k.startswith(("oof_", "mean_", "std_")) and isinstance(v, float)}
+    figures.update(folds=result["folds"], rows=result["rows"])
+    settings = None if cfg is None else {**dataclasses.asdict(cfg), "folds": folds}
+    note_run("cv", out, spec, f"oof_{spec.metric}", "oof", figures, settings, train_files)

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from kaggle_kit.atomic import file_sha256
 from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.config import PredictConfig
 from kaggle_kit.data.reading import Pairs
 from kaggle_kit.errors import UsageProblem
-from kaggle_kit.inference.shards import ShardJob, World, current_world, file_digest, fingerprint, run_sharded
+from kaggle_kit.inference.shards import ShardJob, World, current_world, fingerprint, run_sharded
 
 
 @dataclass
@@ -72,7 +73,7 @@ def row_tokens(model_dir: Path, pairs: Pairs) -> np.ndarray:
 def shard_settings(cfg: PredictConfig, models: ModelSet, weights: list[float] | None, spec: CompetitionSpec) -> dict:
     """What the shards' numbers depend on. Not --max-tokens (it only regroups rows into batches: lowering it after an
     out-of-memory stop keeps the shards), nor the post-processing (rules, --min-confidence) done after the merge."""
-    blend = cfg.blend if not cfg.blend.endswith(".json") else "json:" + file_digest(Path(cfg.blend))
+    blend = cfg.blend if not cfg.blend.endswith(".json") else "json:" + file_sha256(Path(cfg.blend))
     return {"competition": spec.slug, "tta": cfg.tta, "blend": blend, "weights": weights, "precision": cfg.precision,
             "quantize": cfg.quantize, "backbones": models.backbones, "shard_rows": cfg.shard_rows}
 

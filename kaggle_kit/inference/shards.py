@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kaggle_kit.atomic import atomic_path, write_text_atomic
+from kaggle_kit.atomic import atomic_path, file_sha256, write_text_atomic
 from kaggle_kit.errors import KitError, UsageProblem
 
 log = logging.getLogger(__name__)
@@ -85,27 +85,19 @@ def assign(costs: dict[Unit, int], size: int) -> list[list[Unit]]:
     return [sorted(share, key=lambda u: (u.model, u.shard)) for share in shares]
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_fingerprint(model_dir: Path) -> str:
     """What a model dir holds: small files by content, weight files by name, size and modification time."""
     digest = hashlib.sha256()
     for path in sorted(p for p in Path(model_dir).rglob("*") if p.is_file() and "checkpoints" not in p.parts):
         stat = path.stat()
         digest.update(str(path.relative_to(model_dir)).encode())
-        digest.update(file_digest(path).encode() if stat.st_size <= HASHED_WHOLE
+        digest.update(file_sha256(path).encode() if stat.st_size <= HASHED_WHOLE
                       else f"{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()
 
 
 def fingerprint(input_path: Path, model_dirs: list[Path], settings: dict) -> dict:
-    return {"input": file_digest(input_path), "models": [model_fingerprint(d) for d in model_dirs],
+    return {"input": file_sha256(input_path), "models": [model_fingerprint(d) for d in model_dirs],
             "settings": settings}
 
 

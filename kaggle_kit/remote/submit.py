@@ -132,8 +132,8 @@ def submit_kernel(kernel: str, version: int | None, message: str, spec: Competit
             spec.submission_file, message, spec.slug, kernel, version, quiet=True), competition=spec.slug,
             idempotent=False)
     except OutcomeUnknown as exc:
-        return _settle(api, spec, before, message, exc, warning)
-    return _result(api, spec, response.ref, warning)
+        return {**_settle(api, spec, before, message, exc, warning), "kernel": kernel, "version": version}
+    return {**_result(api, spec, response.ref, warning), "kernel": kernel, "version": version}
 
 
 def last_completed_version(kernel: str) -> int:
@@ -150,7 +150,7 @@ def _result(api, spec, ref, warning, outcome: str | None = None) -> dict:
     return {"ref": ref, "remaining_today": limits.num_allowed_now, "warning": warning, "outcome": outcome}
 
 
-def _page(api, spec: CompetitionSpec, token: str):
+def _page(api, spec: CompetitionSpec, token: str, timeout: float | None = None):
     """One page of ListSubmissions with its next page token (the client's `competition_submissions` drops it)."""
     from kagglesdk.competitions.types.competition_api_service import ApiListSubmissionsRequest
 
@@ -164,7 +164,7 @@ def _page(api, spec: CompetitionSpec, token: str):
                 request.page = 1
             return kaggle.competitions.competition_api_client.list_submissions(request)
 
-    return call("list submissions", get, competition=spec.slug)
+    return call("list submissions", get, competition=spec.slug, timeout=timeout)
 
 
 def _newest_refs(api, spec: CompetitionSpec) -> set[int] | None:
@@ -201,13 +201,13 @@ def _row(s) -> dict:
             "public_score": s.public_score, "file": s.file_name, "error": s.error_description or None}
 
 
-def list_submissions(spec: CompetitionSpec, limit: int | None = None) -> list[dict]:
+def list_submissions(spec: CompetitionSpec, limit: int | None = None, timeout: float | None = None) -> list[dict]:
     """Every submission, newest first, page after page of 20 (at most `limit`)."""
     api = get_api()
     rows: list[dict] = []
     token = ""
     while True:
-        response = _page(api, spec, token)
+        response = _page(api, spec, token, timeout)
         rows += [_row(s) for s in response.submissions or []]
         token = response.next_page_token or ""
         if not token or (limit is not None and len(rows) >= limit):
