@@ -7,6 +7,7 @@ import dataclasses
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 if sys.version_info >= (3, 11):
@@ -14,8 +15,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10 inside older Kaggle images
     import tomli as tomllib
 
-from kaggle_kit.config.checks import field_types, known_hint, value_problem
-from kaggle_kit.config.project import SECTIONS, TOP_KEYS, ProjectConfig, config_from_dict
+from kaggle_kit.config.checks import check_keys, field_types, known_hint, value_problem
+from kaggle_kit.config.project import SECTIONS, TOP_KEYS, ProjectConfig, config_from_dict, key_label
 from kaggle_kit.errors import KitError, UsageProblem
 
 DEFAULT, SET, FLAG = "default", "--set", "flag"
@@ -45,7 +46,8 @@ def parse_set(text: str) -> tuple[str, Any]:
                                hint=f"sections: {', '.join(SECTIONS)}; top-level keys: {', '.join(TOP_KEYS)}")
         fields = {f.name: f for f in dataclasses.fields(SECTIONS[section])}
         if name not in fields:
-            raise UsageProblem(f"--set {text}: [{section}] has no key {name}", hint=known_hint(name, set(fields), f"`kaggle-kit config` lists the keys of [{section}]"))
+            raise UsageProblem(f"--set {text}: [{section}] has no key {name}",
+                               hint=known_hint(name, set(fields), f"`kaggle-kit config` lists the keys of [{section}]"))
         return key, _typed(raw.strip(), fields[name], field_types(SECTIONS[section])[name])
     if key not in TOP_KEYS:
         raise UsageProblem(f"--set {text}: expected {SET_FORM}", hint=f"top-level keys: {', '.join(TOP_KEYS)}")
@@ -124,9 +126,8 @@ def _check_key(key: str, value: Any, sources: dict[str, str]) -> None:
     f = next(f for f in dataclasses.fields(SECTIONS[section]) if f.name == name)
     problem = value_problem(f, field_types(SECTIONS[section])[name], value)
     if problem:
-        source = sources.get(key, DEFAULT)
-        where = f"--set {key}" if source == SET else f"{source} [{section}] {name}"
-        raise (UsageProblem if source in (SET, FLAG) else KitError)(f"{where} {problem}")
+        where, error = key_label(sources, key, DEFAULT)
+        raise error(f"{where} {problem}")
 
 
 def _check_tables(layer: Layer) -> None:
@@ -135,11 +136,8 @@ def _check_tables(layer: Layer) -> None:
         if name in SECTIONS:
             if not isinstance(value, dict):
                 raise KitError(f"{layer.source} [{name}] must be a table")
-            unknown = sorted(set(value) - {f.name for f in dataclasses.fields(SECTIONS[name])})
-            if unknown:
-                error = UsageProblem if layer.source in (SET, FLAG) else KitError
-                raise error(f"{layer.source} [{name}]: unknown key(s) {', '.join(unknown)}",
-                            hint=known_hint(unknown[0], {f.name for f in dataclasses.fields(SECTIONS[name])}))
+            check_keys(f"{layer.source} [{name}]", SECTIONS[name], value,
+                       UsageProblem if layer.source in (SET, FLAG) else KitError)
 
 
 def train_sources(config: ProjectConfig) -> dict[str, str]:
@@ -163,8 +161,6 @@ def embedded(config: ProjectConfig) -> dict[str, Any]:
     data["sources"] = dict(config.sources)
     recipe = config.train.recipe
     if recipe and is_recipe_file(recipe):
-        from pathlib import Path
-
         data["recipe_file"] = read_recipe_file(Path(recipe).expanduser())
     return data
 

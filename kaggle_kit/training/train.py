@@ -393,8 +393,11 @@ def predict_max_len(used: int, limit: int | None, recipe_note: dict | None) -> i
     """Tokens per row at inference: the recipe's inference length when max_len came from the recipe (e.g. Gemma-2
     1024 train / 2048 inference), else the training length; never above the backbone's limit."""
     wanted = used
-    if recipe_note and recipe_note.get("predict_max_len") and "max_len" in recipe_note.get("applied", {}):
-        wanted = max(used, recipe_note["predict_max_len"])
+    if recipe_note and recipe_note.get("recipe") and "max_len" in recipe_note.get("applied", {}):
+        from kaggle_kit.config.recipes import get_recipe
+
+        # the note carries it (a recipe file is not at hand later); a note written without it names a shipped recipe
+        wanted = max(used, recipe_note.get("predict_max_len") or get_recipe(recipe_note["recipe"]).predict_max_len)
     return min(wanted, limit) if limit else wanted
 
 
