@@ -127,7 +127,8 @@ def help_texts():
         yield path, "help", command.help or ""
         yield path, "epilog", command.epilog or ""
         for param in command.params:
-            yield path, "/".join(param.opts), getattr(param, "help", None) or ""
+            if not getattr(param, "hidden", False):  # a hidden alias's help is never shown (`config --time-budget`)
+                yield path, "/".join(param.opts), getattr(param, "help", None) or ""
 
 
 def test_every_help_text_names_real_options_and_commands():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from pathlib import Path
 from typing import Any
@@ -199,7 +200,8 @@ def _alias_note(section: str):
         spelled = param.opts[0] if value is not False or not param.secondary_opts else param.secondary_opts[0]
         given = spelled if isinstance(value, bool) else f"{spelled} {_set_text(value)}"
         key = f"{section}.{param.name}"
-        click.echo(f"note: {given} is --set {key}={_set_text(value)}", err=True)
+        if "LOCAL_RANK" not in os.environ:  # said once, not again by each torchrun worker the command relaunches
+            click.echo(f"note: {given} is --set {key}={_set_text(value)}", err=True)
         ctx.ensure_object(KitContext).add_set((key, value))
         return value
 
