@@ -10,8 +10,8 @@ from pathlib import Path
 from kaggle_kit.atomic import next_free
 from kaggle_kit.competition.sample_data import write_sample_data
 from kaggle_kit.competition.spec import LMSYS
-from kaggle_kit.config import PredictConfig, TrainConfig
-from kaggle_kit.config.recipes import resolve_train_config
+from kaggle_kit.config import PredictConfig
+from kaggle_kit.config.layers import Layer, resolve, run_note
 from kaggle_kit.inference.run import predict_to_submission
 from kaggle_kit.model.tiny_backbone import build_tiny_backbone
 from kaggle_kit.submission import SUBMISSIONS_DIR
@@ -37,8 +37,9 @@ def run_quickstart(workdir: Path, rows: int = 2000, seed: int = 0,
     run_dir = next_free(workdir, "run")
     files = write_sample_data(run_dir / "data", rows=rows, seed=seed)
     backbone = build_tiny_backbone(run_dir / "tiny-deberta-v3", seed=seed)
-    cfg, note = resolve_train_config(TrainConfig(backbone=str(backbone), recipe=QUICKSTART_RECIPE, seed=seed),
-                                     explicit={"backbone", "recipe", "seed"})
+    config = resolve([Layer("quickstart", {"train": {"backbone": str(backbone), "recipe": QUICKSTART_RECIPE,
+                                                     "seed": seed}})])
+    cfg, note = config.train, run_note(config)
     result = train([files.train], run_dir / "model", cfg, LMSYS, recipe_note=note)
     path = next_free(submissions_dir, "quickstart", ".csv")
     predict_to_submission([run_dir / "model"], files.test, path, LMSYS, PredictConfig(max_tokens=8192, tta="swap"),

@@ -47,7 +47,7 @@ def test_validate_exit_codes(tmp_path, small_files):
 def test_config_precedence(tmp_path):
     toml = tmp_path / "kaggle-kit.toml"
     toml.write_text('username = "me"\n[train]\nmax_len = 512\nlora_r = 8\n')
-    data = json.loads(run("config", "--config", toml).stdout)
+    data = json.loads(run("config", "--config", toml, "--json").stdout)
     assert data["username"] == "me" and data["train"]["max_len"] == 512 and data["train"]["epochs"] == 2.0
     from kaggle_kit.config import load_config, with_overrides
 

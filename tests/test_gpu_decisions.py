@@ -62,11 +62,12 @@ def test_kernel_runs_a_recipes_4bit_as_one_rank_per_gpu(tmp_path):
     """gemma2-9b-qlora on T4 x2: 4-bit, and still two DDP ranks (each loads on its LOCAL_RANK), never one process
     driving both GPUs."""
     from kaggle_kit.config import config_from_dict
-    from kaggle_kit.config.recipes import resolve_train_config
+    from kaggle_kit.config.layers import Layer, resolve
     from kaggle_kit.training.launch import launch_decision
 
     cfg = config_from_dict({"train": {"recipe": "gemma2-9b-qlora", "max_steps": 4}})
-    resolved, _ = resolve_train_config(cfg.train, set(cfg.explicit["train"]), gpus="t4x2")
+    resolved = resolve([Layer("kaggle-kit.toml", {"train": {"recipe": "gemma2-9b-qlora", "max_steps": 4}})],
+                       gpus="t4x2").train
     assert cfg.train.quantize is None and resolved.quantize == "4bit"
     assert launch_decision(2, {}).mode == "ddp" and launch_decision(2, {}).nproc == 2
     assert launch_decision(2, {"LOCAL_RANK": "0"}).mode == "here"  # already a torchrun worker

@@ -51,7 +51,7 @@ def options_of(command: click.Command) -> set[str]:
 GLOBAL = options_of(main)  # --config, --version: accepted before any command
 
 
-ARGUMENT_WORD = r"(?:--[a-z][\w-]*(?:=\S+)?|[A-Z][\w/<>.-]*|[\w.<>-]*/[\w./<>-]*|\d\S*)"
+ARGUMENT_WORD = r"(?:--[a-z][\w-]*(?:=\S+)?|[A-Z][\w/<>.-]*|[\w.<>-]*/[\w./<>-]*|\d\S*|[a-z_]+\.[a-z_]+=\S+)"
 # Unquoted prose: a command name (and a subcommand) directly followed by an option, then options/placeholders/paths.
 PATHS = "|".join(sorted((re.escape(" ".join(p)) for p in COMMANDS if p), key=len, reverse=True))  # longest first
 PROSE = re.compile(rf"(?<![\w-])((?:{PATHS})"
@@ -84,12 +84,25 @@ def command_phrases(text: str) -> list[tuple[tuple[str, ...], list[str]]]:
     return found
 
 
+def config_key_problems(text: str) -> list[str]:
+    """A hint may name a setting by its old flag or as `--set SECTION.KEY=VALUE`: the key must be a config key."""
+    from kaggle_kit.config import SECTIONS
+    from kaggle_kit.config.project import TOP_KEYS
+
+    keys = {*TOP_KEYS, *(f"{name}.{f}" for name, cls in SECTIONS.items() for f in cls.__dataclass_fields__)}
+    return [f"--set {key} names no config key" for key in SET_KEY.findall(text) if key not in keys]
+
+
+SET_KEY = re.compile(r"--set[ =]([a-z_]+(?:\.[a-z_]+)?)=")
+
+
 def phrase_problems(path: tuple[str, ...], words: list[str]) -> list[str]:
     command = COMMANDS[path]
     name = " ".join(path)
     known = options_of(command) | GLOBAL
     problems = [f"`{name}` has no {w}" for w in words if OPTION.fullmatch(w.split("=")[0]) and w.split("=")[0]
                 not in known]
+    problems += [f"`{name}`: {p}" for p in config_key_problems(" ".join(words))]
     takes_words = isinstance(command, click.Group) or any(isinstance(p, click.Argument) for p in command.params)
     first = words[0] if words else ""
     if not takes_words and re.fullmatch(r"[a-z][a-z-]+", first):  # a lower-case word where no argument is taken
@@ -114,7 +127,8 @@ def help_texts():
         yield path, "help", command.help or ""
         yield path, "epilog", command.epilog or ""
         for param in command.params:
-            yield path, "/".join(param.opts), getattr(param, "help", None) or ""
+            if not getattr(param, "hidden", False):  # a hidden alias's help is never shown (`config --time-budget`)
+                yield path, "/".join(param.opts), getattr(param, "help", None) or ""
 
 
 def test_every_help_text_names_real_options_and_commands():
@@ -125,6 +139,7 @@ def test_every_help_text_names_real_options_and_commands():
             problems += [f"{name} {where}: {p}" for p in phrase_problems(*phrase)]
         known = options_of(COMMANDS[path]) | GLOBAL
         problems += [f"{name} {where}: names {o}, which {name} does not have" for o in bare_options(text) - known]
+        problems += [f"{name} {where}: {p}" for p in config_key_problems(text)]
     assert not problems, "\n".join(problems)
 
 
@@ -228,6 +243,7 @@ def test_every_message_names_real_options_and_commands():
         where = f"{module}:{line}"
         for phrase in command_phrases(text):
             problems += [f"{where}: {p}" for p in phrase_problems(*phrase)]
+        problems += [f"{where}: {p}" for p in config_key_problems(text)]
         local = module.startswith("cli/")  # a command's own module: the command it serves is known
         for option in sorted(bare_options(text)):
             if option not in everywhere:
@@ -249,6 +265,9 @@ def test_every_message_names_real_options_and_commands():
     ("`train --fold i/K --time-budget D`", []),
     ("`kaggle-kit cv --gather D`", []),
     ("`datasets status owner/slug --nope`", ["--nope"]),
+    ("`train --set train.grad_accum=4`", []),  # a hint names a setting by --set ...
+    ("`train --grad-accum 4`", []),  # ... or by its old flag, a hidden alias
+    ("`train --set train.grad_acum=4`", ["train.grad_acum"]),
 ])
 def test_the_checker_itself(text, expected):
     """The walker flags an option a command lacks and a word a command does not take (stands in for a regression)."""

@@ -312,11 +312,12 @@ def test_train_kernel_applies_its_recipe(project, small_files, tiny_backbone):
     """The kernel embeds every key; only what kaggle-kit.toml set may win over the recipe (as on the command line)."""
     toml = project / "kaggle-kit.toml"
     toml.write_text(toml.read_text() + 'recipe = "cpu-smoke"\n')
-    shown = json.loads(run("config").stdout)
-    assert shown["train"]["learning_rate"] == 3e-4 and shown["train_sources"]["learning_rate"] == "recipe"
-    assert shown["train"]["max_len"] == 128 and shown["train_sources"]["max_len"] == "toml"
-    assert shown["train_sources"]["seed"] == "default"
-    assert run("build-kernel", "train", "--out", "kb/recipe").exit_code == 0
+    shown = json.loads(run("config", "--json").stdout)
+    assert shown["train"]["learning_rate"] == 3e-4 and shown["sources"]["train.learning_rate"] == "recipe cpu-smoke"
+    assert shown["train"]["max_len"] == 128 and shown["sources"]["train.max_len"] == "kaggle-kit.toml"
+    assert shown["sources"]["train.seed"] == "default"
+    built = run("build-kernel", "train", "--out", "kb/recipe", "--set", "train.seed=7", "--set", "train.warmup=0.2")
+    assert built.exit_code == 0, built.output
     result = run("run-kernel", "kb/recipe", "--input", f"lmsys-chatbot-arena={small_files.train.parent}", "--input",
                  f"tiny-deberta-v3={tiny_backbone}", "--working", "work-recipe")
     assert result.exit_code == 0, result.output
@@ -324,5 +325,7 @@ def test_train_kernel_applies_its_recipe(project, small_files, tiny_backbone):
     used = info["train_config"]
     assert (used["learning_rate"], used["batch_size"], used["length_head"]) == (3e-4, 4, True)
     assert (used["max_len"], used["max_steps"]) == (128, 4)  # kaggle-kit.toml still wins
+    assert (used["seed"], used["warmup"]) == (7, 0.2)  # --set at build time, over the recipe's warmup 0.1
     assert info["recipe"]["applied"]["learning_rate"] == 3e-4 and "max_len" not in info["recipe"]["applied"]
-    assert info["recipe"]["sources"]["max_steps"] == "toml"
+    assert info["recipe"]["sources"]["max_steps"] == "kaggle-kit.toml"
+    assert info["recipe"]["sources"]["warmup"] == "--set" and info["recipe"]["sources"]["backbone"] == "kernel input"

@@ -97,7 +97,7 @@ def test_doctor_uses_kaggle_kit_timeout(tmp_path, monkeypatch, silent_server):
 def test_a_toml_with_a_utf8_bom_loads(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "kaggle-kit.toml").write_bytes(b"\xef\xbb\xbf" + b'username = "tester"\n[train]\nmax_len = 128\n')
-    result = run("config")
+    result = run("config", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["train"]["max_len"] == 128
 

@@ -6,7 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from kaggle_kit.cli import main
-from kaggle_kit.config import TrainConfig, config_from_dict, with_overrides
+from kaggle_kit.config import TrainConfig, config_from_dict
+from kaggle_kit.config.layers import FLAG, Layer, resolve
 from kaggle_kit.config.recipes import (
     DEBERTA_V3_BASE,
     FAMILY_FIELDS,
@@ -16,7 +17,6 @@ from kaggle_kit.config.recipes import (
     RECIPES,
     family_recipe,
     get_recipe,
-    resolve_train_config,
 )
 from kaggle_kit.errors import KitError
 from kaggle_kit.training.memory_plan import GIB, activation_bytes, plan_train
@@ -44,22 +44,22 @@ def test_recipes_json_lists_the_required_five_with_sources():
 def test_every_recipe_is_a_valid_config():
     for recipe in RECIPES.values():
         for gpus in GPUS:
-            cfg, _ = resolve_train_config(TrainConfig(recipe=recipe.name), set(), gpus=gpus)
+            cfg = resolve([Layer("kaggle-kit.toml", {"train": {"recipe": recipe.name}})], gpus=gpus).train
             assert cfg.learning_rate == recipe.train["learning_rate"]
+            assert cfg.batch_size == recipe.batches[gpus]["batch_size"]
 
 
 def test_toml_value_and_flag_win_over_the_recipe():
-    project = config_from_dict({"train": {"max_len": 200}})  # sets max_len only
-    flags = {"recipe": "cpu-smoke", "epochs": 3.0}
-    base = with_overrides(project.train, **flags)
-    cfg, note = resolve_train_config(base, set(project.explicit["train"]) | set(flags))
+    toml = Layer("kaggle-kit.toml", {"train": {"max_len": 200}})  # sets max_len only
+    config = resolve([toml, Layer(FLAG, {"train": {"recipe": "cpu-smoke", "epochs": 3.0}})])
+    cfg, note = config.train, config.recipe_note
     assert cfg.max_len == 200  # toml
     assert cfg.epochs == 3.0  # flag
     assert cfg.learning_rate == get_recipe("cpu-smoke").train["learning_rate"]  # recipe, not erased by the toml
     assert note["recipe"] == "cpu-smoke" and "max_len" not in note["applied"] and "epochs" not in note["applied"]
+    assert config.source_of("train.learning_rate") == "recipe cpu-smoke"
     # A toml value equal to the built-in default still counts as set by the user.
-    project = config_from_dict({"train": {"recipe": "deberta-v3-base", "learning_rate": 1e-3}})
-    cfg, _ = resolve_train_config(project.train, set(project.explicit["train"]))
+    cfg = resolve([Layer("kaggle-kit.toml", {"train": {"recipe": "deberta-v3-base", "learning_rate": 1e-3}})]).train
     assert cfg.learning_rate == 1e-3 and cfg.max_len == 1024 and cfg.gradient_checkpointing
 
 
@@ -77,12 +77,13 @@ def test_family_defaults_follow_the_backbone_not_the_tiny_model(tmp_path, tiny_b
     big = tmp_path / "gemma"
     big.mkdir()
     (big / "config.json").write_text(json.dumps(GEMMA2_9B))
-    cfg, note = resolve_train_config(TrainConfig(backbone=str(big)), set())
-    assert {k: v for k, v in note.items() if k != "sources"} == {"recipe": "gemma2-9b-qlora", "auto": True, "applied": {
+    config = resolve([Layer("kaggle-kit.toml", {"train": {"backbone": str(big)}})])
+    cfg, note = config.train, config.recipe_note
+    assert note == {"recipe": "gemma2-9b-qlora", "auto": True, "predict_max_len": 2048, "applied": {
         k: v for k, v in get_recipe("gemma2-9b-qlora").train.items() if k in FAMILY_FIELDS}}
     assert cfg.quantize is None and cfg.batch_size == TrainConfig().batch_size  # GPU-specific settings untouched
-    cfg, note = resolve_train_config(TrainConfig(backbone=str(tiny_backbone)), {"learning_rate"})
-    assert note["recipe"] == "cpu-smoke" and cfg.learning_rate == TrainConfig().learning_rate
+    config = resolve([Layer("kaggle-kit.toml", {"train": {"backbone": str(tiny_backbone), "learning_rate": 1e-3}})])
+    assert config.recipe_note["recipe"] == "cpu-smoke" and config.train.learning_rate == 1e-3
 
 
 @pytest.mark.parametrize("gpus", ["t4", "t4x2"])

@@ -18,6 +18,10 @@ from kaggle_kit.cli.options import (
 )
 from kaggle_kit.config import PredictConfig
 
+# The [predict] settings predict and pseudo-label show as flags; the others are --set predict.KEY=VALUE (their old
+# flags still work, hidden, and say so in one line).
+PREDICT_FLAGS = ("tta", "blend", "time_budget")
+
 
 @main.command("predict", epilog=CONFIG_HINT)
 @click.option("--test", "test_path", required=True, type=click.Path(path_type=Path), help="test.csv to predict.")
@@ -25,7 +29,7 @@ from kaggle_kit.config import PredictConfig
               help="Model dir written by train; repeat to ensemble (or --blend blend.json).")
 @click.option("--weights", help="Comma-separated ensemble weights, one per --model (default: equal).")
 @click.option("--backbone", help="Backbone folder to use instead of the one recorded at training time.")
-@config_flags(PredictConfig)
+@config_flags(PredictConfig, first_class=PREDICT_FLAGS)
 @click.option("--sample-submission", type=click.Path(path_type=Path),
               help="Row order and ids (default: sample_submission.csv beside test.csv, else test order).")
 @click.option("--name", default="submission", show_default=True, help="Written to submissions/<name>.csv.")
@@ -194,7 +198,7 @@ def _note_blend(spec, out: Path, report: dict, oofs, sources: dict, data_files) 
 @click.option("--min-confidence", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
               help="Keep only rows whose most likely class has at least this probability.")
 @click.option("--backbone", help="Backbone folder to use instead of the one recorded at training time.")
-@config_flags(PredictConfig)
+@config_flags(PredictConfig, first_class=PREDICT_FLAGS)
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @config_option
 @json_option

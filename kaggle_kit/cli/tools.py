@@ -10,24 +10,29 @@ import click
 from kaggle_kit.atomic import check_writable
 from kaggle_kit.cli.app import KitGroup, emit, main
 from kaggle_kit.cli.options import (
+    GroupedCommand,
     KitContext,
+    config_flags,
     config_option,
     json_option,
     pass_kit,
 )
+from kaggle_kit.config import TrainConfig
 from kaggle_kit.errors import ExitStatus
 
 
-@main.command("config")
+@main.command("config", cls=GroupedCommand)
+@config_flags(TrainConfig, first_class=("recipe",))
 @config_option
+@json_option
 @pass_kit
-def config_cmd(kit: KitContext) -> None:
-    """Print the resolved configuration (defaults < recipe < kaggle-kit.toml) as JSON, with where each [train] value
-    came from (train_sources); exit 1 on a bad value."""
-    from kaggle_kit.config.recipes import resolved_view
+def config_cmd(kit: KitContext, as_json: bool, **_flags) -> None:
+    """Print the configuration exactly as `train` would use it (defaults < recipe < kaggle-kit.toml < --set <
+    flags) and where each key came from; exit 1 on a bad value."""
+    from kaggle_kit.config.show import config_text, config_view
 
     _ = kit.spec  # an unknown competition is a bad value too: every data command would fail on it
-    emit(resolved_view(kit.config), as_json=True)
+    emit(config_view(kit.config), as_json, config_text(kit.config))
 
 
 @main.command("quickstart")

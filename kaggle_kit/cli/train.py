@@ -10,10 +10,11 @@ from kaggle_kit.atomic import check_writable
 from kaggle_kit.cli.app import emit, main
 from kaggle_kit.cli.options import (
     CONFIG_HINT,
+    GroupedCommand,
     KitContext,
+    KitOption,
     config_flags,
     config_option,
-    flag_values,
     json_option,
     pass_kit,
 )
@@ -35,15 +36,31 @@ def tiny_backbone_cmd(directory: Path, arch: str, seed: int) -> None:
     click.echo(f"wrote {build_tiny_backbone(directory, arch=arch, seed=seed)} ({arch})")
 
 
-@main.command("train", epilog=CONFIG_HINT)
-@click.option("--train", "train_files", multiple=True, required=True, type=click.Path(path_type=Path),
-              help="train.csv in the competition's format; repeat for extra data (deduplicated).")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="Model output folder.")
-@click.option("--exclude-test", type=click.Path(path_type=Path),
-              help="Drop training rows that also appear in this test.csv.")
-@config_flags(TrainConfig)
-@click.option("--resume", is_flag=True, help="Continue an interrupted run from the newest checkpoint in --out.")
-@click.option("--overwrite", is_flag=True, help="Replace a kaggle-kit model in --out (only kaggle-kit's own files).")
+# The [train] settings train and cv show as flags; every other one is --set train.KEY=VALUE (its old flag still works,
+# hidden, and says so in one line).
+TRAIN_FLAGS = ("backbone", "recipe", "max_len", "epochs", "max_steps", "learning_rate", "fold")
+
+
+def train_files_option(required: bool):
+    return click.option("--train", "train_files", multiple=True, required=required, type=click.Path(path_type=Path),
+                        cls=KitOption, group="data",
+                        help="train.csv in the competition's format; repeat for extra data (deduplicated).")
+
+
+exclude_test_option = click.option("--exclude-test", type=click.Path(path_type=Path), cls=KitOption, group="data",
+                                   help="Drop training rows that also appear in this test.csv.")
+
+
+@main.command("train", cls=GroupedCommand, epilog=CONFIG_HINT)
+@train_files_option(required=True)
+@exclude_test_option
+@config_flags(TrainConfig, first_class=TRAIN_FLAGS)
+@click.option("--out", required=True, type=click.Path(path_type=Path), cls=KitOption, group="run",
+              help="Model output folder.")
+@click.option("--resume", is_flag=True, cls=KitOption, group="run",
+              help="Continue an interrupted run from the newest checkpoint in --out.")
+@click.option("--overwrite", is_flag=True, cls=KitOption, group="run",
+              help="Replace a kaggle-kit model in --out (only kaggle-kit's own files).")
 @config_option
 @json_option
 @pass_kit
@@ -53,7 +70,7 @@ def train_cmd(kit: KitContext, train_files, out: Path, resume: bool, overwrite: 
     from kaggle_kit.training.train import train
 
     check_writable(out, folder=True)  # before loading data or the backbone
-    train_cfg, note = _resolved_train_config(kit, flags)
+    train_cfg, note = _resolved_train_config(kit)
     if _relaunched():
         return
     result = train(list(train_files), out, train_cfg, kit.spec, kit.config.column_maps, exclude_test,
@@ -92,22 +109,25 @@ def _relaunched() -> bool:
     return relaunch("kaggle_kit.cli", sys.argv[1:], echo=lambda line: click.echo(line, err=True))
 
 
-def _resolved_train_config(kit: KitContext, flags: dict):
-    """Recipe (or backbone-family defaults) < kaggle-kit.toml < flags, for train and cv alike."""
-    from kaggle_kit.config import with_overrides
-    from kaggle_kit.config.recipes import resolve_train_config
+def _resolved_train_config(kit: KitContext):
+    """The [train] settings as layered for this command (defaults < recipe < kaggle-kit.toml < --set < flags), and
+    the note the run records: the recipe applied and where each value came from."""
+    from kaggle_kit.config.layers import run_note
 
-    given = {k: v for k, v in flag_values(flags, TrainConfig).items() if v is not None}
-    explicit = set(kit.config.explicit.get("train", [])) | set(given)
-    return resolve_train_config(with_overrides(kit.config.train, **given), explicit, flags=set(given))
+    return kit.config.train, run_note(kit.config)
 
 
 @main.command("recipes")
+@click.option("--show", metavar="NAME", help="Print recipe NAME's file (with its sources) to copy: `kaggle-kit recipes "
+                                             "--show NAME > mine.toml`, change a value, then train --recipe mine.toml.")
 @json_option
-def recipes_cmd(as_json: bool) -> None:
+def recipes_cmd(show: str | None, as_json: bool) -> None:
     """Named training settings per backbone family, with their sources (use with train --recipe NAME)."""
-    from kaggle_kit.config.recipes import recipes_table
+    from kaggle_kit.config.recipes import get_recipe, recipe_text, recipes_table
 
+    if show is not None:
+        emit(get_recipe(show).to_dict(), as_json, recipe_text(show).rstrip("\n"))
+        return
     rows = recipes_table()
     emit(rows, as_json, "\n".join(f"{r['name']:<17} lr {r['train']['learning_rate']:g}, {r['train']['epochs']:g} "
                                   f"epoch(s), {r['train']['max_len']}/{r['predict_max_len']} tokens, LoRA r "
@@ -115,19 +135,21 @@ def recipes_cmd(as_json: bool) -> None:
                                   for r in rows))
 
 
-@main.command("cv", epilog=CONFIG_HINT)
-@click.option("--train", "train_files", multiple=True, type=click.Path(path_type=Path),
-              help="train.csv in the competition's format; repeat for extra data (deduplicated).")
-@click.option("--folds", type=click.IntRange(min=2, max=100), help="Number of folds K.")
-@click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="Folder for fold-<i>/ model dirs, oof.csv and cv.json.")
-@click.option("--fold-ids", help="Comma-separated folds to train now (default: all), e.g. one per kernel.")
+@main.command("cv", cls=GroupedCommand, epilog=CONFIG_HINT)
+@train_files_option(required=False)
+@exclude_test_option
+@config_flags(TrainConfig, exclude=("fold", "time_budget"), first_class=TRAIN_FLAGS)  # cv: no time budget per fold
+@click.option("--folds", type=click.IntRange(min=2, max=100), cls=KitOption, group="validation",
+              help="Number of folds K.")
+@click.option("--fold-ids", cls=KitOption, group="validation",
+              help="Comma-separated folds to train now (default: all), e.g. one per kernel.")
 @click.option("--gather", "gather_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              cls=KitOption, group="validation",
               help="Instead of training: merge pulled fold outputs (repeat) into --out/oof.csv and cv.json.")
-@click.option("--exclude-test", type=click.Path(path_type=Path),
-              help="Drop training rows that also appear in this test.csv.")
-@config_flags(TrainConfig, exclude=("fold", "time_budget"))  # cv refuses a time budget: one per fold
-@click.option("--overwrite", is_flag=True, help="Train folds that already exist again; replace oof.csv/cv.json.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), cls=KitOption, group="run",
+              help="Folder for fold-<i>/ model dirs, oof.csv and cv.json.")
+@click.option("--overwrite", is_flag=True, cls=KitOption, group="run",
+              help="Train folds that already exist again; replace oof.csv/cv.json.")
 @config_option
 @json_option
 @pass_kit
@@ -144,7 +166,7 @@ def cv_cmd(kit: KitContext, train_files, folds, out: Path, fold_ids, gather_dirs
     else:
         if not train_files or not folds:
             raise click.UsageError("cv needs --train and --folds (or --gather DIR...)")
-        cfg, note = _resolved_train_config(kit, flags)
+        cfg, note = _resolved_train_config(kit)
         if _relaunched():
             return
         result = run_cv(list(train_files), out, folds, cfg, kit.spec, parse_fold_ids(fold_ids, folds),

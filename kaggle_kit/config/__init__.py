@@ -1,5 +1,5 @@
-"""Settings: one resolved, typed configuration (built-in defaults < recipe < kaggle-kit.toml < flags), recipes and
-durations. The public names are re-exported here."""
+"""Settings: one resolved, typed configuration (defaults < recipe < kaggle-kit.toml < --set < flags, layered in
+config/layers.py), recipes and durations. The public names are re-exported here."""
 
 from kaggle_kit.config.checks import check_section, field_types, setting, value_problem
 from kaggle_kit.config.project import (

@@ -37,8 +37,8 @@ def config_text(competition: str, username: str | None) -> str:
     short = competition.split("-")[0]  # the kernel and dataset slugs' prefix: lmsys-train, wsdm-train, ...
     tta_gain = ("LMSYS: +0.007-0.015" if competition == "lmsys-chatbot-arena" else
                 "its gain was measured on LMSYS only: +0.007-0.015 log loss")
-    return f'''# kaggle-kit project settings. Precedence: command-line flags > this file > built-in defaults.
-# `kaggle-kit config` prints the resolved result.
+    return f'''# kaggle-kit project settings. Layers, lowest first: defaults < recipe < this file < --set < flags.
+# `kaggle-kit config` prints the resolved result and where each key came from.
 competition = "{competition}"
 {on}username = "{owner}"          # your Kaggle username (default: the account of your Kaggle credentials)
 # data_dir = "data/{competition}"

@@ -59,77 +59,87 @@ def _deepspeed_problem(value: str) -> str | None:  # training/sharding.py builds
 
 
 def _recipe_problem(value: str) -> str | None:
-    from kaggle_kit.config.recipes import RECIPES
+    from kaggle_kit.config.recipes import RECIPES, is_recipe_file
 
-    return None if value in RECIPES else f"is not a recipe (known: {', '.join(RECIPES)})"
+    if value in RECIPES or is_recipe_file(value):
+        return None
+    return f"is not a recipe (known: {', '.join(RECIPES)}; or a recipe file path/to/file.toml)"
 
 
 @dataclass
 class TrainConfig:
-    backbone: str | None = setting(None, "Local backbone folder (or /kaggle/input/<slug> in a kernel).")
-    recipe: str | None = setting(None, "Named settings (`kaggle-kit recipes`); kaggle-kit.toml and flags override "
-                                 "them. Default: the backbone family's.", check=_recipe_problem)
+    backbone: str | None = setting(None, "Local backbone folder (or /kaggle/input/<slug> in a kernel).", group="model")
+    recipe: str | None = setting(None, "A recipe (`kaggle-kit recipes`) or a recipe file path/to/file.toml; "
+                                 "kaggle-kit.toml, --set and flags override it. Default: the backbone family's.",
+                                 check=_recipe_problem, group="model")
     max_len: int = setting(1024, "Tokens per row (prompt + both responses), lowered to the backbone's limit.",
-                           min=16, max=131072)
-    epochs: float = setting(2.0, "Training epochs (fractions allowed).", min=0.01, max=1000)
+                           min=16, max=131072, group="data")
+    epochs: float = setting(2.0, "Training epochs (fractions allowed).", min=0.01, max=1000, group="optimisation")
     max_steps: int = setting(-1, "Stop after this many optimizer steps (-1: run --epochs).", min=-1,
-                             check=_max_steps_problem)
+                             check=_max_steps_problem, group="optimisation")
     learning_rate: float = setting(1e-3, "Peak learning rate (cosine schedule after warmup).", min=1e-8, max=1.0,
-                                   flag="--lr")
-    batch_size: int = setting(8, "Rows per device per step.", min=1, max=4096)
-    eval_batch_size: int = setting(16, "Rows per device per evaluation step.", min=1, max=4096)
-    grad_accum: int = setting(1, "Gradient accumulation steps.", min=1, max=4096)
-    weight_decay: float = setting(0.01, "AdamW weight decay.", min=0.0, max=1.0)
-    warmup: float = setting(0.1, "Warmup: a ratio of the run if < 1, else a number of steps.", min=0.0, max=1e6)
-    lora_r: int = setting(16, "LoRA rank (at most the backbone's hidden size).", min=1, max=4096)
-    lora_alpha: int = setting(32, "LoRA alpha (scale = alpha / r).", min=1, max=65536)
-    lora_dropout: float = setting(0.05, "Dropout on the LoRA path.", min=0.0, max=0.9)
-    rslora: bool = setting(False, "Rank-stabilised LoRA scaling (alpha / sqrt(r)).")
+                                   flag="--lr", group="optimisation")
+    batch_size: int = setting(8, "Rows per device per step.", min=1, max=4096, group="optimisation")
+    eval_batch_size: int = setting(16, "Rows per device per evaluation step.", min=1, max=4096, group="optimisation")
+    grad_accum: int = setting(1, "Gradient accumulation steps.", min=1, max=4096, group="optimisation")
+    weight_decay: float = setting(0.01, "AdamW weight decay.", min=0.0, max=1.0, group="optimisation")
+    warmup: float = setting(0.1, "Warmup: a ratio of the run if < 1, else a number of steps.", min=0.0, max=1e6,
+                            group="optimisation")
+    lora_r: int = setting(16, "LoRA rank (at most the backbone's hidden size).", min=1, max=4096, group="model")
+    lora_alpha: int = setting(32, "LoRA alpha (scale = alpha / r).", min=1, max=65536, group="model")
+    lora_dropout: float = setting(0.05, "Dropout on the LoRA path.", min=0.0, max=0.9, group="model")
+    rslora: bool = setting(False, "Rank-stabilised LoRA scaling (alpha / sqrt(r)).", group="model")
     target_modules: list[str] | None = setting(
-        None, "Comma-separated module names for LoRA (default: every attention + MLP linear layer).")
-    quantize: str | None = setting(None, "QLoRA via bitsandbytes (CUDA only).", choices=("4bit", "8bit"))
+        None, "Comma-separated module names for LoRA (default: every attention + MLP linear layer).", group="model")
+    quantize: str | None = setting(None, "QLoRA via bitsandbytes (CUDA only).", choices=("4bit", "8bit"), group="model")
     precision: str = setting("auto", "auto: bf16 on Ampere+, fp16 on T4/P100, fp32 on CPU.",
-                             choices=("auto", "fp32", "fp16", "bf16"))
-    gradient_checkpointing: bool = setting(False, "Trade compute for activation memory.")
+                             choices=("auto", "fp32", "fp16", "bf16"), group="model")
+    gradient_checkpointing: bool = setting(False, "Trade compute for activation memory.", group="model")
     freeze_layers: int = setting(0, "No LoRA on the first N transformer layers (they stay frozen).", min=0,
-                                 max=1000)
+                                 max=1000, group="model")
     length_header: bool = setting(False, "Prefix each field with its full length and structure (words, lines, "
-                                  "lists, headers, code), so truncation does not hide it.")
+                                  "lists, headers, code), so truncation does not hide it.", group="data")
     length_head: bool = setting(False, "Fit a small side head on the holdout: the model's logits beside each "
                                 "response's full length and structure; kept only if it beats temperature scaling "
-                                "in cross-validation on the holdout.")
-    valid_frac: float = setting(0.05, "Holdout fraction (stratified).", min=0.001, max=0.9)
+                                "in cross-validation on the holdout.", group="validation")
+    valid_frac: float = setting(0.05, "Holdout fraction (stratified).", min=0.001, max=0.9, group="validation")
     valid_rows: int = setting(500, "Holdout at least this many rows (at most a quarter of the data).", min=0,
-                              max=10_000_000)
-    fold: str | None = setting(None, "Train on k-1 folds and evaluate on fold i: 'i/k'.", check=_fold_problem)
-    eval_steps: int | None = setting(None, "Evaluate (and checkpoint) every N steps (default: ~8 per run).", min=1)
-    save_total_limit: int = setting(2, "Checkpoints kept besides the best.", min=1, max=1000, cli=False)
-    patience: int = setting(4, "Early stopping: evaluations without improvement.", min=1, max=1000)
-    seed: int = setting(42, "Random seed (split, init, order).", min=0, max=2**32 - 1)
-    swap_augment: bool = setting(False, "Also train on A/B-swapped rows.")
-    full_swap: bool = setting(False, "Train each row with its A/B swap in the same batch (2 x --batch-size rows).")
+                              max=10_000_000, group="validation")
+    fold: str | None = setting(None, "Train on k-1 folds and evaluate on fold i: 'i/k'.", check=_fold_problem,
+                               group="validation")
+    eval_steps: int | None = setting(None, "Evaluate (and checkpoint) every N steps (default: ~8 per run).", min=1,
+                                     group="validation")
+    save_total_limit: int = setting(2, "Checkpoints kept besides the best.", min=1, max=1000, cli=False,
+                                    group="validation")
+    patience: int = setting(4, "Early stopping: evaluations without improvement.", min=1, max=1000, group="validation")
+    seed: int = setting(42, "Random seed (split, init, order).", min=0, max=2**32 - 1, group="run")
+    swap_augment: bool = setting(False, "Also train on A/B-swapped rows.", group="data")
+    full_swap: bool = setting(False, "Train each row with its A/B swap in the same batch (2 x --batch-size rows).",
+                              group="data")
     truncate: str = setting("head-tail", "Which tokens of a too-long field are kept: both ends, the end (left cut) "
-                            "or the start (right cut).", choices=("head-tail", "left", "right"))
+                            "or the start (right cut).", choices=("head-tail", "left", "right"), group="data")
     prompt_budget: int | None = setting(None, "Tokens at most for the prompt; the responses share the rest, the longer "
-                                        "one trimmed first.", min=1)
+                                        "one trimmed first.", min=1, group="data")
     distill_weight: float = setting(0.0, "Weight W of the KL term to the teacher: (1-W) CE(label) + W T^2 KL.",
-                                    min=0.0, max=1.0)
-    distill_temperature: float = setting(1.0, "Temperature T of the distillation term.", min=0.05, max=100.0)
+                                    min=0.0, max=1.0, group="distillation")
+    distill_temperature: float = setting(1.0, "Temperature T of the distillation term.", min=0.05, max=100.0,
+                                         group="distillation")
     teacher: str | None = setting(None, "Teacher probabilities keyed by id (e.g. a cv oof.csv); rows it lacks use "
-                                  "their own targets.")
-    report_to: str = setting("none", "Experiment tracker.", choices=("none", "wandb", "tensorboard"), cli=False)
+                                  "their own targets.", group="distillation")
+    report_to: str = setting("none", "Experiment tracker.", choices=("none", "wandb", "tensorboard"), cli=False,
+                             group="run")
     time_budget: str | int | None = setting(
         None, "Stop at a step boundary in time to evaluate and write the model dir within this time (90s, 45m, "
         "10h or seconds, counted from start-up; train kernels default to a safe share of Kaggle's 12 h session); "
-        "resume the rest with --resume.", check=duration_problem)
-    merge: bool = setting(False, "Also write a merged full model (faster to load).")
-    calibrate: bool = setting(True, "Fit a temperature on the holdout.", cli=False)
+        "resume the rest with --resume.", check=duration_problem, group="run")
+    merge: bool = setting(False, "Also write a merged full model (faster to load).", group="model")
+    calibrate: bool = setting(True, "Fit a temperature on the holdout.", cli=False, group="validation")
     fsdp: str | None = setting(None, "Shard the model over the GPUs with FSDP through the Trainer (under torchrun, "
                                "CUDA only): full_shard (parameters, gradients, optimizer; like ZeRO-3) or "
                                "shard_grad_op (gradients and optimizer; like ZeRO-2).",
-                               choices=("full_shard", "shard_grad_op"))
+                               choices=("full_shard", "shard_grad_op"), group="run")
     deepspeed: str | None = setting(None, "Train through DeepSpeed (CUDA only; pip install 'kaggle-kit[deepspeed]'): "
-                                    "zero2, zero3 or a DeepSpeed JSON config.", check=_deepspeed_problem)
+                                    "zero2, zero3 or a DeepSpeed JSON config.", check=_deepspeed_problem, group="run")
 
 
 def _blend_problem(value: str) -> str | None:
@@ -299,8 +309,11 @@ class ProjectConfig:
     column_maps: dict[str, ColumnMap] = field(default_factory=dict)
     competition_table: dict | None = None  # a [competition] table (checked when read), else a shipped spec
     source: str | None = None  # the toml file this came from, if any
-    # Keys each toml section set explicitly: a recipe never overrides them (recipe < kaggle-kit.toml < flags).
-    explicit: dict[str, list[str]] = field(default_factory=dict)
+    # Where each key came from ("train.learning_rate" -> "default", "recipe NAME", "kaggle-kit.toml", "--set",
+    # "flag"; config/layers.py); a key missing here is a default.
+    sources: dict[str, str] = field(default_factory=dict)
+    # The recipe layer of a resolved config: name, whether the backbone family chose it, what it applied.
+    recipe_note: dict | None = None
 
     @property
     def competition_data_dir(self) -> Path:
@@ -313,7 +326,11 @@ class ProjectConfig:
         return get_spec(self.competition)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "explicit"}
+        return {k: v for k, v in asdict(self).items() if k not in ("sources", "recipe_note")}
+
+    def source_of(self, key: str) -> str:
+        """Where `key` ("train.learning_rate", "username") came from."""
+        return self.sources.get(key, "default")
 
     def digest(self) -> str:
         payload = {k: v for k, v in self.to_dict().items() if k != "source"}
@@ -324,18 +341,24 @@ SECTIONS = {"train": TrainConfig, "predict": PredictConfig, "datasets": Datasets
             "models": ModelsConfig}
 
 
-def config_from_dict(data: dict[str, Any], source: str | None = None) -> ProjectConfig:
+TOP_KEYS = ("competition", "username", "data_dir")  # the keys outside any section
+
+
+def config_from_dict(data: dict[str, Any], source: str | None = None,
+                     sources: dict[str, str] | None = None) -> ProjectConfig:
+    """One dict of tables as a typed, checked config (no recipe applied: config/layers.py layers those).
+
+    `sources`: where each key came from ("train.lora_r" -> layer), naming that layer in an error; by default every
+    key present came from `source`."""
     where = source or "config"
     data = dict(data)
+    data.pop("recipe_file", None)  # a kernel's embedded copy of a recipe file (config/layers.py reads it)
+    embedded = data.pop("sources", None)
+    sources = dict(sources if sources is not None else embedded if embedded is not None else key_sources(data, where))
     kwargs: dict[str, Any] = {}
-    explicit: dict[str, list[str]] = {}
-    embedded = data.pop("explicit", None)  # a kernel's config: every key is present, this says which were set
     for name, cls in SECTIONS.items():
-        table = data.pop(name, {})
-        kwargs[name] = build_section(f"{where} [{name}]", cls, table)
-        explicit[name] = sorted(table)
-    if embedded is not None:
-        explicit = _embedded_explicit(where, embedded)
+        kwargs[name] = build_section(f"{where} [{name}]", cls, data.pop(name, {}),
+                                     label=lambda key, name=name: key_label(sources, f"{name}.{key}", where))
     maps = data.pop("column_maps", {})
     if not isinstance(maps, dict):
         raise KitError(f"{where} [column_maps] must be a table of tables")
@@ -347,26 +370,40 @@ def config_from_dict(data: dict[str, Any], source: str | None = None) -> Project
     if data.get("competition_table") is not None:
         data["competition"] = project_spec(data["competition_table"], f"{where} [competition]").slug
     check_keys(where, ProjectConfig, data)
-    return check_section(ProjectConfig(**data, **kwargs, source=source, explicit=explicit), where)
+    config = ProjectConfig(**data, **kwargs, source=source, sources=sources)
+    return check_section(config, lambda key: key_label(sources, key, where))
 
 
-def _embedded_explicit(where: str, embedded: Any) -> dict[str, list[str]]:
-    """The `explicit` table a kernel embeds beside its full config: section -> keys kaggle-kit.toml set."""
-    if not isinstance(embedded, dict) or not all(isinstance(v, list) for v in embedded.values()):
-        raise KitError(f"{where} explicit must be a table of key lists")
-    for name, keys in embedded.items():
-        if name not in SECTIONS:
-            raise KitError(f"{where} explicit: unknown section {name}")
-        check_keys(f"{where} explicit.{name}", SECTIONS[name], dict.fromkeys(keys))
-    return {name: sorted(embedded.get(name, [])) for name in SECTIONS}
+def key_sources(data: dict[str, Any], source: str) -> dict[str, str]:
+    """Every key a dict of tables sets ("train.lora_r", "username"), all from `source`."""
+    keys = [f"{name}.{key}" for name in SECTIONS if isinstance(data.get(name), dict) for key in data[name]]
+    return dict.fromkeys([*keys, *(k for k in TOP_KEYS if k in data)], source)
+
+
+def key_label(sources: dict[str, str], key: str, where: str) -> tuple[str, type[KitError]]:
+    """How an error names `key`: by the layer it came from ("--set train.lora_r", "kaggle-kit.toml [train] lora_r");
+    a bad value given on the command line is a usage error (exit 2)."""
+    source = sources.get(key, where)
+    section, _, name = key.rpartition(".")
+    if source in ("--set", "flag"):
+        return f"{'--set ' if source == '--set' else 'flag '}{key}", UsageProblem
+    return (f"{source} [{section}] {name}" if section else f"{source} {name}"), KitError
 
 
 def load_config(path: Path | None = None) -> ProjectConfig:
-    """Read `path`, else ./kaggle-kit.toml when present, else the built-in defaults."""
+    """Read `path`, else ./kaggle-kit.toml when present, else the built-in defaults; layered with the recipe it names
+    (or its backbone's family) as `train` would use it (config/layers.py)."""
+    from kaggle_kit.config.layers import resolve
+
+    return resolve(file_layers(path))
+
+
+def read_config_file(path: Path | None = None) -> tuple[str, dict[str, Any]] | None:
+    """`path`'s tables (else ./kaggle-kit.toml's when present, else None) and the name its errors go by."""
     if path is None:
         default = Path(CONFIG_FILE)
         if not default.exists():
-            return ProjectConfig()
+            return None
         path = default
     if not path.exists():
         raise KitError(f"config file {path} not found", hint="run `kaggle-kit init` to write one")
@@ -374,7 +411,15 @@ def load_config(path: Path | None = None) -> ProjectConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Windows editors) as CSVs accept it
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise KitError(f"{path}: not valid TOML ({exc})") from None
-    return config_from_dict(data, source=str(path))
+    return str(path), data
+
+
+def file_layers(path: Path | None = None) -> list:
+    """The kaggle-kit.toml layer (none without a file)."""
+    from kaggle_kit.config.layers import Layer
+
+    found = read_config_file(path)
+    return [Layer(found[0], found[1])] if found else []
 
 
 def with_overrides(section: Any, **overrides: Any) -> Any:

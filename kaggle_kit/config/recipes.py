@@ -1,15 +1,24 @@
-"""Named training settings per backbone family, each with a one-line source; applied under kaggle-kit.toml and flags.
+"""Named training settings per backbone family: TOML files shipped in kaggle_kit/recipes/ (their sources as comments),
+or a user's copy given by path; a recipe is one layer under kaggle-kit.toml, --set and flags (config/layers.py).
 
-Precedence: recipe < kaggle-kit.toml < CLI flags. Without --recipe, the backbone family's recipe supplies the
-optimisation settings only (lr, epochs, warmup, LoRA shape), never the GPU-specific ones (batch, precision, 4-bit)."""
+Without --recipe, the backbone family's recipe supplies the optimisation settings only (lr, epochs, warmup, LoRA
+shape), never the GPU-specific ones (batch, precision, 4-bit)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 inside older Kaggle images
+    import tomli as tomllib
 
 from kaggle_kit.errors import KitError
 
@@ -18,15 +27,13 @@ GPUS = ("t4", "t4x2", "l4")  # one T4 device, Kaggle's T4 x2, one L4 (P100: no k
 FAMILY_FIELDS = ("learning_rate", "epochs", "warmup", "weight_decay", "lora_r", "lora_alpha", "lora_dropout",
                  "length_header", "length_head")
 SMALL_MODEL_PARAMS = 50_000_000  # below this (tiny test models, MiniLM) a CPU run is realistic: cpu-smoke settings
-# Where the LMSYS figures below were published: the competition's public notebooks and discussions, as archived on
-# 2024-08-06 in a public repository (the notebooks themselves are not copied here).
-LMSYS_PUBLIC = ("public notebooks and discussions, https://www.kaggle.com/competitions/lmsys-chatbot-arena/code and "
-                "/discussion; archived in https://github.com/yukimaru77/kaggle_jp, lmsys-chatbot-arena_jp/")
+BATCH_KEYS = ("batch_size", "grad_accum")
+RECIPE_KEYS = {"name", "summary", "source", "predict_max_len"}
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """One named setting: TrainConfig values, per-GPU batch shapes, inference length, the backbone's shape, a source."""
+    """One recipe: TrainConfig values, per-GPU batch shapes, inference length, the backbone's shape, a source."""
 
     name: str
     summary: str
@@ -34,10 +41,12 @@ class Recipe:
     train: dict[str, Any]
     batches: dict[str, dict[str, int]]  # gpu -> {"batch_size", "grad_accum"} (per device)
     predict_max_len: int
-    shape: dict[str, int] = field(default_factory=dict)  # the published backbone's config, for `plan train`
+    shape: dict[str, Any] = field(default_factory=dict)  # the published backbone's config, for `plan train`
 
     def settings(self, gpus: str = "t4") -> dict[str, Any]:
-        """The TrainConfig values this recipe sets for `gpus`."""
+        """The TrainConfig values this recipe sets for `gpus` (a recipe without [batches] sets no batch shape)."""
+        if not self.batches:
+            return dict(self.train)
         if gpus not in self.batches:
             raise KitError(f"recipe {self.name} has no batch shape for {gpus}",
                            hint=f"choose {', '.join(self.batches)}")
@@ -47,95 +56,91 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
-GEMMA2_9B = dict(hidden_size=3584, num_hidden_layers=42, num_attention_heads=16, num_key_value_heads=8, head_dim=256,
-                 intermediate_size=14336, vocab_size=256000, model_type="gemma2")
-LLAMA3_8B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, head_dim=128,
-                 intermediate_size=14336, vocab_size=128256, model_type="llama")
-DEBERTA_V3_BASE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-                       vocab_size=128100, model_type="deberta-v2")
-DEBERTA_V3_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
-                        vocab_size=128100, model_type="deberta-v2")
-MINILM_L6 = dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536,
-                 vocab_size=30522, model_type="bert")
+def recipe_from_dict(data: dict[str, Any], where: str, name: str) -> Recipe:
+    """A recipe from its TOML tables ([recipe], [train], [batches], [shape]); keys checked, values checked when
+    layered (config/layers.py names this recipe in any error)."""
+    from kaggle_kit.config.checks import check_keys
+    from kaggle_kit.config.project import TrainConfig
 
-def _train(*, learning_rate: float, epochs: float, warmup: float, max_len: int = 1024,
-           target_modules: list[str] | None = None, freeze_layers: int = 0, quantize: str | None = None,
-           gradient_checkpointing: bool = True, length_header: bool = True, eval_batch_size: int = 16
-           ) -> dict[str, Any]:
-    """A recipe's TrainConfig values: every recipe shares weight decay 0.01, LoRA r 16 / alpha 32 / dropout 0.05,
-    the length side head and automatic precision. `eval_batch_size` also sizes the holdout pass (rows x the
-    inference length): decoders at 1-2k tokens take fewer rows than encoders."""
-    return dict(learning_rate=learning_rate, epochs=epochs, warmup=warmup, weight_decay=0.01, max_len=max_len,
-                eval_batch_size=eval_batch_size,
-                lora_r=16, lora_alpha=32, lora_dropout=0.05, target_modules=target_modules, freeze_layers=freeze_layers,
-                precision="auto", quantize=quantize, gradient_checkpointing=gradient_checkpointing,
-                length_header=length_header, length_head=True)
-
-
-def _batches(**per_gpu: tuple[int, int]) -> dict[str, dict[str, int]]:
-    """Recipe.batches from gpu=(batch_size, grad_accum) pairs."""
-    return {gpu: {"batch_size": size, "grad_accum": accum} for gpu, (size, accum) in per_gpu.items()}
-
-
-RECIPES: dict[str, Recipe] = {r.name: r for r in (
-    Recipe(
-        name="deberta-v3-base",
-        summary="DeBERTa-v3-base + LoRA on all linear layers, fp16, gradient checkpointing.",
-        source=f"LMSYS public LB: deberta-v3-base fine-tune 1.075 at 1024 tokens ({LMSYS_PUBLIC}); "
-               "LoRA lr/rank are kaggle-kit's choice, not published",
-        train=_train(learning_rate=2e-4, epochs=2.0, warmup=0.1),
-        batches=_batches(t4=(4, 2), t4x2=(4, 1), l4=(4, 2)),
-        predict_max_len=1024, shape=DEBERTA_V3_BASE,
-    ),
-    Recipe(
-        name="deberta-v3-large",
-        summary="DeBERTa-v3-large + LoRA on all linear layers, fp16, gradient checkpointing.",
-        source=f"LMSYS public LB: deberta-v3-large about 1.039 ({LMSYS_PUBLIC}); LoRA lr/rank are "
-               "kaggle-kit's choice, not published",
-        train=_train(learning_rate=1e-4, epochs=1.0, warmup=0.1),
-        batches=_batches(t4=(2, 4), t4x2=(2, 2), l4=(2, 4)),
-        predict_max_len=1024, shape=DEBERTA_V3_LARGE,
-    ),
-    Recipe(
-        name="gemma2-9b-qlora",
-        summary="Gemma-2-9B 4-bit QLoRA on q/k/v, first 16 of 42 layers frozen, 1024 train / 2048 inference.",
-        source="LMSYS public Gemma-2-9B 4-bit QLoRA notebook: r 16, alpha 32, q/k/v, 16 layers frozen, lr 2e-4, "
-               f"1 epoch, 1024/2048 tokens, public LB 0.941 ({LMSYS_PUBLIC})",
-        train=_train(learning_rate=2e-4, epochs=1.0, warmup=0.05, target_modules=["q_proj", "k_proj", "v_proj"],
-                     freeze_layers=16, quantize="4bit", eval_batch_size=4),  # eager attention at 2048 tokens
-        # 4-bit training runs as one process (no DDP under bitsandbytes), so 2x T4 trains on one of them.
-        batches=_batches(t4=(1, 8), t4x2=(1, 8), l4=(1, 8)),
-        predict_max_len=2048, shape=GEMMA2_9B,
-    ),
-    Recipe(
-        name="llama3-8b-qlora",
-        summary="Llama-3-8B 4-bit QLoRA sequence classifier on all linear layers, 1024 train / 1280 inference.",
-        source="LMSYS public Llama-3-8B sequence classification: 0.989 at 1024 tokens, 0.983 at 1280 "
-               f"({LMSYS_PUBLIC}); LoRA r/alpha/lr are kaggle-kit's choice",
-        train=_train(learning_rate=1e-4, epochs=1.0, warmup=0.05, quantize="4bit", eval_batch_size=8),
-        batches=_batches(t4=(1, 8), t4x2=(1, 8), l4=(1, 8)),
-        predict_max_len=1280, shape=LLAMA3_8B,
-    ),
-    Recipe(
-        name="cpu-smoke",
-        summary="Small backbones on a CPU (the tiny test model, MiniLM): what `kaggle-kit quickstart` runs.",
-        source="kaggle-kit's own seed sweep (`kaggle-kit bench seeds`): 2,000 sample rows, seeds 0-4 beat the "
-               "prior 1.095 by 0.153-0.195 nats",
-        # No length header: a random tiny model cannot read numbers, and the header's tokens dilute its input. The
-        # length side head reads them as numbers instead (MiniLM on arena-proxy: holdout 1.0766 -> 1.0067).
-        train=_train(learning_rate=3e-4, epochs=2.0, warmup=0.1, max_len=256, gradient_checkpointing=False,
-                     length_header=False),
-        # Batch 4: twice the updates of batch 8 for the same compute; at batch 8 seed 0 only began to learn after
-        # ~200 updates and ended 0.032 nats under the prior (1,500 training rows, 2 epochs).
-        batches=_batches(t4=(4, 1), t4x2=(4, 1), l4=(4, 1)),
-        predict_max_len=256, shape=MINILM_L6,
-    ),
-)}
+    unknown = sorted(set(data) - {"recipe", "train", "batches", "shape"})
+    if unknown:
+        raise KitError(f"{where}: unknown table(s) {', '.join(unknown)}",
+                       hint="a recipe has [recipe], [train], [batches] and [shape]")
+    about, train = data.get("recipe", {}), data.get("train", {})
+    batches, shape = data.get("batches", {}), data.get("shape", {})
+    if not all(isinstance(t, dict) for t in (about, train, batches, shape)):
+        raise KitError(f"{where}: [recipe], [train], [batches] and [shape] must be tables")
+    _check_names(f"{where} [recipe]", about, RECIPE_KEYS)
+    check_keys(f"{where} [train]", TrainConfig, train)
+    for gpu, shape_of in batches.items():
+        if gpu not in GPUS or not isinstance(shape_of, dict):
+            raise KitError(f"{where} [batches] {gpu}: must be one of {', '.join(GPUS)}, each a table of "
+                           f"{' and '.join(BATCH_KEYS)}")
+        _check_names(f"{where} [batches] {gpu}", shape_of, set(BATCH_KEYS))
+    predict_len = about.get("predict_max_len", train.get("max_len", 1024))
+    if not isinstance(predict_len, int) or isinstance(predict_len, bool) or not 16 <= predict_len <= 131072:
+        raise KitError(f"{where} [recipe] predict_max_len must be an integer in 16..131072, got {predict_len!r}")
+    return Recipe(name=name, summary=str(about.get("summary", "")), source=str(about.get("source", where)),
+                  train=dict(train), batches={g: dict(b) for g, b in batches.items()}, predict_max_len=predict_len,
+                  shape=dict(shape))
 
 
-def get_recipe(name: str) -> Recipe:
+def _check_names(where: str, table: dict, known: set[str]) -> None:
+    from kaggle_kit.config.checks import known_hint
+
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise KitError(f"{where}: unknown key(s) {', '.join(unknown)}", hint=known_hint(unknown[0], known))
+
+
+def _shipped() -> dict[str, Recipe]:
+    """The package's recipes/*.toml, read through importlib.resources (package data, also inside a kernel)."""
+    found = {}
+    for entry in sorted(resources.files("kaggle_kit").joinpath("recipes").iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".toml"):
+            name = entry.name[:-len(".toml")]
+            found[name] = recipe_from_dict(tomllib.loads(entry.read_text(encoding="utf-8")), f"recipe {name}", name)
+    return found
+
+
+RECIPES: dict[str, Recipe] = _shipped()
+DEBERTA_V3_BASE = RECIPES["deberta-v3-base"].shape
+DEBERTA_V3_LARGE = RECIPES["deberta-v3-large"].shape
+GEMMA2_9B = RECIPES["gemma2-9b-qlora"].shape
+LLAMA3_8B = RECIPES["llama3-8b-qlora"].shape
+MINILM_L6 = RECIPES["cpu-smoke"].shape
+
+
+def is_recipe_file(value: str) -> bool:
+    """--recipe path/to/file.toml (a copied recipe) rather than a shipped name."""
+    return value.endswith(".toml")
+
+
+def recipe_text(name: str) -> str:
+    """A shipped recipe's file, comments included (`kaggle-kit recipes --show NAME`), to copy and change."""
+    get_recipe(name)
+    return resources.files("kaggle_kit").joinpath("recipes", f"{name}.toml").read_text(encoding="utf-8")
+
+
+def read_recipe_file(path: Path) -> dict[str, Any]:
+    """A recipe file's TOML tables; one line when it is missing or not TOML."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise KitError(f"recipe file {path} not found",
+                       hint="`kaggle-kit recipes --show NAME > mine.toml` writes one to change") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise KitError(f"recipe file {path}: not valid TOML ({exc})") from None
+
+
+def get_recipe(name: str, embedded: dict[str, Any] | None = None) -> Recipe:
+    """A shipped recipe by name, or a recipe file by path (`embedded`: that file's tables, as a kernel carries them)."""
+    if is_recipe_file(name):
+        data = embedded if embedded is not None else read_recipe_file(Path(name).expanduser())
+        return recipe_from_dict(data, f"recipe {name}", name)
     if name not in RECIPES:
-        raise KitError(f"unknown recipe '{name}'", hint=f"choose one of {', '.join(RECIPES)} (`kaggle-kit recipes`)")
+        raise KitError(f"unknown recipe '{name}'", hint=f"choose one of {', '.join(RECIPES)} (`kaggle-kit recipes`), "
+                                                         "or give a recipe file path/to/file.toml")
     return RECIPES[name]
 
 
@@ -170,66 +175,45 @@ def family_recipe(config: dict) -> str | None:
 
 def gpus_here() -> str:
     """t4x2 when two or more CUDA devices are visible, else t4 (the batch shape used on one GPU and on CPU)."""
-    import torch
-
-    return "t4x2" if torch.cuda.is_available() and torch.cuda.device_count() >= 2 else "t4"
+    return "t4x2" if cuda_devices() >= 2 else "t4"
 
 
-def resolve_train_config(cfg, explicit: set[str] | frozenset[str] = frozenset(), gpus: str | None = None,
-                         flags: set[str] | frozenset[str] = frozenset()):
-    """Apply cfg.recipe (or the backbone family's defaults) under every explicitly set value.
+def cuda_devices() -> int:
+    """Visible CUDA devices: torch's count once torch is loaded; before that (every command resolves its config, and
+    importing torch takes ~2 s) the NVIDIA driver's GPUs, narrowed by CUDA_VISIBLE_DEVICES as CUDA narrows them."""
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    gpus = Path("/proc/driver/nvidia/gpus")
+    present = len(list(gpus.iterdir())) if gpus.is_dir() else 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None or not present:
+        return present
+    ids = [v.strip() for v in visible.split(",")]
+    return min(present, len([v for v in (ids[:ids.index("-1")] if "-1" in ids else ids) if v]))
 
-    `explicit`: the TrainConfig fields kaggle-kit.toml or a flag set; they always win; `flags`: those a flag set.
-    Returns (config, note); note["sources"] says where each value came from."""
-    from kaggle_kit.config.checks import check_section
 
-    if cfg.recipe:
-        recipe = get_recipe(cfg.recipe)
-        values, auto = recipe.settings(gpus or gpus_here()), False
+def recipe_values(train: dict[str, Any], gpus: str | None = None,
+                  embedded: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The recipe layer under a run's [train] values (`train`: what the layers above set): the named recipe's
+    settings for `gpus` (default: the GPUs here), else the backbone family's FAMILY_FIELDS, else None.
+
+    Returns (values, note); the note (name, whether chosen by the family, the inference length) goes with the run."""
+    name = train.get("recipe")
+    if isinstance(name, str) and name:
+        recipe, auto = get_recipe(name, embedded), False
+        values = recipe.settings(gpus or gpus_here()) if recipe.batches else recipe.settings()
     else:
-        name = _family_of(cfg.backbone)
-        if name is None:
-            return cfg, {"recipe": None, "auto": True, "applied": {},
-                         "sources": train_sources(_names(cfg), set(explicit) - set(flags), flags, {})}
-        recipe, auto = RECIPES[name], True
+        family = _family_of(train.get("backbone"))
+        if family is None:
+            return None
+        recipe, auto = RECIPES[family], True
         values = {k: v for k, v in recipe.train.items() if k in FAMILY_FIELDS}
-    applied = {k: v for k, v in values.items() if k not in explicit}
-    resolved = check_section(dataclasses.replace(cfg, **applied), f"recipe {recipe.name}")
-    return resolved, {"recipe": recipe.name, "auto": auto, "applied": applied,
-                      "sources": train_sources(_names(cfg), set(explicit) - set(flags), flags, applied)}
+    return values, {"recipe": recipe.name, "auto": auto, "predict_max_len": recipe.predict_max_len}
 
 
-def _names(cfg) -> list[str]:
-    return [f.name for f in dataclasses.fields(cfg)]
-
-
-def train_sources(names: list[str], toml_keys: set[str] | frozenset[str], flag_keys: set[str] | frozenset[str],
-                  applied: dict[str, Any]) -> dict[str, str]:
-    """Where each TrainConfig value (`names`) of a resolved run came from: flag, toml, recipe or default."""
-
-    def source(name: str) -> str:
-        if name in flag_keys:
-            return "flag"
-        if name in toml_keys:
-            return "toml"
-        return "recipe" if name in applied else "default"
-
-    return {name: source(name) for name in names}
-
-
-def resolved_view(config) -> dict[str, Any]:
-    """A ProjectConfig as a run would use it: [train] with its recipe applied, and where each train value came from."""
-    toml_keys = set(config.explicit.get("train", []))
-    train_cfg, note = resolve_train_config(config.train, toml_keys)
-    view = config.to_dict()
-    view["train"] = dataclasses.asdict(train_cfg)
-    view["train_sources"] = note["sources"]
-    view["train_recipe"] = {"name": note["recipe"], "auto": note["auto"]}
-    return view
-
-
-def _family_of(backbone: str | None) -> str | None:
-    if not backbone:
+def _family_of(backbone: Any) -> str | None:
+    if not isinstance(backbone, str) or not backbone:
         return None
     path = Path(backbone).expanduser() / "config.json"
     try:
@@ -245,7 +229,7 @@ def recipes_table() -> list[dict[str, Any]]:
 
 
 def describe_note(note: dict) -> str:
-    """One line: which recipe settings a run took (the rest came from kaggle-kit.toml or flags)."""
+    """One line: which recipe settings a run took (the rest came from defaults, kaggle-kit.toml, --set or flags)."""
     values = ", ".join(f"{k} {v}" for k, v in note["applied"].items())
     origin = "backbone family defaults from recipe" if note["auto"] else "recipe"
     return f"{origin} {note['recipe']}: {values}"

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from kaggle_kit.competition.sample_data import write_sample_data
 from kaggle_kit.competition.spec import LMSYS
-from kaggle_kit.config import TrainConfig
-from kaggle_kit.config.recipes import resolve_train_config
+from kaggle_kit.config.layers import Layer, resolve, run_note
 from kaggle_kit.model.tiny_backbone import build_tiny_backbone
 
 STABLE_MARGIN = 0.05  # nats below the class prior every seed must reach (issue 12)
@@ -26,7 +25,8 @@ def bench_seeds(recipe: str = "cpu-smoke", rows: int = 2000, seeds: tuple[int, .
         bb = backbone or str(build_tiny_backbone(root / "tiny-deberta-v3", seed=0))
         runs = []
         for seed in seeds:
-            cfg, note = resolve_train_config(TrainConfig(backbone=bb, recipe=recipe, seed=seed), {"backbone", "seed"})
+            config = resolve([Layer("bench seeds", {"train": {"backbone": bb, "recipe": recipe, "seed": seed}})])
+            cfg, note = config.train, run_note(config)
             start = time.perf_counter()
             m = train([files.train], root / f"seed-{seed}", cfg, LMSYS, recipe_note=note, overwrite=True).metrics
             run = {"seed": seed, "holdout_log_loss": round(m["holdout"]["log_loss"], 4),

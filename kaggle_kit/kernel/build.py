@@ -36,11 +36,12 @@ REMOTE_DIR = PACKAGE_DIR / "remote"  # talks to Kaggle: never shipped inside a k
 
 
 def package_archive() -> bytes:
-    """The kaggle_kit sources and competition specs (without remote/) as a zip with fixed timestamps and order: same
-    tree, same bytes."""
+    """The kaggle_kit sources, competition specs and recipes (without remote/) as a zip with fixed timestamps and
+    order: same tree, same bytes."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted([*PACKAGE_DIR.rglob("*.py"), *PACKAGE_DIR.rglob(SPECS_FILE.name)]):
+        for path in sorted([*PACKAGE_DIR.rglob("*.py"), *PACKAGE_DIR.rglob(SPECS_FILE.name),
+                            *(PACKAGE_DIR / "recipes").glob("*.toml")]):
             if path.is_relative_to(REMOTE_DIR):
                 continue
             info = zipfile.ZipInfo(str(Path("kaggle_kit") / path.relative_to(PACKAGE_DIR)), ZIP_DATE)
@@ -61,13 +62,11 @@ def git_state() -> dict:
 
 
 def kernel_config(cfg: ProjectConfig) -> dict:
-    """What the kernel needs, nothing else: no credentials ever live in ProjectConfig."""
-    data = cfg.to_dict()
-    data.pop("source", None)
-    # Every key is written out; which ones kaggle-kit.toml set travels with them, so a recipe resolves in the kernel
-    # exactly as on the command line (recipe < toml < flags).
-    data["explicit"] = {name: list(keys) for name, keys in cfg.explicit.items()}
-    return data
+    """What the kernel needs, nothing else: no credentials ever live in ProjectConfig. Every key is written out
+    with where it came from, so the kernel layers its recipe as the command line does (config/layers.py)."""
+    from kaggle_kit.config.layers import embedded
+
+    return embedded(cfg)
 
 
 @dataclass
@@ -137,7 +136,8 @@ def fold_config(cfg: ProjectConfig, fold: str) -> ProjectConfig:
     from kaggle_kit.config import with_overrides
 
     kernel = with_overrides(cfg.kernel, train_slug=f"{cfg.kernel.train_slug}-fold-{fold.split('/')[0]}")
-    return replace(cfg, train=with_overrides(cfg.train, fold=fold), kernel=kernel)
+    sources = {**cfg.sources, "train.fold": "flag", "kernel.train_slug": "flag"}  # build-kernel --fold set them
+    return replace(cfg, train=with_overrides(cfg.train, fold=fold), kernel=kernel, sources=sources)
 
 
 def validate_metadata(meta: dict) -> None:

@@ -100,12 +100,14 @@ def _run(task: str, config: dict, manifest: dict) -> None:
     if task == "train":
         from dataclasses import replace
 
-        from kaggle_kit.config.recipes import resolve_train_config
+        from kaggle_kit.config.layers import Layer, from_embedded, run_note
         from kaggle_kit.training.train import train
 
-        # Resolved as the CLI does: the recipe under what kaggle-kit.toml set (the embedded `explicit`).
-        train_cfg, note = resolve_train_config(replace(cfg.train, backbone=backbone),
-                                               set(cfg.explicit.get("train", [])))
+        # Layered as on the command line, the recipe again here: its batch shape for these GPUs, the family of the
+        # mounted backbone; what kaggle-kit.toml, --set and flags set stays on top.
+        mounted = Layer("kernel input", {"train": {"backbone": backbone}}) if cfg.datasets.backbone else None
+        resolved = from_embedded(config, mounted)
+        train_cfg, note = resolved.train, run_note(resolved)
         if train_cfg.time_budget is None:  # a session that runs out still leaves a usable, resumable model dir
             from kaggle_kit.config.durations import default_train_budget
 

@@ -231,7 +231,8 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
           recipe_note: dict | None = None, budget_start: float | None = None) -> TrainResult:
     """The whole run: data -> split -> encode -> LoRA model -> Trainer -> best checkpoint -> model dir + metrics.
 
-    `recipe_note`: which recipe settings were applied (recipes.resolve_train_config), recorded in the model dir.
+    `recipe_note`: which recipe settings were applied and where each value came from (config.layers.run_note),
+    recorded in the model dir.
     `budget_start`: the time.monotonic() cfg.time_budget counts from (default: this process's start)."""
     from transformers import EarlyStoppingCallback, set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -395,7 +396,8 @@ def predict_max_len(used: int, limit: int | None, recipe_note: dict | None) -> i
     if recipe_note and recipe_note.get("recipe") and "max_len" in recipe_note.get("applied", {}):
         from kaggle_kit.config.recipes import get_recipe
 
-        wanted = max(used, get_recipe(recipe_note["recipe"]).predict_max_len)
+        # the note carries it (a recipe file is not at hand later); a note written without it names a shipped recipe
+        wanted = max(used, recipe_note.get("predict_max_len") or get_recipe(recipe_note["recipe"]).predict_max_len)
     return min(wanted, limit) if limit else wanted
 
 
