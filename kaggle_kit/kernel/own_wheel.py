@@ -113,3 +113,16 @@ def repack_installed(dest: Path) -> Path:
         writer.writerow([f"{info_dir}/RECORD", "", ""])
         wheel.writestr(f"{info_dir}/RECORD", record.getvalue())
     return out
+
+
+def main(argv: list[str]) -> None:
+    """`python -m kaggle_kit.kernel.own_wheel DEST`: the sdist and wheel of this checkout into DEST (CI's smoke)."""
+    root = source_checkout()
+    if len(argv) != 1 or root is None:
+        sys.exit("usage: python -m kaggle_kit.kernel.own_wheel DEST  (from a kaggle-kit source checkout)")
+    for path in build_distributions(root, Path(argv[0])):
+        print(path)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
