@@ -89,9 +89,12 @@ def repack_installed(dest: Path) -> Path:
     if site is None or site / "kaggle_kit" / "__init__.py" != Path(kaggle_kit.__file__).resolve():
         raise KitError("this kaggle_kit is neither a source checkout nor an installed distribution",
                        hint="pip install kaggle-kit from its wheel, or run from a clone")
-    info_dir = next(str(f.parent) for f in dist.files if f.name == "METADATA")
+    files = dist.files or []
+    info_dir = next((str(f.parent) for f in files if f.name == "METADATA"), None)
+    if info_dir is None:
+        raise KitError(f"the installed kaggle-kit in {site} has no RECORD of its files", hint="reinstall kaggle-kit")
     members = []
-    for file in dist.files:
+    for file in files:
         top = file.parts[0]
         if top not in ("kaggle_kit", info_dir) or file.suffix == ".pyc" or "__pycache__" in file.parts:
             continue
