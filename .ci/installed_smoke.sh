@@ -5,7 +5,7 @@
 # Usage: .ci/installed_smoke.sh BUILD_PYTHON VENV_PYTHON [pip options for torch, e.g. --index-url URL]
 # BUILD_PYTHON: the checkout's venv. It builds the wheel, and its installed versions constrain the fresh venv's (torch
 # first, pinned: an unpinned torch on Linux x86_64 is the multi-GB CUDA build; the rest come from pip's cache of what
-# that venv installed, with no resolving). VENV_PYTHON makes the fresh venv.
+# that venv installed; --no-compile: imports compile what they use). VENV_PYTHON makes the fresh venv.
 set -euo pipefail
 checkout=$(cd "$(dirname "$0")/.." && pwd)
 build_python=$1
@@ -21,7 +21,9 @@ wheel=$(ls "$tmp"/dist/*.whl)
 version=$(basename "$wheel" | cut -d- -f2)
 "$venv_python" -m venv "$tmp/venv"
 "$build_python" -m pip freeze --exclude-editable | grep -v -i '^kaggle[-_]kit' >"$tmp/constraints.txt"
-pip_quiet() { "$tmp/venv/bin/python" -m pip install -q "$@" >"$tmp/pip.log" 2>&1 || { cat "$tmp/pip.log" >&2; exit 1; }; }
+pip_quiet() {
+    "$tmp/venv/bin/python" -m pip install -q --no-compile "$@" >"$tmp/pip.log" 2>&1 || { cat "$tmp/pip.log" >&2; exit 1; }
+}
 pip_quiet "${torch_options[@]}" "torch==$torch_version"
 pip_quiet -c "$tmp/constraints.txt" "$wheel"
 installed=$SECONDS
