@@ -121,11 +121,15 @@ def test_uploaded_code_wheel_installs_offline_and_runs_without_the_checkout(dist
 
     version = cli("--version")
     assert version.returncode == 0 and version.stdout.strip() == f"kaggle-kit, version {kaggle_kit.__version__}"
+    # A venv inside some other git repository: its commit is not kaggle-kit's (the manifest records none).
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                    "--allow-empty", "-m", "user's repo"], check=True)
     assert cli("init", "--username", "tester").returncode == 0
     built = cli("build-kernel", "infer", "--backbone", "tester/tiny-deberta-v3", "--out", "kb", "--json")
     assert built.returncode == 0, built.stderr
     script = (elsewhere / "kb" / json.loads(built.stdout)["metadata"]["code_file"]).read_text()
-    assert script.startswith("# kaggle-kit kernel (infer)")
+    assert script.startswith("# kaggle-kit kernel (infer)") and '"commit": null' in script
 
 
 def test_installed_copy_repacks_into_the_same_wheel(dists, tmp_path):
