@@ -70,7 +70,7 @@ def _build_hook(source: Path, hook: str, dest: Path) -> str:
     if proc.returncode:
         lines = proc.stderr.strip().splitlines() or ["?"]
         raise KitError(f"building kaggle-kit ({hook}) failed: {lines[-1][:300]}",
-                       hint="it needs pyproject.toml's build requirements here: pip install -U 'setuptools>=70.1'")
+                       hint="pyproject.toml's build requirement, here: pip install -U 'setuptools>=77'")
     return proc.stdout.strip().splitlines()[-1]
 
 
