@@ -163,7 +163,7 @@ def render_lock(packages: dict[str, str], minimum: dict[str, str], python: str, 
 
 
 def write_lock(path: Path = LOCK_FILE) -> Path:
-    """The lock from this venv's installed closure; minimums of what kernels use, from setup.cfg."""
+    """The lock from this venv's installed closure; minimums of what kernels use, as declared (declared_minimums)."""
     current = load_lock(path) if path.exists() else None
     packages = closure()
     minimum = {k: v for k, v in declared_minimums().items() if k in packages or k in ROOTS or k in IMAGE}
