@@ -55,5 +55,12 @@ step build-kernel infer --backbone tester/tiny-deberta-v3 --out kb/infer
 step run-kernel kb/infer --input lmsys-chatbot-arena=data --input tiny-deberta-v3=tiny-deberta-v3 \
     --input lmsys-train=run --working work-infer
 step validate work-infer/submission.csv --test data/test.csv
+# From an installed kaggle-kit, upload code ships the wheel it was installed from (repacked; a dry run sends nothing).
+step upload code --dataset tester/kaggle-kit-code --dry-run --json
+if ! grep -q "\"$(basename "$wheel")\"" "$tmp/step.log"; then
+    cat "$tmp/step.log" >&2
+    echo "smoke: upload code --dry-run did not stage $(basename "$wheel")" >&2
+    exit 1
+fi
 echo "installed smoke: passed in $((SECONDS - start)) s (build + install $((installed - start)) s;" \
     "wheel $(($(stat -c %s "$wheel") / 1024)) KiB; kaggle_kit from $where)"
