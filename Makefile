@@ -8,11 +8,11 @@ STAMP := $(VENV)/.kaggle-kit-installed
 TORCH_INDEX_URL ?=
 TORCH_INDEX := $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 
-.PHONY: quickstart test test-real lint test-oldest test-gpu gpu-wheels bench bench-budget clean
+.PHONY: quickstart test test-real lint test-oldest test-installed test-gpu gpu-wheels bench bench-budget clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --upgrade pip "setuptools>=77"  # pyproject's build requirement (own_wheel.py)
 	# Keep a torch the user already has (e.g. CUDA); otherwise torch 2.13.0 from TORCH_INDEX_URL (see above).
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q $(TORCH_INDEX) torch==2.13.0
 	$(BIN)/python -m pip install -q -e ".[test]"
@@ -47,7 +47,7 @@ OLDEST_TESTS := tests/test_oldest.py tests/test_train.py::test_resume_ends_with_
 $(OLD_STAMP): setup.cfg pyproject.toml kaggle_kit/kernel/kernel.lock.toml
 	rm -rf $(OLD) $(IMAGE)
 	$(PYTHON) -m venv $(OLD)
-	$(OLD)/bin/python -m pip install -q --upgrade pip
+	$(OLD)/bin/python -m pip install -q --upgrade pip "setuptools>=77"  # pyproject's build requirement (own_wheel.py)
 	$(OLD)/bin/python -m pip install -q $(TORCH_INDEX) torch==2.13.0
 	$(OLD)/bin/python .ci/lower_bounds.py --extra test --exclude torch > $(OLD)/lower-bounds.txt
 	$(OLD)/bin/python -m pip install -q -r $(OLD)/lower-bounds.txt
@@ -60,6 +60,12 @@ $(OLD_STAMP): setup.cfg pyproject.toml kaggle_kit/kernel/kernel.lock.toml
 test-oldest: $(OLD_STAMP)
 	KK_IMAGE_PYTHON=$(CURDIR)/$(IMAGE)/bin/python KK_WHEEL_CACHE=$(CURDIR)/$(WHEEL_CACHE) \
 		$(OLD)/bin/python -m pytest -q -p no:cacheprovider $(OLDEST_TESTS)
+
+# kaggle-kit as a user installs it: the wheel (built through the sdist, as `upload code` builds it) installed
+# non-editable into a fresh venv outside the checkout (torch pinned to .venv's, from TORCH_INDEX_URL), then init,
+# sample-data, tiny-backbone, train, predict, validate, build-kernel train/infer and run-kernel from an empty folder.
+test-installed: $(STAMP)
+	.ci/installed_smoke.sh $(BIN)/python $(PYTHON) $(TORCH_INDEX)
 
 # On a machine with a CUDA GPU (not in CI): tiny DeBERTa-v2/Llama/Gemma-2/Qwen2 trained in fp16 (forced, T4-like, on
 # any GPU) and bf16 where the GPU has it, with gradient checkpointing, 4-bit QLoRA, predict with swap TTA, peak memory

@@ -20,7 +20,7 @@ from kaggle_kit.cli import main
 from kaggle_kit.config import load_config
 from kaggle_kit.errors import KitError
 from kaggle_kit.kernel.build import build_kernel, run_kernel_locally
-from kaggle_kit.kernel.wheels import IMAGE, ROOTS, build_wheel_set, load_lock, setup_cfg_minimums, wheel_name
+from kaggle_kit.kernel.wheels import IMAGE, ROOTS, build_wheel_set, declared_minimums, load_lock, wheel_name
 
 IMAGE_PYTHON = os.environ.get("KK_IMAGE_PYTHON")
 WHEEL_CACHE = os.environ.get("KK_WHEEL_CACHE")
@@ -60,7 +60,7 @@ def test_backbone_built_by_newest_stack_runs_here(tmp_path, small_files):
 
 def test_lock_minimums_are_setup_cfg_bounds():
     lock = load_lock()
-    declared = setup_cfg_minimums()
+    declared = declared_minimums()
     assert lock.minimum == {k: v for k, v in declared.items() if k in lock.packages or k in ROOTS or k in IMAGE}
     assert set(ROOTS) <= set(lock.packages) and not set(IMAGE) & set(lock.packages)
 

@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import kaggle_kit
 from kaggle_kit.cli import main
 from kaggle_kit.competition.spec import LMSYS
 from kaggle_kit.errors import KitError
@@ -156,18 +155,6 @@ def test_dataset_429_retried_and_status_wait(project, fake, tmp_path):
     fake.datasets["tester/some-data"]["status"] = "READY"
     status = run("datasets", "status", "tester/some-data", "--wait", "--interval", "0.01")
     assert status.exit_code == 0 and "tester/some-data: ready" in status.output.lower()
-
-
-def test_upload_code_builds_an_installable_wheel(project, fake):
-    checkout = Path(kaggle_kit.__file__).parents[1]
-    before = sorted(checkout.iterdir())
-    result = run("upload", "code", "--dataset", "tester/kaggle-kit-code", "--json")
-    assert result.exit_code == 0, result.output
-    assert sorted(checkout.iterdir()) == before  # no build/ or *.egg-info left in the source checkout
-    names = [c["body"]["name"] for c in fake.calls("StartBlobUpload")]
-    assert len(names) == 1 and names[0].startswith("kaggle_kit-") and names[0].endswith(".whl")
-    wheel = zipfile.ZipFile(io.BytesIO(next(iter(fake.blobs.values()))))
-    assert "kaggle_kit/training/train.py" in wheel.namelist()
 
 
 def test_submit_fetches_sample_submission_when_none_is_local(project, fake, small_files):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import asdict, dataclass
 
-from kaggle_kit.data.reading import Pairs
 from kaggle_kit.data.length_features import with_header
+from kaggle_kit.data.reading import Pairs
 from kaggle_kit.progress import progress_bar
 
 TRUNCATIONS = ("head-tail", "left", "right")  # keep both ends / the end (left cut) / the start (right cut)

@@ -29,7 +29,8 @@ from kaggle_kit.kernel.inputs import KERNEL_PREFIX, Source, competition_source, 
 from kaggle_kit.kernel.wheels import load_lock
 
 PACKAGE_DIR = Path(kaggle_kit.__file__).parent
-TEMPLATE = PACKAGE_DIR.parent / "kernels" / "bootstrap.py.tmpl"
+# Package data (setup.cfg); in the source tree a symlink to kernels/bootstrap.py.tmpl, the one copy.
+TEMPLATE = Path(__file__).with_name("bootstrap.py.tmpl")
 TASKS = ("train", "infer")
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 REMOTE_DIR = PACKAGE_DIR / "remote"  # talks to Kaggle: never shipped inside a kernel
@@ -51,14 +52,29 @@ def package_archive() -> bytes:
 
 
 def git_state() -> dict:
+    """The commit of the kaggle-kit checkout this package runs from; none when installed (a venv inside some other
+    repository must not lend it its commit)."""
     def git(*args):
         done = subprocess.run(["git", *args], cwd=PACKAGE_DIR, capture_output=True, text=True, timeout=10)
         return done.stdout.strip()
 
     try:
-        return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--", "."))}
+        top = git("rev-parse", "--show-toplevel")
+        if not top or Path(top).resolve() != PACKAGE_DIR.resolve().parent:
+            return {"commit": None, "dirty": None}
+        dirty = bool(git("status", "--porcelain", "--", ".", "../kernels"))  # ../kernels: the template's one copy
+        return {"commit": git("rev-parse", "HEAD") or None, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
+
+
+def template_text() -> str:
+    """The kernel bootstrap template shipped with this package."""
+    text = TEMPLATE.read_text(encoding="utf-8") if TEMPLATE.is_file() else ""
+    if "{archive}" not in text:  # missing, or a checkout that stored the symlink as a one-line text file
+        raise KitError(f"kernel template {TEMPLATE} is missing or not the kernel template",
+                       hint="reinstall kaggle-kit (in a git checkout: clone with symlinks enabled)")
+    return text
 
 
 def kernel_config(cfg: ProjectConfig) -> dict:
@@ -174,8 +190,7 @@ def build_kernel(task: str, cfg: ProjectConfig, out: Path, overwrite: bool = Fal
                  notebook: bool = False) -> KernelBuild:
     if task not in TASKS:
         raise UsageProblem(f"unknown kernel task '{task}'", hint="train or infer")
-    if not TEMPLATE.exists():
-        raise KitError(f"kernel template {TEMPLATE} not found", hint="build kernels from a kaggle-kit source checkout")
+    template_text()
     if task == "train" and not cfg.datasets.backbone and not cfg.train.backbone:  # else it fails only when run
         raise UsageProblem("a train kernel needs a backbone: none is set",
                            hint="pass --backbone OWNER/SLUG (a dataset of the weights) or set [datasets] backbone")
@@ -198,7 +213,7 @@ def render_kernel(task: str, cfg: ProjectConfig, notebook: bool = False) -> tupl
     manifest = {"kaggle_kit_version": __version__, **git_state(), "task": task,
                 "config_sha256": hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest(),
                 "package_sha256": hashlib.sha256(archive).hexdigest(), "lock": load_lock().to_dict()}
-    script = TEMPLATE.read_text().format(task=task, archive=base64.b64encode(archive).decode(),
+    script = template_text().format(task=task, archive=base64.b64encode(archive).decode(),
                                          config=json.dumps(config, sort_keys=True),
                                          manifest=json.dumps(manifest, sort_keys=True))
     return meta, script

@@ -20,6 +20,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 from kaggle_kit.errors import KitError
+from kaggle_kit.kernel.own_wheel import DIST, build_own_wheel
 
 LOCK_FILE = Path(__file__).with_name("kernel.lock.toml")
 RECORD_FILE = "kaggle_kit_lock.json"
@@ -86,23 +87,6 @@ def build_wheel_set(dest: Path, lock: Lock | None = None, python: str | None = N
     return sorted(dest.glob("*.whl"))
 
 
-def build_own_wheel(dest: Path) -> None:
-    """The kaggle-kit wheel, built from a temp copy: pip would leave build/ and *.egg-info in the checkout."""
-    import shutil
-    import tempfile
-
-    root = Path(__file__).resolve().parents[2]
-    if not (root / "setup.cfg").exists():
-        raise KitError("building the kaggle-kit wheel needs a kaggle-kit source checkout")
-    with tempfile.TemporaryDirectory(prefix="kk-wheel-") as tmp:
-        src = Path(tmp) / "src"
-        shutil.copytree(root / "kaggle_kit", src / "kaggle_kit", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        for name in ("setup.cfg", "pyproject.toml", "README.md"):
-            shutil.copy2(root / name, src / name)
-        pip(["wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(dest), str(src)],
-             "building the kaggle-kit wheel")
-
-
 def pip(args: list[str], what: str, python: str = sys.executable, hint: str | None = None) -> None:
     """Run `python -m pip ARGS`; a failure is one line with pip's own ERROR line."""
     proc = subprocess.run([python, "-m", "pip", *args], capture_output=True, text=True)
@@ -147,15 +131,18 @@ def closure(roots=ROOTS, stop=IMAGE) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def setup_cfg_minimums(setup_cfg: Path | None = None) -> dict[str, str]:
-    import configparser
+def declared_minimums() -> dict[str, str]:
+    """The `>=` lower bounds kaggle-kit declares (setup.cfg's install_requires), read from the installed metadata."""
+    from packaging.requirements import Requirement
 
-    cfg = configparser.ConfigParser()
-    cfg.read(setup_cfg or Path(__file__).resolve().parents[2] / "setup.cfg")
     bounds = {}
-    for line in filter(None, (x.strip() for x in cfg["options"]["install_requires"].splitlines())):
-        name, _, rest = line.partition(">=")
-        bounds[canonical(name.strip())] = rest.split(";")[0].strip()
+    for line in metadata.requires(DIST) or []:
+        req = Requirement(line)
+        if req.marker is not None and "extra" in str(req.marker):
+            continue
+        low = [spec.version for spec in req.specifier if spec.operator == ">="]
+        if low:
+            bounds[canonical(req.name)] = low[0]
     return bounds
 
 
@@ -176,10 +163,10 @@ def render_lock(packages: dict[str, str], minimum: dict[str, str], python: str, 
 
 
 def write_lock(path: Path = LOCK_FILE) -> Path:
-    """The lock from this venv's installed closure; minimums of what kernels use, from setup.cfg."""
+    """The lock from this venv's installed closure; minimums of what kernels use, as declared (declared_minimums)."""
     current = load_lock(path) if path.exists() else None
     packages = closure()
-    minimum = {k: v for k, v in setup_cfg_minimums().items() if k in packages or k in ROOTS or k in IMAGE}
+    minimum = {k: v for k, v in declared_minimums().items() if k in packages or k in ROOTS or k in IMAGE}
     path.write_text(render_lock(packages, minimum, current.python if current else "3.12",
                                 list(current.platforms) if current else ["manylinux_2_28_x86_64"]))
     return path
