@@ -149,3 +149,27 @@ def cv_cmd(kit: KitContext, train_files, folds, out: Path, fold_ids, gather_dirs
     emit(result, as_json, f"OOF log loss {result['oof_log_loss']:.4f} over {result['rows']} rows (folds {per_fold}; "
                           f"mean {result['mean_log_loss']:.4f} +- {result['std_log_loss']:.4f}){also}; "
                           f"wrote {result['oof']}")
+
+
+@main.command("average")
+@click.argument("model_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Model dir to write.")
+@click.option("--weights", help="Comma-separated weights, one per model dir, each >= 0 (normalised; default: equal).")
+@click.option("--overwrite", is_flag=True, help="Replace a kaggle-kit model in --out (only kaggle-kit's own files).")
+@config_option
+@json_option
+@pass_kit
+def average_cmd(kit: KitContext, model_dirs, out: Path, weights, overwrite: bool, as_json: bool) -> None:
+    """Average model dirs (or every fold of a cv --out folder) into ONE model: one inference pass instead of K."""
+    from kaggle_kit.inference.averaged_model import average_models
+
+    check_writable(out, folder=True)
+    r = average_models(list(model_dirs), out, kit.spec, weights, overwrite=overwrite,
+                       column_maps=kit.config.column_maps, progress=not as_json,
+                       echo=(lambda m: None) if as_json else (lambda m: click.echo(m, err=True)))
+    c = r["calibration"]
+    fitted = (f"temperature {r['temperature']:.3f}{', length side head' if r['side_head'] else ''} fitted on "
+              f"{c['rows']} of the members' holdout rows (not held out: the other members trained on them)"
+              if c["fitted_on"] else f"no calibration (temperature 1): {c['reason']}")
+    emit(r, as_json, f"wrote {out}: {len(r['members'])} models averaged into one LoRA adapter of rank {r['rank']}; "
+                     f"{fitted}")
