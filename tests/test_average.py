@@ -62,23 +62,26 @@ def merged_state(model_dir, backbone) -> dict[str, torch.Tensor]:
     return {k: v.detach().double() for k, v in merged.state_dict().items()}
 
 
+def assert_weighted_mean(dirs, weights, out, backbone) -> int:
+    """The averaged model's merged weights equal the weighted mean of the members' within 1e-5 relative; returns how
+    many tensors the mean moved away from the first member's (a mean of equal members would prove nothing)."""
+    states = [merged_state(d, backbone) for d in dirs]
+    mean = {k: sum(w * s[k] for w, s in zip(weights, states)) / sum(weights) for k in states[0]}
+    got = merged_state(out, backbone)
+    assert set(got) == set(mean)
+    for key, expected in mean.items():
+        scale = expected.abs().max().item() or 1.0
+        assert (got[key] - expected).abs().max().item() <= 1e-5 * scale, key
+    return sum(not torch.allclose(expected, states[0][key], atol=1e-7) for key, expected in mean.items())
+
+
 def test_average_equals_the_weighted_mean_of_the_members_merged_weights(members, llama):
     dirs = [members / "cv" / f"fold-{i}" for i in range(3)] + [members / "rs"]
     weights = [1.0, 2.0, 0.5, 1.5]
     out = members / "weighted"
     result = run_cli("average", *dirs, "--out", out, "--weights", ",".join(map(str, weights)), "--json")
     assert result.exit_code == 0, result.output
-    states = [merged_state(d, llama) for d in dirs]
-    mean = {k: sum(w * s[k] for w, s in zip(weights, states)) / sum(weights) for k in states[0]}
-    got = merged_state(out, llama)
-    assert set(got) == set(mean)
-    base = merged_state(members / "cv" / "fold-0", llama)
-    moved = 0
-    for key, expected in mean.items():
-        scale = expected.abs().max().item() or 1.0
-        assert (got[key] - expected).abs().max().item() <= 1e-5 * scale, key
-        moved += int(not torch.allclose(expected, base[key], atol=1e-7))
-    assert moved >= 15  # the LoRA'd projections and the head differ from fold 0's: this is a real mean
+    assert assert_weighted_mean(dirs, weights, out, llama) >= 15  # the LoRA'd projections and the head moved
     adapter = json.loads((out / ADAPTER_DIR / "adapter_config.json").read_text())
     assert adapter["r"] == 3 * 16 + 8 and adapter["lora_alpha"] == adapter["r"] and not adapter["use_rslora"]
     info = json.loads((out / MODEL_FILE).read_text())
@@ -86,6 +89,16 @@ def test_average_equals_the_weighted_mean_of_the_members_merged_weights(members,
     assert [m["weight"] for m in recorded] == pytest.approx([w / sum(weights) for w in weights])
     assert [m["model_dir"] for m in recorded] == [str(d.resolve()) for d in dirs]
     assert info["train_config"]["fold"] is None  # cv --gather must never take the average for a fold
+
+
+def test_deberta_pooler_and_classifier_are_averaged(tmp_path, small_files, tiny_backbone):
+    """An encoder saves two modules beside LoRA (classifier and the pooler DeBERTa-v3 lacks): both are means too."""
+    cfg = quick_config(tiny_backbone, max_steps=2, eval_steps=2, max_len=64, learning_rate=5e-3)
+    run_cv([small_files.train], tmp_path / "cv", 2, cfg, LMSYS, echo=lambda m: None)
+    result = run_cli("average", tmp_path / "cv", "--out", tmp_path / "avg", "--weights", "3,1")
+    assert result.exit_code == 0, result.output
+    dirs = [tmp_path / "cv" / "fold-0", tmp_path / "cv" / "fold-1"]
+    assert assert_weighted_mean(dirs, [3.0, 1.0], tmp_path / "avg", tiny_backbone) >= 3
 
 
 def test_averaged_model_predicts_in_one_pass(averaged, members, small_files, tmp_path, monkeypatch):
