@@ -23,7 +23,7 @@ COMMAND_SECTIONS = {
     "Start": ["init", "doctor", "config", "quickstart"],
     "Data": ["competitions", "download", "sample-data", "validate"],
     "Train / predict": ["tiny-backbone", "recipes", "train", "predict", "report", "bench"],
-    "Recipes": ["cv", "blend", "pseudo-label"],
+    "Recipes": ["cv", "average", "blend", "pseudo-label"],
     "Kernels": ["plan", "build-kernel", "run-kernel", "push-kernel", "status", "pull", "quota"],
     "Datasets": ["upload", "datasets"],
     "Submit": ["submit", "submissions", "deadline"],

@@ -73,13 +73,15 @@ def plan_train_cmd(recipe: str, gpus: str, nodes: int, engine: str, backbone_con
               help="max_len to project (repeatable; default: the measured one).")
 @click.option("--models", default=2, show_default=True, type=click.IntRange(1, 8),
               help="Project blends of 1 up to this many models.")
+@click.option("--model", "model_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Instead of --models: the model dirs the kernel will run (repeat); an averaged model is one pass.")
 @click.option("--gpus", type=click.Choice(["t4x2", "l4"]),
               help="Project for Kaggle's T4 x2 (2 replicas) or one L4 (1 replica) at the measured per-GPU speed "
                    "(default: as measured).")
 @config_option
 @json_option
 @pass_kit
-def plan_infer_cmd(kit: KitContext, source: Path, rows, limit, time_budget, max_lens, models, gpus,
+def plan_infer_cmd(kit: KitContext, source: Path, rows, limit, time_budget, max_lens, models, model_dirs, gpus,
                    as_json) -> None:
     """Project the infer kernel's runtime on the hidden test per option set (TTA, max_len, models); flag misfits."""
     from kaggle_kit.config.durations import default_budget, format_duration, parse_duration
@@ -99,14 +101,27 @@ def plan_infer_cmd(kit: KitContext, source: Path, rows, limit, time_budget, max_
         origin = "--budget" if time_budget else "[predict] time_budget"
         raise click.BadParameter(f"the budget {format_duration(budget_s)} is above the runtime limit "
                                  f"{format_duration(limit_s)}", param_hint=origin)
+    passes = None
+    if model_dirs:
+        from kaggle_kit.inference.plan_infer import model_passes
+
+        if click.get_current_context().get_parameter_source("models") != click.core.ParameterSource.DEFAULT:
+            raise click.UsageError("--model counts the passes itself: drop --models")
+        passes = model_passes(list(model_dirs))
+        models = len(passes)
     measured = read_measurement(source)
     if gpus:
         from kaggle_kit.inference.plan_infer import retarget
 
         measured = retarget(measured, gpus)
     projections = plan_infer(measured, rows, budget_s, limit_s, list(max_lens) or [measured.max_len], models)
-    emit(plan_dict(measured, rows, budget_s, limit_s, projections), as_json,
-         plan_table(measured, rows, budget_s, limit_s, projections))
+    data, text = plan_dict(measured, rows, budget_s, limit_s, projections), plan_table(measured, rows, budget_s,
+                                                                                        limit_s, projections)
+    if passes is not None:
+        from kaggle_kit.inference.plan_infer import describe_passes
+
+        data, text = {**data, "passes": len(passes), "model_passes": passes}, f"{describe_passes(passes)}\n{text}"
+    emit(data, as_json, text)
 
 
 def _duration(value: str, flag: str) -> float:

@@ -197,3 +197,37 @@ def _note_cv(spec, out: Path, result: dict, cfg: TrainConfig | None, train_files
     figures.update(folds=result["folds"], rows=result["rows"])
     settings = None if cfg is None else {**dataclasses.asdict(cfg), "folds": folds}
     note_run("cv", out, spec, f"oof_{spec.metric}", "oof", figures, settings, train_files)
+
+
+@main.command("average")
+@click.argument("model_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Model dir to write.")
+@click.option("--weights", help="Comma-separated weights, one per model dir, each >= 0 (normalised; default: equal).")
+@click.option("--overwrite", is_flag=True, help="Replace a kaggle-kit model in --out (only kaggle-kit's own files).")
+@config_option
+@json_option
+@pass_kit
+def average_cmd(kit: KitContext, model_dirs, out: Path, weights, overwrite: bool, as_json: bool) -> None:
+    """Average model dirs (or every fold of a cv --out folder) into ONE model: one inference pass instead of K."""
+    from kaggle_kit.inference.averaged_model import average_models
+
+    check_writable(out, folder=True)
+    r = average_models(list(model_dirs), out, kit.spec, weights, overwrite=overwrite,
+                       column_maps=kit.config.column_maps, progress=not as_json,
+                       echo=(lambda m: None) if as_json else (lambda m: click.echo(m, err=True)))
+    c = r["calibration"]
+    fitted = (f"temperature {r['temperature']:.3f}{', length side head' if r['side_head'] else ''} fitted on "
+              f"{c['rows']} of the members' holdout rows (not held out: the other members trained on them)"
+              if c["fitted_on"] else f"no calibration (temperature 1): {c['reason']}")
+    _note_average(kit.spec, out, r)
+    emit(r, as_json, f"wrote {out}: {len(r['members'])} models averaged into one LoRA adapter of rank {r['rank']}; "
+                     f"{fitted}")
+
+
+def _note_average(spec, out: Path, result: dict) -> None:
+    """An average has no held-out figure of its own (its calibration rows were trained on by the other members):
+    the ledger records its members and calibration, and no headline score."""
+    from kaggle_kit.cli.runs import note_run
+
+    figures = {"members": result["members"], "calibration": result["calibration"]}
+    note_run("average", out, spec, "none", "none", figures, None, [])

@@ -130,6 +130,24 @@ def plan_infer(m: Measurement, rows: int, budget_s: float, limit_s: float, max_l
             for k, max_len, tta in itertools.product(range(1, models + 1), max_lens, ("none", "swap"))]
 
 
+def model_passes(model_dirs: list[Path]) -> list[dict]:
+    """One pass over the test per model dir: an averaged model (`kaggle-kit average`) is one model, however many
+    folds it was averaged from."""
+    from kaggle_kit.model.model_dir import check_model_dir
+
+    rows = []
+    for model_dir in model_dirs:
+        members = (check_model_dir(model_dir).get("average") or {}).get("members") or []
+        rows.append({"model_dir": str(model_dir), "passes": 1, "averaged_members": len(members) or None})
+    return rows
+
+
+def describe_passes(rows: list[dict]) -> str:
+    parts = [f"{r['model_dir']}" + (f" (averaged from {r['averaged_members']} models)" if r["averaged_members"] else "")
+             for r in rows]
+    return f"{len(rows)} model pass(es): " + ", ".join(parts)
+
+
 def plan_table(m: Measurement, rows: int, budget_s: float, limit_s: float, projections: list[Projection]) -> str:
     head = (f"{rows:,} rows; measured {m.tokens_per_s:,.0f} tokens/s on {m.device} x{m.replicas} at max_len "
             f"{m.max_len} ({m.source}); budget {format_duration(budget_s)}, limit {format_duration(limit_s)}")

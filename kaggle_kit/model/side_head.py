@@ -12,7 +12,7 @@ import numpy as np
 from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.data.length_features import text_stats
 from kaggle_kit.data.reading import Pairs
-from kaggle_kit.metrics import fit_temperature, log_loss, softmax
+from kaggle_kit.metrics import cross_fitted_temperature, fit_temperature, log_loss, softmax
 
 CV_FOLDS = 5
 MIN_ROWS = 100  # fewer holdout rows than this cannot fit 16 weights per class and check them too
@@ -111,6 +111,22 @@ def fit_side_head(logits: np.ndarray, features: np.ndarray, targets: np.ndarray,
         return None, None, {**report, "used": False, "reason": f"cross-validated {head_loss:.4f} is no better than "
                                                                f"temperature scaling's {temperature_loss:.4f}"}
     return _fit(x, targets, seed), head_cv, {**report, "used": True}
+
+
+def fit_calibration(logits: np.ndarray, targets: np.ndarray, features: np.ndarray | None, seed: int,
+                    temperature_scaling: bool = True) -> tuple[float, dict | None, np.ndarray, dict | None]:
+    """How held-out logits become probabilities: a temperature, kept only when its cross-fitted probabilities beat
+    none, and (given the rows' pair_features) the side head, kept when it beats temperature scaling. Returns
+    (temperature, head, the rows' out-of-sample probabilities, the head's report or None)."""
+    temperature, probs = 1.0, softmax(logits)
+    if temperature_scaling:
+        crossfit = cross_fitted_temperature(logits, targets, seed=seed)
+        if log_loss(targets, crossfit) < log_loss(targets, probs):
+            temperature, probs = fit_temperature(logits, targets), crossfit
+    if features is None:
+        return temperature, None, probs, None
+    head, head_cv_probs, report = fit_side_head(logits, features, targets, seed)
+    return temperature, head, probs if head is None else head_cv_probs, report
 
 
 def describe(report: dict) -> str:

@@ -151,7 +151,7 @@ def _same_run(settings: list[dict], dirs: list[Path]) -> None:
                            hint="gather folds of one cv run only")
 
 
-def _read_holdout(model_dir: Path, spec: CompetitionSpec) -> pd.DataFrame:
+def read_holdout(model_dir: Path, spec: CompetitionSpec) -> pd.DataFrame:
     path = model_dir / HOLDOUT_FILE
     if not path.exists():
         raise KitError(f"{model_dir} has no {HOLDOUT_FILE}", hint="the fold did not finish: train it again")
@@ -189,7 +189,7 @@ def gather(model_dirs: list[Path], out: Path, spec: CompetitionSpec, overwrite: 
     parts, per_fold = [], []
     targets = [f"target_{c}" for c in spec.label_columns]
     for i, d in enumerate(order):
-        frame = _read_holdout(d, spec)
+        frame = read_holdout(d, spec)
         loss = log_loss(frame[targets].to_numpy(float), frame[list(spec.label_columns)].to_numpy(float))
         per_fold.append({"fold": i, "rows": len(frame), "model_dir": _relative(d, out), "log_loss": loss})
         if spec.metric != "log_loss":  # the competition's metric beside log loss

@@ -25,8 +25,6 @@ from kaggle_kit.errors import KitError
 from kaggle_kit.metrics import (
     accuracy,
     class_prior,
-    cross_fitted_temperature,
-    fit_temperature,
     log_loss,
     prior_log_loss,
     softmax,
@@ -54,7 +52,7 @@ from kaggle_kit.model.model_dir import (
     save_run_config,
 )
 from kaggle_kit.model.side_head import describe as describe_side_head
-from kaggle_kit.model.side_head import fit_side_head, pair_features
+from kaggle_kit.model.side_head import fit_calibration, pair_features
 from kaggle_kit.plots import training_curves_png
 from kaggle_kit.training.folds import fold_splits, grouped_holdout, prompt_groups
 from kaggle_kit.training.sharding import check_sharded_training, sharded_training_args
@@ -333,18 +331,12 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     # The temperature predict uses is fitted on every holdout row; the probabilities written (and so cv's oof.csv,
     # blends and the calibrated figure) are cross-fitted: each row scaled by a temperature fitted without it. A
     # temperature that does not help out of sample is dropped (1.0), like a blend or rule that does not.
-    temperature, holdout_probs = 1.0, softmax(holdout_logits)
-    if cfg.calibrate:
-        crossfit = cross_fitted_temperature(holdout_logits, valid_targets, seed=cfg.seed)
-        if log_loss(valid_targets, crossfit) < log_loss(valid_targets, holdout_probs):
-            temperature, holdout_probs = fit_temperature(holdout_logits, valid_targets), crossfit
-    head = None
-    if cfg.length_head:
-        head, head_cv_probs, head_report = fit_side_head(holdout_logits, pair_features(valid_pairs, spec),
-                                                         valid_targets, cfg.seed)
+    # The side head's probabilities, when it is kept, are its out-of-fold ones: what blends and cv gather may trust.
+    features = pair_features(valid_pairs, spec) if cfg.length_head else None
+    temperature, head, holdout_probs, head_report = fit_calibration(holdout_logits, valid_targets, features, cfg.seed,
+                                                                    cfg.calibrate)
+    if head_report is not None:
         log.warning("%s", describe_side_head(head_report))
-        if head is not None:  # its out-of-fold probabilities: what blends and cv gather may trust
-            holdout_probs = head_cv_probs
     prior = class_prior(fit_targets, n)
     metrics = _metrics(trainer, holdout_logits, valid_targets, prior, temperature, holdout_probs, train_set,
                        len(fit_pairs), len(fit_encoded))
