@@ -16,6 +16,7 @@ from kaggle_kit.cli.options import (
     json_option,
     pass_kit,
 )
+from kaggle_kit.cli.param_types import PROBABILITY
 from kaggle_kit.config import PredictConfig
 
 
@@ -165,7 +166,7 @@ def blend_cmd(kit: KitContext, oofs, train_files, out: Path, backbone_sources, o
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path),
               help="Train-format CSV to write (winner_* columns hold probabilities; a label column the most probable "
                    "class).")
-@click.option("--min-confidence", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+@click.option("--min-confidence", default=0.0, show_default=True, type=PROBABILITY,
               help="Keep only rows whose most likely class has at least this probability.")
 @click.option("--backbone", help="Backbone folder to use instead of the one recorded at training time.")
 @config_flags(PredictConfig)

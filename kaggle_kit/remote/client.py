@@ -14,6 +14,7 @@ import contextlib
 import email.utils
 import io
 import json
+import math
 import os
 import threading
 import time
@@ -37,8 +38,8 @@ def default_timeout() -> float:
         value = float(raw)
     except ValueError:
         value = 0.0
-    if not value > 0:
-        raise UsageProblem(f"KAGGLE_KIT_TIMEOUT={raw!r} is not a positive number of seconds", hint="e.g. 120")
+    if not (math.isfinite(value) and value > 0):  # inf would wait forever; nan passes no comparison
+        raise UsageProblem(f"KAGGLE_KIT_TIMEOUT={raw!r} is not a finite positive number of seconds", hint="e.g. 120")
     return value
 
 
