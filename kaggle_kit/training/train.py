@@ -246,6 +246,8 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
         prepare_out_dir(out, resume, overwrite)
         if resume:
             check_resume_settings(out, settings)
+        else:
+            save_run_config(out, settings)  # first: the record that the folder is kaggle-kit's
     warnings: list[str] = []
     max_len, limit = fit_max_len(cfg.max_len, backbone)
     if max_len < cfg.max_len:
@@ -308,8 +310,6 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(stderr_progress())
-    if rank == 0 and not resume:
-        save_run_config(out, settings)
     budget = None
     if cfg.time_budget is not None:
         budget = time_budget_callback(parse_duration(cfg.time_budget), budget_start)
