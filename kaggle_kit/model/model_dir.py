@@ -118,7 +118,7 @@ def written_by_kaggle_kit(out: Path) -> bool:
 
 
 def save_run_config(out: Path, settings: dict) -> None:
-    """Written first when a run starts (before any other file of the run): it marks the folder as kaggle-kit's, and
+    """Written when training starts, before any other file of the run: it marks the folder as kaggle-kit's, and
     --resume refuses settings that differ from the checkpoints'."""
     write_text_atomic(out / CHECKPOINTS / RUN_CONFIG, json.dumps(settings, indent=2, sort_keys=True))
 

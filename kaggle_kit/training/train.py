@@ -246,8 +246,6 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
         prepare_out_dir(out, resume, overwrite)
         if resume:
             check_resume_settings(out, settings)
-        else:
-            save_run_config(out, settings)  # first: the record that the folder is kaggle-kit's
     warnings: list[str] = []
     max_len, limit = fit_max_len(cfg.max_len, backbone)
     if max_len < cfg.max_len:
@@ -300,6 +298,8 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     steps_per_epoch = math.ceil(len(fit_encoded) / (cfg.batch_size * cfg.grad_accum * world))
     args = _training_args(cfg, out, steps_per_epoch, precision.name, distributed=world > 1, backbone=backbone)
     trainer_cls = trainer_class(cfg.distill_weight, cfg.distill_temperature, n)
+    if rank == 0 and not resume:  # before the Trainer makes checkpoints/: the record that the folder is ours
+        save_run_config(out, settings)
     trainer = trainer_cls(
         model=model, args=args,
         train_dataset=rows_dataset(fit_encoded, fit_targets, fit_teacher, swap_part if cfg.full_swap else None),
