@@ -47,6 +47,10 @@ def predict_cmd(kit: KitContext, test_path: Path, models, weights, backbone, sam
     from kaggle_kit.submission import submission_path
 
     cfg = with_overrides(kit.config.predict, **flag_values(flags, PredictConfig))
+    if cfg.time_budget is not None:
+        _not_used(kit, flags, "shard_rows", "is for the sharded, resumable predict; under a time budget "
+                                            "(--time-budget / [predict] time_budget) predict runs in one pass and "
+                                            "writes no shards")
     path = out_path or submission_path(name)
     result = predict_to_submission(list(models), test_path, path, kit.spec, cfg, _parse_weights(weights), backbone,
                                    sample_submission, overwrite=overwrite, progress=not as_json,
@@ -57,6 +61,18 @@ def predict_cmd(kit: KitContext, test_path: Path, models, weights, backbone, sam
     tta = f", {result['tta_rows']} with swap TTA" if "tta_rows" in result and cfg.tta == "swap" else ""
     emit(result, as_json, f"wrote {result['path']} ({result['rows']} rows{tta}, valid) in {result['seconds']:.1f}s"
                           + _ranks_line(result))
+
+
+def _not_used(kit: KitContext, flags: dict, name: str, why: str) -> None:
+    """A [predict] setting this run would ignore: given as a flag, refused in one line; set in kaggle-kit.toml (shared
+    with runs that use it), said in a note."""
+    from kaggle_kit.errors import UsageProblem
+
+    flag = "--" + name.replace("_", "-")
+    if flags.get(name) is not None:
+        raise UsageProblem(f"{flag} {why}", hint=f"drop {flag}")
+    if name in kit.config.explicit.get("predict", []):
+        click.echo(f"note: [predict] {name} is not used here: it {why}", err=True)
 
 
 def _other_rank(result: dict) -> bool:
@@ -182,6 +198,7 @@ def pseudo_label_cmd(kit: KitContext, models, weights, input_path: Path, out_pat
     from kaggle_kit.inference.pseudo_label import pseudo_label
 
     cfg = with_overrides(kit.config.predict, **flag_values(flags, PredictConfig))
+    _not_used(kit, flags, "time_budget", "is for predict: pseudo-label labels every row, in resumable shards")
     note = kit.spec.pseudo_label_note()
     if note and not as_json:
         click.echo(f"note: {note}", err=True)
