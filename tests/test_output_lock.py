@@ -18,10 +18,11 @@ from conftest import quick_config, run_cli
 from kaggle_kit.errors import KitError
 from kaggle_kit.inference.shards import ShardJob, World, parts_dir, remove_parts, run_sharded
 
+HERE = Path(__file__).parent  # not the repository root: the code under test comes from PYTHONPATH
 FP = {"input": "rows", "models": ["model"], "backbones": ["backbone"], "settings": {}}
 HOLD = ("import sys; from pathlib import Path; from kaggle_kit.inference.shards import acquire_lock; "
         "acquire_lock(Path(sys.argv[1])); print('holding', flush=True); sys.stdin.read()")
-ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+ENV = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH") or str(Path(__file__).parents[1])}
 
 
 def job(calls: list | None = None, fail_at: int | None = None) -> ShardJob:
@@ -42,7 +43,7 @@ def holder(tmp_path):
     """Another process holding the lock of tmp_path/sub.csv, as a running kaggle-kit run does."""
     out = tmp_path / "sub.csv"
     proc = subprocess.Popen([sys.executable, "-c", HOLD, str(parts_dir(out))], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=HERE)
     try:
         assert proc.stdout.readline().strip() == "holding", proc.stderr.read()
         yield out, proc
@@ -78,12 +79,12 @@ def test_the_lock_is_held_until_the_output_is_written_then_removed(tmp_path):
     out = tmp_path / "sub.csv"
     run_sharded(job(), out, overwrite=False, world=World())
     other = subprocess.run([sys.executable, "-c", HOLD, str(parts_dir(out))], input="", capture_output=True,
-                           text=True, env=ENV, timeout=120)
+                           text=True, env=ENV, cwd=HERE, timeout=120)
     assert other.returncode != 0 and "being written by another kaggle-kit run" in other.stderr
     remove_parts(parts_dir(out))  # what predict does once OUT is written
     assert not parts_dir(out).exists()
     free = subprocess.run([sys.executable, "-c", HOLD, str(parts_dir(out))], input="", capture_output=True,
-                          text=True, env=ENV, timeout=120)
+                          text=True, env=ENV, cwd=HERE, timeout=120)
     assert free.returncode == 0, free.stderr
 
 
@@ -93,7 +94,7 @@ def test_a_failed_run_lets_go_and_keeps_its_shards(tmp_path):
         run_sharded(job(fail_at=2), out, overwrite=False, world=World())
     assert sorted(p.name for p in parts_dir(out).iterdir()) == ["m00-s00000.npz", "manifest.json"]
     free = subprocess.run([sys.executable, "-c", HOLD, str(parts_dir(out))], input="", capture_output=True,
-                          text=True, env=ENV, timeout=120)
+                          text=True, env=ENV, cwd=HERE, timeout=120)
     assert free.returncode == 0, free.stderr
 
 
