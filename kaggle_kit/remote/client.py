@@ -43,6 +43,14 @@ def default_timeout() -> float:
     return value
 
 
+OPTIONAL_TIMEOUT_S = 15.0  # a look-up the command can do without (a dry run's deadline, doctor's rules check)
+
+
+def optional_timeout() -> float:
+    """The wait for an optional look-up: short, since the command goes on without its answer."""
+    return min(OPTIONAL_TIMEOUT_S, default_timeout())
+
+
 def transfer_timeout(total_bytes: int, min_rate_bytes_s: float = 512 * 1024) -> float:
     """Uploads and downloads get time in proportion to their size (at least 10 min), not the RPC default."""
     return max(600.0, default_timeout() + total_bytes / min_rate_bytes_s)
