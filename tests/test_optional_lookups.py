@@ -10,7 +10,8 @@ import pytest
 from test_messages import silent_server  # noqa: F401 - a proxy on 127.0.0.1 that accepts and never answers
 
 from conftest import run_cli
-from kaggle_kit.remote.client import OPTIONAL_TIMEOUT_S
+
+OPTIONAL_TIMEOUT_S = 15  # what an optional look-up may wait (kaggle_kit.remote.client.OPTIONAL_TIMEOUT_S)
 
 
 @pytest.mark.timeout(90)
@@ -35,7 +36,7 @@ def test_doctor_rules_check_is_an_optional_look_up(tmp_path, monkeypatch, silent
 
 
 def test_a_lower_kaggle_kit_timeout_still_wins(monkeypatch):
-    from kaggle_kit.remote.client import optional_timeout
+    from kaggle_kit.remote.client import OPTIONAL_TIMEOUT_S, optional_timeout
 
     monkeypatch.setenv("KAGGLE_KIT_TIMEOUT", "3")
     assert optional_timeout() == 3
