@@ -319,7 +319,7 @@ def load_trained(model_dir: Path, backbone: str | None = None, precision: str = 
             if attention is not None:
                 kwargs["attn_implementation"] = attention
             if quantize is not None:
-                kwargs.update(quantization_config=quantization_config(quantize, prec.dtype),
+                kwargs.update(quantization_config=quantization_config(quantize, prec.dtype, info["model_type"]),
                               device_map={"": rank_device() if device is None else device})
             model = no_kv_cache(AutoModelForSequenceClassification.from_pretrained(model_dir / MERGED_DIR, **kwargs))
         else:
