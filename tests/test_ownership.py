@@ -151,3 +151,30 @@ def test_a_run_that_stopped_early_is_still_ours(tmp_path):
     (out / "notes.txt").write_text("mine")
     prepare_out_dir(out, resume=False, overwrite=True)
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("files", [{"oof.csv": "id,mine\n1,2\n"}, {"cv.json": '{"my": "notes"}'},
+                                   {"oof.csv": "id\n1\n", "cv.json": "not json"}])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_cv_folder_with_our_file_names_but_not_our_cv_json_is_not_ours(tmp_path, small_files, tiny_backbone, files,
+                                                                         overwrite):
+    """`cv` would write oof.csv and cv.json over a user's files of those names (gather replaces them): refused
+    before any training, the files untouched."""
+    out = tmp_path / "cv"
+    out.mkdir()
+    for name, text in files.items():
+        (out / name).write_text(text)
+    result = run_cli("cv", "--train", small_files.train, "--backbone", tiny_backbone, "--out", out, "--folds", "2",
+                     *(["--overwrite"] if overwrite else []))
+    assert result.exit_code == 1 and "no cv.json written by `cv`" in result.output, result.output
+    assert {p.name: p.read_text() for p in out.iterdir()} == files
+
+
+def test_a_cv_folder_of_ours_is_recognised_by_its_cv_json(tmp_path):
+    from kaggle_kit.training.cv import check_cv_out
+
+    out = tmp_path / "cv"
+    out.mkdir()
+    (out / "oof.csv").write_text("id\n1\n")
+    (out / "cv.json").write_text(json.dumps({"folds": 2, "rows": 1, "oof_log_loss": 1.0, "per_fold": []}))
+    check_cv_out(out, [0, 1], 2, overwrite=False)  # no fold trained yet: nothing to refuse

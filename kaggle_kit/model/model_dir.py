@@ -102,7 +102,8 @@ def prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
         _remove(out / name)
 
 
-def _json_with(path: Path, keys: tuple[str, ...]) -> bool:
+def json_has_keys(path: Path, keys: tuple[str, ...]) -> bool:
+    """`path` is a JSON object holding every one of `keys` (how kaggle-kit knows a file of its own by content)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError):
@@ -113,8 +114,8 @@ def _json_with(path: Path, keys: tuple[str, ...]) -> bool:
 def written_by_kaggle_kit(out: Path) -> bool:
     """A folder kaggle-kit trained into, by content: its finished model's record, or the run record written before
     anything else when a run starts."""
-    return (_json_with(out / MODEL_FILE, ("format", "backbone", "num_labels"))
-            or _json_with(out / CHECKPOINTS / RUN_CONFIG, ("backbone", "train_files")))
+    return (json_has_keys(out / MODEL_FILE, ("format", "backbone", "num_labels"))
+            or json_has_keys(out / CHECKPOINTS / RUN_CONFIG, ("backbone", "train_files")))
 
 
 def save_run_config(out: Path, settings: dict) -> None:
