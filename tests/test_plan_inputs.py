@@ -121,3 +121,11 @@ def test_a_sharded_plan_names_flags_train_accepts(tmp_path, recipe, engine):
                                cuda=True)
     except KitError as exc:
         assert "needs the deepspeed package" in exc.message, exc.message
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--batch-size", "100000"), ("--max-len", "100000000"),
+                                             ("--batch-size", "0"), ("--max-len", "8")])
+def test_absurd_batch_shapes_are_refused(flag, value):
+    for gpus in ("t4", "h100x8"):
+        result = run_cli("plan", "train", "--recipe", "llama3-8b-qlora", "--gpus", gpus, flag, value)
+        one_line_error(result, flag, code=2)

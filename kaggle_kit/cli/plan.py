@@ -35,8 +35,8 @@ def plan_group() -> None:
                    "too) gradients and optimizer states; the plan names the flags train accepts.  [default: zero3]")
 @click.option("--backbone-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A backbone's config.json (e.g. a 72B teacher's) planned with the recipe's settings.")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Rows per device (default: the recipe's).")
-@click.option("--max-len", type=click.IntRange(min=16), help="Tokens per row (default: the recipe's).")
+@click.option("--batch-size", type=click.IntRange(1, 4096), help="Rows per device (default: the recipe's).")
+@click.option("--max-len", type=click.IntRange(16, 1 << 20), help="Tokens per row (default: the recipe's).")
 @click.option("--full-swap", is_flag=True, help="Plan train --full-swap: each row beside its swapped twin.")
 @json_option
 def plan_train_cmd(recipe: str, gpus: str, nodes: int, engine: str, backbone_config: Path | None,
