@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +169,20 @@ def _weights_file(backbone: Path) -> Path:
     return max((p for p in backbone.iterdir() if p.suffix in (".safetensors", ".bin")), key=lambda p: p.stat().st_size)
 
 
+@contextmanager
+def _new_version(weights: Path):
+    """Other weights under the same name, size and modification time (a dataset's new version, mounted where the
+    old one was); the original bytes are back afterwards."""
+    data, stat = weights.read_bytes(), weights.stat()
+    middle = len(data) // 2
+    weights.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 64]) + data[middle + 64:])
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    try:
+        yield
+    finally:
+        weights.write_bytes(data)
+
+
 def _backbone_of(model_dir: Path) -> Path:
     return Path(json.loads((model_dir / "kaggle_kit_model.json").read_text())["backbone"])
 
@@ -224,16 +239,9 @@ def test_what_changes_the_numbers_changes_the_fingerprint(model, pairs, spec, tm
 def test_a_new_backbone_version_under_the_same_path_changes_the_fingerprint(model, pairs, spec):
     """A mounted dataset's new version: other weights in the same file name, same size, even the same time."""
     before = _fingerprint(model, pairs, spec)
-    weights = _weights_file(_backbone_of(model))
-    data, stat = weights.read_bytes(), weights.stat()
-    try:
-        middle = len(data) // 2
-        weights.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 64]) + data[middle + 64:])
-        os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    with _new_version(_weights_file(_backbone_of(model))):
         after = _fingerprint(model, pairs, spec)
-        assert after["backbones"] != before["backbones"] and after["models"] == before["models"]
-    finally:
-        weights.write_bytes(data)
+    assert after["backbones"] != before["backbones"] and after["models"] == before["models"]
 
 
 def test_big_weights_are_read_by_samples_not_by_time(tmp_path):
@@ -273,15 +281,8 @@ def test_resumed_predict_refuses_a_replaced_backbone_and_keeps_shards_through_ha
     with pytest.raises(RuntimeError, match="stopped"):
         run_cli("predict", "--test", small_files.test, "--model", model, "--out", out, "--shard-rows", "10")
     monkeypatch.setattr(predict_module, "predict_probs", real)
-    weights = _weights_file(_backbone_of(model))
-    data, stat = weights.read_bytes(), weights.stat()
-    middle = len(data) // 2
-    weights.write_bytes(data[:middle] + bytes(b ^ 0xFF for b in data[middle:middle + 64]) + data[middle + 64:])
-    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    try:
+    with _new_version(_weights_file(_backbone_of(model))):
         refused = run_cli("predict", "--test", small_files.test, "--model", model, "--out", out, "--shard-rows", "10")
-    finally:
-        weights.write_bytes(data)
     assert refused.exit_code == 2 and "another backbone" in refused.output
     assert len(refused.output.strip().splitlines()) == 1
     resaved = tmp_path / "data" / "test.csv"
