@@ -226,9 +226,7 @@ def remove_parts(folder: Path) -> None:
         return
     if (folder / MANIFEST).exists():
         read_manifest(folder)  # never clean a folder whose manifest is not ours
-    for path in own_files(folder):
-        if path.name != LOCK:
-            path.unlink(missing_ok=True)
+    _remove_own(folder)
     _drop_lock_file(folder)
     try:
         folder.rmdir()
@@ -320,12 +318,12 @@ def prepare_parts(folder: Path, job: ShardJob, overwrite: bool, echo: Callable[[
                                   f"earlier run's --shard-rows; {job.shard_rows} applies to a new run)")
             job.shard_rows = manifest["shard_rows"] = old["shard_rows"]
     else:
-        strays = [p for p in own_files(folder) if p.name != LOCK]
-        foreign = [p.name for p in strays if SHARD_NAME.fullmatch(p.name) and _shard_run(p) is None]
+        shards = [p for p in own_files(folder) if SHARD_NAME.fullmatch(p.name)]  # temp files alone go quietly
+        foreign = [p.name for p in shards if _shard_run(p) is None]
         if foreign:
             raise KitError(f"{folder} holds {', '.join(sorted(foreign)[:3])} but no {MANIFEST}: not kaggle-kit's "
                            "shards, so not used nor removed", hint="move those files away, or choose another --out")
-        if strays and not overwrite:
+        if shards and not overwrite:
             raise UsageProblem(f"{folder} holds shard files but no {MANIFEST}", hint="pass --overwrite to discard them")
         _remove_own(folder)
     if old is None:
@@ -345,6 +343,7 @@ def prepare_parts(folder: Path, job: ShardJob, overwrite: bool, echo: Callable[[
 
 
 def _remove_own(folder: Path) -> None:
+    """Our files in OUT.parts/ but the lock (which goes last, when the run lets go)."""
     for path in own_files(folder):
         if path.name != LOCK:
             path.unlink(missing_ok=True)
