@@ -62,6 +62,21 @@ def check_writable(path: Path, folder: bool = False) -> None:
                        hint="choose another location, or make it writable") from None
 
 
+def missing_folders(path: Path) -> list[Path]:
+    """`path` and its ancestors that do not exist yet, deepest first: what a mkdir(parents=True) will create."""
+    path = Path(path)
+    return [p for p in [path, *path.parents] if not p.exists()]
+
+
+def remove_empty(folders: Iterable[Path]) -> None:
+    """After a failed command: the folders it created (deepest first) go if nothing else was put in them."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (someone else's file), or already gone
+            pass
+
+
 def next_free(directory: Path, stem: str, suffix: str = "") -> Path:
     """stem, stem-2, stem-3, ...: the first name not taken, so reruns never overwrite."""
     candidate = directory / f"{stem}{suffix}"

@@ -99,13 +99,13 @@ def test_other_input_refused_and_overwrite_removes_only_our_files(model, small_f
     assert first.exit_code == 0 and not folder.exists()  # nothing left behind after the merge
     folder.mkdir()
     (folder / "notes.txt").write_text("mine")
-    (folder / "manifest.json").write_text(json.dumps({"format": 1, "kind": "pseudo-label", "fingerprint": {
-        "input": "sha256 of an older file"}}))
+    (folder / "manifest.json").write_text(json.dumps({"writer": "kaggle-kit", "format": 2, "kind": "pseudo-label",
+                                                      "fingerprint": {"input": "sha256 of an older file"}}))
     (folder / Unit(0, 0).name).write_bytes(b"a shard of that file")
     out.unlink()
     refused = run(*args, "--input", half)
     assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1
-    assert "the shards in" in refused.output and "are of another input file" in refused.output
+    assert "the shards in" in refused.output and "are of another input" in refused.output
     done = run(*args, "--input", half, "--overwrite")
     assert done.exit_code == 0, done.output
     assert [p.name for p in folder.iterdir()] == ["notes.txt"] and len(pd.read_csv(out)) == 12

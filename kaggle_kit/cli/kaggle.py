@@ -206,11 +206,14 @@ def _wait_for_score(spec, ref: int, interval: float, timeout: float) -> dict:
 def _window_refusal(spec, force: bool) -> str | None:
     """What the real submit would refuse (closed, no submissions left today, within 24 h without --force): a dry run
     reads the deadline and today's limit too (read-only calls), so it does not say 'valid' and leave that out."""
-    from kaggle_kit.remote.client import get_api
+    from kaggle_kit.remote.client import get_api, optional_timeout
     from kaggle_kit.remote.submit import check_window, deadline_info
 
+    wait = optional_timeout()
+    click.echo(f"checking the deadline and today's submission limit on Kaggle (optional; up to {wait:.0f}s)",
+               err=True)
     try:
-        info = deadline_info(get_api(), spec)
+        info = deadline_info(get_api(), spec, timeout=wait, retries=1)
     except KitError as exc:  # offline, no credentials: the file's check still stands, said without the window
         click.echo(f"warning: could not read the deadline and today's limit: {exc.format_line()}", err=True)
         return None

@@ -121,7 +121,7 @@ def config_option(command):
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 dry_run_option = click.option("--dry-run", is_flag=True, help="Show what would be done; change nothing.")
-SECONDS = click.FloatRange(min=0, min_open=True)  # a wait of 0 or less would spin or make time.sleep raise
+from kaggle_kit.cli.param_types import SECONDS  # noqa: E402 - finite, > 0: a wait of 0 would spin, nan/inf hang
 
 
 def interval_option(default: float):

@@ -29,34 +29,38 @@ def plan_group() -> None:
                    "training sharded (--nodes, --shard).")
 @click.option("--nodes", type=click.IntRange(min=1), default=1, show_default=True,
               help="With a100x8 / h100x8: how many such machines share the run.")
-@click.option("--shard", "engine", type=click.Choice(["zero3", "zero2"]), default="zero3", show_default=True,
-              help="With a100x8 / h100x8: zero3 (= train --fsdp full_shard) divides weights, gradients and optimizer "
-                   "states; zero2 (= train --fsdp shard_grad_op) gradients and optimizer states.")
+@click.option("--shard", "engine", type=click.Choice(["zero3", "zero2"]),
+              help="With a100x8 / h100x8: zero3 (train --fsdp full_shard, or --deepspeed zero3) divides weights, "
+                   "gradients and optimizer states; zero2 (train --fsdp shard_grad_op, or --deepspeed zero2: 4-bit "
+                   "too) gradients and optimizer states; the plan names the flags train accepts.  [default: zero3]")
 @click.option("--backbone-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A backbone's config.json (e.g. a 72B teacher's) planned with the recipe's settings.")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Rows per device (default: the recipe's).")
-@click.option("--max-len", type=click.IntRange(min=16), help="Tokens per row (default: the recipe's).")
+@click.option("--batch-size", type=click.IntRange(1, 4096), help="Rows per device (default: the recipe's).")
+@click.option("--max-len", type=click.IntRange(16, 1 << 20), help="Tokens per row (default: the recipe's).")
 @click.option("--full-swap", is_flag=True, help="Plan train --full-swap: each row beside its swapped twin.")
 @json_option
 def plan_train_cmd(recipe: str, gpus: str, nodes: int, engine: str, backbone_config: Path | None,
                    batch_size: int | None, max_len: int | None, full_swap: bool, as_json: bool) -> None:
     """Weights + LoRA + activations of a recipe's training step against the GPU's memory: fits or not."""
-    import json
+    from kaggle_kit.training.backbone_shape import read_backbone_shape
 
-    shape = json.loads(backbone_config.read_text()) if backbone_config else None
+    shape = read_backbone_shape(backbone_config) if backbone_config else None
     if gpus in ("a100x8", "h100x8"):
         from kaggle_kit.training.sharded_plan import plan_sharded
 
         if full_swap:
             raise click.BadParameter("is planned for Kaggle's GPUs (t4x2, l4, t4), not a sharded cluster",
                                      param_hint="--full-swap")
-        plan = plan_sharded(recipe, gpus, nodes, engine, batch_size, max_len, shape)
+        plan = plan_sharded(recipe, gpus, nodes, engine or "zero3", batch_size, max_len, shape)
     else:
         from kaggle_kit.training.memory_plan import plan_train
 
         if nodes != 1:
             raise click.BadParameter("is for a100x8 / h100x8 (a Kaggle session is one machine)",
                                      param_hint="--nodes")
+        if engine is not None:
+            raise click.BadParameter(f"{engine} is for a100x8 / h100x8 (one Kaggle GPU holds the whole model; T4 x2 "
+                                     "trains DDP)", param_hint="--shard")
         plan = plan_train(recipe, gpus, batch_size, max_len, shape=shape, full_swap=full_swap)
     emit(plan.to_dict(), as_json, plan.summary())
 

@@ -16,6 +16,7 @@ from kaggle_kit.cli.options import (
     json_option,
     pass_kit,
 )
+from kaggle_kit.cli.param_types import PROBABILITY
 from kaggle_kit.config import PredictConfig
 
 # The [predict] settings predict and pseudo-label show as flags; the others are --set predict.KEY=VALUE (their old
@@ -50,6 +51,10 @@ def predict_cmd(kit: KitContext, test_path: Path, models, weights, backbone, sam
     from kaggle_kit.submission import submission_path
 
     cfg = with_overrides(kit.config.predict, **flag_values(flags, PredictConfig))
+    if cfg.time_budget is not None:
+        _not_used(kit, flags, "shard_rows", "is for the sharded, resumable predict; under a time budget "
+                                            "(--time-budget / [predict] time_budget) predict runs in one pass and "
+                                            "writes no shards")
     path = out_path or submission_path(name)
     result = predict_to_submission(list(models), test_path, path, kit.spec, cfg, _parse_weights(weights), backbone,
                                    sample_submission, overwrite=overwrite, progress=not as_json,
@@ -73,6 +78,19 @@ def _note_output(path: Path, models: list[Path], blend: str) -> None:
     from kaggle_kit.inference.blending import read_blend, used_model_dirs
 
     note(str(path), "record_output", path, [Path(blend)], members=used_model_dirs(read_blend(Path(blend))))
+
+
+def _not_used(kit: KitContext, flags: dict, name: str, why: str) -> None:
+    """A [predict] setting this run would ignore: given as a flag, refused in one line; set in kaggle-kit.toml (shared
+    with runs that use it), said in a note."""
+    from kaggle_kit.errors import UsageProblem
+
+    flag = "--" + name.replace("_", "-")
+    source = kit.config.sources.get(f"predict.{name}", "default")
+    if flags.get(name) is not None or source == "--set":
+        raise UsageProblem(f"{flag} {why}", hint=f"drop {flag}")
+    if source not in ("default", "flag") and not source.startswith("recipe"):
+        click.echo(f"note: [predict] {name} is not used here: it {why}", err=True)
 
 
 def _other_rank(result: dict) -> bool:
@@ -195,7 +213,7 @@ def _note_blend(spec, out: Path, report: dict, oofs, sources: dict, data_files) 
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path),
               help="Train-format CSV to write (winner_* columns hold probabilities; a label column the most probable "
                    "class).")
-@click.option("--min-confidence", default=0.0, show_default=True, type=click.FloatRange(0.0, 1.0),
+@click.option("--min-confidence", default=0.0, show_default=True, type=PROBABILITY,
               help="Keep only rows whose most likely class has at least this probability.")
 @click.option("--backbone", help="Backbone folder to use instead of the one recorded at training time.")
 @config_flags(PredictConfig, first_class=PREDICT_FLAGS)
@@ -211,6 +229,7 @@ def pseudo_label_cmd(kit: KitContext, models, weights, input_path: Path, out_pat
     from kaggle_kit.inference.pseudo_label import pseudo_label
 
     cfg = with_overrides(kit.config.predict, **flag_values(flags, PredictConfig))
+    _not_used(kit, flags, "time_budget", "is for predict: pseudo-label labels every row, in resumable shards")
     note = kit.spec.pseudo_label_note()
     if note and not as_json:
         click.echo(f"note: {note}", err=True)

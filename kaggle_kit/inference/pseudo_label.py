@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,19 @@ from kaggle_kit.errors import KitError, UsageProblem
 from kaggle_kit.model.model_dir import check_model_dir
 
 PROB_FORMAT = "%.6f"  # 6 decimals: rows sum to 1 within 2e-6, far inside the reader's tolerance
+OUT_FORMATS = (".csv", ".parquet")  # what `train --train` reads (data/reading.py)
+
+
+def check_out_format(out_path: Path) -> str:
+    """The format --out's extension names (csv or parquet), refused in one line before any work otherwise."""
+    suffix = Path(out_path).suffix.lower()
+    if suffix not in OUT_FORMATS:
+        raise UsageProblem(f"--out {out_path}: pseudo-labels are written as .csv or .parquet (what train reads), not "
+                           f"{suffix or 'a name without an extension'}", hint="name it e.g. PL.csv or PL.parquet")
+    if suffix == ".parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise UsageProblem(f"--out {out_path}: writing parquet needs pyarrow",
+                           hint="pip install pyarrow, or write .csv")
+    return suffix[1:]
 
 
 def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec: CompetitionSpec, cfg: PredictConfig,
@@ -29,6 +43,7 @@ def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec:
     )
     from kaggle_kit.inference.shards import parts_dir, remove_parts
 
+    out_format = check_out_format(out_path)
     check_outputs({"--out": out_path}, [input_path, cfg.blend if cfg.blend.endswith(".json") else None], overwrite)
     if not 0.0 <= min_confidence <= 1.0:
         raise UsageProblem(f"--min-confidence {min_confidence} must be in [0, 1]")
@@ -78,7 +93,10 @@ def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec:
         out[str(spec.label_column)] = np.asarray(spec.label_values, dtype=object)[probs.argmax(axis=1)]
     out = out.loc[keep, spec.train_columns]
     with atomic_path(out_path) as tmp:
-        out.to_csv(tmp, index=False, float_format=PROB_FORMAT)
+        if out_format == "parquet":  # full float64 probabilities; text cells as given
+            out.to_parquet(tmp, index=False)
+        else:
+            out.to_csv(tmp, index=False, float_format=PROB_FORMAT)
     remove_parts(parts_dir(out_path))
     return {"path": str(out_path), "rows": int(keep.sum()), "rows_in": len(frame), **shards,
             "dropped_low_confidence": int((~keep).sum()), "mean_confidence": float(confidence[keep].mean()),

@@ -15,7 +15,14 @@ from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.config import PredictConfig
 from kaggle_kit.data.reading import Pairs
 from kaggle_kit.errors import UsageProblem
-from kaggle_kit.inference.shards import ShardJob, World, current_world, fingerprint, run_sharded
+from kaggle_kit.inference.shards import (
+    ShardJob,
+    World,
+    current_world,
+    folder_fingerprint,
+    rows_digest,
+    run_sharded,
+)
 
 
 @dataclass
@@ -70,12 +77,33 @@ def row_tokens(model_dir: Path, pairs: Pairs) -> np.ndarray:
     return np.asarray([len(ids) for ids in encoder.encode(pairs)])
 
 
-def shard_settings(cfg: PredictConfig, models: ModelSet, weights: list[float] | None, spec: CompetitionSpec) -> dict:
-    """What the shards' numbers depend on. Not --max-tokens (it only regroups rows into batches: lowering it after an
-    out-of-memory stop keeps the shards), nor the post-processing (rules, --min-confidence) done after the merge."""
+def shard_settings(cfg: PredictConfig, weights: list[float] | None, spec: CompetitionSpec) -> dict:
+    """The settings the shards' numbers depend on: precision as it resolves on this machine ("auto" is bf16 on one
+    GPU, fp16 on another). Not --max-tokens (it only regroups rows into batches: lowering it after an out-of-memory
+    stop keeps the shards), nor --shard-rows (a resumed run keeps the earlier cut), nor the output path, nor the
+    post-processing (rules, --min-confidence) done after the merge."""
+    from kaggle_kit.model.backbone import choose_precision
+
     blend = cfg.blend if not cfg.blend.endswith(".json") else "json:" + file_sha256(Path(cfg.blend))
-    return {"competition": spec.slug, "tta": cfg.tta, "blend": blend, "weights": weights, "precision": cfg.precision,
-            "quantize": cfg.quantize, "backbones": models.backbones, "shard_rows": cfg.shard_rows}
+    return {"competition": spec.slug, "tta": cfg.tta, "blend": blend, "weights": weights,
+            "precision": choose_precision(cfg.precision).name, "quantize": cfg.quantize}
+
+
+def shard_fingerprint(models: ModelSet, pairs: Pairs, settings: dict) -> dict:
+    """Everything the shards' numbers hang on: the rows, each model dir's prediction files (not its metrics, report
+    or checkpoints), the backbone folder each one loads (--backbone, or the one recorded; a mounted dataset's new
+    version can sit under the same path) and the settings."""
+    from kaggle_kit.model.model_dir import MERGED_DIR, PREDICTION_ENTRIES, find_backbone, read_model_info
+
+    backbones = []
+    for model_dir, override in zip(models.model_dirs, models.backbones):
+        if (Path(model_dir) / MERGED_DIR / "config.json").exists():
+            backbones.append(None)  # a merged model loads no backbone
+            continue
+        backbones.append(folder_fingerprint(find_backbone(Path(model_dir), read_model_info(model_dir), override)))
+    return {"input": rows_digest(pairs.ids, pairs.texts),
+            "models": [folder_fingerprint(d, PREDICTION_ENTRIES) for d in models.model_dirs],
+            "backbones": backbones, "settings": settings}
 
 
 def predict_in_shards(kind: str, models: ModelSet, pairs: Pairs, spec: CompetitionSpec, cfg: PredictConfig,
@@ -104,8 +132,7 @@ def predict_in_shards(kind: str, models: ModelSet, pairs: Pairs, spec: Competiti
             free_model_memory()
 
     job = ShardJob(kind=kind, rows=len(pairs), num_labels=spec.num_labels, shard_rows=cfg.shard_rows,
-                   fingerprint=lambda: fingerprint(input_path, models.model_dirs,
-                                                   shard_settings(cfg, models, weights, spec)),
+                   fingerprint=lambda: shard_fingerprint(models, pairs, shard_settings(cfg, weights, spec)),
                    model_count=len(models.model_dirs), predict=predict, release=release,
                    costs=lambda: row_tokens(models.model_dirs[0], pairs), cost_per_row=2 if cfg.tta == "swap" else 1,
                    progress=progress, echo=echo or (lambda message: None))

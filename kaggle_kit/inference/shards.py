@@ -8,11 +8,17 @@ validation run once, on the merged rows, exactly as without shards."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
+import re
+import socket
 import time
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -27,9 +33,16 @@ log = logging.getLogger(__name__)
 
 PARTS_SUFFIX = ".parts"
 MANIFEST = "manifest.json"
-SHARD_FORMAT = 1
+LOCK = "lock"  # held (flock) by the run writing OUT, from its check of OUT.parts/ until OUT is written
+WRITER = "kaggle-kit"  # in every manifest: what tells kaggle-kit's OUT.parts/ from a folder of someone else's
+SHARD_FORMAT = 2  # 1: no run id or checksum in the shards (kaggle-kit 0.x before the shard checks)
 BARRIER_TIMEOUT = timedelta(hours=6)  # ranks finish together when balanced; a resumed rank may wait on the others
-HASHED_WHOLE = 16 << 20  # model files up to 16 MiB are hashed; bigger ones (weights) by name, size and mtime
+HASHED_WHOLE = 16 << 20  # files up to 16 MiB are hashed whole; bigger ones (weights) by size and sampled blocks
+SAMPLES, SAMPLE_BYTES = 64, 64 << 10  # 4 MiB read of a weights file of any size: a new version differs there
+SHARD_NAME = re.compile(r"m\d{2,}-s\d{5,}\.npz")
+# atomic_path's temp files for our names: ".<name>.<mkstemp's random part>.tmp"
+TEMP_NAME = re.compile(r"\.(m\d{2,}-s\d{5,}\.npz|manifest\.json)\.[A-Za-z0-9_]+\.tmp")
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)  # np.load of a cut file
 
 
 @dataclass(frozen=True)
@@ -85,20 +98,46 @@ def assign(costs: dict[Unit, int], size: int) -> list[list[Unit]]:
     return [sorted(share, key=lambda u: (u.model, u.shard)) for share in shares]
 
 
-def model_fingerprint(model_dir: Path) -> str:
-    """What a model dir holds: small files by content, weight files by name, size and modification time."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in Path(model_dir).rglob("*") if p.is_file() and "checkpoints" not in p.parts):
-        stat = path.stat()
-        digest.update(str(path.relative_to(model_dir)).encode())
-        digest.update(file_sha256(path).encode() if stat.st_size <= HASHED_WHOLE
-                      else f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+def content_digest(path: Path) -> str:
+    """A file's content: whole up to HASHED_WHOLE; above, its size and SAMPLES blocks spread over it (start and end
+    included). Not the modification time: a copy to another node or a remount keeps the shards, a new version of the
+    weights does not."""
+    size = path.stat().st_size
+    if size <= HASHED_WHOLE:
+        return file_sha256(path)
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        for k in range(SAMPLES):
+            f.seek((size - SAMPLE_BYTES) * k // (SAMPLES - 1))
+            digest.update(f.read(SAMPLE_BYTES))
     return digest.hexdigest()
 
 
-def fingerprint(input_path: Path, model_dirs: list[Path], settings: dict) -> dict:
-    return {"input": file_sha256(input_path), "models": [model_fingerprint(d) for d in model_dirs],
-            "settings": settings}
+def folder_fingerprint(folder: Path, entries: tuple[str, ...] | None = None) -> str:
+    """The files under `folder` (only `entries` of it, if given) by relative path and content_digest."""
+    folder = Path(folder)
+    roots = [folder / e for e in entries] if entries is not None else [folder]
+    paths = [p for root in roots for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file()]
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + content_digest(path).encode())
+    return digest.hexdigest()
+
+
+def rows_digest(ids: list[str], texts: dict[str, list]) -> str:
+    """The input as predicted: row ids and texts in order (not the file's bytes: a re-saved CSV keeps the shards)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(ids).encode())
+    for column in sorted(texts):
+        digest.update(column.encode())
+        for turns in texts[column]:
+            digest.update(json.dumps(turns).encode())
+    return digest.hexdigest()
+
+
+def run_id(fingerprint: dict) -> str:
+    """Written into every shard: a shard counts only for the run whose fingerprint it carries."""
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
@@ -111,7 +150,7 @@ class ShardJob:
     rows: int
     num_labels: int
     shard_rows: int
-    fingerprint: Callable[[], dict]
+    fingerprint: Callable[[], dict]  # {"input", "models", "backbones", "settings"}: all the shards' numbers hang on
     model_count: int
     predict: Callable[[int, list[int]], np.ndarray]
     release: Callable[[], None]
@@ -123,102 +162,237 @@ class ShardJob:
 
 def _problem_with(manifest: dict, wanted: dict) -> str | None:
     old = manifest.get("fingerprint", {})
+    new = wanted["fingerprint"]
     if manifest.get("format") != SHARD_FORMAT or manifest.get("kind") != wanted["kind"]:
         return "were written by another command or kaggle-kit version"
-    if old.get("input") != wanted["fingerprint"]["input"]:
-        return "are of another input file"
-    if old.get("models") != wanted["fingerprint"]["models"]:
-        return "are of other models"
-    changed = sorted(k for k in {*old.get("settings", {}), *wanted["fingerprint"]["settings"]}
-                     if old.get("settings", {}).get(k) != wanted["fingerprint"]["settings"].get(k))
+    if old.get("input") != new["input"]:
+        return "are of another input (other rows or texts)"
+    if old.get("models") != new["models"]:
+        return "are of other models (files of a model dir changed)"
+    if old.get("backbones") != new["backbones"]:
+        return "are of another backbone (the folder a model dir uses holds other files: a new version?)"
+    changed = sorted(k for k in {*old.get("settings", {}), *new["settings"]}
+                     if old.get("settings", {}).get(k) != new["settings"].get(k))
     if changed:
         return "were predicted with other settings (" + ", ".join(changed) + ")"
     return None
 
 
+def _ours(manifest: object) -> bool:
+    """A manifest kaggle-kit wrote, by its content (format 1 had no writer field)."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("fingerprint"), dict):
+        return False
+    if manifest.get("writer") == WRITER:
+        return True
+    return manifest.get("format") == 1 and manifest.get("kind") in ("predict", "pseudo-label")
+
+
+def read_manifest(folder: Path) -> dict | None:
+    """OUT.parts/'s manifest, None if there is none; KitError if that file is not kaggle-kit's (then nothing in the
+    folder is taken for ours)."""
+    path = folder / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        manifest = None
+    if not _ours(manifest):
+        raise KitError(f"{path} was not written by kaggle-kit, so {folder} is not kaggle-kit's to use or clean",
+                       hint="move that folder away, or write the output under another name")
+    return manifest
+
+
 def own_files(folder: Path) -> list[Path]:
-    """kaggle-kit's files in OUT.parts/ (shards, the manifest, unfinished temp files): all --overwrite removes."""
-    return [p for p in folder.iterdir() if p.is_file() and (
-        p.name == MANIFEST or (p.name.startswith("m") and p.suffix == ".npz") or p.name.endswith(".tmp"))]
+    """kaggle-kit's files in its OUT.parts/ by their exact names: shards, the manifest, the lock, our temp files."""
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir() if p.is_file() and not p.is_symlink() and (
+        p.name in (MANIFEST, LOCK) or SHARD_NAME.fullmatch(p.name) or TEMP_NAME.fullmatch(p.name))]
 
 
 def remove_parts(folder: Path) -> None:
-    for path in own_files(folder):
-        path.unlink(missing_ok=True)
+    """Once OUT is written: our files and the folder go (a folder holding anything else stays), the lock last."""
+    if not folder.is_dir():
+        release_lock(folder)
+        return
+    if (folder / MANIFEST).exists():
+        read_manifest(folder)  # never clean a folder whose manifest is not ours
+    _remove_own(folder)
+    _drop_lock_file(folder)
     try:
         folder.rmdir()
     except OSError:  # someone else's file is in it: leave the folder, and that file, alone
         pass
 
 
-def prepare_parts(folder: Path, job: ShardJob, overwrite: bool) -> set[Unit]:
-    """Create or check OUT.parts/; returns the units already finished there. Shards of another input, other models
-    or other settings are refused (or removed with --overwrite)."""
-    manifest = {"format": SHARD_FORMAT, "kind": job.kind, "rows": job.rows, "shard_rows": job.shard_rows,
-                "fingerprint": job.fingerprint()}
-    if folder.exists() and not folder.is_dir():
-        raise KitError(f"{folder} is a file; kaggle-kit keeps the shards of this output there",
-                       hint="move that file away")
-    if (folder / MANIFEST).exists():
+_held: dict[Path, int] = {}  # OUT.parts/ (resolved) -> the lock file this process holds for it
+_active: set[Path] = set()  # ... while run_sharded runs on it (after it returns, its caller writes OUT)
+
+
+def acquire_lock(folder: Path) -> None:
+    """Take OUT.parts/lock (flock, not blocking): a second run writing the same output stops here, in one line
+    naming the run that holds it, before it reads or writes a shard. Held until remove_parts, or until this process
+    ends (the kernel drops a killed run's lock)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if folder.resolve() in _active:
+        raise KitError(f"{folder} is in use by another prediction of this process", hint="write to another --out")
+    release_lock(folder)  # this process's own, left by a caller that failed to write OUT after the shards
+    path = folder / LOCK
+    for _ in range(5):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            old = json.loads((folder / MANIFEST).read_text())
-        except (OSError, ValueError):
-            old = {}
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+            os.close(fd)
+            raise KitError(f"{folder.with_name(folder.name[:-len(PARTS_SUFFIX)])} is being written by another "
+                           f"kaggle-kit run ({_describe(holder)})",
+                           hint="wait for it to finish, or write to another --out") from None
+        try:  # the run that held it may have removed the file meanwhile: hold the file that is there
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    else:
+        raise KitError(f"cannot lock {path}: it is replaced as soon as it is taken", hint="rerun")
+    holder = {"pid": os.getpid(), "host": socket.gethostname(),
+              "since": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(holder).encode(), 0)
+    _held[folder.resolve()] = fd
+
+
+def _describe(holder: str) -> str:
+    try:
+        info = json.loads(holder)
+        return f"pid {info['pid']} on {info['host']}, since {info['since']}"
+    except (ValueError, KeyError, TypeError):
+        return "it is starting"
+
+
+def release_lock(folder: Path) -> None:
+    fd = _held.pop(folder.resolve(), None)
+    if fd is not None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _drop_lock_file(folder: Path) -> None:
+    """Remove the lock file while still holding it (a run starting now then takes a new one), then let go."""
+    if folder.resolve() in _held:
+        (folder / LOCK).unlink(missing_ok=True)
+    release_lock(folder)
+
+
+def prepare_parts(folder: Path, job: ShardJob, overwrite: bool, echo: Callable[[str], None] | None = None
+                  ) -> tuple[set[Unit], str]:
+    """Create or check OUT.parts/ (the lock held); returns the units already finished there and the run id their
+    shards must carry. Shards of another input, other models, another backbone or other settings are refused (or
+    removed with --overwrite); a shard that is cut short, unreadable or another run's is predicted again. A changed
+    --shard-rows alone keeps the shards: the earlier cut is used (job.shard_rows is set to it)."""
+    manifest = {"writer": WRITER, "format": SHARD_FORMAT, "kind": job.kind, "rows": job.rows,
+                "shard_rows": job.shard_rows, "fingerprint": job.fingerprint()}
+    old = read_manifest(folder)
+    if old is not None:
         problem = _problem_with(old, manifest)
         if problem is not None and not overwrite:
             raise UsageProblem(f"the shards in {folder} {problem}",
                                hint="pass --overwrite to discard them, or rerun with the same input, models and "
                                     "settings to finish that run")
         if problem is not None:
-            remove_parts(folder)
-    elif folder.is_dir() and own_files(folder) and not overwrite:
-        raise UsageProblem(f"{folder} holds shard files but no {MANIFEST}", hint="pass --overwrite to discard them")
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / MANIFEST).exists():
-        for stale in own_files(folder):
-            stale.unlink()
-        write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2))
+            _remove_own(folder)
+            old = None
+        elif old.get("shard_rows") != job.shard_rows and isinstance(old.get("shard_rows"), int) \
+                and old["shard_rows"] > 0:
+            (echo or log.warning)(f"kaggle-kit: resuming the shards of {old['shard_rows']} rows in {folder} (the "
+                                  f"earlier run's --shard-rows; {job.shard_rows} applies to a new run)")
+            job.shard_rows = manifest["shard_rows"] = old["shard_rows"]
+    else:
+        shards = [p for p in own_files(folder) if SHARD_NAME.fullmatch(p.name)]  # temp files alone go quietly
+        foreign = [p.name for p in shards if _shard_run(p) is None]
+        if foreign:
+            raise KitError(f"{folder} holds {', '.join(sorted(foreign)[:3])} but no {MANIFEST}: not kaggle-kit's "
+                           "shards, so not used nor removed", hint="move those files away, or choose another --out")
+        if shards and not overwrite:
+            raise UsageProblem(f"{folder} holds shard files but no {MANIFEST}", hint="pass --overwrite to discard them")
+        _remove_own(folder)
+    if old is None:
+        write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2, allow_nan=False))
+    run = run_id(manifest["fingerprint"])
     ranges = shard_ranges(job.rows, job.shard_rows)
-    return {Unit(m, s) for m in range(job.model_count) for s in range(len(ranges))
-            if _readable_shard(folder / Unit(m, s).name, ranges[s], job.num_labels)}
-
-
-def _readable_shard(path: Path, rows: range, num_labels: int) -> bool:
-    """A shard counts as finished only if it is whole: the right rows, finite-shaped probabilities."""
-    if not path.exists():
-        return False
-    try:
-        with np.load(path) as data:
-            return (np.array_equal(data["rows"], np.arange(rows.start, rows.stop))
-                    and data["probs"].shape == (len(rows), num_labels))
-    except (OSError, ValueError, KeyError):
-        return False
-
-
-def write_shard(path: Path, rows: range, probs: np.ndarray) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, rows=np.arange(rows.start, rows.stop), probs=np.asarray(probs, dtype=np.float64))
-
-
-def merge(folder: Path, job: ShardJob) -> list[np.ndarray]:
-    """Every model's probabilities in input order, each row exactly once (checked, not assumed)."""
-    prob_sets = []
+    done = set()
     for m in range(job.model_count):
-        probs = np.full((job.rows, job.num_labels), np.nan)
-        seen = np.zeros(job.rows, dtype=np.int64)
-        for s in range(len(shard_ranges(job.rows, job.shard_rows))):
+        for s, rows in enumerate(ranges):
             path = folder / Unit(m, s).name
-            if not path.exists():
-                raise KitError(f"shard {path} is missing after every rank finished",
-                               hint="under torchrun over several nodes the output must be on a filesystem they all "
-                                    "share; rerun to predict the missing shards")
-            with np.load(path) as data:
-                probs[data["rows"]] = data["probs"]
-                np.add.at(seen, data["rows"], 1)
-        if not (seen == 1).all():
-            raise KitError(f"the shards in {folder} cover {int((seen == 0).sum())} row(s) never and "
-                           f"{int((seen > 1).sum())} more than once", hint="rerun with --overwrite")
-        prob_sets.append(probs)
+            if path.exists() and _load_shard(path, rows, job.num_labels, run) is None:
+                (echo or log.warning)(f"kaggle-kit: {path.name} is cut short, unreadable or not this run's: "
+                                      "predicting it again")
+            elif path.exists():
+                done.add(Unit(m, s))
+    return done, run
+
+
+def _remove_own(folder: Path) -> None:
+    """Our files in OUT.parts/ but the lock (which goes last, when the run lets go)."""
+    for path in own_files(folder):
+        if path.name != LOCK:
+            path.unlink(missing_ok=True)
+
+
+def _shard_digest(run: str, rows: np.ndarray, probs: np.ndarray) -> str:
+    return hashlib.sha256(run.encode() + np.ascontiguousarray(rows, dtype=np.int64).tobytes()
+                          + np.ascontiguousarray(probs, dtype=np.float64).tobytes()).hexdigest()
+
+
+def _shard_run(path: Path) -> str | None:
+    """The run id a shard file carries if it is a whole kaggle-kit shard (its checksum holds), else None."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            run, rows, probs = str(data["run"]), data["rows"], data["probs"]
+            return run if str(data["digest"]) == _shard_digest(run, rows, probs) else None
+    except UNREADABLE:
+        return None
+
+
+def _load_shard(path: Path, rows: range, num_labels: int, run: str) -> np.ndarray | None:
+    """The shard's probabilities if it is whole and this run's: its rows, its shape, its checksum, its run id."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            got_rows, probs = data["rows"], data["probs"]
+            whole = (str(data["run"]) == run and np.array_equal(got_rows, np.arange(rows.start, rows.stop))
+                     and probs.shape == (len(rows), num_labels)
+                     and str(data["digest"]) == _shard_digest(run, got_rows, probs))
+            return np.array(probs) if whole else None
+    except UNREADABLE:
+        return None
+
+
+def write_shard(path: Path, rows: range, probs: np.ndarray, run: str) -> None:
+    """One shard, atomically, with the run id and a checksum of its rows and probabilities."""
+    index = np.arange(rows.start, rows.stop, dtype=np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, rows=index, probs=probs, run=np.str_(run), digest=np.str_(_shard_digest(run, index, probs)))
+
+
+def merge(folder: Path, job: ShardJob, run: str, world: World) -> list[np.ndarray]:
+    """Every model's probabilities in input order, each shard checked whole and of this run again as it is read."""
+    prob_sets = []
+    ranges = shard_ranges(job.rows, job.shard_rows)
+    for m in range(job.model_count):
+        parts = []
+        for s, rows in enumerate(ranges):
+            path = folder / Unit(m, s).name
+            probs = _load_shard(path, rows, job.num_labels, run) if path.exists() else None
+            if probs is None:
+                where = ("under torchrun over several nodes the output must be on a filesystem they all share"
+                         if world.sharded else "something else changed that folder while this run wrote it")
+                raise KitError(f"shard {path} is {'not whole' if path.exists() else 'missing'} after every rank "
+                               "finished", hint=f"{where}; rerun to predict it again")
+            parts.append(probs)
+        prob_sets.append(np.concatenate(parts) if parts else np.zeros((0, job.num_labels)))
     return prob_sets
 
 
@@ -274,33 +448,50 @@ def run_sharded(job: ShardJob, out_path: Path, overwrite: bool, world: World | N
         plan = None
         if world.rank == 0:
             try:
-                done = prepare_parts(folder, job, overwrite)
+                if folder.exists() and not folder.is_dir():
+                    raise KitError(f"{folder} is a file; kaggle-kit keeps the shards of this output there",
+                                   hint="move that file away")
+                if (folder / MANIFEST).exists():
+                    read_manifest(folder)  # someone else's folder: not even a lock file goes in
+                acquire_lock(folder)
+                _active.add(folder.resolve())
+                done, run = prepare_parts(folder, job, overwrite, job.echo)
                 row_costs = job.costs() if world.sharded else np.ones(job.rows, dtype=np.int64)
-                plan = {"done": sorted((u.model, u.shard) for u in done), "costs": row_costs}
+                plan = {"done": sorted((u.model, u.shard) for u in done), "costs": row_costs, "run": run,
+                        "shard_rows": job.shard_rows}
             except KitError as exc:  # sent as parts: an exception's hint does not survive pickling
                 plan = {"error": (isinstance(exc, UsageProblem), exc.message, exc.hint)}
         plan = group.share(plan)
         if "error" in plan:
             usage, message, hint = plan["error"]
             raise (UsageProblem if usage else KitError)(message, hint=hint)
+        job.shard_rows, run = plan["shard_rows"], plan["run"]
         done = {Unit(m, s) for m, s in plan["done"]}
         ranges = shard_ranges(job.rows, job.shard_rows)
         costs = {Unit(m, s): int(plan["costs"][r.start:r.stop].sum()) * job.cost_per_row + 1
                  for m in range(job.model_count) for s, r in enumerate(ranges) if Unit(m, s) not in done}
         mine = assign(costs, world.size)[world.rank]
-        mine_report = _predict_share(job, folder, ranges, mine, world)
+        mine_report = _predict_share(job, folder, ranges, mine, world, run)
         reports = group.gather(mine_report)
         if world.rank != 0:
             return None, {**mine_report, "world_size": world.size}
-        prob_sets = merge(folder, job)
+        prob_sets = merge(folder, job, run, world)
         report = {"world_size": world.size, "shards": len(ranges) * job.model_count,
                   "shards_reused": len(done), "ranks": reports}
         return prob_sets, report
+    except BaseException:
+        if world.rank == 0:  # the shards stay for a rerun; the lock (and an empty folder) go
+            _drop_lock_file(folder)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     finally:
+        _active.discard(folder.resolve())
         group.close()
 
 
-def _predict_share(job: ShardJob, folder: Path, ranges: list[range], mine: list[Unit], world: World) -> dict:
+def _predict_share(job: ShardJob, folder: Path, ranges: list[range], mine: list[Unit], world: World, run: str
+                   ) -> dict:
     from kaggle_kit.progress import progress_bar
 
     start = time.perf_counter()
@@ -313,7 +504,7 @@ def _predict_share(job: ShardJob, folder: Path, ranges: list[range], mine: list[
             for unit in (u for u in mine if u.model == model):
                 shard = ranges[unit.shard]
                 probs = job.predict(model, list(shard))
-                write_shard(folder / unit.name, shard, probs)
+                write_shard(folder / unit.name, shard, probs, run)
                 bar.update(len(shard))
             job.release()
     return {"rank": world.rank, "rows": rows, "shards": len(mine), "seconds": round(time.perf_counter() - start, 2)}

@@ -140,7 +140,10 @@ def quantize_on_cpu(quantize: str | None) -> bool:
     return quantize == "4bit" and found is not None and found >= BNB_CPU_4BIT
 
 
-def quantization_config(quantize: str | None, compute_dtype: torch.dtype):
+def quantization_config(quantize: str | None, compute_dtype: torch.dtype, kind: str | None = None):
+    """bitsandbytes' config for --quantize. An encoder's head (pooler + classifier) stays in full precision: it is
+    trained whole (modules_to_save), and a 4/8-bit pooler cannot require gradients (transformers would quantise it:
+    it skips only the last module)."""
     if quantize is None:
         return None
     if quantize not in ("4bit", "8bit"):
@@ -151,8 +154,9 @@ def quantization_config(quantize: str | None, compute_dtype: torch.dtype):
                        hint="drop --quantize on CPU" + (", or upgrade bitsandbytes" if needs else ""))
     from transformers import BitsAndBytesConfig
 
+    skip = {"llm_int8_skip_modules": _head_names(kind)} if kind in HEAD_MODULES else {}
     if quantize == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True)
+        return BitsAndBytesConfig(load_in_8bit=True, **skip)
     found = bitsandbytes_version()
     if found is not None and found < BNB_CPU_4BIT:  # on CUDA: runs, but not in the compute dtype asked for
         logging.getLogger(__name__).warning(
@@ -160,7 +164,16 @@ def quantization_config(quantize: str | None, compute_dtype: torch.dtype):
             "slower, more memory); %s or newer casts to %s", ".".join(map(str, found)),
             ".".join(map(str, BNB_CPU_4BIT)), str(compute_dtype).removeprefix("torch."))
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                              bnb_4bit_compute_dtype=compute_dtype)
+                              bnb_4bit_compute_dtype=compute_dtype, **skip)
+
+
+def _head_names(kind: str) -> list[str]:
+    """The head modules by the names bitsandbytes' loader matches: as given (DeBERTa's pooler is top-level) and
+    under the base model (BERT's is bert.pooler)."""
+    from transformers import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING, AutoConfig
+
+    prefix = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(AutoConfig.for_model(kind))].base_model_prefix
+    return [*HEAD_MODULES[kind], *(f"{prefix}.{name}" for name in HEAD_MODULES[kind])]
 
 
 def rank_device(env: dict[str, str] | None = None) -> int | str:
@@ -200,9 +213,10 @@ def load_backbone_model(backbone: Path, precision: Precision, quantize: str | No
 
     tokenizer = load_tokenizer(backbone)
     kwargs = {"num_labels": num_labels, "ignore_mismatched_sizes": True, "low_cpu_mem_usage": True}
-    if (implementation := attention_for(model_type(backbone), attention)) is not None:
+    kind = model_type(backbone)
+    if (implementation := attention_for(kind, attention)) is not None:
         kwargs["attn_implementation"] = implementation
-    quant = quantization_config(quantize, precision.dtype)
+    quant = quantization_config(quantize, precision.dtype, kind)
     if quant is not None:
         kwargs.update(quantization_config=quant, device_map={"": rank_device() if device is None else device})
     kwargs.update(dtype_kwarg(precision.dtype if quant is not None or not training else torch.float32))

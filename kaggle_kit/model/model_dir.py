@@ -50,6 +50,8 @@ METRICS_FILE = "metrics.json"
 CURVES_FILE = "training_curves.png"
 REPORT_DIR = "report"
 FORMAT_VERSION = 2
+# What predict reads from a model dir: the shards of a sharded predict depend on these files and nothing else there.
+PREDICTION_ENTRIES = (MODEL_FILE, ADAPTER_DIR, TOKENIZER_DIR, MERGED_DIR)
 # Everything kaggle-kit itself writes into a model dir: --overwrite removes these and nothing else.
 OWN_ENTRIES = (MODEL_FILE, ADAPTER_DIR, TOKENIZER_DIR, MERGED_DIR, CHECKPOINTS, HOLDOUT_FILE, METRICS_FILE,
                CURVES_FILE, REPORT_DIR)
@@ -85,6 +87,10 @@ def prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
                        f"{', ...' if len(entries) > 3 else ''})", hint="choose a new or empty folder")
     if not ours:
         return
+    if not written_by_kaggle_kit(out):  # our names alone prove nothing: a user's metrics.json or report/ is theirs
+        raise KitError(f"--out {out} holds {', '.join(ours[:3])}{', ...' if len(ours) > 3 else ''} but no record of "
+                       f"a kaggle-kit run ({MODEL_FILE}, {CHECKPOINTS}/{RUN_CONFIG}): not kaggle-kit's files, so "
+                       "neither resumed nor replaced", hint="choose a new or empty folder")
     if not overwrite:
         if done:
             raise KitError(f"{out} already holds a trained model", hint="pass --overwrite to start again")
@@ -96,8 +102,25 @@ def prepare_out_dir(out: Path, resume: bool, overwrite: bool) -> None:
         _remove(out / name)
 
 
+def json_has_keys(path: Path, keys: tuple[str, ...]) -> bool:
+    """`path` is a JSON object holding every one of `keys` (how kaggle-kit knows a file of its own by content)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and all(k in data for k in keys)
+
+
+def written_by_kaggle_kit(out: Path) -> bool:
+    """A folder kaggle-kit trained into, by content: its finished model's record, or the run record written before
+    anything else when a run starts."""
+    return (json_has_keys(out / MODEL_FILE, ("format", "backbone", "num_labels"))
+            or json_has_keys(out / CHECKPOINTS / RUN_CONFIG, ("backbone", "train_files")))
+
+
 def save_run_config(out: Path, settings: dict) -> None:
-    """Written when training starts, so --resume can refuse settings that differ from the checkpoints'."""
+    """Written when training starts, before any other file of the run: it marks the folder as kaggle-kit's, and
+    --resume refuses settings that differ from the checkpoints'."""
     write_text_atomic(out / CHECKPOINTS / RUN_CONFIG, json.dumps(settings, indent=2, sort_keys=True))
 
 
@@ -297,7 +320,7 @@ def load_trained(model_dir: Path, backbone: str | None = None, precision: str = 
             if attention is not None:
                 kwargs["attn_implementation"] = attention
             if quantize is not None:
-                kwargs.update(quantization_config=quantization_config(quantize, prec.dtype),
+                kwargs.update(quantization_config=quantization_config(quantize, prec.dtype, info["model_type"]),
                               device_map={"": rank_device() if device is None else device})
             model = no_kv_cache(AutoModelForSequenceClassification.from_pretrained(model_dir / MERGED_DIR, **kwargs))
         else:

@@ -13,6 +13,7 @@ from kaggle_kit.remote.client import (
     credentials_source,
     default_timeout,
     get_api,
+    optional_timeout,
 )
 
 
@@ -37,8 +38,8 @@ def check_rules(cfg: ProjectConfig) -> Check:
     name = "competition rules"
     try:
         api = get_api()
-        call("list competition files", lambda: api.competition_list_files(cfg.competition), retries=2,
-             competition=cfg.competition)  # KAGGLE_KIT_TIMEOUT, as every other call
+        call("list competition files", lambda: api.competition_list_files(cfg.competition), retries=1,
+             competition=cfg.competition, timeout=optional_timeout())  # a diagnosis: never minutes of silence
     except KitError as exc:
         if isinstance(exc, RemoteError) and exc.status == 403:
             return Check(name, False, "not accepted", f"accept them at {rules_url(cfg.competition)}")

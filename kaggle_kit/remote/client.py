@@ -14,6 +14,7 @@ import contextlib
 import email.utils
 import io
 import json
+import math
 import os
 import threading
 import time
@@ -37,9 +38,17 @@ def default_timeout() -> float:
         value = float(raw)
     except ValueError:
         value = 0.0
-    if not value > 0:
-        raise UsageProblem(f"KAGGLE_KIT_TIMEOUT={raw!r} is not a positive number of seconds", hint="e.g. 120")
+    if not (math.isfinite(value) and value > 0):  # inf would wait forever; nan passes no comparison
+        raise UsageProblem(f"KAGGLE_KIT_TIMEOUT={raw!r} is not a finite positive number of seconds", hint="e.g. 120")
     return value
+
+
+OPTIONAL_TIMEOUT_S = 15.0  # a look-up the command can do without (a dry run's deadline, doctor's rules check)
+
+
+def optional_timeout() -> float:
+    """The wait for an optional look-up: short, since the command goes on without its answer."""
+    return min(OPTIONAL_TIMEOUT_S, default_timeout())
 
 
 def transfer_timeout(total_bytes: int, min_rate_bytes_s: float = 512 * 1024) -> float:

@@ -7,6 +7,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from kaggle_kit.atomic import missing_folders, remove_empty
 from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.data.reading import read_test, read_train
 from kaggle_kit.errors import DataError, RemoteError
@@ -34,6 +35,7 @@ def download(spec: CompetitionSpec, to: Path, dry_run: bool = False) -> dict:
         return {"skipped": True, **verify(to, spec)}
     except DataError:
         pass  # missing or bad: fetch
+    created = missing_folders(to)
     to.parent.mkdir(parents=True, exist_ok=True)  # temp dir beside the target: the final renames stay on one filesystem
     tmp = Path(tempfile.mkdtemp(prefix=".kk-download-", dir=to.parent))
     try:
@@ -54,5 +56,9 @@ def download(spec: CompetitionSpec, to: Path, dry_run: bool = False) -> dict:
         for path in unpacked.iterdir():
             path.replace(to / path.name)  # same filesystem: an atomic rename per verified file
         return {"skipped": False, **summary}
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        remove_empty(created)  # the folders this download made, if it put nothing in them
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -219,7 +219,7 @@ def _rewrite_log(target: Path, slug: str, files: list[str]) -> list[str]:
 def pull_kernel(ref: str, to: Path) -> tuple[Path, list[str]]:
     """Outputs + log of the pinned version into a new versioned folder under `to`; never into an existing one, and
     none is left on failure. The log is written as text (`<slug>.log`) with Kaggle's JSON beside it."""
-    from kaggle_kit.atomic import next_free
+    from kaggle_kit.atomic import missing_folders, next_free, remove_empty
 
     kernel, version = state.pinned(ref)
     check_ref(kernel, "kernel")
@@ -227,6 +227,7 @@ def pull_kernel(ref: str, to: Path) -> tuple[Path, list[str]]:
     api = get_api()
     slug = kernel.split("/")[-1]
     target = next_free(to, slug)
+    created = missing_folders(target)
     target.mkdir(parents=True)
     try:
         files, _ = call(f"pull {asked}", lambda: api.kernels_output(asked, str(target), quiet=True), timeout=3600,
@@ -239,5 +240,6 @@ def pull_kernel(ref: str, to: Path) -> tuple[Path, list[str]]:
         files = _rewrite_log(target, slug, list(files))
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
+        remove_empty(created[1:])  # --to and its parents, if this pull made them
         raise
     return target, sorted(os.path.relpath(f, target) for f in files)

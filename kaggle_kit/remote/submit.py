@@ -18,7 +18,7 @@ from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.config import check_ref
 from kaggle_kit.errors import KitError, RemoteError
 from kaggle_kit.remote import state
-from kaggle_kit.remote.client import OutcomeUnknown, call, get_api, normalise, poll
+from kaggle_kit.remote.client import RETRIES, OutcomeUnknown, call, get_api, normalise, poll
 from kaggle_kit.submission import expected_ids, validate_file
 
 WARN_WITHIN = timedelta(hours=24)
@@ -48,15 +48,18 @@ class Deadline:
         return f"{self.deadline:%Y-%m-%d %H:%M} UTC ({minutes // 1440}d {minutes // 60 % 24}h {minutes % 60}m left)"
 
 
-def deadline_info(api, spec: CompetitionSpec) -> Deadline:
-    listing = call("competition listing", lambda: api.competitions_list(search=spec.slug), competition=spec.slug)
+def deadline_info(api, spec: CompetitionSpec, timeout: float | None = None, retries: int = RETRIES) -> Deadline:
+    """The deadline and today's submissions left (two read calls; `timeout`/`retries` per call, for optional use)."""
+    listing = call("competition listing", lambda: api.competitions_list(search=spec.slug), competition=spec.slug,
+                   timeout=timeout, retries=retries)
     deadline = None
     for comp in getattr(listing, "competitions", None) or []:
         if str(comp.ref).rstrip("/").split("/")[-1] == spec.slug:
             deadline = comp.deadline
     if deadline is not None and deadline.tzinfo is None:
         deadline = deadline.replace(tzinfo=timezone.utc)
-    limits = call("submission limits", lambda: api.competition_get_submission_limits(spec.slug), competition=spec.slug)
+    limits = call("submission limits", lambda: api.competition_get_submission_limits(spec.slug), competition=spec.slug,
+                  timeout=timeout, retries=retries)
     counts = [getattr(limits, k, None) for k in ("num_today", "num_total", "num_allowed_now")]
     return Deadline(deadline, getattr(limits, "num_allowed_now", None), on_team=any(counts))
 

@@ -22,10 +22,18 @@ from kaggle_kit.config import ColumnMap, TrainConfig
 from kaggle_kit.errors import KitError, UsageProblem
 from kaggle_kit.metrics import log_loss, metric_score
 from kaggle_kit.model.backbone import free_model_memory
-from kaggle_kit.model.model_dir import CHECKPOINTS, HOLDOUT_FILE, METRICS_FILE, MODEL_FILE, read_model_info
+from kaggle_kit.model.model_dir import (
+    CHECKPOINTS,
+    HOLDOUT_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    json_has_keys,
+    read_model_info,
+)
 
 OOF_FILE = "oof.csv"
 CV_FILE = "cv.json"
+CV_KEYS = ("folds", "rows", "oof_log_loss", "per_fold")  # what every cv.json of ours holds
 FOLD_DIR = re.compile(r"^fold-(\d+)$")
 
 
@@ -59,6 +67,10 @@ def check_cv_out(out: Path, fold_ids: list[int], k: int, overwrite: bool) -> Non
     if foreign:
         raise KitError(f"--out {out} already holds files that kaggle-kit did not write ({', '.join(foreign[:3])}"
                        f"{', ...' if len(foreign) > 3 else ''})", hint="choose a new or empty folder")
+    summaries = [name for name in (OOF_FILE, CV_FILE) if (out / name).exists()]
+    if summaries and not json_has_keys(out / CV_FILE, CV_KEYS):  # our names alone prove nothing: check cv.json
+        raise KitError(f"--out {out} holds {' and '.join(summaries)} but no cv.json written by `cv`: not kaggle-kit's "
+                       "files, so never replaced", hint="choose a new or empty folder")
     done = [i for i in fold_ids if (fold_dir(out, i) / MODEL_FILE).exists()]
     if done and not overwrite:
         raise KitError(f"{out} already holds fold(s) {', '.join(map(str, done))}",

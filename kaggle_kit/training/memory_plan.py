@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 
 from kaggle_kit.config.recipes import DECODER_MLP3, estimated_params, get_recipe
 from kaggle_kit.errors import KitError
+from kaggle_kit.training.backbone_shape import trained_layers
 
 GIB = 1024 ** 3
 # Usable memory per device, as the device reports it (torch.cuda.mem_get_info's total), rounded down: a T4 reports
@@ -203,7 +204,7 @@ def plan_train(recipe_name: str, gpus: str = "t4", batch_size: int | None = None
     auto = "bf16" if gpus in BF16_GPUS else "fp16"
     precision = auto if settings.get("precision", "auto") == "auto" else settings["precision"]
     quantize = settings.get("quantize")
-    trained = int(shape["num_hidden_layers"]) - int(settings.get("freeze_layers", 0))
+    trained = trained_layers(shape, int(settings.get("freeze_layers", 0)), recipe.name)
     sequences = batch * (2 if full_swap else 1)  # the evaluation set is never swapped
     step = train_step_bytes(shape, sequences, seq, precision, quantize, settings["gradient_checkpointing"],
                             settings["lora_r"], settings.get("target_modules"), trained)

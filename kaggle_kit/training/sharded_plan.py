@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 from kaggle_kit.config.recipes import estimated_params, get_recipe
 from kaggle_kit.errors import KitError
+from kaggle_kit.training.backbone_shape import trained_layers
 from kaggle_kit.training.memory_plan import (
     CUDA_OVERHEAD_GIB,
     GIB,
@@ -29,6 +30,8 @@ from kaggle_kit.training.memory_plan import (
 
 CLUSTER_GPUS = {"a100x8": (8, 78.0), "h100x8": (8, 78.0)}  # GPUs per node, usable GiB per GPU
 ENGINES = ("zero3", "zero2")
+# The train flags of each engine, in the order offered: the first that train accepts for the backbone runs the plan.
+TRAIN_ENGINES = {"zero3": (("full_shard", None), (None, "zero3")), "zero2": (("shard_grad_op", None), (None, "zero2"))}
 GATHERED_LAYERS = 2
 COMPUTE_BYTES = 2  # bf16 on A100 / H100
 
@@ -55,6 +58,7 @@ class ShardedPlan:
     device_gib: float
     fits: bool
     label_fits: bool
+    train_flags: str  # what `train` is given to run this plan (an engine it accepts for this backbone)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,12 +74,34 @@ class ShardedPlan:
                 f", overhead {self.overhead_gib:.1f}; batch {self.batch_size} x {self.max_len} tokens, "
                 f"{self.quantize or 'bf16 compute over fp32 weights'}). Labelling (a whole model per GPU, "
                 f"{self.label_quantize or 'bf16'}): {self.label_gib:.1f} GiB -> "
-                f"{'fits' if self.label_fits else 'does NOT fit'}")
+                f"{'fits' if self.label_fits else 'does NOT fit'}. Train with: {self.train_flags}")
 
 
 def _layer_params(shape: dict) -> float:
     embeddings = int(shape["vocab_size"]) * int(shape["hidden_size"])
     return (estimated_params(shape) - embeddings) / int(shape["num_hidden_layers"])
+
+
+def train_flags(engine: str, quantize: str | None, model_type: str) -> str:
+    """The train flags that run `engine` with `quantize` on a backbone of `model_type`: FSDP where train accepts it,
+    else DeepSpeed (4-/8-bit weights and encoders without a layer to wrap are refused under FSDP)."""
+    from kaggle_kit.training.sharding import engine_refusal, wrap_unit_of
+
+    try:
+        from transformers import AutoConfig
+
+        wraps = wrap_unit_of(AutoConfig.for_model(model_type)) is not None
+    except (ValueError, KeyError):
+        raise KitError(f"model_type {model_type!r} is not a model type transformers knows",
+                       hint="pass the backbone's own config.json") from None
+    refusals = []
+    for fsdp, deepspeed in TRAIN_ENGINES[engine]:
+        refusal = engine_refusal(fsdp, deepspeed, quantize, wraps)
+        if refusal is None:
+            flags = f"--fsdp {fsdp}" if fsdp else f"--deepspeed {deepspeed}"
+            return flags + (f" --quantize {quantize}" if quantize else "")
+        refusals.append(refusal)
+    raise refusals[0]
 
 
 def plan_sharded(recipe_name: str, gpus: str, nodes: int = 1, engine: str = "zero3", batch_size: int | None = None,
@@ -95,7 +121,7 @@ def plan_sharded(recipe_name: str, gpus: str, nodes: int = 1, engine: str = "zer
     batch, seq = batch_size or settings["batch_size"], max_len or settings["max_len"]
     # kaggle-kit refuses 4-/8-bit under FSDP and ZeRO-3 (training/sharding.py): those train full precision.
     quantize = settings.get("quantize") if engine == "zero2" else None
-    trained = int(shape["num_hidden_layers"]) - int(settings.get("freeze_layers", 0))
+    trained = trained_layers(shape, int(settings.get("freeze_layers", 0)), recipe.name)
     step = train_step_bytes(shape, batch, seq, "bf16", quantize, settings["gradient_checkpointing"],
                             settings["lora_r"], settings.get("target_modules"), trained)
     lora = step["lora"] / world
@@ -118,4 +144,5 @@ def plan_sharded(recipe_name: str, gpus: str, nodes: int = 1, engine: str = "zer
         activations_gib=round(step["activations"] / GIB, 2), overhead_gib=CUDA_OVERHEAD_GIB,
         train_gib=round(train / GIB, 2), label_quantize=label_quantize, label_gib=round(label / GIB, 2),
         device_gib=device,
-        fits=train <= device * GIB * SAFETY, label_fits=label <= device * GIB * SAFETY)
+        fits=train <= device * GIB * SAFETY, label_fits=label <= device * GIB * SAFETY,
+        train_flags=train_flags(engine, quantize, str(shape.get("model_type"))))

@@ -59,15 +59,54 @@ def _zero_stage(value: str) -> int:
 
 def wrap_unit(backbone: Path) -> str:
     """The decoder layer class FSDP wraps one by one (what the model class says must not be split)."""
-    from transformers import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING, AutoConfig
+    from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(backbone)
-    model_class = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(config)]
-    layers = list(getattr(model_class, "_no_split_modules", None) or [])
-    if not layers:
-        raise KitError(f"--fsdp: {model_class.__name__} names no layer class to wrap (an encoder backbone)",
-                       hint="FSDP is for decoder backbones too big for one GPU; train this one with DDP (torchrun)")
-    return layers[0]
+    unit = wrap_unit_of(AutoConfig.from_pretrained(backbone))
+    if unit is None:
+        raise KitError(f"--fsdp: {_model_class(AutoConfig.from_pretrained(backbone)).__name__} names no layer class "
+                       "to wrap (an encoder backbone)", hint=ENCODER_HINT)
+    return unit
+
+
+ENCODER_HINT = "FSDP is for decoder backbones too big for one GPU; train this one with DDP (torchrun)"
+
+
+def _model_class(config):
+    from transformers import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    return MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING[type(config)]
+
+
+def wrap_unit_of(config) -> str | None:
+    """The layer class a transformers config's sequence classifier says must not be split, or None (encoders)."""
+    layers = list(getattr(_model_class(config), "_no_split_modules", None) or [])
+    return layers[0] if layers else None
+
+
+def engine_name(fsdp: str | None, deepspeed: str | None) -> str:
+    """The engine as the user asked for it: its flag and value, with a DeepSpeed config's ZeRO stage."""
+    if fsdp is not None:
+        return f"--fsdp {fsdp}"
+    stage = _zero_stage(deepspeed)
+    return f"--deepspeed {deepspeed}" + ("" if deepspeed in DEEPSPEED_PRESETS else f" (ZeRO-{stage})")
+
+
+def engine_refusal(fsdp: str | None, deepspeed: str | None, quantize: str | None, wraps: bool) -> KitError | None:
+    """What train refuses of this engine with this quantisation (`wraps`: the backbone names a layer FSDP can
+    wrap), without looking for CUDA or packages: the plan asks the same question."""
+    shards_weights = fsdp is not None or (deepspeed is not None and _zero_stage(deepspeed) == 3)
+    engine = engine_name(fsdp, deepspeed)
+    if quantize == "4bit" and shards_weights:
+        return UsageProblem(f"{engine} with --quantize 4bit would not shard the 4-bit weights (they need "
+                            "bnb_4bit_quant_storage in a float dtype, which kaggle-kit's 4-bit loader does not set)",
+                            hint="use --deepspeed zero2 with --quantize 4bit, or drop --quantize")
+    if quantize == "8bit" and shards_weights:
+        return UsageProblem(f"{engine} cannot shard 8-bit (bitsandbytes Int8Params) weights",
+                            hint="drop --quantize, or use --deepspeed zero2")
+    if fsdp is not None and not wraps:
+        return KitError(f"{engine}: the backbone names no layer class to wrap (an encoder backbone)",
+                        hint=ENCODER_HINT)
+    return None
 
 
 def check_sharded_training(fsdp: str | None, deepspeed: str | None, quantize: str | None, backbone: Path,
@@ -81,17 +120,12 @@ def check_sharded_training(fsdp: str | None, deepspeed: str | None, quantize: st
         raise UsageProblem(f"--fsdp {fsdp}: choose {' or '.join(FSDP_MODES)}")
     if deepspeed is not None:
         deepspeed_config(deepspeed)  # a bad JSON file: its own line
-    shards_weights = fsdp is not None or (deepspeed is not None and _zero_stage(deepspeed) == 3)
-    engine = f"--fsdp {fsdp}" if fsdp is not None else f"--deepspeed {deepspeed} (ZeRO-3)"
-    if quantize == "4bit" and shards_weights:
-        raise UsageProblem(f"{engine} with --quantize 4bit would not shard the 4-bit weights (they need "
-                           "bnb_4bit_quant_storage in a float dtype, which kaggle-kit's 4-bit loader does not set)",
-                           hint="use --deepspeed zero2 with --quantize 4bit, or drop --quantize")
-    if quantize == "8bit" and shards_weights:
-        raise UsageProblem(f"{engine} cannot shard 8-bit (bitsandbytes Int8Params) weights",
-                           hint="drop --quantize, or use --deepspeed zero2")
+    refusal = engine_refusal(fsdp, deepspeed, quantize, wraps=True)
+    if refusal is not None:
+        raise refusal
     if fsdp is not None:
         wrap_unit(backbone)
+    engine = engine_name(fsdp, deepspeed)
     if cuda is None:
         import torch
 

@@ -297,6 +297,8 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     steps_per_epoch = math.ceil(len(fit_encoded) / (cfg.batch_size * cfg.grad_accum * world))
     args = _training_args(cfg, out, steps_per_epoch, precision.name, distributed=world > 1, backbone=backbone)
     trainer_cls = trainer_class(cfg.distill_weight, cfg.distill_temperature, n)
+    if rank == 0 and not resume:  # before the Trainer makes checkpoints/: the record that the folder is ours
+        save_run_config(out, settings)
     trainer = trainer_cls(
         model=model, args=args,
         train_dataset=rows_dataset(fit_encoded, fit_targets, fit_teacher, swap_part if cfg.full_swap else None),
@@ -307,8 +309,6 @@ def train(train_files: list[Path], out: Path, cfg: TrainConfig, spec: Competitio
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(stderr_progress())
-    if rank == 0 and not resume:
-        save_run_config(out, settings)
     budget = None
     if cfg.time_budget is not None:
         budget = time_budget_callback(parse_duration(cfg.time_budget), budget_start)
