@@ -90,10 +90,12 @@ def test_broken_model_dirs_are_one_line_errors(tmp_path, trained, small_files, b
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_backbone_of_another_architecture_is_refused(tmp_path, trained, small_files):
+def test_backbone_of_another_architecture_is_refused(tmp_path, tiny_backbone, small_files):
+    from conftest import fake_model_dir
     from kaggle_kit.model.tiny_backbone import build_tiny_backbone
 
     llama = build_tiny_backbone(tmp_path / "llama", arch="llama")
-    result = run("predict", "--test", small_files.test, "--model", trained.out_dir, "--backbone", llama,
+    model = fake_model_dir(tmp_path / "model", tiny_backbone)  # refused before any model loads: nothing trained
+    result = run("predict", "--test", small_files.test, "--model", model, "--backbone", llama,
                  "--out", tmp_path / "p.csv")
     assert result.exit_code == 1 and "was trained on a deberta-v2" in result.output

@@ -70,14 +70,13 @@ def test_init_template_leaves_recipe_settings_to_the_recipe():
     assert shown["learning_rate"] == RECIPES[TEMPLATE_RECIPE].train["learning_rate"] != 1e-3
 
 
-# ---- shared set-up: the issue's own (sample data, tiny backbone, a model trained a few steps)
+# ---- shared set-up: sample data, the tiny backbone and a model dir that was never trained
 @pytest.fixture(scope="module")
-def model(tmp_path_factory, small_files, tiny_backbone, spec):
-    from conftest import quick_config
-    from kaggle_kit.training.train import train
+def model(tmp_path_factory, tiny_backbone):
+    """Every test here stops at a refusal before a model loads: a model dir's files, nothing trained."""
+    from conftest import fake_model_dir
 
-    return train([small_files.train], tmp_path_factory.mktemp("m") / "model",
-                 quick_config(tiny_backbone, max_len=64, max_steps=2, eval_steps=2), spec).out_dir
+    return fake_model_dir(tmp_path_factory.mktemp("m") / "model", tiny_backbone)
 
 
 @pytest.fixture
