@@ -123,8 +123,8 @@ def fake_model_dir(out: Path, backbone: Path, num_labels: int = 3) -> Path:
 
     (out / ADAPTER_DIR).mkdir(parents=True)
     (out / ADAPTER_DIR / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 16}))
-    info = {"format": FORMAT_VERSION, "backbone": str(backbone), "model_type": model_type(backbone), "num_labels": num_labels,
-            "encoding": {"max_len": 64}, "temperature": 1.0}
+    info = {"format": FORMAT_VERSION, "backbone": str(backbone), "model_type": model_type(backbone),
+            "num_labels": num_labels, "encoding": {"max_len": 64}, "temperature": 1.0}
     (out / MODEL_FILE).write_text(json.dumps(info))
     return out
 
