@@ -43,7 +43,7 @@ from kaggle_kit.model.tiny_backbone import build_tiny_backbone  # noqa: E402
 SLOW_FIXTURES = frozenset({"trained"})
 SLOW_CALLS = re.compile("|".join([
     r"\btrain\(", r"\brun_cv\(", r"\bpseudo_label\(", r"\bbench_seeds\(",  # training and labelling functions
-    r"[(\[]\s*\"(?:train|cv|quickstart|pseudo-label|tiny-backbone)\"",  # the CLI commands that train or build
+    r"[(\[]\s*\"(?:train|cv|quickstart|pseudo-label|tiny-backbone)\"", r"\"bench\",\s*\"seeds\"",  # CLI commands
     r"\"run-kernel\"", r"\brun_local\(", r"torchrun", r"\bstart_processes\(",  # kernels and ranks in processes
     r"\bsubprocess\.", r"\bPopen\(", r"\bsys\.executable\b",
 ]))
