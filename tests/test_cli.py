@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from conftest import run_cli
 from kaggle_kit.cli import main
 
 
@@ -190,3 +191,19 @@ def test_predict_checks_every_input_before_the_first_forward_pass(tmp_path, trai
     result = run("predict", "--test", small_files.test, "--model", trained.out_dir, "--out", tmp_path / "adir",
                  "--overwrite")
     assert result.exit_code == 1 and "is a folder" in result.output
+
+
+def test_filesystem_errors_anywhere_become_one_line(tmp_path, monkeypatch):
+    """The CLI's handler: an OSError about a path, raised deep inside a command, is one line (what, where, a hint)."""
+    from kaggle_kit.cli.app import filesystem_error_line
+
+    assert filesystem_error_line(ConnectionRefusedError(111, "Connection refused")) is None  # not about a path
+    line = filesystem_error_line(IsADirectoryError(21, "Is a directory", "x/y"))
+    assert line.startswith("cannot use x/y: Is a directory") and "give a file path" in line
+
+
+
+def test_recipe_driven_flags_say_where_their_default_comes_from():
+    text = run_cli("train", "--help").output
+    assert "--lr" in text and "from the backbone's recipe unless set" in text
+    assert "[default: 0.001]" not in text

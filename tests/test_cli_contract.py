@@ -525,4 +525,3 @@ def test_a_folder_where_a_file_is_expected(model, small_files, tmp_path):
     one_line_error(run_cli("config", "--config", folder), str(folder))
     oof = _oof(small_files, tmp_path / "oof.csv")
     one_line_error(run_cli("blend", "--oof", f"{oof}={model}", "--out", folder, "--overwrite"), f"{folder} is a folder")
-

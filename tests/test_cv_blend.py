@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import quick_config
+from conftest import quick_config, run_cli
 from kaggle_kit.cli import main
 from kaggle_kit.cli.app import COMMAND_SECTIONS
 from kaggle_kit.data.encode import Encoder, EncodingSpec, field_budgets, fit_field
@@ -359,3 +359,12 @@ def test_blend_refuses_non_finite_oof_probabilities(cv_run, tmp_path, bad):
     result = run("blend", "--oof", f"{tmp_path / 'bad.csv'}={out / 'fold-0'}", "--out", tmp_path / "blend.json")
     one_line_error(result, "NaN or infinite")
     assert not (tmp_path / "blend.json").exists()
+
+
+def test_cv_refuses_a_folder_of_other_files(tiny_backbone, small_files, tmp_path):
+    out = tmp_path / "work"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    one_line_error(run_cli("cv", "--train", small_files.train, "--folds", 2, "--out", out, "--backbone", tiny_backbone,
+                       "--max-steps", 1), "already holds files that kaggle-kit did not write")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import one_line_error, run_cli
 from kaggle_kit.cli import main
 from kaggle_kit.config import config_from_dict, load_config
 from kaggle_kit.errors import KitError, RemoteError
@@ -326,3 +327,30 @@ def test_train_kernel_applies_its_recipe(project, small_files, tiny_backbone):
     assert (used["max_len"], used["max_steps"]) == (128, 4)  # kaggle-kit.toml still wins
     assert info["recipe"]["applied"]["learning_rate"] == 3e-4 and "max_len" not in info["recipe"]["applied"]
     assert info["recipe"]["sources"]["max_steps"] == "toml"
+
+
+def test_run_kernel_on_a_folder_that_is_not_a_build(tmp_path):
+    (tmp_path / "notes").mkdir()
+    one_line_error(run_cli("run-kernel", tmp_path / "notes"), "is not a kernel build")
+
+
+
+def test_kernel_failure_ends_in_one_clean_line(tmp_path):
+    """The streamed log keeps the kernel's traceback; the command's last line says what failed."""
+    build = tmp_path / "kb"
+    build.mkdir()
+    (build / "kernel-metadata.json").write_text(json.dumps({"id": "tester/x", "code_file": "k.py"}))
+    (build / "k.py").write_text('raise RuntimeError("the model dir is missing:\\n  /kaggle/input/m\\n  (pulled?)")\n')
+    result = run_cli("run-kernel", build, "--working", tmp_path / "w")
+    assert result.exit_code == 1 and "| Traceback" in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: kernel failed (exit 1): RuntimeError: the model dir is missing"), last
+    assert "Traceback" in (tmp_path / "w" / "kernel.log").read_text()
+
+
+
+def test_build_kernel_train_without_a_backbone_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kaggle-kit.toml").write_text('username = "tester"\n')
+    one_line_error(run_cli("build-kernel", "train", "--out", tmp_path / "kb"), "needs a backbone", code=2)
+    assert not (tmp_path / "kb").exists()

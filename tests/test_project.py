@@ -3,10 +3,12 @@
 import json
 
 import pytest
+import tomllib
 from click.testing import CliRunner
 
+from conftest import one_line_error, run_cli
 from kaggle_kit.cli import main
-from kaggle_kit.config import load_config
+from kaggle_kit.config import config_from_dict, load_config
 
 
 def run(*args):
@@ -68,3 +70,50 @@ def test_report_renders_png_and_html(trained, tmp_path):
     assert sum(map(sum, summary["confusion_matrix"])) == summary["rows"] == trained.metrics["holdout"]["rows"]
     assert summary["log_loss"] == pytest.approx(trained.metrics["holdout"]["log_loss_calibrated"], abs=1e-6)
     assert run("report", tmp_path).exit_code == 1
+
+
+def test_config_and_doctor_fail_for_an_unknown_competition(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kaggle-kit.toml").write_text('competition = "no-such-competition"\n')
+    one_line_error(run_cli("config"), "no-such-competition", code=2)
+    result = run_cli("doctor", "--offline")
+    assert result.exit_code == 1 and "FAIL config" in result.output and "no-such-competition" in result.output
+
+
+
+def test_doctor_fails_for_a_truncated_kaggle_json(tmp_path, monkeypatch):
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path))
+    (tmp_path / "kaggle.json").write_text('{"username": "alice", "ke')
+    result = run_cli("doctor", "--offline")
+    assert result.exit_code == 1 and "FAIL kaggle credentials" in result.output and "not valid JSON" in result.output
+    (tmp_path / "kaggle.json").write_text('{"username": "alice"}')
+    assert "lacks a username or a key" in run_cli("doctor", "--offline").output
+    (tmp_path / "kaggle.json").write_text('{"username": "alice", "key": "0123456789abcdef"}')
+    result = run_cli("doctor", "--offline", "--json")
+    assert {c["name"]: c for c in json.loads(result.output)}["kaggle credentials"]["ok"]
+    assert "0123456789abcdef" not in result.output
+
+
+
+def test_init_refuses_a_bad_username_and_writes_nothing(tmp_path):
+    one_line_error(run_cli("init", tmp_path / "p", "--username", "bad user!"), "--username 'bad user!'", code=2)
+    assert not (tmp_path / "p" / "kaggle-kit.toml").exists()
+
+
+
+def test_init_template_leaves_recipe_settings_to_the_recipe():
+    """The toml outranks recipes: a value written there (the old lr 1e-3, batch 8) overrode `train --recipe`."""
+    from kaggle_kit.config.init_template import TEMPLATE_RECIPE, TEMPLATE_TRAIN_KEYS, config_text
+    from kaggle_kit.config.recipes import RECIPES
+
+    text = config_text("lmsys-chatbot-arena", "alice")
+    cfg = config_from_dict(tomllib.loads(text))
+    assert cfg.explicit["train"] == []  # nothing in [train] outranks a recipe
+    shown = {}
+    for line in text[text.index("[train]"):text.index("[predict]")].splitlines():
+        if line.startswith("# ") and " = " in line and line[2:].split(" = ")[0] in TEMPLATE_TRAIN_KEYS:
+            shown.update(tomllib.loads(line[2:].split("#")[0]))
+    assert shown == {k: v for k, v in RECIPES[TEMPLATE_RECIPE].settings().items() if k in TEMPLATE_TRAIN_KEYS}
+    assert shown["learning_rate"] == RECIPES[TEMPLATE_RECIPE].train["learning_rate"] != 1e-3

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import kaggle_kit
+from conftest import run_cli
 from kaggle_kit.cli import main
 from kaggle_kit.competition.spec import LMSYS
 from kaggle_kit.errors import KitError
@@ -274,3 +275,21 @@ def test_commands_that_change_things_offer_a_dry_run():
     """Checked: push-kernel, upload and submit change Kaggle; download writes files. The rest only read."""
     for name in ("push-kernel", "upload", "submit", "download"):
         assert "dry_run" in [p.name for p in main.commands[name].params], name
+
+
+@pytest.mark.parametrize("command", [["push-kernel", "train", "--wait"], ["status", "tester/x", "--wait"],
+                                     ["datasets", "status", "tester/xyzabc", "--wait"]])
+@pytest.mark.parametrize("interval", ["-5", "0"])
+def test_interval_must_be_positive(command, interval):
+    result = run_cli(*command, "--interval", interval)
+    assert result.exit_code == 2 and "--interval" in result.output and "Traceback" not in result.output
+
+
+
+def test_submit_dry_run_uses_the_local_sample_submission_and_says_so(project, small_files):
+    """No server answers in tests: a dry run that asked Kaggle for its sample_submission would fail."""
+    (project / "data").mkdir()
+    (project / "data" / "sample_submission.csv").write_bytes(small_files.sample_submission.read_bytes())
+    result = run_cli("submit", small_files.sample_submission, "-m", "try", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "dry run: nothing sent" in result.output and "valid against data/sample_submission.csv" in result.output

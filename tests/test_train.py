@@ -137,3 +137,21 @@ def test_train_resume_and_overwrite_together(small_files, tiny_backbone, tmp_pat
                               "--resume", "--overwrite"), "pass one of them", code=2)
     assert "pass --overwrite to train again" not in line
 
+
+def test_train_with_target_modules_that_match_nothing(tiny_backbone, small_files, tmp_path):
+    line = one_line_error(run_cli("train", "--train", small_files.train, "--backbone", tiny_backbone, "--out",
+                              tmp_path / "m", "--target-modules", "no_such_proj", "--max-steps", 1),
+                          "--target-modules no_such_proj: no such layer")
+    assert "query_proj" in line or "query" in line
+
+
+
+def test_training_rows_of_one_class_are_refused(tiny_backbone, small_files, tmp_path):
+    import pandas as pd
+
+    frame = pd.read_csv(small_files.train, dtype=str, keep_default_na=False)
+    frame["winner_model_a"], frame["winner_model_b"], frame["winner_tie"] = "1", "0", "0"
+    frame.to_csv(tmp_path / "one.csv", index=False)
+    one_line_error(run_cli("train", "--train", tmp_path / "one.csv", "--backbone", tiny_backbone, "--out",
+                       tmp_path / "m", "--max-steps", 1), "is labelled winner_model_a: nothing to learn")
+    assert not (tmp_path / "m" / "kaggle_kit_model.json").exists()
