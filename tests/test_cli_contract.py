@@ -27,6 +27,7 @@ import pytest
 
 from conftest import one_line_error, run_cli
 from kaggle_kit.cli import main
+from kaggle_kit.competition.sample_data import write_sample_data
 
 PACKAGE = Path(__file__).resolve().parents[1] / "kaggle_kit"
 OPTION = re.compile(r"(?<![\w\-/.=])--[a-z][a-z0-9-]*[a-z0-9]")
@@ -525,3 +526,30 @@ def test_a_folder_where_a_file_is_expected(model, small_files, tmp_path):
     one_line_error(run_cli("config", "--config", folder), str(folder))
     oof = _oof(small_files, tmp_path / "oof.csv")
     one_line_error(run_cli("blend", "--oof", f"{oof}={model}", "--out", folder, "--overwrite"), f"{folder} is a folder")
+
+
+def test_numbers_and_json_of_other_files_are_checked_in_one_line(tmp_path):
+    """The same kind elsewhere: a model dir's temperature of Infinity, a corrupt cv.json behind an oof.csv, a corrupt
+    notebook build given to run-kernel."""
+    files = write_sample_data(tmp_path / "data", rows=12, test_rows=4)
+    model = tmp_path / "model"
+    model.mkdir()
+    info = {"backbone": "bb", "model_type": "deberta-v2", "num_labels": 3, "encoding": {}, "temperature": float("inf")}
+    (model / "kaggle_kit_model.json").write_text(json.dumps(info))
+    one_line_error(run_cli("predict", "--test", files.test, "--model", model, "--out", tmp_path / "s.csv"),
+                   "temperature inf must be a finite number > 0")
+    (model / "kaggle_kit_model.json").write_text(json.dumps({**info, "temperature": 1.0, "num_labels": 7}))
+    one_line_error(run_cli("predict", "--test", files.test, "--model", model, "--out", tmp_path / "s.csv"),
+                   "num_labels 7 must be 2 or 3")
+
+    (tmp_path / "cv").mkdir()
+    (tmp_path / "cv" / "oof.csv").write_text("id,label\n1,0\n")
+    (tmp_path / "cv" / "cv.json").write_text('{"per_fold": [')
+    one_line_error(run_cli("blend", "--oof", tmp_path / "cv" / "oof.csv", "--out", tmp_path / "b.json"),
+                   "cv.json is corrupt")
+
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "nb" / "kernel-metadata.json").write_text('{"code_file": "k.ipynb"}')
+    (tmp_path / "nb" / "k.ipynb").write_text('{"cells": [')
+    one_line_error(run_cli("run-kernel", tmp_path / "nb", "--working", tmp_path / "w"),
+                   "k.ipynb is not a readable notebook")

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from conftest import quick_config, run_cli
 from kaggle_kit.cli import main
 from kaggle_kit.cli.app import COMMAND_SECTIONS
+from kaggle_kit.competition.spec import LMSYS
 from kaggle_kit.data.encode import Encoder, EncodingSpec, field_budgets, fit_field
 from kaggle_kit.data.reading import Pairs, load_training_files, read_train
 from kaggle_kit.errors import DataError
@@ -368,3 +369,20 @@ def test_cv_refuses_a_folder_of_other_files(tiny_backbone, small_files, tmp_path
     one_line_error(run_cli("cv", "--train", small_files.train, "--folds", 2, "--out", out, "--backbone", tiny_backbone,
                        "--max-steps", 1), "already holds files that kaggle-kit did not write")
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_blend_refuses_oof_labels_outside_the_classes(tmp_path):
+    from kaggle_kit.inference.blending import read_oof
+
+    rows = 12
+    oof = pd.DataFrame({"id": [str(i) for i in range(rows)], "label": [0, 1, 2] * 3 + [5, 2, 1]})
+    for column in LMSYS.label_columns:
+        oof[column] = 1 / 3
+    oof.to_csv(tmp_path / "oof.csv", index=False)
+    with pytest.raises(DataError, match=r"1 row\(s\) with a label outside 0..2 .*e.g. 5 at id 9"):
+        read_oof(tmp_path / "oof.csv", LMSYS)
+    oof["label"] = 0
+    oof.loc[2, LMSYS.label_columns[0]] = 1.5
+    oof.to_csv(tmp_path / "oof.csv", index=False)
+    with pytest.raises(DataError, match=r"probabilities are not in \[0, 1\] summing to 1 .*first id 2"):
+        read_oof(tmp_path / "oof.csv", LMSYS)

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import kaggle_kit
-from conftest import run_cli
+from conftest import one_line_error, run_cli
 from kaggle_kit.cli import main
 from kaggle_kit.competition.spec import LMSYS
 from kaggle_kit.errors import KitError
@@ -293,3 +293,15 @@ def test_submit_dry_run_uses_the_local_sample_submission_and_says_so(project, sm
     result = run_cli("submit", small_files.sample_submission, "-m", "try", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "dry run: nothing sent" in result.output and "valid against data/sample_submission.csv" in result.output
+
+
+def test_upload_model_of_an_empty_folder_creates_nothing(project, fake):
+    (project / "empty").mkdir()
+    one_line_error(run_cli("upload", "model", "empty", "--dataset", "tester/my-model"), "empty: nothing to upload")
+    one_line_error(run_cli("upload", "model", "empty", "--dataset", "tester/my-model", "--dry-run"),
+                   "nothing to upload")
+    (project / "only-checkpoints" / "checkpoints").mkdir(parents=True)
+    (project / "only-checkpoints" / "checkpoints" / "x.bin").write_bytes(b"1")
+    one_line_error(run_cli("upload", "model", "only-checkpoints", "--dataset", "tester/my-model"),
+                   "checkpoints are left out without --with-checkpoints")
+    assert fake.calls("CreateDataset") == [] and fake.calls("CreateDatasetVersion") == []
