@@ -128,7 +128,6 @@ def test_blend_json_members_without_model_dirs_and_non_finite_numbers_are_one_li
         assert not (tmp_path / "s.csv").exists()
 
 
-
 def test_build_kernel_refuses_a_blend_json_predict_would_refuse(project):
     """build-kernel infer reads the blend.json to mount each member's backbone: a weight of Infinity or a used member
     without model dirs is refused there, at build time, not first inside the kernel."""

@@ -202,7 +202,6 @@ def test_filesystem_errors_anywhere_become_one_line(tmp_path, monkeypatch):
     assert line.startswith("cannot use x/y: Is a directory") and "give a file path" in line
 
 
-
 def test_recipe_driven_flags_say_where_their_default_comes_from():
     text = run_cli("train", "--help").output
     assert "--lr" in text and "from the backbone's recipe unless set" in text

@@ -436,14 +436,12 @@ def model(tmp_path_factory, tiny_backbone):
     return fake_model_dir(tmp_path_factory.mktemp("m") / "model", tiny_backbone)
 
 
-
 @pytest.fixture
 def blocker(tmp_path):
     """A regular file: any path under it cannot be created, whoever asks (root included)."""
     path = tmp_path / "blocker"
     path.write_text("not a folder\n")
     return path
-
 
 
 def _oof(small_files, path):
@@ -455,7 +453,6 @@ def _oof(small_files, path):
                         "label": frame[["winner_model_a", "winner_model_b", "winner_tie"]].to_numpy().argmax(1)})
     out.to_csv(path, index=False)
     return path
-
 
 
 def test_predict_never_writes_over_its_test_file(model, small_files, tmp_path):
@@ -471,7 +468,6 @@ def test_predict_never_writes_over_its_test_file(model, small_files, tmp_path):
     assert sample.read_bytes() == before
 
 
-
 def test_pseudo_label_never_writes_over_its_input(model, small_files, tmp_path):
     pairs = tmp_path / "pairs.csv"
     pairs.write_bytes(small_files.test.read_bytes())
@@ -480,13 +476,11 @@ def test_pseudo_label_never_writes_over_its_input(model, small_files, tmp_path):
     assert pairs.read_bytes() == small_files.test.read_bytes()
 
 
-
 def test_blend_never_writes_over_an_oof_file(model, small_files, tmp_path):
     oof = _oof(small_files, tmp_path / "oof.csv")
     before = oof.read_bytes()
     one_line_error(run_cli("blend", "--oof", f"{oof}={model}", "--out", oof, "--overwrite"), "is also an input", code=2)
     assert oof.read_bytes() == before
-
 
 
 def test_unwritable_folder_is_found_by_a_probe_not_by_permissions(tmp_path, monkeypatch):
@@ -508,7 +502,6 @@ def test_unwritable_folder_is_found_by_a_probe_not_by_permissions(tmp_path, monk
                    "is not writable (Read-only file system)")
 
 
-
 @pytest.mark.parametrize("command", ["tiny-backbone", "build-kernel", "init", "report", "quickstart"])
 def test_a_file_where_a_folder_is_expected(command, project, model, blocker):
     args = {"tiny-backbone": ["tiny-backbone", blocker], "build-kernel": ["build-kernel", "train", "--out", blocker],
@@ -516,7 +509,6 @@ def test_a_file_where_a_folder_is_expected(command, project, model, blocker):
             "quickstart": ["quickstart", "--workdir", blocker]}[command]
     one_line_error(run_cli(*args), f"{blocker} is a file")
     assert blocker.read_text() == "not a folder\n"
-
 
 
 def test_a_folder_where_a_file_is_expected(model, small_files, tmp_path):

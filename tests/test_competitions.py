@@ -8,6 +8,7 @@ import json
 import logging
 import zipfile
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -320,13 +321,11 @@ def test_every_spec_file_name_is_a_plain_name(key, value):
         project_spec(table)
 
 
-
 @pytest.mark.parametrize("slug", ["My Arena/../x", "../x", "a/b", "UPPER", "x-"])
 def test_a_competition_slug_is_a_kaggle_slug(slug):
     with pytest.raises(KitError, match="must be a Kaggle competition slug"):
         config_from_dict({"competition": {"slug": slug, "based_on": WSDM}})
     assert project_spec({"slug": "my-arena-2", "based_on": WSDM}).slug == "my-arena-2"
-
 
 
 def test_sample_data_never_writes_outside_its_folder(tmp_path, monkeypatch):
@@ -341,7 +340,6 @@ def test_sample_data_never_writes_outside_its_folder(tmp_path, monkeypatch):
     with pytest.raises(KitError, match="must be a plain file name"):  # a spec built in code is checked too
         write_sample_data(tmp_path / "other", rows=12, spec=replace(LMSYS, sample_submission_file="../victim.csv"))
     assert (tmp_path / "victim.csv").read_text() == "precious\n"
-
 
 
 @pytest.fixture(scope="module")
@@ -365,7 +363,6 @@ def wsdm_lists(tmp_path_factory):
     return files, folder / "second.parquet"
 
 
-
 def test_list_prompt_cells_are_read_as_turns_with_a_note(wsdm_lists, caplog):
     from kaggle_kit.data.reading import read_train
 
@@ -376,7 +373,6 @@ def test_list_prompt_cells_are_read_as_turns_with_a_note(wsdm_lists, caplog):
     assert not any("['" in turn for turns in pairs.texts["prompt"] for turn in turns)  # never numpy's repr
     notes = [r.getMessage() for r in caplog.records if "hold lists" in r.getMessage()]
     assert len(notes) == 1 and "column(s) prompt hold lists, not text: each list is read as turns" in notes[0]
-
 
 
 def test_duplicates_are_said_once_and_pseudo_labels_say_they_are_hard(wsdm_lists, tiny_backbone, tmp_path,
@@ -398,3 +394,14 @@ def test_duplicates_are_said_once_and_pseudo_labels_say_they_are_hard(wsdm_lists
     assert result.exit_code == 0, result.output
     assert "pseudo-label writes hard labels (each row's most probable class), not probabilities" in result.output
     assert set(pd.read_csv(tmp_path / "pl.csv")["winner"]) <= {"model_a", "model_b"}
+
+
+def test_download_and_sample_data_accept_the_projects_own_competition(tmp_path, monkeypatch, fake):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kaggle-kit.toml").write_text('[competition]\nbased_on = "lmsys-chatbot-arena"\nslug = "my-arena"\n')
+    made = run_cli("sample-data", "d", "--competition", "my-arena", "--rows", 20)
+    assert made.exit_code == 0 and (tmp_path / "d" / "train.csv").is_file(), made.output
+    fake.competitions["my-arena"] = {"files": {"train.csv": b"x"}}
+    listed = run_cli("download", "--competition", "my-arena", "--dry-run", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.output)["to"] == str(Path("data") / "my-arena")

@@ -19,6 +19,7 @@ from kaggle_kit.errors import DataError
 from kaggle_kit.inference.blending import combine, fit_weights
 from kaggle_kit.inference.rules import IDENTICAL, apply_rules, evaluate_rules
 from kaggle_kit.metrics import log_loss, softmax
+from kaggle_kit.model.model_dir import CHECKPOINTS, MODEL_FILE
 from kaggle_kit.training.cv import OOF_FILE, run_cv
 from kaggle_kit.training.folds import fold_splits, prompt_groups
 from kaggle_kit.training.train import split_holdout, train
@@ -35,6 +36,7 @@ def one_line_error(result, message, code=1):
     assert result.exit_code == code, result.output
     assert message in result.output and "Traceback" not in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+    return result.output.strip()
 
 
 def with_targets(src, dst, rows):
@@ -386,3 +388,28 @@ def test_blend_refuses_oof_labels_outside_the_classes(tmp_path):
     oof.to_csv(tmp_path / "oof.csv", index=False)
     with pytest.raises(DataError, match=r"probabilities are not in \[0, 1\] summing to 1 .*first id 2"):
         read_oof(tmp_path / "oof.csv", LMSYS)
+
+
+def test_an_interrupted_cv_fold_is_resumed_with_train_not_a_cv_flag(tmp_path, small_files, tiny_backbone):
+    """A fold folder holding checkpoints but no finished model is what a killed `cv` leaves (made by hand here)."""
+    out = tmp_path / "cv"
+    (out / "fold-0" / CHECKPOINTS / "checkpoint-2").mkdir(parents=True)
+    line = one_line_error(run_cli("cv", "--train", small_files.train, "--folds", 2, "--out", out, "--backbone",
+                              tiny_backbone), "holds interrupted fold(s) 0")
+    assert f"`train --fold 0/2 --resume --out {out / 'fold-0'}`" in line and "pass --resume" not in line
+    assert not (out / "fold-1").exists()  # refused before any fold trained
+
+
+def test_cv_help_offers_no_time_budget_that_promises_resume():
+    text = run_cli("cv", "--help").output
+    assert "--time-budget" not in text and "--resume" not in text
+
+
+def test_finished_folds_hint_names_cv_gather(tmp_path, small_files, tiny_backbone):
+    """A MODEL_FILE in fold-0 stands in for a finished fold (the real gather is run in test_cv_blend)."""
+    out = tmp_path / "cv"
+    (out / "fold-0").mkdir(parents=True)
+    (out / "fold-0" / MODEL_FILE).write_text("{}")
+    line = one_line_error(run_cli("cv", "--train", small_files.train, "--folds", 2, "--out", out, "--backbone",
+                              tiny_backbone), "already holds fold(s) 0")
+    assert "`cv --gather" in line and "`cv gather`" not in line

@@ -335,7 +335,6 @@ def test_run_kernel_on_a_folder_that_is_not_a_build(tmp_path):
     one_line_error(run_cli("run-kernel", tmp_path / "notes"), "is not a kernel build")
 
 
-
 def test_kernel_failure_ends_in_one_clean_line(tmp_path):
     """The streamed log keeps the kernel's traceback; the command's last line says what failed."""
     build = tmp_path / "kb"
@@ -347,7 +346,6 @@ def test_kernel_failure_ends_in_one_clean_line(tmp_path):
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("Error: kernel failed (exit 1): RuntimeError: the model dir is missing"), last
     assert "Traceback" in (tmp_path / "w" / "kernel.log").read_text()
-
 
 
 def test_build_kernel_train_without_a_backbone_is_refused(tmp_path, monkeypatch):
@@ -391,14 +389,12 @@ def test_push_kernel_pushes_the_tested_build_or_names_what_differs(project, fake
     assert '"max_steps": 5' in fake.kernels["tester/lmsys-train"]["last"]["text"]
 
 
-
 def test_run_kernel_with_a_corrupt_metadata_file_is_one_line(tmp_path):
     (tmp_path / "build").mkdir()
     (tmp_path / "build" / "kernel-metadata.json").write_text('{"code_file": "k.py", ')
     one_line_error(run_cli("run-kernel", tmp_path / "build"), "kernel-metadata.json is not valid JSON")
     (tmp_path / "build" / "kernel-metadata.json").write_text('["k.py"]')
     one_line_error(run_cli("run-kernel", tmp_path / "build"), "is not a kernel-metadata object")
-
 
 
 def _simulated_kaggle(project, competition, backbone, monkeypatch):
@@ -416,7 +412,6 @@ def _simulated_kaggle(project, competition, backbone, monkeypatch):
     return root
 
 
-
 def _run_kernel_entry(cfg, capsys) -> str:
     """kernel/main.py main, as the built script calls it; returns the line it exits with."""
     from kaggle_kit.kernel.build import kernel_config
@@ -427,7 +422,6 @@ def _run_kernel_entry(cfg, capsys) -> str:
         kernel_main("train", kernel_config(cfg), {"task": "train", "lock": load_lock().to_dict()})
     assert "Traceback" not in capsys.readouterr().err
     return str(stopped.value.code)
-
 
 
 def test_kernel_data_errors_are_one_kaggle_kit_line(project, small_files, tiny_backbone, monkeypatch, capsys):
@@ -455,7 +449,6 @@ def test_kernel_data_errors_are_one_kaggle_kit_line(project, small_files, tiny_b
     assert line.startswith("kaggle-kit: ") and "kaggle_kit_model.json is corrupt" in line, line
 
 
-
 @pytest.mark.parametrize("accelerator, enable_gpu, message", [
     ("None", True, 'accelerator "None" is the CPU but enable_gpu = true'),
     ("TpuV5E8", True, "accelerator TpuV5E8 is a TPU"),
@@ -470,7 +463,6 @@ def test_build_kernel_refuses_an_accelerator_no_kaggle_kit_kernel_can_use(projec
     assert not (project / "kernels").exists()
 
 
-
 def test_a_cpu_kernel_still_builds(project):
     toml = (project / "kaggle-kit.toml").read_text()
     (project / "kaggle-kit.toml").write_text(toml.replace("[kernel]\n", '[kernel]\naccelerator = "None"\n'
@@ -478,3 +470,24 @@ def test_a_cpu_kernel_still_builds(project):
     built = run_cli("build-kernel", "train", "--json")
     assert built.exit_code == 0, built.output
     assert json.loads(built.output)["metadata"]["machine_shape"] == "None"
+
+
+def test_a_kaggle_model_without_version_is_refused_where_it_is_given(tmp_path, monkeypatch):
+    line = one_line_error(run_cli("blend", "--oof", tmp_path / "missing.csv", "--out", tmp_path / "b.json",
+                              "--backbone-source", "bb=google/gemma-2/transformers/gemma-2-2b-it"), "has no version",
+                          code=2)
+    assert "--backbone-source" in line  # before the OOF file is even read
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kaggle-kit.toml").write_text('[datasets]\nbackbone = "google/gemma-2/transformers/gemma-2-2b-it"\n')
+    one_line_error(run_cli("config"), "a Kaggle Model without its version")
+
+
+def test_run_kernel_refuses_a_twice_given_input_and_a_run_that_did_nothing(project, small_files):
+    assert run_cli("build-kernel", "train", "--out", "kb/train").exit_code == 0
+    comp = small_files.train.parent
+    twice = run_cli("run-kernel", "kb/train", "--input", f"lmsys-chatbot-arena={comp}", "--input",
+                f"lmsys-chatbot-arena={project}")
+    one_line_error(twice, "lmsys-chatbot-arena is given twice", code=2)
+    nothing = run_cli("run-kernel", "kb/train", "--python", "/bin/true", "--working", "w")
+    line = one_line_error(nothing, "the kernel produced nothing")
+    assert "without running kaggle-kit" in line

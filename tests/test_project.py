@@ -1,6 +1,9 @@
 """init, doctor and report."""
 
 import json
+import socket
+import threading
+import time
 
 import pytest
 import tomllib
@@ -80,7 +83,6 @@ def test_config_and_doctor_fail_for_an_unknown_competition(tmp_path, monkeypatch
     assert result.exit_code == 1 and "FAIL config" in result.output and "no-such-competition" in result.output
 
 
-
 def test_doctor_fails_for_a_truncated_kaggle_json(tmp_path, monkeypatch):
     monkeypatch.delenv("KAGGLE_USERNAME")
     monkeypatch.delenv("KAGGLE_KEY")
@@ -96,11 +98,9 @@ def test_doctor_fails_for_a_truncated_kaggle_json(tmp_path, monkeypatch):
     assert "0123456789abcdef" not in result.output
 
 
-
 def test_init_refuses_a_bad_username_and_writes_nothing(tmp_path):
     one_line_error(run_cli("init", tmp_path / "p", "--username", "bad user!"), "--username 'bad user!'", code=2)
     assert not (tmp_path / "p" / "kaggle-kit.toml").exists()
-
 
 
 def test_init_template_leaves_recipe_settings_to_the_recipe():
@@ -117,3 +117,53 @@ def test_init_template_leaves_recipe_settings_to_the_recipe():
             shown.update(tomllib.loads(line[2:].split("#")[0]))
     assert shown == {k: v for k, v in RECIPES[TEMPLATE_RECIPE].settings().items() if k in TEMPLATE_TRAIN_KEYS}
     assert shown["learning_rate"] == RECIPES[TEMPLATE_RECIPE].train["learning_rate"] != 1e-3
+
+
+@pytest.fixture
+def silent_server(monkeypatch):
+    """A proxy that accepts connections and never answers: stands in for a hung Kaggle (the real client, its own
+    HTTP stack, waits forever; only our timeout ends the call)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    for key, value in {"HTTP_PROXY": base, "http_proxy": base, "NO_PROXY": "", "no_proxy": ""}.items():
+        monkeypatch.setenv(key, value)
+    yield
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def test_doctor_uses_kaggle_kit_timeout(tmp_path, monkeypatch, silent_server):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KAGGLE_KIT_TIMEOUT", "0.5")
+    start = time.monotonic()
+    result = run_cli("doctor", "--json")
+    took = time.monotonic() - start
+    checks = {c["name"]: c for c in json.loads(result.output)}
+    assert not checks["competition rules"]["ok"] and "no answer within" in checks["competition rules"]["detail"]
+    assert took < 10, took  # three tries of 0.5 s and their backoff, not three of a fixed 30 s
+
+
+def test_init_writes_the_chosen_competitions_slugs(tmp_path):
+    assert run_cli("init", tmp_path / "p", "--competition", "wsdm-cup-multilingual-chatbot-arena").exit_code == 0
+    text = (tmp_path / "p" / "kaggle-kit.toml").read_text()
+    assert 'train_slug = "wsdm-train"' in text and 'infer_slug = "wsdm-infer"' in text
+    assert "lmsys-train" not in text and "lmsys-model" not in text and "(LMSYS: " not in text
+    assert "/kaggle/input/datasets/<owner>/<slug>" in text  # today's mount path first, the legacy one as the older

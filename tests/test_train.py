@@ -145,7 +145,6 @@ def test_train_with_target_modules_that_match_nothing(tiny_backbone, small_files
     assert "query_proj" in line or "query" in line
 
 
-
 def test_training_rows_of_one_class_are_refused(tiny_backbone, small_files, tmp_path):
     import pandas as pd
 
