@@ -25,7 +25,7 @@ test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 # The fast layer: every test not marked slow (tests/conftest.py marks those that train, spawn processes or run
-# kernels). About 300 tests in a minute or two on 2 cores; `make test` stays the whole suite.
+# kernels): about 400 tests in 2-3 minutes on 2 shared cores (docs/benchmarks.md); `make test` stays the whole suite.
 test-fast: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests
 

@@ -74,7 +74,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         fixtures = [defs[-1].func for name, defs in (info.name2fixturedefs.items() if info else []) if defs]
-        if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or _does_slow_work(item.function)
+        if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or _does_slow_work(getattr(item, "function", None))
                 or any(_does_slow_work(f) for f in fixtures)):
             item.add_marker(pytest.mark.slow)
 
