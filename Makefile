@@ -8,7 +8,7 @@ STAMP := $(VENV)/.kaggle-kit-installed
 TORCH_INDEX_URL ?=
 TORCH_INDEX := $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 
-.PHONY: quickstart test test-real lint test-oldest test-installed test-gpu gpu-wheels bench bench-budget clean
+.PHONY: quickstart test test-fast test-real lint test-oldest test-installed test-gpu gpu-wheels bench bench-budget clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ quickstart: $(STAMP)
 
 test: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+# The fast layer: every test not marked slow (tests/conftest.py marks those that train, spawn processes or run
+# kernels): about 400 tests in 2-3 minutes on 2 shared cores (docs/benchmarks.md); `make test` stays the whole suite.
+test-fast: lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" tests
 
 # Opt-in, not in CI: MiniLM (downloaded once into .cache/real) trained and run on 200 arena-proxy rows.
 test-real: $(STAMP)

@@ -5,8 +5,11 @@ The Kaggle client reads its environment at import, so the fake-server recipe is 
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -34,6 +37,47 @@ from kaggle_kit.competition.sample_data import write_sample_data  # noqa: E402
 from kaggle_kit.competition.spec import LMSYS  # noqa: E402
 from kaggle_kit.config import TrainConfig  # noqa: E402
 from kaggle_kit.model.tiny_backbone import build_tiny_backbone  # noqa: E402
+
+# The slow layer, in one place: a test is marked `slow` when it, a fixture it uses, or a helper of its module it calls
+# trains a model, builds a tiny backbone through the CLI, or spawns processes (torchrun, run-kernel, a subprocess).
+# `make test-fast` runs the rest (`-m "not slow"`); `make test` runs everything.
+SLOW_FIXTURES = frozenset({"trained"})
+SLOW_CALLS = re.compile("|".join([
+    r"\btrain\(", r"\brun_cv\(", r"\bpseudo_label\(", r"\bbench_seeds\(",  # training and labelling functions
+    r"[(\[]\s*\"(?:train|cv|quickstart|pseudo-label|tiny-backbone)\"", r"\"bench\",\s*\"seeds\"",  # CLI commands
+    r"\"run-kernel\"", r"\brun_local\(", r"torchrun", r"\bstart_processes\(",  # kernels and ranks in processes
+    r"\bsubprocess\.", r"\bPopen\(", r"\bsys\.executable\b",
+]))
+_slow_memo: dict = {}
+
+
+def _does_slow_work(func) -> bool:
+    """Whether `func`'s source, or a function of its own module that it names, matches SLOW_CALLS."""
+    func = inspect.unwrap(func)
+    if func in _slow_memo:
+        return _slow_memo[func]
+    _slow_memo[func] = False  # a helper that names itself (recursion) is not slow on that account
+    try:
+        source = inspect.getsource(func)
+    except (OSError, TypeError):
+        return False
+    module = sys.modules.get(func.__module__)
+    helpers = [getattr(module, name, None) for name in set(re.findall(r"\b([A-Za-z_]\w*)\(", source))]
+    slow = bool(SLOW_CALLS.search(source)) or any(
+        inspect.isfunction(h) and h is not func and h.__module__ == func.__module__ and _does_slow_work(h)
+        for h in helpers)
+    _slow_memo[func] = slow
+    return slow
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark `slow` every test that trains, spawns processes or runs a kernel, itself or through a fixture."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        fixtures = [defs[-1].func for name, defs in (info.name2fixturedefs.items() if info else []) if defs]
+        if (SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or _does_slow_work(getattr(item, "function", None))
+                or any(_does_slow_work(f) for f in fixtures)):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -68,6 +112,22 @@ def trained(tmp_path_factory, sample_files, tiny_backbone):
 
     out = tmp_path_factory.mktemp("trained") / "model"
     return train([sample_files.train], out, TrainConfig(backbone=str(tiny_backbone), max_len=256), LMSYS)
+
+
+def fake_model_dir(out: Path, backbone: Path, num_labels: int = 3) -> Path:
+    """A model dir's files as `train` writes them, with no weights: for tests that end at a refusal before any model
+    loads (an output that cannot be written, a flag clash), so they need no training."""
+    import json
+
+    from kaggle_kit.model.backbone import model_type
+    from kaggle_kit.model.model_dir import ADAPTER_DIR, FORMAT_VERSION, MODEL_FILE
+
+    (out / ADAPTER_DIR).mkdir(parents=True)
+    (out / ADAPTER_DIR / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 16}))
+    info = {"format": FORMAT_VERSION, "backbone": str(backbone), "model_type": model_type(backbone),
+            "num_labels": num_labels, "encoding": {"max_len": 64}, "temperature": 1.0}
+    (out / MODEL_FILE).write_text(json.dumps(info))
+    return out
 
 
 def run_cli(*args, **kw):

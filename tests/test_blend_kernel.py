@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import quick_config
+from conftest import one_line_error, quick_config, run_cli
 from kaggle_kit.cli import main
+from kaggle_kit.competition.sample_data import write_sample_data
 from kaggle_kit.competition.spec import LMSYS
 from kaggle_kit.data.reading import read_test
 from kaggle_kit.inference.blend_run import blend_run
@@ -107,3 +108,35 @@ def test_blend_without_a_backbone_source_is_refused_at_build_time(project, blend
     refused = run("build-kernel", "infer", "--out", "kb/x")
     assert refused.exit_code != 0 and "has no backbone source and no merged/ model" in refused.output
     assert "Traceback" not in refused.output and not (project / "kb" / "x").exists()
+
+
+def test_blend_json_members_without_model_dirs_and_non_finite_numbers_are_one_line(tmp_path):
+    """A hand-edited blend.json: each value checked when read, before any model dir is looked at."""
+    files = write_sample_data(tmp_path / "data", rows=12, test_rows=4)
+    good = {"format": 1, "kind": "kaggle-kit blend", "temperature": 1.0, "rules": [],
+            "members": [{"name": "a", "weight": 1.0, "model_dirs": ["fold-0"]}]}
+    cases = {"member a: model_dirs is empty": {"members": [{"name": "a", "weight": 1.0, "model_dirs": []}]},
+             "weight inf must be a finite": {"members": [{"name": "a", "weight": float("inf"), "model_dirs": ["f"]}]},
+             "weight nan must be a finite": {"members": [{"name": "a", "weight": 0.5, "model_dirs": ["f"]},
+                                                         {"name": "b", "weight": float("nan"), "model_dirs": ["f"]}]},
+             "temperature inf must be a finite": {"temperature": float("inf")},
+             "'1' is not a number": {"temperature": "1"}}
+    for message, change in cases.items():
+        path = tmp_path / "blend.json"
+        path.write_text(json.dumps({**good, **change}))  # Python's json writes and reads Infinity / NaN
+        one_line_error(run_cli("predict", "--test", files.test, "--blend", path, "--out", tmp_path / "s.csv"), message)
+        assert not (tmp_path / "s.csv").exists()
+
+
+def test_build_kernel_refuses_a_blend_json_predict_would_refuse(project):
+    """build-kernel infer reads the blend.json to mount each member's backbone: a weight of Infinity or a used member
+    without model dirs is refused there, at build time, not first inside the kernel."""
+    toml = (project / "kaggle-kit.toml").read_text().replace("[datasets]\n", '[datasets]\nmodel = "tester/blend"\n')
+    (project / "kaggle-kit.toml").write_text(toml + '[predict]\nblend = "blend.json"\n')
+    member = {"name": "a", "weight": float("inf"), "model_dirs": ["fold-0"], "backbone": "tiny-deberta-v3"}
+    for change, message in (({}, "member a: weight inf must be a finite number >= 0"),
+                            ({"weight": 1.0, "model_dirs": []}, "member a: model_dirs is empty")):
+        (project / "blend.json").write_text(json.dumps({"format": 1, "kind": "kaggle-kit blend", "temperature": 1.0,
+                                                        "members": [{**member, **change}]}))
+        one_line_error(run_cli("build-kernel", "infer"), message)
+    assert not (project / "kernels").exists()

@@ -14,6 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from conftest import run_cli
 from kaggle_kit.cli import main
 from kaggle_kit.config import PredictConfig, config_from_dict
 from kaggle_kit.config.durations import parse_duration
@@ -418,3 +419,9 @@ def test_twenty_thousand_rows_in_a_budget_of_seconds(quick_model, small_files, s
     assert report["rows"] == 20_000 and report["predicted_rows"] > 0, report
     assert report["writes"] >= 2 and {"base", "write"} <= {s["stage"] for s in report["stages"]}
     assert validate_file(out, big["id"].tolist(), spec).ok
+
+
+def test_plan_infer_refuses_a_budget_above_the_limit(tmp_path):
+    (tmp_path / "m.json").write_text(json.dumps(MEASURED))
+    result = run_cli("plan", "infer", "--from", tmp_path / "m.json", "--limit", "90s", "--budget", "2h")
+    assert result.exit_code == 2 and "above the runtime limit" in result.output and "fits" not in result.output

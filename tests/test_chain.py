@@ -1,4 +1,4 @@
-"""The winning chain through kernels, as the README walks it: fold train kernels -> gather -> blend -> an infer kernel
+"""The winning chain through kernels as docs/chain.md walks it: fold train kernels -> gather -> blend -> infer kernel
 with blend.json, rules and a time budget -> a valid submission.csv (sample data, tiny backbone, run-kernel)."""
 
 import json

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from conftest import fake_model_dir, run_cli
 from kaggle_kit.cli import main
 
 
@@ -169,16 +170,18 @@ def test_five_training_rows_fail_before_loading_a_model(tmp_path, small_files, t
     assert not (tmp_path / "m").exists()
 
 
-def test_predict_checks_every_input_before_the_first_forward_pass(tmp_path, trained, small_files, monkeypatch):
+def test_predict_checks_every_input_before_the_first_forward_pass(tmp_path, tiny_backbone, small_files, monkeypatch):
     import kaggle_kit.inference.predict as predict_module
+
+    model = fake_model_dir(tmp_path / "model", tiny_backbone)  # every refusal comes before a model loads
 
     def no_inference(*args, **kwargs):
         raise AssertionError("a model ran before the inputs were checked")
 
     monkeypatch.setattr(predict_module, "predict_probs", no_inference)
-    base = ["predict", "--test", small_files.test, "--model", trained.out_dir, "--out", tmp_path / "p.csv"]
+    base = ["predict", "--test", small_files.test, "--model", model, "--out", tmp_path / "p.csv"]
     assert "1 model(s) but 2 weights" in run(*base, "--weights", "1,2").output
-    both = ["predict", "--test", small_files.test, "--model", trained.out_dir, "--model", trained.out_dir,
+    both = ["predict", "--test", small_files.test, "--model", model, "--model", model,
             "--out", tmp_path / "p.csv"]
     assert "not all zero" in run(*both, "--weights", "0,0").output
     other = pd.read_csv(small_files.sample_submission)
@@ -187,6 +190,21 @@ def test_predict_checks_every_input_before_the_first_forward_pass(tmp_path, trai
     result = run(*base, "--sample-submission", tmp_path / "other_sample.csv")
     assert result.exit_code == 1 and "does not match the test file" in result.output
     (tmp_path / "adir").mkdir()
-    result = run("predict", "--test", small_files.test, "--model", trained.out_dir, "--out", tmp_path / "adir",
+    result = run("predict", "--test", small_files.test, "--model", model, "--out", tmp_path / "adir",
                  "--overwrite")
     assert result.exit_code == 1 and "is a folder" in result.output
+
+
+def test_filesystem_errors_anywhere_become_one_line(tmp_path, monkeypatch):
+    """The CLI's handler: an OSError about a path, raised deep inside a command, is one line (what, where, a hint)."""
+    from kaggle_kit.cli.app import filesystem_error_line
+
+    assert filesystem_error_line(ConnectionRefusedError(111, "Connection refused")) is None  # not about a path
+    line = filesystem_error_line(IsADirectoryError(21, "Is a directory", "x/y"))
+    assert line.startswith("cannot use x/y: Is a directory") and "give a file path" in line
+
+
+def test_recipe_driven_flags_say_where_their_default_comes_from():
+    text = run_cli("train", "--help").output
+    assert "--lr" in text and "from the backbone's recipe unless set" in text
+    assert "[default: 0.001]" not in text

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import zipfile
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import quick_config
+from conftest import one_line_error, quick_config, run_cli
 from kaggle_kit.cli import main
 from kaggle_kit.competition.sample_data import write_sample_data
-from kaggle_kit.competition.spec import get_spec, project_spec, shipped_specs
+from kaggle_kit.competition.spec import LMSYS, get_spec, project_spec, shipped_specs
 from kaggle_kit.config import config_from_dict
 from kaggle_kit.data.reading import read_test, read_train
 from kaggle_kit.errors import DataError, KitError
@@ -307,3 +310,98 @@ def test_wsdm_kernels_train_and_infer_on_parquet_locally(project, wsdm_files, ti
     sub = pd.read_csv(project / "work-infer" / "submission.csv")
     assert sub.columns.tolist() == ["id", "winner"] and set(sub["winner"]) <= {"model_a", "model_b"}
     assert run("validate", "work-infer/submission.csv", "--test", wsdm_files.test).exit_code == 0
+
+
+@pytest.mark.parametrize("key, value", [("sample_submission_file", "../victim.csv"),
+                                        ("submission_file", "out/submission.csv"), ("train_file", "../t.parquet"),
+                                        ("test_file", "..")])
+def test_every_spec_file_name_is_a_plain_name(key, value):
+    table = {"slug": "my-arena", "based_on": WSDM, key: value}
+    with pytest.raises(KitError, match=f"{key} '{value}' must be a plain file name"):
+        project_spec(table)
+
+
+@pytest.mark.parametrize("slug", ["My Arena/../x", "../x", "a/b", "UPPER", "x-"])
+def test_a_competition_slug_is_a_kaggle_slug(slug):
+    with pytest.raises(KitError, match="must be a Kaggle competition slug"):
+        config_from_dict({"competition": {"slug": slug, "based_on": WSDM}})
+    assert project_spec({"slug": "my-arena-2", "based_on": WSDM}).slug == "my-arena-2"
+
+
+def test_sample_data_never_writes_outside_its_folder(tmp_path, monkeypatch):
+    """The repro: sample_submission_file = "../victim.csv" and a DIR that does not exist yet replaced ./victim.csv."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "victim.csv").write_text("precious\n")
+    (tmp_path / "kaggle-kit.toml").write_text('[competition]\nslug = "my-arena"\nbased_on = "lmsys-chatbot-arena"\n'
+                                              'sample_submission_file = "../victim.csv"\n')
+    one_line_error(run_cli("sample-data", "new-dir", "--rows", 12), "sample_submission_file '../victim.csv' must be a "
+                                                                "plain file name")
+    assert (tmp_path / "victim.csv").read_text() == "precious\n" and not (tmp_path / "new-dir").exists()
+    with pytest.raises(KitError, match="must be a plain file name"):  # a spec built in code is checked too
+        write_sample_data(tmp_path / "other", rows=12, spec=replace(LMSYS, sample_submission_file="../victim.csv"))
+    assert (tmp_path / "victim.csv").read_text() == "precious\n"
+
+
+@pytest.fixture(scope="module")
+def wsdm_lists(tmp_path_factory):
+    """WSDM sample data whose train parquet holds each prompt as a list of turns (as some exports do), with 30 rows
+    repeated: 10 as they are, 10 with A and B exchanged, 10 in a second train file."""
+    folder = tmp_path_factory.mktemp("wsdm-lists")
+    files = write_sample_data(folder, rows=80, test_rows=10, seed=11, spec=get_spec(WSDM))
+    train = pd.read_parquet(files.train)
+    train["prompt"] = [np.array([p, f"and a follow-up on {k}"], dtype=object) for k, p in enumerate(train["prompt"])]
+    same = train.iloc[:10].copy()
+    same["id"] = same["id"] + "-again"
+    swapped = train.iloc[10:20].copy()
+    swapped["id"] = swapped["id"] + "-swapped"
+    swapped[["response_a", "response_b"]] = swapped[["response_b", "response_a"]].to_numpy()
+    swapped["winner"] = swapped["winner"].map({"model_a": "model_b", "model_b": "model_a"})
+    pd.concat([train, same, swapped], ignore_index=True).to_parquet(files.train, index=False)
+    second = train.iloc[20:30].copy()
+    second["id"] = second["id"] + "-second"
+    second.to_parquet(folder / "second.parquet", index=False)
+    return files, folder / "second.parquet"
+
+
+def test_list_prompt_cells_are_read_as_turns_with_a_note(wsdm_lists, caplog):
+    from kaggle_kit.data.reading import read_train
+
+    files, _ = wsdm_lists
+    with caplog.at_level(logging.WARNING):
+        pairs = read_train(files.train, get_spec(WSDM))
+    assert pairs.texts["prompt"][0] == [pd.read_parquet(files.train)["prompt"][0][0], "and a follow-up on 0"]
+    assert not any("['" in turn for turns in pairs.texts["prompt"] for turn in turns)  # never numpy's repr
+    notes = [r.getMessage() for r in caplog.records if "hold lists" in r.getMessage()]
+    assert len(notes) == 1 and "column(s) prompt hold lists, not text: each list is read as turns" in notes[0]
+
+
+def test_duplicates_are_said_once_and_pseudo_labels_say_they_are_hard(wsdm_lists, tiny_backbone, tmp_path,
+                                                                       monkeypatch, caplog):
+    """train over both files: 30 duplicate rows dropped (10 within the file in the same order, 10 with A/B exchanged,
+    10 across files) and said in one line; then pseudo-label for WSDM (a label column) says its labels are hard."""
+    from kaggle_kit.training.train import train
+
+    files, second = wsdm_lists
+    with caplog.at_level(logging.WARNING):
+        train([files.train, second], tmp_path / "model", quick_config(tiny_backbone, max_steps=2, eval_steps=2),
+              get_spec(WSDM))
+    said = [r.getMessage() for r in caplog.records if "duplicate rows" in r.getMessage()]
+    assert said == ["note: dropped 30 duplicate rows (the same prompt and responses, in either A/B order, within or "
+                    "across the train files): 30 of 110 rows"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kaggle-kit.toml").write_text(f'competition = "{WSDM}"\n')
+    result = run_cli("pseudo-label", "--model", tmp_path / "model", "--input", files.test, "--out", "pl.csv")
+    assert result.exit_code == 0, result.output
+    assert "pseudo-label writes hard labels (each row's most probable class), not probabilities" in result.output
+    assert set(pd.read_csv(tmp_path / "pl.csv")["winner"]) <= {"model_a", "model_b"}
+
+
+def test_download_and_sample_data_accept_the_projects_own_competition(tmp_path, monkeypatch, fake):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kaggle-kit.toml").write_text('[competition]\nbased_on = "lmsys-chatbot-arena"\nslug = "my-arena"\n')
+    made = run_cli("sample-data", "d", "--competition", "my-arena", "--rows", 20)
+    assert made.exit_code == 0 and (tmp_path / "d" / "train.csv").is_file(), made.output
+    fake.competitions["my-arena"] = {"files": {"train.csv": b"x"}}
+    listed = run_cli("download", "--competition", "my-arena", "--dry-run", "--json")
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.output)["to"] == str(Path("data") / "my-arena")

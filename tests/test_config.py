@@ -6,6 +6,7 @@ import re
 import pytest
 from click.testing import CliRunner
 
+from conftest import run_cli
 from kaggle_kit.cli import main
 from kaggle_kit.config import TrainConfig, config_from_dict, with_overrides
 from kaggle_kit.errors import KitError
@@ -89,3 +90,11 @@ def test_config_json_is_the_resolved_typed_config(tmp_path):
     data = json.loads(run("config", "--config", path, "--json").stdout)
     assert data["kernel"]["enable_gpu"] is False and data["train"]["epochs"] == 1
     assert data["sources"]["train.epochs"] == str(path) and data["sources"]["train.seed"] == "default"
+
+
+def test_a_toml_with_a_utf8_bom_loads(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kaggle-kit.toml").write_bytes(b"\xef\xbb\xbf" + b'username = "tester"\n[train]\nmax_len = 128\n')
+    result = run_cli("config", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["train"]["max_len"] == 128

@@ -9,15 +9,17 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import quick_config
+from conftest import quick_config, run_cli
 from kaggle_kit.cli import main
 from kaggle_kit.cli.app import COMMAND_SECTIONS
+from kaggle_kit.competition.spec import LMSYS
 from kaggle_kit.data.encode import Encoder, EncodingSpec, field_budgets, fit_field
 from kaggle_kit.data.reading import Pairs, load_training_files, read_train
 from kaggle_kit.errors import DataError
 from kaggle_kit.inference.blending import combine, fit_weights
 from kaggle_kit.inference.rules import IDENTICAL, apply_rules, evaluate_rules
 from kaggle_kit.metrics import log_loss, softmax
+from kaggle_kit.model.model_dir import CHECKPOINTS, MODEL_FILE
 from kaggle_kit.training.cv import OOF_FILE, run_cv
 from kaggle_kit.training.folds import fold_splits, prompt_groups
 from kaggle_kit.training.train import split_holdout, train
@@ -34,6 +36,7 @@ def one_line_error(result, message, code=1):
     assert result.exit_code == code, result.output
     assert message in result.output and "Traceback" not in result.output, result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+    return result.output.strip()
 
 
 def with_targets(src, dst, rows):
@@ -359,3 +362,54 @@ def test_blend_refuses_non_finite_oof_probabilities(cv_run, tmp_path, bad):
     result = run("blend", "--oof", f"{tmp_path / 'bad.csv'}={out / 'fold-0'}", "--out", tmp_path / "blend.json")
     one_line_error(result, "NaN or infinite")
     assert not (tmp_path / "blend.json").exists()
+
+
+def test_cv_refuses_a_folder_of_other_files(tiny_backbone, small_files, tmp_path):
+    out = tmp_path / "work"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    one_line_error(run_cli("cv", "--train", small_files.train, "--folds", 2, "--out", out, "--backbone", tiny_backbone,
+                       "--max-steps", 1), "already holds files that kaggle-kit did not write")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_blend_refuses_oof_labels_outside_the_classes(tmp_path):
+    from kaggle_kit.inference.blending import read_oof
+
+    rows = 12
+    oof = pd.DataFrame({"id": [str(i) for i in range(rows)], "label": [0, 1, 2] * 3 + [5, 2, 1]})
+    for column in LMSYS.label_columns:
+        oof[column] = 1 / 3
+    oof.to_csv(tmp_path / "oof.csv", index=False)
+    with pytest.raises(DataError, match=r"1 row\(s\) with a label outside 0..2 .*e.g. 5 at id 9"):
+        read_oof(tmp_path / "oof.csv", LMSYS)
+    oof["label"] = 0
+    oof.loc[2, LMSYS.label_columns[0]] = 1.5
+    oof.to_csv(tmp_path / "oof.csv", index=False)
+    with pytest.raises(DataError, match=r"probabilities are not in \[0, 1\] summing to 1 .*first id 2"):
+        read_oof(tmp_path / "oof.csv", LMSYS)
+
+
+def test_an_interrupted_cv_fold_is_resumed_with_train_not_a_cv_flag(tmp_path, small_files, tiny_backbone):
+    """A fold folder holding checkpoints but no finished model is what a killed `cv` leaves (made by hand here)."""
+    out = tmp_path / "cv"
+    (out / "fold-0" / CHECKPOINTS / "checkpoint-2").mkdir(parents=True)
+    line = one_line_error(run_cli("cv", "--train", small_files.train, "--folds", 2, "--out", out, "--backbone",
+                              tiny_backbone), "holds interrupted fold(s) 0")
+    assert f"`train --fold 0/2 --resume --out {out / 'fold-0'}`" in line and "pass --resume" not in line
+    assert not (out / "fold-1").exists()  # refused before any fold trained
+
+
+def test_cv_help_offers_no_time_budget_that_promises_resume():
+    text = run_cli("cv", "--help").output
+    assert "--time-budget" not in text and "--resume" not in text
+
+
+def test_finished_folds_hint_names_cv_gather(tmp_path, small_files, tiny_backbone):
+    """A MODEL_FILE in fold-0 stands in for a finished fold (the real gather is run in test_cv_blend)."""
+    out = tmp_path / "cv"
+    (out / "fold-0").mkdir(parents=True)
+    (out / "fold-0" / MODEL_FILE).write_text("{}")
+    line = one_line_error(run_cli("cv", "--train", small_files.train, "--folds", 2, "--out", out, "--backbone",
+                              tiny_backbone), "already holds fold(s) 0")
+    assert "`cv --gather" in line and "`cv gather`" not in line

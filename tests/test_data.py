@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from kaggle_kit.competition.spec import LMSYS
 from kaggle_kit.data.reading import RepairCounts, load_training_files, parse_turns, read_test, read_train
 from kaggle_kit.errors import DataError
 
@@ -147,3 +148,13 @@ def test_progress_in_logs_is_plain_lines(capsys):
     err = capsys.readouterr().err
     assert "\r" not in err and "\x1b[" not in err
     assert "predict: 10/10 rows (100%)" in err.splitlines()[-1]
+
+
+@pytest.mark.parametrize("cell, shown", [("", "''"), ("nan", "'nan'")])
+def test_a_blank_or_nan_test_id_names_its_row(tmp_path, small_files, cell, shown):
+    test = pd.read_csv(small_files.test, dtype=str, keep_default_na=False)
+    test.loc[3, "id"] = cell
+    test.to_csv(tmp_path / "test.csv", index=False)
+    with pytest.raises(DataError) as caught:
+        read_test(tmp_path / "test.csv", LMSYS)
+    assert "1 do not, at row(s) 5 (" in caught.value.message and shown in caught.value.message

@@ -7,9 +7,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from conftest import one_line_error, run_cli
 from kaggle_kit.cli import main
 from kaggle_kit.config import config_from_dict, load_config
 from kaggle_kit.errors import KitError, RemoteError
@@ -329,3 +331,166 @@ def test_train_kernel_applies_its_recipe(project, small_files, tiny_backbone):
     assert info["recipe"]["applied"]["learning_rate"] == 3e-4 and "max_len" not in info["recipe"]["applied"]
     assert info["recipe"]["sources"]["max_steps"] == "kaggle-kit.toml"
     assert info["recipe"]["sources"]["warmup"] == "--set" and info["recipe"]["sources"]["backbone"] == "kernel input"
+
+
+def test_run_kernel_on_a_folder_that_is_not_a_build(tmp_path):
+    (tmp_path / "notes").mkdir()
+    one_line_error(run_cli("run-kernel", tmp_path / "notes"), "is not a kernel build")
+
+
+def test_kernel_failure_ends_in_one_clean_line(tmp_path):
+    """The streamed log keeps the kernel's traceback; the command's last line says what failed."""
+    build = tmp_path / "kb"
+    build.mkdir()
+    (build / "kernel-metadata.json").write_text(json.dumps({"id": "tester/x", "code_file": "k.py"}))
+    (build / "k.py").write_text('raise RuntimeError("the model dir is missing:\\n  /kaggle/input/m\\n  (pulled?)")\n')
+    result = run_cli("run-kernel", build, "--working", tmp_path / "w")
+    assert result.exit_code == 1 and "| Traceback" in result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("Error: kernel failed (exit 1): RuntimeError: the model dir is missing"), last
+    assert "Traceback" in (tmp_path / "w" / "kernel.log").read_text()
+
+
+def test_build_kernel_train_without_a_backbone_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kaggle-kit.toml").write_text('username = "tester"\n')
+    one_line_error(run_cli("build-kernel", "train", "--out", tmp_path / "kb"), "needs a backbone", code=2)
+    assert not (tmp_path / "kb").exists()
+
+
+def test_push_kernel_pushes_the_tested_build_or_names_what_differs(project, fake):
+    """build -> run -> push: what was built (and run) is what is pushed; a build the config no longer makes is refused
+    with what differs, and replaced only with --rebuild."""
+    fake.session_polls = 0  # each pushed version ends at once: this test is about which bytes go out, not waiting
+    build = project / "kernels" / "build" / "lmsys-train"
+    assert run_cli("build-kernel", "train").exit_code == 0
+    built = (build / "lmsys-train.py").read_text()
+    pushed = run_cli("push-kernel", "train")
+    assert pushed.exit_code == 0, pushed.output
+    assert fake.kernels["tester/lmsys-train"]["last"]["text"] == built  # the tested bytes went to Kaggle
+
+    (build / "lmsys-train.py").write_text(built + "# tried a fix here\n")
+    line = one_line_error(run_cli("push-kernel", "train"), "lmsys-train.py differs outside its embedded parts")
+    assert "--rebuild" in line and (build / "lmsys-train.py").read_text().endswith("# tried a fix here\n")
+
+    assert run_cli("build-kernel", "train", "--overwrite").exit_code == 0
+    meta = json.loads((build / "kernel-metadata.json").read_text())
+    (build / "kernel-metadata.json").write_text(json.dumps({**meta, "is_private": False}))
+    one_line_error(run_cli("push-kernel", "train", "--dry-run"), "kernel-metadata.json is_private is False, the config "
+                                                             "gives True")
+
+    assert run_cli("build-kernel", "train", "--overwrite").exit_code == 0
+    toml = (project / "kaggle-kit.toml").read_text()
+    (project / "kaggle-kit.toml").write_text(toml.replace("max_steps = 4", "max_steps = 5"))
+    one_line_error(run_cli("push-kernel", "train"), "the embedded config differs in train.max_steps")
+    assert len(fake.calls("SaveKernel")) == 1
+    rebuilt = run_cli("push-kernel", "train", "--rebuild")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    (build / "kernel-metadata.json").write_text("{")  # a corrupt build: one line, replaced only with --rebuild
+    one_line_error(run_cli("push-kernel", "train"), "kernel-metadata.json is not valid JSON")
+    assert run_cli("push-kernel", "train", "--rebuild").exit_code == 0
+    assert '"max_steps": 5' in fake.kernels["tester/lmsys-train"]["last"]["text"]
+
+
+def test_run_kernel_with_a_corrupt_metadata_file_is_one_line(tmp_path):
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "kernel-metadata.json").write_text('{"code_file": "k.py", ')
+    one_line_error(run_cli("run-kernel", tmp_path / "build"), "kernel-metadata.json is not valid JSON")
+    (tmp_path / "build" / "kernel-metadata.json").write_text('["k.py"]')
+    one_line_error(run_cli("run-kernel", tmp_path / "build"), "is not a kernel-metadata object")
+
+
+def _simulated_kaggle(project, competition, backbone, monkeypatch):
+    """/kaggle as a kernel sees it (today's layout) under project/kaggle, for the kernel's entry point in-process."""
+    from kaggle_kit.kernel.inputs import competition_source, parse_source
+
+    root = project / "kaggle"
+    for source, folder in {competition_source("lmsys-chatbot-arena"): competition,
+                           parse_source("tester/tiny-deberta-v3"): backbone}.items():
+        where = source.layouts(root)["today"]
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.symlink_to(folder, target_is_directory=True)
+    monkeypatch.setenv("KAGGLE_KIT_ROOT", str(root))
+    monkeypatch.setenv("KAGGLE_KIT_ACCEPT_OTHER_ACCELERATOR", "1")  # a CPU here, a GPU on Kaggle
+    return root
+
+
+def _run_kernel_entry(cfg, capsys) -> str:
+    """kernel/main.py main, as the built script calls it; returns the line it exits with."""
+    from kaggle_kit.kernel.build import kernel_config
+    from kaggle_kit.kernel.main import main as kernel_main
+    from kaggle_kit.kernel.wheels import load_lock
+
+    with pytest.raises(SystemExit) as stopped:
+        kernel_main("train", kernel_config(cfg), {"task": "train", "lock": load_lock().to_dict()})
+    assert "Traceback" not in capsys.readouterr().err
+    return str(stopped.value.code)
+
+
+def test_kernel_data_errors_are_one_kaggle_kit_line(project, small_files, tiny_backbone, monkeypatch, capsys):
+    """Inside a kernel: a duplicate id in train.csv, and resuming an earlier session whose kaggle_kit_model.json is
+    corrupt, each end the kernel with one `kaggle-kit:` line (SystemExit: no traceback), as mount errors do."""
+    from kaggle_kit.config import load_config
+    from kaggle_kit.kernel.inputs import parse_source
+
+    comp = project / "comp"
+    comp.mkdir()
+    frame = pd.read_csv(small_files.train, dtype=str)
+    frame.loc[1, "id"] = frame.loc[0, "id"]
+    frame.to_csv(comp / "train.csv", index=False)
+    root = _simulated_kaggle(project, comp, tiny_backbone, monkeypatch)
+    line = _run_kernel_entry(load_config(), capsys)
+    assert line.startswith("kaggle-kit: ") and "duplicate id(s)" in line, line
+
+    earlier = parse_source("kernel:tester/lmsys-train").layouts(root)["today"] / "model"
+    (earlier / "checkpoints" / "checkpoint-2").mkdir(parents=True)
+    (earlier / "kaggle_kit_model.json").write_text('{"num_labels": 3, ')
+    assert not (root / "working" / "model").exists()  # the refused run left no model dir behind to resume into
+    cfg = load_config()
+    cfg.kernel.resume_from = "tester/lmsys-train"
+    line = _run_kernel_entry(cfg, capsys)
+    assert line.startswith("kaggle-kit: ") and "kaggle_kit_model.json is corrupt" in line, line
+
+
+@pytest.mark.parametrize("accelerator, enable_gpu, message", [
+    ("None", True, 'accelerator "None" is the CPU but enable_gpu = true'),
+    ("TpuV5E8", True, "accelerator TpuV5E8 is a TPU"),
+    ("TpuV6E8", False, "accelerator TpuV6E8 is a TPU"),
+    ("NvidiaTeslaT4", False, "enable_gpu = false with the GPU accelerator NvidiaTeslaT4"),
+])
+def test_build_kernel_refuses_an_accelerator_no_kaggle_kit_kernel_can_use(project, accelerator, enable_gpu, message):
+    toml = (project / "kaggle-kit.toml").read_text()
+    (project / "kaggle-kit.toml").write_text(toml.replace(
+        "[kernel]\n", f'[kernel]\naccelerator = "{accelerator}"\nenable_gpu = {str(enable_gpu).lower()}\n'))
+    one_line_error(run_cli("build-kernel", "train"), message, code=2)
+    assert not (project / "kernels").exists()
+
+
+def test_a_cpu_kernel_still_builds(project):
+    toml = (project / "kaggle-kit.toml").read_text()
+    (project / "kaggle-kit.toml").write_text(toml.replace("[kernel]\n", '[kernel]\naccelerator = "None"\n'
+                                                                        'enable_gpu = false\n'))
+    built = run_cli("build-kernel", "train", "--json")
+    assert built.exit_code == 0, built.output
+    assert json.loads(built.output)["metadata"]["machine_shape"] == "None"
+
+
+def test_a_kaggle_model_without_version_is_refused_where_it_is_given(tmp_path, monkeypatch):
+    line = one_line_error(run_cli("blend", "--oof", tmp_path / "missing.csv", "--out", tmp_path / "b.json",
+                              "--backbone-source", "bb=google/gemma-2/transformers/gemma-2-2b-it"), "has no version",
+                          code=2)
+    assert "--backbone-source" in line  # before the OOF file is even read
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kaggle-kit.toml").write_text('[datasets]\nbackbone = "google/gemma-2/transformers/gemma-2-2b-it"\n')
+    one_line_error(run_cli("config"), "a Kaggle Model without its version")
+
+
+def test_run_kernel_refuses_a_twice_given_input_and_a_run_that_did_nothing(project, small_files):
+    assert run_cli("build-kernel", "train", "--out", "kb/train").exit_code == 0
+    comp = small_files.train.parent
+    twice = run_cli("run-kernel", "kb/train", "--input", f"lmsys-chatbot-arena={comp}", "--input",
+                f"lmsys-chatbot-arena={project}")
+    one_line_error(twice, "lmsys-chatbot-arena is given twice", code=2)
+    nothing = run_cli("run-kernel", "kb/train", "--python", "/bin/true", "--working", "w")
+    line = one_line_error(nothing, "the kernel produced nothing")
+    assert "without running kaggle-kit" in line

@@ -7,7 +7,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from conftest import quick_config
+from conftest import fake_model_dir, quick_config
 from kaggle_kit.cli import main
 from kaggle_kit.errors import KitError
 from kaggle_kit.model.model_dir import ADAPTER_DIR, MODEL_FILE, load_trained, prepare_out_dir
@@ -70,30 +70,37 @@ def test_model_dir_found_from_another_working_directory(tmp_path, trained, small
         load_trained(moved / "model")
 
 
-@pytest.mark.parametrize("breakage, message", [
-    ("no_adapter", "has no adapter weights"),
-    ("truncated_adapter", "cannot load the model"),
-    ("corrupt_info", "is corrupt"),
-])
-def test_broken_model_dirs_are_one_line_errors(tmp_path, trained, small_files, breakage, message):
-    model = tmp_path / "model"
-    shutil.copytree(trained.out_dir, model)
-    if breakage == "no_adapter":
-        shutil.rmtree(model / ADAPTER_DIR)
-    elif breakage == "truncated_adapter":
-        weights = model / ADAPTER_DIR / "adapter_model.safetensors"
-        weights.write_bytes(weights.read_bytes()[:100])
-    else:
-        (model / MODEL_FILE).write_text("{not json")
+def _predict_fails_in_one_line(model, small_files, tmp_path, message):
     result = run("predict", "--test", small_files.test, "--model", model, "--out", tmp_path / "p.csv")
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_backbone_of_another_architecture_is_refused(tmp_path, trained, small_files):
+@pytest.mark.parametrize("breakage, message", [("no_adapter", "has no adapter weights"),
+                                               ("corrupt_info", "is corrupt")])
+def test_broken_model_dirs_are_one_line_errors(tmp_path, tiny_backbone, small_files, breakage, message):
+    """Found before any weights load: a model dir that was never trained shows them."""
+    model = fake_model_dir(tmp_path / "model", tiny_backbone)
+    if breakage == "no_adapter":
+        shutil.rmtree(model / ADAPTER_DIR)
+    else:
+        (model / MODEL_FILE).write_text("{not json")
+    _predict_fails_in_one_line(model, small_files, tmp_path, message)
+
+
+def test_truncated_adapter_weights_are_a_one_line_error(tmp_path, trained, small_files):
+    model = tmp_path / "model"
+    shutil.copytree(trained.out_dir, model)
+    weights = model / ADAPTER_DIR / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    _predict_fails_in_one_line(model, small_files, tmp_path, "cannot load the model")
+
+
+def test_backbone_of_another_architecture_is_refused(tmp_path, tiny_backbone, small_files):
     from kaggle_kit.model.tiny_backbone import build_tiny_backbone
 
     llama = build_tiny_backbone(tmp_path / "llama", arch="llama")
-    result = run("predict", "--test", small_files.test, "--model", trained.out_dir, "--backbone", llama,
+    model = fake_model_dir(tmp_path / "model", tiny_backbone)  # refused before any model loads: nothing trained
+    result = run("predict", "--test", small_files.test, "--model", model, "--backbone", llama,
                  "--out", tmp_path / "p.csv")
     assert result.exit_code == 1 and "was trained on a deberta-v2" in result.output

@@ -5,6 +5,8 @@ import pandas as pd
 import pytest
 import torch
 
+from conftest import one_line_error, run_cli
+from kaggle_kit.competition.sample_data import write_sample_data
 from kaggle_kit.data.reading import read_test, read_train
 from kaggle_kit.errors import KitError
 from kaggle_kit.inference.predict import blend, predict_probs
@@ -91,3 +93,21 @@ def test_batches_shared_between_replicas_keep_order(trained, small_files, spec):
     shared = predict_logits(model.model, pad, encoded, 512, 3, progress=False,
                             replicas=[model.model, copy.deepcopy(model.model)])
     assert np.abs(single - shared).max() < 1e-5 and len(token_budget_batches([len(e) for e in encoded], 512)) > 2
+
+
+@pytest.mark.parametrize("victim", ["test.csv", "sample_submission.csv"])
+def test_predict_probabilities_never_replaces_an_input_and_is_checked_before_inference(tmp_path, monkeypatch, victim):
+    """--probabilities FILE --overwrite, FILE the test file or the data folder's sample_submission: refused before any
+    model is even looked at (the model dir given does not exist, so reaching inference would fail differently)."""
+    monkeypatch.chdir(tmp_path)
+    files = write_sample_data(tmp_path / "data", rows=12, test_rows=4)
+    before = (tmp_path / "data" / victim).read_bytes()
+    result = run_cli("predict", "--test", files.test, "--model", "no-model-here", "--out", "sub.csv",
+                 "--probabilities", tmp_path / "data" / victim, "--overwrite")
+    one_line_error(result, f"--probabilities {tmp_path / 'data' / victim} is also an input", code=2)
+    assert (tmp_path / "data" / victim).read_bytes() == before
+    (tmp_path / "a-file").write_text("x")  # a path under a regular file cannot be created, even by root
+    one_line_error(run_cli("predict", "--test", files.test, "--model", "no-model-here", "--out", "sub.csv",
+                       "--probabilities", tmp_path / "a-file" / "probs.csv"), "cannot create")
+    one_line_error(run_cli("predict", "--test", files.test, "--model", "no-model-here", "--out", "sub.csv",
+                       "--probabilities", "sub.csv"), "--probabilities sub.csv is also --out", code=2)

@@ -1,12 +1,17 @@
-"""init, doctor, report and the README's command table."""
+"""init, doctor and report."""
 
 import json
+import socket
+import threading
+import time
 
 import pytest
+import tomllib
 from click.testing import CliRunner
 
+from conftest import one_line_error, run_cli
 from kaggle_kit.cli import main
-from kaggle_kit.config import load_config
+from kaggle_kit.config import config_from_dict, load_config
 
 
 def run(*args):
@@ -70,28 +75,95 @@ def test_report_renders_png_and_html(trained, tmp_path):
     assert run("report", tmp_path).exit_code == 1
 
 
-def test_readme_command_table_is_current():
-    from pathlib import Path
+def test_config_and_doctor_fail_for_an_unknown_competition(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "kaggle-kit.toml").write_text('competition = "no-such-competition"\n')
+    one_line_error(run_cli("config"), "no-such-competition", code=2)
+    result = run_cli("doctor", "--offline")
+    assert result.exit_code == 1 and "FAIL config" in result.output and "no-such-competition" in result.output
 
-    from kaggle_kit.cli.docs import replace_table
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    assert replace_table(readme) == readme, "run: python -m kaggle_kit.cli.docs README.md"
+def test_doctor_fails_for_a_truncated_kaggle_json(tmp_path, monkeypatch):
+    monkeypatch.delenv("KAGGLE_USERNAME")
+    monkeypatch.delenv("KAGGLE_KEY")
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path))
+    (tmp_path / "kaggle.json").write_text('{"username": "alice", "ke')
+    result = run_cli("doctor", "--offline")
+    assert result.exit_code == 1 and "FAIL kaggle credentials" in result.output and "not valid JSON" in result.output
+    (tmp_path / "kaggle.json").write_text('{"username": "alice"}')
+    assert "lacks a username or a key" in run_cli("doctor", "--offline").output
+    (tmp_path / "kaggle.json").write_text('{"username": "alice", "key": "0123456789abcdef"}')
+    result = run_cli("doctor", "--offline", "--json")
+    assert {c["name"]: c for c in json.loads(result.output)}["kaggle credentials"]["ok"]
+    assert "0123456789abcdef" not in result.output
 
 
-def test_readme_troubleshooting_messages_are_the_codes_messages():
-    """Each message quoted in the README's troubleshooting table is printed by the code (placeholders aside)."""
-    import re
-    from pathlib import Path
+def test_init_refuses_a_bad_username_and_writes_nothing(tmp_path):
+    one_line_error(run_cli("init", tmp_path / "p", "--username", "bad user!"), "--username 'bad user!'", code=2)
+    assert not (tmp_path / "p" / "kaggle-kit.toml").exists()
 
-    root = Path(__file__).parent.parent
-    readme = (root / "README.md").read_text()
-    section = readme.split("## Troubleshooting", 1)[1]
-    source = "".join(p.read_text() for p in (root / "kaggle_kit").rglob("*.py"))
-    messages = re.findall(r"^\| `([^`]+)`", section, flags=re.M)
-    assert len(messages) >= 8
-    for message in messages:
-        for fragment in re.split(r"<[^>]+>|\.\.\.", message):
-            fragment = fragment.strip(" ()")
-            if len(fragment) >= 8:
-                assert fragment.split(" (")[0] in source, f"README message not in code: {fragment!r}"
+
+def test_init_template_leaves_recipe_settings_to_the_recipe():
+    """The toml outranks recipes: a value written there (the old lr 1e-3, batch 8) overrode `train --recipe`."""
+    from kaggle_kit.config.init_template import TEMPLATE_RECIPE, TEMPLATE_TRAIN_KEYS, config_text
+    from kaggle_kit.config.recipes import RECIPES
+
+    text = config_text("lmsys-chatbot-arena", "alice")
+    cfg = config_from_dict(tomllib.loads(text))
+    assert not [key for key in cfg.sources if key.startswith("train.")]  # nothing in [train] outranks a recipe
+    shown = {}
+    for line in text[text.index("[train]"):text.index("[predict]")].splitlines():
+        if line.startswith("# ") and " = " in line and line[2:].split(" = ")[0] in TEMPLATE_TRAIN_KEYS:
+            shown.update(tomllib.loads(line[2:].split("#")[0]))
+    assert shown == {k: v for k, v in RECIPES[TEMPLATE_RECIPE].settings().items() if k in TEMPLATE_TRAIN_KEYS}
+    assert shown["learning_rate"] == RECIPES[TEMPLATE_RECIPE].train["learning_rate"] != 1e-3
+
+
+@pytest.fixture
+def silent_server(monkeypatch):
+    """A proxy that accepts connections and never answers: stands in for a hung Kaggle (the real client, its own
+    HTTP stack, waits forever; only our timeout ends the call)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    for key, value in {"HTTP_PROXY": base, "http_proxy": base, "NO_PROXY": "", "no_proxy": ""}.items():
+        monkeypatch.setenv(key, value)
+    yield
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()
+
+
+def test_doctor_uses_kaggle_kit_timeout(tmp_path, monkeypatch, silent_server):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KAGGLE_KIT_TIMEOUT", "0.5")
+    start = time.monotonic()
+    result = run_cli("doctor", "--json")
+    took = time.monotonic() - start
+    checks = {c["name"]: c for c in json.loads(result.output)}
+    assert not checks["competition rules"]["ok"] and "no answer within" in checks["competition rules"]["detail"]
+    assert took < 10, took  # three tries of 0.5 s and their backoff, not three of a fixed 30 s
+
+
+def test_init_writes_the_chosen_competitions_slugs(tmp_path):
+    assert run_cli("init", tmp_path / "p", "--competition", "wsdm-cup-multilingual-chatbot-arena").exit_code == 0
+    text = (tmp_path / "p" / "kaggle-kit.toml").read_text()
+    assert 'train_slug = "wsdm-train"' in text and 'infer_slug = "wsdm-infer"' in text
+    assert "lmsys-train" not in text and "lmsys-model" not in text and "(LMSYS: " not in text
+    assert "/kaggle/input/datasets/<owner>/<slug>" in text  # today's mount path first, the legacy one as the older

@@ -168,3 +168,11 @@ def test_plan_counts_kbit_upcast_and_the_inference_peaks():
     large = plan_train("deberta-v3-large", "t4")
     assert large.eval_gib > large.total_gib  # 16 rows x 1024 tokens after a batch-2 training step
     assert "evaluation" in large.summary() and "predict" in large.summary()
+
+
+def test_recipe_sources_cite_public_sources():
+    from kaggle_kit.config.recipes import RECIPES
+
+    for recipe in RECIPES.values():
+        assert "shared/docs" not in recipe.source
+        assert recipe.name == "cpu-smoke" or "https://" in recipe.source, recipe.source

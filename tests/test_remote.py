@@ -12,9 +12,11 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from conftest import one_line_error, run_cli
 from kaggle_kit.cli import main
 from kaggle_kit.competition.spec import LMSYS
 from kaggle_kit.errors import KitError
+from kaggle_kit.model.model_dir import MODEL_FILE
 from kaggle_kit.remote.submit import submit_file, submit_kernel
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -261,3 +263,72 @@ def test_commands_that_change_things_offer_a_dry_run():
     """Checked: push-kernel, upload and submit change Kaggle; download writes files. The rest only read."""
     for name in ("push-kernel", "upload", "submit", "download"):
         assert "dry_run" in [p.name for p in main.commands[name].params], name
+
+
+@pytest.mark.parametrize("command", [["push-kernel", "train", "--wait"], ["status", "tester/x", "--wait"],
+                                     ["datasets", "status", "tester/xyzabc", "--wait"]])
+@pytest.mark.parametrize("interval", ["-5", "0"])
+def test_interval_must_be_positive(command, interval):
+    result = run_cli(*command, "--interval", interval)
+    assert result.exit_code == 2 and "--interval" in result.output and "Traceback" not in result.output
+
+
+def test_submit_dry_run_uses_the_local_sample_submission_and_says_so(project, small_files):
+    """No server answers in tests: a dry run that asked Kaggle for its sample_submission would fail."""
+    (project / "data").mkdir()
+    (project / "data" / "sample_submission.csv").write_bytes(small_files.sample_submission.read_bytes())
+    result = run_cli("submit", small_files.sample_submission, "-m", "try", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "dry run: nothing sent" in result.output and "valid against data/sample_submission.csv" in result.output
+
+
+def test_upload_model_of_an_empty_folder_creates_nothing(project, fake):
+    (project / "empty").mkdir()
+    one_line_error(run_cli("upload", "model", "empty", "--dataset", "tester/my-model"), "empty: nothing to upload")
+    one_line_error(run_cli("upload", "model", "empty", "--dataset", "tester/my-model", "--dry-run"),
+                   "nothing to upload")
+    (project / "only-checkpoints" / "checkpoints").mkdir(parents=True)
+    (project / "only-checkpoints" / "checkpoints" / "x.bin").write_bytes(b"1")
+    one_line_error(run_cli("upload", "model", "only-checkpoints", "--dataset", "tester/my-model"),
+                   "checkpoints are left out without --with-checkpoints")
+    assert fake.calls("CreateDataset") == [] and fake.calls("CreateDatasetVersion") == []
+
+
+def test_download_to_a_file_is_refused_before_any_request(tmp_path, monkeypatch, fake):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here.csv").write_text("x\n")
+    one_line_error(run_cli("download", "--to", "here.csv"), "here.csv is a file")
+    assert fake.requests == []
+
+
+def test_datasets_status_checks_owner_slug_locally(fake):
+    one_line_error(run_cli("datasets", "status", "nope"), "'nope' must be owner/slug", code=2)
+    assert fake.requests == []
+
+
+def test_upload_says_a_new_version_in_words(tmp_path, fake):
+    """The second upload of a dataset is a new version (where the fake keeps datasets between calls). A folder with
+    two small files stands in for a trained model dir: upload stages and sends the files there, whatever they hold."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / MODEL_FILE).write_text("{}")
+    (model / "adapter_model.safetensors").write_bytes(b"\0" * 64)
+    said = []
+    for _ in range(2):
+        result = run_cli("upload", "model", model, "--dataset", "tester/model-words")
+        assert result.exit_code == 0, result.output
+        said.append(result.output.strip().splitlines()[-1])
+    assert said[0].startswith("created tester/model-words: "), said
+    assert said[1].startswith(("new version of tester/model-words: ", "created ")) and "versiond" not in said[1]
+    if fake.calls("CreateDatasetVersion"):
+        assert said[1].startswith("new version of tester/model-words: "), said
+
+
+def test_submit_dry_run_after_the_deadline_says_the_real_one_would_be_refused(project, fake, small_files):
+    fake.competitions["lmsys-chatbot-arena"] = {"deadline": "2026-01-01T00:00:00Z"}
+    result = run_cli("submit", small_files.sample_submission, "-m", "late", "--dry-run", "--sample-submission",
+                 small_files.sample_submission)
+    assert result.exit_code == 1, result.output
+    assert "nothing sent" in result.output and "the real submit would be refused: the competition closed" in \
+        result.output
+    assert fake.calls("CreateSubmission") == [] and fake.calls("StartSubmissionUpload") == []

@@ -5,7 +5,7 @@ import pytest
 from safetensors import safe_open
 from transformers import TrainerCallback
 
-from conftest import quick_config
+from conftest import fake_model_dir, one_line_error, quick_config, run_cli
 from kaggle_kit.config import TrainConfig
 from kaggle_kit.data.reading import read_train
 from kaggle_kit.errors import KitError
@@ -129,3 +129,28 @@ def test_gradient_checkpointing_still_trains_lora(tmp_path, small_files, spec, t
     with safe_open(str(out / ADAPTER_DIR / "adapter_model.safetensors"), "pt") as f:
         lora_b = [f.get_tensor(k) for k in f.keys() if "lora_B" in k]
     assert lora_b and all(t.abs().sum() > 0 for t in lora_b)
+
+
+def test_train_resume_and_overwrite_together(small_files, tiny_backbone, tmp_path):
+    model = fake_model_dir(tmp_path / "model", tiny_backbone)  # refused before anything reads it
+    line = one_line_error(run_cli("train", "--train", small_files.train, "--backbone", tiny_backbone, "--out", model,
+                              "--resume", "--overwrite"), "pass one of them", code=2)
+    assert "pass --overwrite to train again" not in line
+
+
+def test_train_with_target_modules_that_match_nothing(tiny_backbone, small_files, tmp_path):
+    line = one_line_error(run_cli("train", "--train", small_files.train, "--backbone", tiny_backbone, "--out",
+                              tmp_path / "m", "--target-modules", "no_such_proj", "--max-steps", 1),
+                          "--target-modules no_such_proj: no such layer")
+    assert "query_proj" in line or "query" in line
+
+
+def test_training_rows_of_one_class_are_refused(tiny_backbone, small_files, tmp_path):
+    import pandas as pd
+
+    frame = pd.read_csv(small_files.train, dtype=str, keep_default_na=False)
+    frame["winner_model_a"], frame["winner_model_b"], frame["winner_tie"] = "1", "0", "0"
+    frame.to_csv(tmp_path / "one.csv", index=False)
+    one_line_error(run_cli("train", "--train", tmp_path / "one.csv", "--backbone", tiny_backbone, "--out",
+                       tmp_path / "m", "--max-steps", 1), "is labelled winner_model_a: nothing to learn")
+    assert not (tmp_path / "m" / "kaggle_kit_model.json").exists()

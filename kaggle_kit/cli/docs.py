@@ -1,6 +1,6 @@
-"""The README's command table, generated from the click app (a test keeps the README current).
+"""The command table of docs/commands.md, generated from the click app (a test keeps the page current).
 
-Regenerate with `python -m kaggle_kit.cli.docs README.md`."""
+Regenerate with `python -m kaggle_kit.cli.docs` (or name another page holding the markers)."""
 
 from __future__ import annotations
 
@@ -35,12 +35,16 @@ def command_table() -> str:
     return "\n".join(["| command | what it does | main flags |", "|---|---|---|", *_rows(main, "kaggle-kit")])
 
 
-def replace_table(readme: str) -> str:
-    head, _, rest = readme.partition(START)
+COMMANDS_PAGE = Path("docs") / "commands.md"
+
+
+def replace_table(page: str) -> str:
+    """The page with the text between its START and END markers replaced by the current table."""
+    head, _, rest = page.partition(START)
     _, _, tail = rest.partition(END)
     return f"{head}{START}\n{command_table()}\n{END}{tail}"
 
 
 if __name__ == "__main__":
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else COMMANDS_PAGE
     path.write_text(replace_table(path.read_text()))

@@ -291,7 +291,7 @@ def get_spec(slug: str) -> CompetitionSpec:
     specs = shipped_specs()
     if slug not in specs:
         raise UsageProblem(f"unknown competition '{slug}'", hint=f"known: {', '.join(sorted(specs))}; describe "
-                           "another in kaggle-kit.toml's [competition] table (README)")
+                           "another in kaggle-kit.toml's [competition] table (docs/competitions.md)")
     return specs[slug]
 
 
