@@ -9,8 +9,10 @@ import inspect
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,34 @@ def project(tmp_path, monkeypatch):
         '[kernel]\ntrain_slug = "lmsys-train"\ninfer_slug = "lmsys-infer"\n[train]\nmax_len = 128\nmax_steps = 4\n'
         'eval_steps = 2\n')
     return tmp_path
+
+
+@pytest.fixture
+def silent_server(monkeypatch):
+    """A proxy that accepts connections and never answers: stands in for a hung Kaggle (the real client, its own
+    HTTP stack, waits forever; only our timeout ends the call)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
+    for key, value in {"HTTP_PROXY": base, "http_proxy": base, "NO_PROXY": "", "no_proxy": ""}.items():
+        monkeypatch.setenv(key, value)
+    yield
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    listener.close()

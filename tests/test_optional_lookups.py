@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_messages import silent_server  # noqa: F401 - a proxy on 127.0.0.1 that accepts and never answers
 
 from conftest import run_cli
 
@@ -15,7 +14,7 @@ OPTIONAL_TIMEOUT_S = 15  # what an optional look-up may wait (kaggle_kit.remote.
 
 
 @pytest.mark.timeout(90)
-def test_submit_dry_run_says_what_it_waits_for_and_goes_on(tmp_path, monkeypatch, small_files, silent_server):  # noqa: F811
+def test_submit_dry_run_says_what_it_waits_for_and_goes_on(tmp_path, monkeypatch, small_files, silent_server):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("KAGGLE_KIT_TIMEOUT", raising=False)  # the default: 120 s per call
     result = run_cli("submit", small_files.sample_submission, "-m", "try", "--sample-submission",
@@ -28,7 +27,7 @@ def test_submit_dry_run_says_what_it_waits_for_and_goes_on(tmp_path, monkeypatch
 
 
 @pytest.mark.timeout(90)
-def test_doctor_rules_check_is_an_optional_look_up(tmp_path, monkeypatch, silent_server):  # noqa: F811
+def test_doctor_rules_check_is_an_optional_look_up(tmp_path, monkeypatch, silent_server):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("KAGGLE_KIT_TIMEOUT", raising=False)
     checks = {c["name"]: c for c in json.loads(run_cli("doctor", "--json").stdout)}

@@ -1,8 +1,6 @@
 """init, doctor and report."""
 
 import json
-import socket
-import threading
 import time
 
 import pytest
@@ -117,37 +115,6 @@ def test_init_template_leaves_recipe_settings_to_the_recipe():
             shown.update(tomllib.loads(line[2:].split("#")[0]))
     assert shown == {k: v for k, v in RECIPES[TEMPLATE_RECIPE].settings().items() if k in TEMPLATE_TRAIN_KEYS}
     assert shown["learning_rate"] == RECIPES[TEMPLATE_RECIPE].train["learning_rate"] != 1e-3
-
-
-@pytest.fixture
-def silent_server(monkeypatch):
-    """A proxy that accepts connections and never answers: stands in for a hung Kaggle (the real client, its own
-    HTTP stack, waits forever; only our timeout ends the call)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept():
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    for key, value in {"HTTP_PROXY": base, "http_proxy": base, "NO_PROXY": "", "no_proxy": ""}.items():
-        monkeypatch.setenv(key, value)
-    yield
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    listener.close()
 
 
 def test_doctor_uses_kaggle_kit_timeout(tmp_path, monkeypatch, silent_server):
