@@ -334,6 +334,7 @@ UNWRITABLE = {
     "sample-data": ["{blocked}/d"],
     "init": ["{blocked}/p"],
     "tiny-backbone": ["{blocked}/bb"],
+    "average": ["{model}", "--out", "{blocked}/avg"],
 }
 OUTPUT_OPTIONS = {"--out", "--to", "--workdir", "--working"}
 
@@ -418,9 +419,10 @@ JSON_RUNS = {
     "download": ["--dry-run"], "push-kernel": ["train", "--dry-run"],
     "upload": ["model", "{model}", "--dataset", "tester/my-model", "--dry-run"],
     "submit": ["{sample}", "-m", "a dry run", "--sample-submission", "{sample}", "--dry-run"],
+    "config": ["--set", "train.lora_r=8"], "runs": ["--offline"],
 }
 JSON_TESTED_ELSEWHERE = {"train", "cv", "blend", "predict", "pseudo-label", "report", "quickstart", "run-kernel",
-                         "pull", "plan infer", "bench seeds"}
+                         "pull", "plan infer", "bench seeds", "average", "leaderboard"}
 
 
 def test_every_json_command_is_held_to_it():

@@ -127,6 +127,6 @@ def test_lr_nan_refused_before_the_output_folder_exists(tmp_path, small_files, t
 
 def test_config_prints_strict_json(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = run_cli("config")
+    result = run_cli("config", "--json")
     assert result.exit_code == 0
     json.loads(result.output, parse_constant=lambda name: pytest.fail(f"config printed {name}"))

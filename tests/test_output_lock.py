@@ -20,7 +20,7 @@ from kaggle_kit.inference.shards import ShardJob, World, parts_dir, remove_parts
 
 HERE = Path(__file__).parent  # not the repository root: the code under test comes from PYTHONPATH
 FP = {"input": "rows", "models": ["model"], "backbones": ["backbone"], "settings": {}}
-HOLD = ("import sys; from pathlib import Path; from kaggle_kit.inference.shards import acquire_lock; "
+HOLD = ("import sys; from pathlib import Path; from kaggle_kit.inference.output_lock import acquire_lock; "
         "acquire_lock(Path(sys.argv[1])); print('holding', flush=True); sys.stdin.read()")
 ENV = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH") or str(Path(__file__).parents[1])}
 

@@ -245,7 +245,7 @@ def test_a_new_backbone_version_under_the_same_path_changes_the_fingerprint(mode
 
 
 def test_big_weights_are_read_by_samples_not_by_time(tmp_path):
-    from kaggle_kit.inference.shards import HASHED_WHOLE, content_digest
+    from kaggle_kit.inference.fingerprints import HASHED_WHOLE, content_digest
 
     rng = np.random.default_rng(0)
     big = tmp_path / "model.safetensors"

@@ -42,8 +42,7 @@ class KitContext:
     def config(self):
         """defaults < recipe < kaggle-kit.toml (or --config) < --set < flags, typed and checked once."""
         if self._config is None:
-            from kaggle_kit.config.layers import FLAG, Layer, resolve, set_layer
-            from kaggle_kit.config.project import file_layers
+            from kaggle_kit.config.layers import FLAG, Layer, file_layers, resolve, set_layer
 
             self._config = resolve([*file_layers(self.config_path), set_layer(self.sets), Layer(FLAG, self.flags)])
         return self._config

@@ -30,9 +30,10 @@ def plan_group() -> None:
 @click.option("--nodes", type=click.IntRange(min=1), default=1, show_default=True,
               help="With a100x8 / h100x8: how many such machines share the run.")
 @click.option("--shard", "engine", type=click.Choice(["zero3", "zero2"]),
-              help="With a100x8 / h100x8: zero3 (train --fsdp full_shard, or --deepspeed zero3) divides weights, "
-                   "gradients and optimizer states; zero2 (train --fsdp shard_grad_op, or --deepspeed zero2: 4-bit "
-                   "too) gradients and optimizer states; the plan names the flags train accepts.  [default: zero3]")
+              help="With a100x8 / h100x8: zero3 (train --fsdp full_shard, or train --deepspeed zero3) divides "
+                   "weights, gradients and optimizer states; zero2 (train --fsdp shard_grad_op, or train --deepspeed "
+                   "zero2: 4-bit too) gradients and optimizer states; the plan names the flags train accepts.  "
+                   "[default: zero3]")
 @click.option("--backbone-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A backbone's config.json (e.g. a 72B teacher's) planned with the recipe's settings.")
 @click.option("--batch-size", type=click.IntRange(1, 4096), help="Rows per device (default: the recipe's).")

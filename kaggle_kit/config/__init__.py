@@ -2,6 +2,7 @@
 config/layers.py), recipes and durations. The public names are re-exported here."""
 
 from kaggle_kit.config.checks import check_section, field_types, setting, value_problem
+from kaggle_kit.config.layers import load_config
 from kaggle_kit.config.project import (
     ACCELERATORS,
     CONFIG_FILE,
@@ -15,7 +16,6 @@ from kaggle_kit.config.project import (
     accelerator_problem,
     check_ref,
     config_from_dict,
-    load_config,
     with_overrides,
 )
 

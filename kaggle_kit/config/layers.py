@@ -16,7 +16,14 @@ else:  # pragma: no cover - Python 3.10 inside older Kaggle images
     import tomli as tomllib
 
 from kaggle_kit.config.checks import check_keys, field_types, known_hint, value_problem
-from kaggle_kit.config.project import SECTIONS, TOP_KEYS, ProjectConfig, config_from_dict, key_label
+from kaggle_kit.config.project import (
+    CONFIG_FILE,
+    SECTIONS,
+    TOP_KEYS,
+    ProjectConfig,
+    config_from_dict,
+    key_label,
+)
 from kaggle_kit.errors import KitError, UsageProblem
 
 DEFAULT, SET, FLAG = "default", "--set", "flag"
@@ -185,3 +192,31 @@ def from_embedded(data: dict[str, Any], top: Layer | None = None, gpus: str | No
             (target.setdefault(name, {}) if key is not None else target)[key if key is not None else name] = item
     layers = [Layer(source, tables) for source, tables in chosen.items()]
     return resolve([*layers, *([top] if top else [])], gpus, Layer(DEFAULT + " (embedded)", base), recipe_file)
+
+
+def load_config(path: Path | None = None) -> ProjectConfig:
+    """Read `path`, else ./kaggle-kit.toml when present, else the built-in defaults; layered with the recipe it names
+    (or its backbone's family) as `train` would use it (config/layers.py)."""
+    return resolve(file_layers(path))
+
+
+def read_config_file(path: Path | None = None) -> tuple[str, dict[str, Any]] | None:
+    """`path`'s tables (else ./kaggle-kit.toml's when present, else None) and the name its errors go by."""
+    if path is None:
+        default = Path(CONFIG_FILE)
+        if not default.exists():
+            return None
+        path = default
+    if not path.exists():
+        raise KitError(f"config file {path} not found", hint="run `kaggle-kit init` to write one")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Windows editors) as CSVs accept it
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise KitError(f"{path}: not valid TOML ({exc})") from None
+    return str(path), data
+
+
+def file_layers(path: Path | None = None) -> list:
+    """The kaggle-kit.toml layer (none without a file)."""
+    found = read_config_file(path)
+    return [Layer(found[0], found[1])] if found else []

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover - Python 3.10 inside older Kaggle images
-    import tomli as tomllib
+    pass
 
 from kaggle_kit.competition.spec import CompetitionSpec, get_spec, project_spec
 from kaggle_kit.config.checks import build_section, check_keys, check_section, setting
@@ -388,38 +388,6 @@ def key_label(sources: dict[str, str], key: str, where: str) -> tuple[str, type[
     if source in ("--set", "flag"):
         return f"{'--set ' if source == '--set' else 'flag '}{key}", UsageProblem
     return (f"{source} [{section}] {name}" if section else f"{source} {name}"), KitError
-
-
-def load_config(path: Path | None = None) -> ProjectConfig:
-    """Read `path`, else ./kaggle-kit.toml when present, else the built-in defaults; layered with the recipe it names
-    (or its backbone's family) as `train` would use it (config/layers.py)."""
-    from kaggle_kit.config.layers import resolve
-
-    return resolve(file_layers(path))
-
-
-def read_config_file(path: Path | None = None) -> tuple[str, dict[str, Any]] | None:
-    """`path`'s tables (else ./kaggle-kit.toml's when present, else None) and the name its errors go by."""
-    if path is None:
-        default = Path(CONFIG_FILE)
-        if not default.exists():
-            return None
-        path = default
-    if not path.exists():
-        raise KitError(f"config file {path} not found", hint="run `kaggle-kit init` to write one")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a BOM (Windows editors) as CSVs accept it
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise KitError(f"{path}: not valid TOML ({exc})") from None
-    return str(path), data
-
-
-def file_layers(path: Path | None = None) -> list:
-    """The kaggle-kit.toml layer (none without a file)."""
-    from kaggle_kit.config.layers import Layer
-
-    found = read_config_file(path)
-    return [Layer(found[0], found[1])] if found else []
 
 
 def with_overrides(section: Any, **overrides: Any) -> Any:

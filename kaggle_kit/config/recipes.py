@@ -57,11 +57,8 @@ class Recipe:
 
 
 def recipe_from_dict(data: dict[str, Any], where: str, name: str) -> Recipe:
-    """A recipe from its TOML tables ([recipe], [train], [batches], [shape]); keys checked, values checked when
-    layered (config/layers.py names this recipe in any error)."""
-    from kaggle_kit.config.checks import check_keys
-    from kaggle_kit.config.project import TrainConfig
-
+    """A recipe from its TOML tables ([recipe], [train], [batches], [shape]); its [train] keys and values are checked
+    when layered (config/layers.py names this recipe in any error; importing TrainConfig here would be a cycle)."""
     unknown = sorted(set(data) - {"recipe", "train", "batches", "shape"})
     if unknown:
         raise KitError(f"{where}: unknown table(s) {', '.join(unknown)}",
@@ -71,7 +68,6 @@ def recipe_from_dict(data: dict[str, Any], where: str, name: str) -> Recipe:
     if not all(isinstance(t, dict) for t in (about, train, batches, shape)):
         raise KitError(f"{where}: [recipe], [train], [batches] and [shape] must be tables")
     _check_names(f"{where} [recipe]", about, RECIPE_KEYS)
-    check_keys(f"{where} [train]", TrainConfig, train)
     for gpu, shape_of in batches.items():
         if gpu not in GPUS or not isinstance(shape_of, dict):
             raise KitError(f"{where} [batches] {gpu}: must be one of {', '.join(GPUS)}, each a table of "

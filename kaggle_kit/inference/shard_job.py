@@ -15,14 +15,8 @@ from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.config import PredictConfig
 from kaggle_kit.data.reading import Pairs
 from kaggle_kit.errors import UsageProblem
-from kaggle_kit.inference.shards import (
-    ShardJob,
-    World,
-    current_world,
-    folder_fingerprint,
-    rows_digest,
-    run_sharded,
-)
+from kaggle_kit.inference.fingerprints import folder_fingerprint, rows_digest
+from kaggle_kit.inference.shards import ShardJob, World, current_world, run_sharded
 
 
 @dataclass

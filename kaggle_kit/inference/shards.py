@@ -9,13 +9,11 @@ validation run once, on the merged rows, exactly as without shards."""
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
 import re
-import socket
 import time
 import zipfile
 import zlib
@@ -26,19 +24,18 @@ from pathlib import Path
 
 import numpy as np
 
-from kaggle_kit.atomic import atomic_path, file_sha256, write_text_atomic
+from kaggle_kit.atomic import atomic_path, write_text_atomic
 from kaggle_kit.errors import KitError, UsageProblem
+from kaggle_kit.inference.fingerprints import run_id
+from kaggle_kit.inference.output_lock import ACTIVE, LOCK, PARTS_SUFFIX, acquire_lock, drop_lock_file, release_lock
 
 log = logging.getLogger(__name__)
 
-PARTS_SUFFIX = ".parts"
+
 MANIFEST = "manifest.json"
-LOCK = "lock"  # held (flock) by the run writing OUT, from its check of OUT.parts/ until OUT is written
 WRITER = "kaggle-kit"  # in every manifest: what tells kaggle-kit's OUT.parts/ from a folder of someone else's
 SHARD_FORMAT = 2  # 1: no run id or checksum in the shards (kaggle-kit 0.x before the shard checks)
 BARRIER_TIMEOUT = timedelta(hours=6)  # ranks finish together when balanced; a resumed rank may wait on the others
-HASHED_WHOLE = 16 << 20  # files up to 16 MiB are hashed whole; bigger ones (weights) by size and sampled blocks
-SAMPLES, SAMPLE_BYTES = 64, 64 << 10  # 4 MiB read of a weights file of any size: a new version differs there
 SHARD_NAME = re.compile(r"m\d{2,}-s\d{5,}\.npz")
 # atomic_path's temp files for our names: ".<name>.<mkstemp's random part>.tmp"
 TEMP_NAME = re.compile(r"\.(m\d{2,}-s\d{5,}\.npz|manifest\.json)\.[A-Za-z0-9_]+\.tmp")
@@ -96,48 +93,6 @@ def assign(costs: dict[Unit, int], size: int) -> list[list[Unit]]:
         shares[rank].append(unit)
         load[rank] += costs[unit]
     return [sorted(share, key=lambda u: (u.model, u.shard)) for share in shares]
-
-
-def content_digest(path: Path) -> str:
-    """A file's content: whole up to HASHED_WHOLE; above, its size and SAMPLES blocks spread over it (start and end
-    included). Not the modification time: a copy to another node or a remount keeps the shards, a new version of the
-    weights does not."""
-    size = path.stat().st_size
-    if size <= HASHED_WHOLE:
-        return file_sha256(path)
-    digest = hashlib.sha256(str(size).encode())
-    with open(path, "rb") as f:
-        for k in range(SAMPLES):
-            f.seek((size - SAMPLE_BYTES) * k // (SAMPLES - 1))
-            digest.update(f.read(SAMPLE_BYTES))
-    return digest.hexdigest()
-
-
-def folder_fingerprint(folder: Path, entries: tuple[str, ...] | None = None) -> str:
-    """The files under `folder` (only `entries` of it, if given) by relative path and content_digest."""
-    folder = Path(folder)
-    roots = [folder / e for e in entries] if entries is not None else [folder]
-    paths = [p for root in roots for p in ([root] if root.is_file() else root.rglob("*")) if p.is_file()]
-    digest = hashlib.sha256()
-    for path in sorted(paths):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0" + content_digest(path).encode())
-    return digest.hexdigest()
-
-
-def rows_digest(ids: list[str], texts: dict[str, list]) -> str:
-    """The input as predicted: row ids and texts in order (not the file's bytes: a re-saved CSV keeps the shards)."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps(ids).encode())
-    for column in sorted(texts):
-        digest.update(column.encode())
-        for turns in texts[column]:
-            digest.update(json.dumps(turns).encode())
-    return digest.hexdigest()
-
-
-def run_id(fingerprint: dict) -> str:
-    """Written into every shard: a shard counts only for the run whose fingerprint it carries."""
-    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
 
 
 @dataclass
@@ -219,71 +174,11 @@ def remove_parts(folder: Path) -> None:
     if (folder / MANIFEST).exists():
         read_manifest(folder)  # never clean a folder whose manifest is not ours
     _remove_own(folder)
-    _drop_lock_file(folder)
+    drop_lock_file(folder)
     try:
         folder.rmdir()
     except OSError:  # someone else's file is in it: leave the folder, and that file, alone
         pass
-
-
-_held: dict[Path, int] = {}  # OUT.parts/ (resolved) -> the lock file this process holds for it
-_active: set[Path] = set()  # ... while run_sharded runs on it (after it returns, its caller writes OUT)
-
-
-def acquire_lock(folder: Path) -> None:
-    """Take OUT.parts/lock (flock, not blocking): a second run writing the same output stops here, in one line
-    naming the run that holds it, before it reads or writes a shard. Held until remove_parts, or until this process
-    ends (the kernel drops a killed run's lock)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if folder.resolve() in _active:
-        raise KitError(f"{folder} is in use by another prediction of this process", hint="write to another --out")
-    release_lock(folder)  # this process's own, left by a caller that failed to write OUT after the shards
-    path = folder / LOCK
-    for _ in range(5):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace")
-            os.close(fd)
-            raise KitError(f"{folder.with_name(folder.name[:-len(PARTS_SUFFIX)])} is being written by another "
-                           f"kaggle-kit run ({_describe(holder)})",
-                           hint="wait for it to finish, or write to another --out") from None
-        try:  # the run that held it may have removed the file meanwhile: hold the file that is there
-            if os.fstat(fd).st_ino == os.stat(path).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        os.close(fd)
-    else:
-        raise KitError(f"cannot lock {path}: it is replaced as soon as it is taken", hint="rerun")
-    holder = {"pid": os.getpid(), "host": socket.gethostname(),
-              "since": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, json.dumps(holder).encode(), 0)
-    _held[folder.resolve()] = fd
-
-
-def _describe(holder: str) -> str:
-    try:
-        info = json.loads(holder)
-        return f"pid {info['pid']} on {info['host']}, since {info['since']}"
-    except (ValueError, KeyError, TypeError):
-        return "it is starting"
-
-
-def release_lock(folder: Path) -> None:
-    fd = _held.pop(folder.resolve(), None)
-    if fd is not None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
-def _drop_lock_file(folder: Path) -> None:
-    """Remove the lock file while still holding it (a run starting now then takes a new one), then let go."""
-    if folder.resolve() in _held:
-        (folder / LOCK).unlink(missing_ok=True)
-    release_lock(folder)
 
 
 def prepare_parts(folder: Path, job: ShardJob, overwrite: bool, echo: Callable[[str], None] | None = None
@@ -454,7 +349,7 @@ def run_sharded(job: ShardJob, out_path: Path, overwrite: bool, world: World | N
                 if (folder / MANIFEST).exists():
                     read_manifest(folder)  # someone else's folder: not even a lock file goes in
                 acquire_lock(folder)
-                _active.add(folder.resolve())
+                ACTIVE.add(folder.resolve())
                 done, run = prepare_parts(folder, job, overwrite, job.echo)
                 row_costs = job.costs() if world.sharded else np.ones(job.rows, dtype=np.int64)
                 plan = {"done": sorted((u.model, u.shard) for u in done), "costs": row_costs, "run": run,
@@ -481,12 +376,12 @@ def run_sharded(job: ShardJob, out_path: Path, overwrite: bool, world: World | N
         return prob_sets, report
     except BaseException:
         if world.rank == 0:  # the shards stay for a rerun; the lock (and an empty folder) go
-            _drop_lock_file(folder)
+            drop_lock_file(folder)
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
     finally:
-        _active.discard(folder.resolve())
+        ACTIVE.discard(folder.resolve())
         group.close()
 
 
