@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from kaggle_kit.data.reading import _parse_frame, check_unique_ids, read_csv_che
 from kaggle_kit.errors import KitError, UsageProblem
 from kaggle_kit.model.model_dir import check_model_dir
 
+log = logging.getLogger(__name__)
 PROB_FORMAT = "%.6f"  # 6 decimals: rows sum to 1 within 2e-6, far inside the reader's tolerance
 
 
@@ -28,6 +30,7 @@ def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec:
         predict_in_shards,
     )
     from kaggle_kit.inference.shards import parts_dir, remove_parts
+    from kaggle_kit.model.batching import check_batching
 
     check_outputs({"--out": out_path}, [input_path, cfg.blend if cfg.blend.endswith(".json") else None], overwrite)
     if not 0.0 <= min_confidence <= 1.0:
@@ -47,8 +50,8 @@ def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec:
     frame = read_csv_checked(input_path, spec.test_columns, allow_extra=True)
     check_unique_ids(input_path, frame, spec.id_column)
     pairs = _parse_frame(input_path, frame, spec)
-    for d in model_dirs:
-        check_model_dir(d)
+    if note := check_batching(cfg.batching, [check_model_dir(d)["model_type"] for d in model_dirs]):
+        (echo or log.warning)(f"note: {note}")
 
     models = fitted_models(fitted, backbone) if fitted is not None else plain_models(model_dirs, weights, cfg.blend,
                                                                                      backbone)

@@ -85,7 +85,10 @@ def predict_in_shards(kind: str, models: ModelSet, pairs: Pairs, spec: Competiti
     from kaggle_kit.model.backbone import free_model_memory, rank_device
     from kaggle_kit.model.model_dir import load_trained
 
+    from kaggle_kit.model.batching import BatchStats
+
     loaded: dict[int, tuple] = {}  # model index -> (the model, its copies on the other GPUs), loaded once
+    stats = BatchStats()
 
     def predict(model: int, rows: list[int]) -> np.ndarray:
         if model not in loaded:
@@ -95,7 +98,7 @@ def predict_in_shards(kind: str, models: ModelSet, pairs: Pairs, spec: Competiti
             loaded[model] = (trained, gpu_replicas(trained.model, trained.reload))
         trained, replicas = loaded[model]
         return predict_probs(trained, pairs.subset(rows), spec, cfg.max_tokens, tta=cfg.tta, progress=False,
-                             replicas=replicas)
+                             replicas=replicas, batching=cfg.batching, stats=stats)
 
     def release() -> None:
         if loaded:
@@ -109,4 +112,6 @@ def predict_in_shards(kind: str, models: ModelSet, pairs: Pairs, spec: Competiti
                    costs=lambda: row_tokens(models.model_dirs[0], pairs), cost_per_row=2 if cfg.tta == "swap" else 1,
                    progress=progress, echo=echo or (lambda message: None))
     prob_sets, report = run_sharded(job, out_path, overwrite)
+    # models: each model dir is one pass over the rows (an averaged model is one); the tokens: this run's shards
+    report = {**report, "models": len(models.model_dirs), **stats.report()}
     return (None if prob_sets is None else models.combine(prob_sets)), report

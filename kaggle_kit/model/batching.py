@@ -127,22 +127,26 @@ def say_once(message: str) -> None:
         log.warning(message)
 
 
-def check_batching(requested: str, model_types: list[str]) -> None:
-    """Refuse `packed` before anything loads when a model cannot pack (its type, or this transformers)."""
+def check_batching(requested: str, model_types: list[str]) -> str | None:
+    """Before anything loads: refuse `packed` where a model cannot pack (its type, or this transformers); for `auto`,
+    the note saying why the batches are padded (None when every model packs, or padding was asked for)."""
     from kaggle_kit.model.packing import PACKABLE_TYPES, library_problem
 
     if requested not in BATCHING_CHOICES:
         raise UsageProblem(f"unknown batching '{requested}'", hint=f"choose {', '.join(BATCHING_CHOICES)}")
-    if requested != "packed":
-        return
+    if requested == "padded":
+        return None
     other = sorted({t for t in model_types if t not in PACKABLE_TYPES})
-    problem = (f"{', '.join(other)} models have no packed-sequence path" if other else library_problem())
-    if problem:
+    problem = (f"{', '.join(other)} models have no packed-sequence path (packing is for "
+               f"{', '.join(PACKABLE_TYPES)} decoders)" if other else library_problem())
+    if problem and requested == "packed":
         raise UsageProblem(f"--batching packed: {problem}", hint="use --batching padded (or auto)")
+    return f"padded batches: {problem}" if problem else None
 
 
 def batching_for(model, requested: str = "auto") -> Batching:
-    """packed where the model supports it (auto or packed), else padded; an auto fallback is said once."""
+    """packed where the model supports it (auto or packed), else padded. Why an auto run pads is said by
+    check_batching before loading; a reason only the loaded model shows (its attention kernel) is said here, once."""
     square = attention_square_budget(model)
     if requested == "padded":
         return Batching(False, square)
@@ -151,7 +155,8 @@ def batching_for(model, requested: str = "auto") -> Batching:
         return Batching(True, square)
     if requested == "packed":
         raise UsageProblem(f"--batching packed: {problem}", hint="use --batching padded (or auto)")
-    say_once(f"note: padded batches: {problem}")
+    if "attention" in problem:
+        say_once(f"note: padded batches: {problem}")
     return Batching(False, square)
 
 

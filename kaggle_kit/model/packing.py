@@ -19,6 +19,9 @@ PACKABLE_ATTENTION = ("sdpa", "eager")
 # --arch llama` on this CPU (docs/packed-inference.md): 1024 kept packed batches at least as fast as padded ones
 # and 2048+ lost to attention over the long packs, while padding stays under 1% at 1024 for LMSYS-like lengths.
 PACK_TOKENS = 1024
+# A pack shares a forward pass only with packs at least this full relative to the widest, so padding stays under
+# 1 - SAME_WIDTH of the tokens computed whatever the lengths; part-filled packs make passes of their own.
+SAME_WIDTH = 0.995
 
 
 def packing_problem(model) -> str | None:
@@ -83,7 +86,8 @@ def packed_batches(lengths: list[int], max_tokens: int, capacity: int = PACK_TOK
         width = packed_width(current or [pack], lengths)
         too_many = (len(current) + 1) * width > max_tokens
         too_square = max_square is not None and (len(current) + 1) * width * width > max_square
-        if current and (too_many or too_square):
+        too_short = sum(lengths[i] for i in pack) < SAME_WIDTH * width  # the leftover packs: a pass of their own
+        if current and (too_many or too_square or too_short):
             batches.append([i for p in current for i in p])
             current = []
         current.append(pack)
