@@ -10,6 +10,7 @@ import gc
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -218,7 +219,7 @@ class BudgetedPredictor:
         floor = min(loaded.encoder.spec.max_len, loaded.encoder.overhead + 32)
         start, i, votes = self.clock(), 0, 0
         # computed tokens of batches[i:], without re-summing per step
-        tokens_from = suffix_tokens(batches, lengths, lambda b: self.cost(b, lengths, m))
+        tokens_from = suffix_tokens(batches, lengths, partial(self.cost, lengths=lengths, m=m))
         with tqdm(total=s.n, desc="predict", unit="row", disable=not self.progress) as bar:
             while i < len(batches):
                 step = batches[i:i + step_n]
@@ -235,7 +236,7 @@ class BudgetedPredictor:
                         few_left = len(batches) - i <= AGREE_STEPS * step_n  # no steps left to wait for agreement
                         if abs(votes) >= AGREE_STEPS or (votes < 0 and few_left):
                             batches, lengths = self._recap(loaded, encoded, batches, i, rest, cap)
-                            tokens_from = suffix_tokens(batches, lengths, lambda b: self.cost(b, lengths, m))
+                            tokens_from = suffix_tokens(batches, lengths, partial(self.cost, lengths=lengths, m=m))
                             step, votes = batches[i:i + step_n], 0
                     if rate.seconds_for(sum(self.cost(b, lengths, m) for b in step)) > self.available():
                         break

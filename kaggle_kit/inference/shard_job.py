@@ -83,9 +83,8 @@ def predict_in_shards(kind: str, models: ModelSet, pairs: Pairs, spec: Competiti
     """The combined probabilities in input order (None on ranks other than 0) and the shard report."""
     from kaggle_kit.inference.predict import gpu_replicas, predict_probs
     from kaggle_kit.model.backbone import free_model_memory, rank_device
-    from kaggle_kit.model.model_dir import load_trained
-
     from kaggle_kit.model.batching import BatchStats
+    from kaggle_kit.model.model_dir import load_trained
 
     loaded: dict[int, tuple] = {}  # model index -> (the model, its copies on the other GPUs), loaded once
     stats = BatchStats()

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import bisect
 
-import torch
-
 # Decoder families whose transformers code builds its mask in masking_utils (create_causal_mask /
 # create_sliding_window_causal_mask) and whose SequenceClassification pools the rightmost non-pad token with a
 # `score` head: checked on tiny Llama, Gemma-2, Qwen2 and Mistral (tests/test_packed_batches.py).
@@ -102,10 +100,12 @@ def packed_tokens(batch: list[int], lengths: list[int], capacity: int = PACK_TOK
     return len(packs) * packed_width(packs, lengths)
 
 
-def packed_inputs(rows: list[list[int]], pad_id: int, capacity: int = PACK_TOKENS
-                  ) -> tuple[dict[str, torch.Tensor], list[tuple[int, int]]]:
+def packed_inputs(rows: list[list[int]], pad_id: int,
+                  capacity: int = PACK_TOKENS) -> tuple[dict, list[tuple[int, int]]]:
     """input_ids and position_ids of the packs of `rows`, and each row's (pack, start); a shorter pack's tail is
     padding with positions restarting too, so it is a sequence of its own that no row attends to."""
+    import torch
+
     lengths = [len(r) for r in rows]
     packs = pack_rows(list(range(len(rows))), lengths, capacity)
     width = packed_width(packs, lengths)
@@ -139,8 +139,10 @@ def classifier_parts(model):
     return getattr(base, base.base_model_prefix), base.score
 
 
-def packed_logits(model, rows: list[list[int]], pad_id: int, capacity: int = PACK_TOKENS) -> torch.Tensor:
-    """Logits of `rows` (token id lists) from one packed forward pass, in the order given."""
+def packed_logits(model, rows: list[list[int]], pad_id: int, capacity: int = PACK_TOKENS):
+    """Logits of `rows` (token id lists) from one packed forward pass, in the order given (a tensor)."""
+    import torch
+
     decoder, head = classifier_parts(model)
     inputs, where = packed_inputs(rows, pad_id, capacity)
     device = next(model.parameters()).device

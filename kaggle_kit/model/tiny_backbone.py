@@ -1,5 +1,5 @@
-"""A tiny random backbone (DeBERTa-v3, Gemma-2, Llama, Qwen2, Mistral or BERT shaped) with a locally trained tokenizer: for
-tests, the quickstart and benchmarks, never for scores."""
+"""A tiny random backbone (DeBERTa-v3, Gemma-2, Llama, Qwen2, Mistral or BERT shaped) with a locally trained
+tokenizer: for tests, the quickstart and benchmarks, never for scores."""
 
 from __future__ import annotations
 
