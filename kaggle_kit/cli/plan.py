@@ -76,11 +76,14 @@ def plan_train_cmd(recipe: str, gpus: str, nodes: int, engine: str, backbone_con
 @click.option("--gpus", type=click.Choice(["t4x2", "l4"]),
               help="Project for Kaggle's T4 x2 (2 replicas) or one L4 (1 replica) at the measured per-GPU speed "
                    "(default: as measured).")
+@click.option("--backbone-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The backbone's config.json: also show where its weights go on the GPUs (fp16 or 4-bit replica "
+                   "per GPU, or fp16 layers split over them), with the memory of each.")
 @config_option
 @json_option
 @pass_kit
 def plan_infer_cmd(kit: KitContext, source: Path, rows, limit, time_budget, max_lens, models, gpus,
-                   as_json) -> None:
+                   backbone_config: Path | None, as_json) -> None:
     """Project the infer kernel's runtime on the hidden test per option set (TTA, max_len, models); flag misfits."""
     from kaggle_kit.config.durations import default_budget, format_duration, parse_duration
     from kaggle_kit.inference.plan_infer import plan_dict, plan_infer, plan_table, read_measurement
@@ -105,8 +108,17 @@ def plan_infer_cmd(kit: KitContext, source: Path, rows, limit, time_budget, max_
 
         measured = retarget(measured, gpus)
     projections = plan_infer(measured, rows, budget_s, limit_s, list(max_lens) or [measured.max_len], models)
-    emit(plan_dict(measured, rows, budget_s, limit_s, projections), as_json,
-         plan_table(measured, rows, budget_s, limit_s, projections))
+    result = plan_dict(measured, rows, budget_s, limit_s, projections)
+    text = plan_table(measured, rows, budget_s, limit_s, projections)
+    if backbone_config is not None:
+        from kaggle_kit.inference.placement import placement_plan, placement_table, read_shape
+
+        placement = placement_plan(read_shape(backbone_config), gpus or "t4x2", max(list(max_lens) or
+                                                                                     [measured.max_len]),
+                                   kit.config.predict.max_tokens)
+        result["placement"] = placement
+        text += "\n" + placement_table(placement)
+    emit(result, as_json, text)
 
 
 def _duration(value: str, flag: str) -> float:

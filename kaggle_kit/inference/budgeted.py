@@ -36,6 +36,7 @@ from kaggle_kit.inference.budget import (
     truncation_for,
 )
 from kaggle_kit.inference.loaded import Loaded
+from kaggle_kit.inference.placement import split_of
 from kaggle_kit.inference.predict import blend, encoder_for, gpu_replicas, unswap
 from kaggle_kit.model.batching import Batching, BatchStats, batching_for, run_batches
 from kaggle_kit.model.model_dir import load_trained, recorded_prior
@@ -148,8 +149,9 @@ class BudgetedPredictor:
     def load(self, m: int) -> Loaded:
         t0 = self.clock()
         backbone = self.fitted.backbones[m] if self.fitted is not None else self.backbone
+        split = split_of(self.model_dirs[m], backbone, self.cfg.placement, self.cfg.quantize, self.cfg.max_tokens)
         trained = self.loader(self.model_dirs[m], backbone=backbone, precision=self.cfg.precision,
-                               quantize=self.cfg.quantize)
+                               quantize=self.cfg.quantize, **({"split": split} if split is not None else {}))
         load_s = self.clock() - t0
         self.batchings[m] = batching_for(trained.model, self.cfg.batching)
         self.stage("load", m, 0, load_s)

@@ -26,6 +26,8 @@ def gpu_replicas(model: torch.nn.Module, load: Callable[[str], torch.nn.Module] 
     count = torch.cuda.device_count()
     if count < 2 or int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun each rank keeps to its own GPU
         return None
+    if len(set((getattr(model, "hf_device_map", None) or {}).values())) > 1:  # split over the GPUs already
+        return None
     if load is None:
         return [model] + [copy.deepcopy(model).to(f"cuda:{k}") for k in range(1, count)]
     return [model] + [load(f"cuda:{k}") for k in range(1, count)]

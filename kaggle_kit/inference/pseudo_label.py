@@ -23,6 +23,7 @@ def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec:
                  weights: list[float] | None = None, min_confidence: float = 0.0, backbone: str | None = None,
                  overwrite: bool = False, progress: bool = True, echo=None) -> dict:
     """PAIRS.csv (test format; extra columns ignored) -> train-format CSV whose winner_* columns are probabilities."""
+    from kaggle_kit.inference.placement import split_of
     from kaggle_kit.inference.predict import check_weights
     from kaggle_kit.inference.shard_job import (
         fitted_models,
@@ -52,6 +53,8 @@ def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec:
     pairs = _parse_frame(input_path, frame, spec)
     if note := check_batching(cfg.batching, [check_model_dir(d)["model_type"] for d in model_dirs]):
         (echo or log.warning)(f"note: {note}")
+    if cfg.placement == "split":  # refused now when this machine cannot split, not after loading
+        split_of(model_dirs[0], backbone, "split", cfg.quantize, cfg.max_tokens)
 
     models = fitted_models(fitted, backbone) if fitted is not None else plain_models(model_dirs, weights, cfg.blend,
                                                                                      backbone)

@@ -18,6 +18,7 @@ from kaggle_kit.inference.blend_run import blend_run
 from kaggle_kit.inference.blending import read_blend, used_model_dirs
 from kaggle_kit.inference.budget import Budget
 from kaggle_kit.inference.budgeted import BudgetedPredictor
+from kaggle_kit.inference.placement import split_of
 from kaggle_kit.inference.predict import check_weights, finite_or_prior
 from kaggle_kit.inference.rules import RULES, apply_rules
 from kaggle_kit.inference.shard_job import fitted_models, plain_models, predict_in_shards, refuse_budget_under_torchrun
@@ -64,6 +65,8 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
     for model_dir, info in zip(model_dirs, infos):
         check_classes(model_dir, info, spec)
     batching_note = check_batching(cfg.batching, [info["model_type"] for info in infos])
+    if cfg.placement == "split":  # refused now when this machine cannot split, not after loading
+        split_of(model_dirs[0], backbone, "split", cfg.quantize, cfg.max_tokens)
     sample = find_sample_submission(sample_submission, test_path.parent / spec.sample_submission_file)
     order = submission_order(spec, pairs.ids, sample)
     rules, fired = None, {}
