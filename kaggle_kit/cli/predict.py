@@ -54,8 +54,10 @@ def predict_cmd(kit: KitContext, test_path: Path, models, weights, backbone, sam
     if _other_rank(result):
         return
     tta = f", {result['tta_rows']} with swap TTA" if "tta_rows" in result and cfg.tta == "swap" else ""
+    batches = (f"; {result['batching']} batches, {result['padding_fraction']:.1%} padding"
+               if result.get("batching") else "")
     emit(result, as_json, f"wrote {result['path']} ({result['rows']} rows{tta}, valid) in {result['seconds']:.1f}s"
-                          + _ranks_line(result))
+                          f"{batches}" + _ranks_line(result))
 
 
 def _other_rank(result: dict) -> bool:
