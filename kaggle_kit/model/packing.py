@@ -27,8 +27,8 @@ def packing_problem(model) -> str | None:
     config = getattr(model, "config", None)
     kind = getattr(config, "model_type", None)
     if kind not in PACKABLE_TYPES:
-        what = f"{kind} models" if kind else "this model"
-        return f"{what} have no packed-sequence path (packing is for {', '.join(PACKABLE_TYPES)} decoders)"
+        what = f"{kind} models have" if kind else "this model has"
+        return f"{what} no packed-sequence path (packing is for {', '.join(PACKABLE_TYPES)} decoders)"
     attention = getattr(config, "_attn_implementation", None)
     if attention not in PACKABLE_ATTENTION:
         return f"{attention} attention is not checked with packed sequences (sdpa and eager are)"
