@@ -109,7 +109,7 @@ def test_predict_packs_by_default_and_reports_it(llama_model, small_files, tmp_p
 
 
 def test_budgeted_and_pseudo_label_paths_pack_too(llama_model, small_files, tmp_path):
-    budgeted, _ = _predict(llama_model, small_files.test, tmp_path / "b.csv", "--time-budget", "30m")
+    budgeted, _ = _predict(llama_model, small_files.test, tmp_path / "b.csv", "--time-budget", "10h")
     assert budgeted["batching"] == "packed" and budgeted["padding_fraction"] < 0.01
     assert budgeted["measured"]["batching"] == "packed" and budgeted["models"] == 1
     result = run_cli("pseudo-label", "--model", llama_model, "--input", small_files.test, "--out",
