@@ -99,13 +99,12 @@ def padded_tokens(batch: list[int], lengths: list[int]) -> int:
     return len(batch) * max(lengths[i] for i in batch)
 
 
-def suffix_tokens(batches: list[list[int]], lengths: list[int], cost=None) -> list[int]:
+def suffix_tokens(batches: list[list[int]], lengths: list[int], cost=padded_tokens) -> list[int]:
     """Entry i: computed tokens of batches[i:] (and a last entry, 0), so a loop over batches never re-sums the rest.
-    `cost(batch)`: the tokens one batch computes (default: padded to its longest row)."""
-    cost = cost or (lambda batch: padded_tokens(batch, lengths))
+    `cost(batch, lengths)`: the tokens one batch computes (default: padded to its longest row)."""
     out = [0] * (len(batches) + 1)
     for i in range(len(batches) - 1, -1, -1):
-        out[i] = out[i + 1] + cost(batches[i])
+        out[i] = out[i + 1] + cost(batches[i], lengths)
     return out
 
 

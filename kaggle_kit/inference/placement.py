@@ -166,3 +166,11 @@ def placement_table(plan: dict) -> str:
     if plan["chosen"] is None:
         lines.append("  nothing fits: a smaller backbone, shorter rows or a smaller --max-tokens")
     return "\n".join(lines)
+
+
+def load_placed(loader, model_dir, backbone: str | None, cfg, **kwargs):
+    """`loader` (model_dir.load_trained) with the predict settings, the layers split over the GPUs where split_of
+    says so (a test's loader without `split` is never asked to split)."""
+    split = split_of(model_dir, backbone, cfg.placement, cfg.quantize, cfg.max_tokens)
+    return loader(model_dir, backbone=backbone, precision=cfg.precision, quantize=cfg.quantize, **kwargs,
+                  **({"split": split} if split is not None else {}))

@@ -81,7 +81,7 @@ def predict_in_shards(kind: str, models: ModelSet, pairs: Pairs, spec: Competiti
                       input_path: Path, out_path: Path, weights: list[float] | None, overwrite: bool,
                       progress: bool, echo: Callable[[str], None] | None) -> tuple[np.ndarray | None, dict]:
     """The combined probabilities in input order (None on ranks other than 0) and the shard report."""
-    from kaggle_kit.inference.placement import split_of
+    from kaggle_kit.inference.placement import load_placed
     from kaggle_kit.inference.predict import gpu_replicas, predict_probs
     from kaggle_kit.model.backbone import free_model_memory, rank_device
     from kaggle_kit.model.batching import BatchStats
@@ -93,10 +93,8 @@ def predict_in_shards(kind: str, models: ModelSet, pairs: Pairs, spec: Competiti
     def predict(model: int, rows: list[int]) -> np.ndarray:
         if model not in loaded:
             release()
-            split = split_of(models.model_dirs[model], models.backbones[model], cfg.placement, cfg.quantize,
-                             cfg.max_tokens)
-            trained = load_trained(models.model_dirs[model], backbone=models.backbones[model],
-                                   precision=cfg.precision, quantize=cfg.quantize, device=rank_device(), split=split)
+            trained = load_placed(load_trained, models.model_dirs[model], models.backbones[model], cfg,
+                                  device=rank_device())
             loaded[model] = (trained, gpu_replicas(trained.model, trained.reload))
         trained, replicas = loaded[model]
         return predict_probs(trained, pairs.subset(rows), spec, cfg.max_tokens, tta=cfg.tta, progress=False,
