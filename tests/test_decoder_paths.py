@@ -87,9 +87,9 @@ def test_a_non_finite_row_gets_the_class_prior_and_is_counted(llama_run, small_f
     result, _ = llama_run
     poisoned: list[int] = []
 
-    def overflow_first_row(module, args, output):
-        if hasattr(output, "logits") and type(module).__name__.endswith("ForSequenceClassification") and not poisoned:
-            output.logits[0] = float("nan")
+    def overflow_first_row(module, args, output):  # the score head: per token (padded) or per pooled row (packed)
+        if isinstance(module, torch.nn.Linear) and module.out_features == spec.num_labels and not poisoned:
+            output[0] = float("nan")
             poisoned.append(1)
         return output
 

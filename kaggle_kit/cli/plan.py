@@ -43,7 +43,7 @@ def plan_group() -> None:
 def plan_train_cmd(recipe: str, gpus: str, nodes: int, engine: str, backbone_config: Path | None,
                    batch_size: int | None, max_len: int | None, full_swap: bool, as_json: bool) -> None:
     """Weights + LoRA + activations of a recipe's training step against the GPU's memory: fits or not."""
-    from kaggle_kit.training.backbone_shape import read_backbone_shape
+    from kaggle_kit.model.backbone_shape import read_backbone_shape
 
     shape = read_backbone_shape(backbone_config) if backbone_config else None
     if gpus in ("a100x8", "h100x8"):
@@ -83,11 +83,14 @@ def plan_train_cmd(recipe: str, gpus: str, nodes: int, engine: str, backbone_con
 @click.option("--gpus", type=click.Choice(["t4x2", "l4"]),
               help="Project for Kaggle's T4 x2 (2 replicas) or one L4 (1 replica) at the measured per-GPU speed "
                    "(default: as measured).")
+@click.option("--backbone-config", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The backbone's config.json: also show where its weights go on the GPUs (fp16 or 4-bit replica "
+                   "per GPU, or fp16 layers split over them), with the memory of each.")
 @config_option
 @json_option
 @pass_kit
 def plan_infer_cmd(kit: KitContext, source: Path, rows, limit, time_budget, max_lens, models, model_dirs, gpus,
-                   as_json) -> None:
+                   backbone_config: Path | None, as_json) -> None:
     """Project the infer kernel's runtime on the hidden test per option set (TTA, max_len, models); flag misfits."""
     from kaggle_kit.config.durations import default_budget, format_duration, parse_duration
     from kaggle_kit.inference.plan_infer import plan_dict, plan_infer, plan_table, read_measurement
@@ -126,6 +129,14 @@ def plan_infer_cmd(kit: KitContext, source: Path, rows, limit, time_budget, max_
         from kaggle_kit.inference.plan_infer import describe_passes
 
         data, text = {**data, "passes": len(passes), "model_passes": passes}, f"{describe_passes(passes)}\n{text}"
+    if backbone_config is not None:
+        from kaggle_kit.inference.placement import placement_plan, placement_table
+        from kaggle_kit.model.backbone_shape import read_backbone_shape
+
+        placement = placement_plan(read_backbone_shape(backbone_config), gpus or "t4x2",
+                                   max(list(max_lens) or [measured.max_len]), kit.config.predict.max_tokens)
+        data["placement"] = placement
+        text += "\n" + placement_table(placement)
     emit(data, as_json, text)
 
 

@@ -21,7 +21,7 @@ from kaggle_kit.config import PredictConfig
 
 # The [predict] settings predict and pseudo-label show as flags; the others are --set predict.KEY=VALUE (their old
 # flags still work, hidden, and say so in one line).
-PREDICT_FLAGS = ("tta", "blend", "time_budget")
+PREDICT_FLAGS = ("tta", "blend", "time_budget", "batching")
 
 
 @main.command("predict", epilog=CONFIG_HINT)
@@ -64,8 +64,10 @@ def predict_cmd(kit: KitContext, test_path: Path, models, weights, backbone, sam
         return
     _note_output(Path(result["path"]), list(models), cfg.blend)
     tta = f", {result['tta_rows']} with swap TTA" if "tta_rows" in result and cfg.tta == "swap" else ""
+    batches = (f"; {result['batching']} batches, {result['padding_fraction']:.1%} padding"
+               if result.get("batching") else "")
     emit(result, as_json, f"wrote {result['path']} ({result['rows']} rows{tta}, valid) in {result['seconds']:.1f}s"
-                          + _ranks_line(result))
+                          f"{batches}" + _ranks_line(result))
 
 
 def _note_output(path: Path, models: list[Path], blend: str) -> None:

@@ -19,6 +19,8 @@ from kaggle_kit.cli.options import (
 )
 from kaggle_kit.config import TrainConfig
 from kaggle_kit.errors import ExitStatus
+from kaggle_kit.model.packing import PACK_TOKENS
+from kaggle_kit.model.tiny_backbone import ARCHES
 
 
 @main.command("config", cls=GroupedCommand)
@@ -88,12 +90,18 @@ def bench_validate_cmd(rows: int, repeat: int, as_json: bool) -> None:
 @click.option("--layers", default=4, show_default=True, type=click.IntRange(min=1, max=48), help="Encoder layers.")
 @click.option("--max-tokens", default=8192, show_default=True, type=click.IntRange(min=16),
               help="Padded tokens per batch.")
+@click.option("--arch", type=click.Choice(list(ARCHES)), default="deberta-v3", show_default=True,
+              help="Random backbone shape; a decoder (llama, gemma2, qwen2, mistral) adds the packed path.")
+@click.option("--pack-tokens", default=PACK_TOKENS, show_default=True, type=click.IntRange(min=16, max=1_000_000),
+              help="Tokens per pack on the packed path (to measure the pack length).")
 @json_option
-def bench_predict_cmd(rows: int, max_len: int, hidden: int, layers: int, max_tokens: int, as_json: bool) -> None:
-    """Notebook inference path (dataset.map, unsorted batches of 16, Trainer.predict) vs ours."""
+def bench_predict_cmd(rows: int, max_len: int, hidden: int, layers: int, max_tokens: int, arch: str,
+                      pack_tokens: int, as_json: bool) -> None:
+    """Notebook inference path (dataset.map, unsorted batches of 16, Trainer.predict) vs ours, padded and packed."""
     from kaggle_kit.evaluation.bench import bench_predict
 
-    result = bench_predict(rows=rows, max_len=max_len, hidden=hidden, layers=layers, max_tokens=max_tokens)
+    result = bench_predict(rows=rows, max_len=max_len, hidden=hidden, layers=layers, max_tokens=max_tokens,
+                           arch=arch, pack_tokens=pack_tokens)
     emit(result.to_dict(), as_json, result.table())
 
 

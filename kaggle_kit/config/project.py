@@ -162,6 +162,13 @@ class PredictConfig:
     time_budget: str | int | None = setting(
         None, "Finish within this time (90s, 45m, 8h30m or seconds, counted from start-up): every row first, then "
         "--tta / further models while they fit.", check=duration_problem)
+    batching: str = setting("auto", "How rows become forward passes: packed (decoders: rows back to back, no padding "
+                            "computed), padded (each batch padded to its longest row), or auto (packed where the "
+                            "backbone supports it, padded otherwise, said once).", choices=("auto", "packed", "padded"))
+    placement: str = setting("auto", "Several GPUs: a model replica per GPU, or the fp16 layers split over them "
+                             "(accelerate's device map); auto splits where one GPU cannot hold the fp16 model and the "
+                             "split fits (`plan infer --backbone-config` shows both).",
+                             choices=("auto", "replica", "split"))
     shard_rows: int = setting(1000, "Rows per shard file in OUT.parts/ (what a stopped run loses at most; a rerun "
                               "keeps finished shards). Under torchrun the ranks share the shards.", min=1,
                               max=10_000_000)

@@ -4,7 +4,8 @@ Tiny DeBERTa-v2, Llama, Gemma-2 and Qwen2 backbones are built offline; each trai
 checkpointing in fp16 and, where the GPU has bf16 (compute capability >= 8.0), in bf16; Llama and Gemma-2 train in
 4-bit QLoRA when bitsandbytes imports; every fp16 model predicts on CUDA with swap TTA. Beside each run: the peak of
 torch.cuda.max_memory_allocated (training step, and the whole run with evaluation and the holdout pass) and
-`plan train`'s estimate for the same shapes; the notebook inference path against ours (`bench predict`) in tokens/s.
+`plan train`'s estimate for the same shapes; the notebook inference path against ours (`bench predict`) in tokens/s,
+padded and packed on a decoder; on two GPUs, fp16 layers split over both against a 4-bit replica per GPU (rows/s).
 Every check runs in a process of its own (one sticky CUDA error fails that check, not the rest). A T4-like pass runs
 on any GPU: fp16 forced for training and predict, whatever bf16 the GPU has. Everything goes to a JSON report.
 Without CUDA it says so and exits 0, claiming nothing; but when the driver shows a GPU (nvidia-smi) that torch cannot
@@ -188,6 +189,86 @@ def _bench_check(cuda: bool) -> dict:
             "speedup": round(bench.speedup, 2), "max_abs_prob_diff": bench.max_abs_diff}
 
 
+def _packed_bench_check(cuda: bool) -> dict:
+    """bench predict's three paths on a decoder: the packed one must agree with the notebook's and compute almost no
+    padding (fp16 noise aside)."""
+    import importlib.util
+
+    from kaggle_kit.evaluation.bench import bench_predict
+
+    if importlib.util.find_spec("datasets") is None:
+        return {"ok": None, "skipped": "datasets is not installed (only the notebook path uses it)"}
+    bench = bench_predict(rows=200, max_len=1024, hidden=256, layers=4, max_tokens=8192, arch="llama")
+    if bench.packed is None:
+        return {"ok": False, "error": "the packed path did not run on llama (see the note on packing)"}
+    return {"ok": bench.max_abs_diff_packed < 5e-2 and bench.packed.padding_fraction < 0.01,
+            "device": "cuda" if cuda else "cpu", "model": bench.model,
+            **{f"{name}_rows_per_s": round(path.rows_per_s, 1) for name, path in
+               (("notebook", bench.notebook), ("padded", bench.ours), ("packed", bench.packed))},
+            **{f"{name}_padding": round(path.padding_fraction, 4) for name, path in
+               (("notebook", bench.notebook), ("padded", bench.ours), ("packed", bench.packed))},
+            "max_abs_prob_diff_packed": bench.max_abs_diff_packed}
+
+
+def _timed_logits(model, pad_id: int, encoded: list, replicas=None) -> tuple:
+    import torch
+
+    from kaggle_kit.model.batching import batching_for, predict_logits
+
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    logits = predict_logits(model, pad_id, encoded, 8192, 3, False, replicas, batching_for(model))
+    torch.cuda.synchronize()
+    return logits, time.perf_counter() - start
+
+
+def _placement_check(data, work: Path, cuda: bool) -> dict:
+    """The two placements of a model one GPU cannot hold, on a decoder small enough to run both: fp16 layers split
+    over two GPUs vs a 4-bit replica per GPU, rows/s and agreement with the whole fp16 model on one GPU."""
+    import numpy as np
+    import torch
+
+    from kaggle_kit.competition.spec import LMSYS
+    from kaggle_kit.data.encode import Encoder, EncodingSpec
+    from kaggle_kit.data.reading import read_train
+    from kaggle_kit.metrics import softmax
+    from kaggle_kit.model.backbone import Precision, load_backbone_model
+    from kaggle_kit.model.split import split_model
+    from kaggle_kit.model.tiny_backbone import build_tiny_backbone
+
+    if not cuda or torch.cuda.device_count() < 2:
+        return {"ok": None, "skipped": "needs two GPUs"}
+    backbone = build_tiny_backbone(work / "bb-placement", arch="llama", hidden_size=1024, layers=8, heads=16)
+    fp16 = Precision("fp16")
+    whole, tokenizer = load_backbone_model(backbone, fp16, training=False)
+    encoded = Encoder(tokenizer, EncodingSpec(1024, "decoder")).encode(read_train(data.train, LMSYS))
+    pad = tokenizer.pad_token_id
+    reference, whole_s = _timed_logits(whole.to("cuda:0").eval(), pad, encoded)
+    del whole
+    torch.cuda.empty_cache()
+    on_cpu, _ = load_backbone_model(backbone, fp16, training=False)
+    weights = sum(p.numel() * p.element_size() for p in on_cpu.parameters())
+    split, device_map = split_model(on_cpu.eval(), {0: int(weights * 0.75), 1: int(weights * 0.75)})
+    split_logits, split_s = _timed_logits(split, pad, encoded)
+    del split, on_cpu
+    torch.cuda.empty_cache()
+    detail = {"rows": len(encoded), "model": "random llama, hidden 1024, 8 layers",
+              "whole_fp16_one_gpu_rows_per_s": round(len(encoded) / whole_s, 1),
+              "split_fp16_rows_per_s": round(len(encoded) / split_s, 1),
+              "split_devices": sorted({str(d) for d in device_map.values()}),
+              "max_abs_prob_diff_split": float(np.abs(softmax(reference) - softmax(split_logits)).max())}
+    problem = _bitsandbytes_problem()
+    if problem:
+        detail["replica_4bit"] = f"skipped: {problem}"
+    else:
+        replicas = [load_backbone_model(backbone, fp16, "4bit", training=False, device=k)[0].eval() for k in (0, 1)]
+        four_bit, four_s = _timed_logits(replicas[0], pad, encoded, replicas)
+        detail.update(replica_4bit_rows_per_s=round(len(encoded) / four_s, 1),
+                      max_abs_prob_diff_4bit=float(np.abs(softmax(reference) - softmax(four_bit)).max()))
+    detail["ok"] = detail["max_abs_prob_diff_split"] < 5e-2 and len(detail["split_devices"]) == 2
+    return detail
+
+
 def _existing_data(folder: Path):
     from types import SimpleNamespace
 
@@ -204,6 +285,10 @@ def run_one(spec: dict) -> dict:
     if spec["kind"] == "predict":
         return _predict_check(data, Path(spec["model_dir"]), Path(spec["out"]), spec.get("expect_4bit", False),
                               spec.get("precision", "auto"))
+    if spec["kind"] == "bench-packed":
+        return _packed_bench_check(cuda)
+    if spec["kind"] == "placement":
+        return _placement_check(data, work, cuda)
     return _bench_check(cuda)
 
 
@@ -275,6 +360,10 @@ def run_checks(work: Path, cuda: bool = True) -> dict[str, Any]:
                    {**base, "kind": "predict", "model_dir": str(model_dir),
                     "out": str(work / f"sub-{arch}-{precision}.csv"), "precision": precision})
     _check(checks, "bench predict: notebook path vs ours", _in_child, {**base, "kind": "bench"})
+    _check(checks, "bench predict --arch llama: notebook / padded / packed", _in_child,
+           {**base, "kind": "bench-packed"})
+    _check(checks, "placement: fp16 split over 2 GPUs vs 4-bit replica per GPU", _in_child,
+           {**base, "kind": "placement"})
     ran = [c for c in checks if c.get("ok") is not None]
     report["passed"] = bool(ran) and all(c["ok"] for c in ran)
     report["failed"] = [c["name"] for c in ran if not c["ok"]]

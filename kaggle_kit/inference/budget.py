@@ -99,11 +99,12 @@ def padded_tokens(batch: list[int], lengths: list[int]) -> int:
     return len(batch) * max(lengths[i] for i in batch)
 
 
-def suffix_tokens(batches: list[list[int]], lengths: list[int]) -> list[int]:
-    """Entry i: padded tokens of batches[i:] (and a last entry, 0), so a loop over batches never re-sums the rest."""
+def suffix_tokens(batches: list[list[int]], lengths: list[int], cost=padded_tokens) -> list[int]:
+    """Entry i: computed tokens of batches[i:] (and a last entry, 0), so a loop over batches never re-sums the rest.
+    `cost(batch, lengths)`: the tokens one batch computes (default: padded to its longest row)."""
     out = [0] * (len(batches) + 1)
     for i in range(len(batches) - 1, -1, -1):
-        out[i] = out[i + 1] + padded_tokens(batches[i], lengths)
+        out[i] = out[i + 1] + cost(batches[i], lengths)
     return out
 
 

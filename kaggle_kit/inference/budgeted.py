@@ -6,7 +6,6 @@ row exists from the first second on (rows not reached yet carry the class prior)
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -30,14 +29,15 @@ from kaggle_kit.inference.budget import (
     Unit,
     cap_direction,
     cap_vote,
-    padded_tokens,
     plan,
     suffix_tokens,
     truncation_for,
 )
 from kaggle_kit.inference.loaded import Loaded
+from kaggle_kit.inference.placement import load_placed
 from kaggle_kit.inference.predict import blend, encoder_for, gpu_replicas, unswap
-from kaggle_kit.model.batching import attention_square_budget, run_batches, token_budget_batches
+from kaggle_kit.model.backbone import free_model_memory
+from kaggle_kit.model.batching import Batching, BatchStats, batching_for, run_batches
 from kaggle_kit.model.model_dir import load_trained, recorded_prior
 from kaggle_kit.model.side_head import pair_features
 
@@ -88,7 +88,8 @@ class BudgetedPredictor:
         self.clock = budget.clock  # every duration on the budget's clock: a test can drive it deterministically
         self.loader = loader
         self.measured: dict = {}
-        self.squares: dict[int, int | None] = {}  # each loaded model's eager-attention cap (rows x len^2 per batch)
+        self.batchings: dict[int, Batching] = {}  # each loaded model's batching (packed or padded, eager caps)
+        self.stats = BatchStats()  # the tokens every forward pass computed
 
     # ---- output
     def combine(self) -> np.ndarray:
@@ -147,10 +148,9 @@ class BudgetedPredictor:
     def load(self, m: int) -> Loaded:
         t0 = self.clock()
         backbone = self.fitted.backbones[m] if self.fitted is not None else self.backbone
-        trained = self.loader(self.model_dirs[m], backbone=backbone, precision=self.cfg.precision,
-                               quantize=self.cfg.quantize)
+        trained = load_placed(self.loader, self.model_dirs[m], backbone, self.cfg)
         load_s = self.clock() - t0
-        self.squares[m] = attention_square_budget(trained.model)
+        self.batchings[m] = batching_for(trained.model, self.cfg.batching)
         self.stage("load", m, 0, load_s)
         t0 = self.clock()
         encoder = encoder_for(trained)
@@ -166,27 +166,27 @@ class BudgetedPredictor:
         pool = ThreadPoolExecutor(len(replicas)) if len(replicas) > 1 else None
         return Loaded(m, trained, encoder, tokens, encoded, replicas, pool, load_s, tokenize_s, features, swap_features)
 
+    def batching(self, m: int) -> Batching:  # a model not loaded yet: the first one's (its lengths are too)
+        return self.batchings.get(m) or self.batchings.get(0) or Batching()
+
     def batches(self, lengths: list[int], m: int) -> list[list[int]]:
-        """Token-budget batches as plain predict packs them, with model m's eager-attention row cap (a model not
-        loaded yet: the first one's, as its lengths are the first one's too)."""
-        square = self.squares[m] if m in self.squares else self.squares.get(0)
-        return token_budget_batches(lengths, self.cfg.max_tokens, square)
+        """Token-budget batches as plain predict makes them, packed or padded as model m runs them."""
+        return self.batching(m).batches(lengths, self.cfg.max_tokens)
 
     def run_step(self, loaded: Loaded, batches: list[list[int]], encoded, out: np.ndarray, bar) -> float:
         """One batch per replica, run together; returns the wall time (the throughput counts all replicas)."""
-        pad_id = loaded.trained.tokenizer.pad_token_id
+        pad_id, how = loaded.trained.tokenizer.pad_token_id, self.batching(loaded.index)
         start = self.clock()
         if loaded.pool is None:
-            run_batches(loaded.replicas[0], batches, encoded, pad_id, out, bar)
+            run_batches(loaded.replicas[0], batches, encoded, pad_id, out, bar, how, self.stats)
         else:
-            jobs = [loaded.pool.submit(run_batches, loaded.replicas[k], [b], encoded, pad_id, out, bar)
-                    for k, b in enumerate(batches)]
+            jobs = [loaded.pool.submit(run_batches, loaded.replicas[k], [b], encoded, pad_id, out, bar, how,
+                                       self.stats) for k, b in enumerate(batches)]
             for job in jobs:
                 job.result()
         seconds = self.clock() - start
         lengths = {i: len(encoded[i]) for b in batches for i in b}
-        self.rates.setdefault(loaded.index, Throughput()).record(
-            sum(len(b) * max(lengths[i] for i in b) for b in batches), seconds)
+        self.rates.setdefault(loaded.index, Throughput()).record(sum(how.tokens(b, lengths) for b in batches), seconds)
         return seconds
 
     def available(self) -> float:
@@ -205,12 +205,13 @@ class BudgetedPredictor:
         encoded = list(loaded.encoded)
         lengths = [len(e) for e in encoded]
         batches = self.batches(lengths, m)
-        self.pad_factor = sum(padded_tokens(b, lengths) for b in batches) / max(1, sum(lengths))
+        how = self.batching(m)  # what a batch costs: the tokens it computes (packed or padded)
+        self.pad_factor = sum(how.tokens(b, lengths) for b in batches) / max(1, sum(lengths))
         logits = np.zeros((s.n, s.num_labels), dtype=np.float32)
         step_n = len(loaded.replicas)
         floor = min(loaded.encoder.spec.max_len, loaded.encoder.overhead + 32)
         start, i, votes = self.clock(), 0, 0
-        tokens_from = suffix_tokens(batches, lengths)  # padded tokens of batches[i:], without re-summing per step
+        tokens_from = suffix_tokens(batches, lengths, how.tokens)  # batches[i:]'s, not re-summed per step
         with tqdm(total=s.n, desc="predict", unit="row", disable=not self.progress) as bar:
             while i < len(batches):
                 step = batches[i:i + step_n]
@@ -227,9 +228,9 @@ class BudgetedPredictor:
                         few_left = len(batches) - i <= AGREE_STEPS * step_n  # no steps left to wait for agreement
                         if abs(votes) >= AGREE_STEPS or (votes < 0 and few_left):
                             batches, lengths = self._recap(loaded, encoded, batches, i, rest, cap)
-                            tokens_from = suffix_tokens(batches, lengths)
+                            tokens_from = suffix_tokens(batches, lengths, how.tokens)
                             step, votes = batches[i:i + step_n], 0
-                    if rate.seconds_for(sum(padded_tokens(b, lengths) for b in step)) > self.available():
+                    if rate.seconds_for(sum(how.tokens(b, lengths) for b in step)) > self.available():
                         break
                 self.run_step(loaded, step, encoded, logits, bar)
                 rows = [r for b in step for r in b]
@@ -299,13 +300,14 @@ class BudgetedPredictor:
         value = 0.0  # the kind's default
         if self.fitted is not None and m > 0:  # a blend member's share, per its cost (a swap pass: half of it)
             value = self.fitted.values[m] * (VALUE_PER_ROW["swap"] / VALUE_PER_ROW["model"] if kind == "swap" else 1)
-        return Unit(key, m, kind, batches, [padded_tokens(b, lengths) for b in batches], setup_s=setup, needs=needs,
+        how = self.batching(m)
+        return Unit(key, m, kind, batches, [how.tokens(b, lengths) for b in batches], setup_s=setup, needs=needs,
                     value_per_row=value)
 
     def project(self, loaded: Loaded, rest: list[list[int]], lengths: list[int]) -> dict:
         """The projection made once the first step is measured: base, each optional unit, and what fits."""
         rate = self.rates[loaded.index]
-        base_left = rate.seconds_for(sum(padded_tokens(b, lengths) for b in rest))
+        base_left = rate.seconds_for(sum(self.batching(loaded.index).tokens(b, lengths) for b in rest))
         self.full_rows = list(range(self.state.n))
         units = self.units(loaded)
         picks = plan(units, self.available() - base_left, rate, loaded=0)
@@ -401,9 +403,7 @@ class BudgetedPredictor:
     def unload(self, loaded: Loaded) -> None:
         loaded.close()
         loaded.trained = loaded.replicas = None  # type: ignore[assignment]
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        free_model_memory()
 
     # ---- the whole run
     def run(self) -> dict:
@@ -433,7 +433,7 @@ class BudgetedPredictor:
         return {"device": "cuda" if torch.cuda.is_available() else "cpu", "replicas": len(loaded.replicas),
                 "rows": self.state.n, "max_len": loaded.encoder.spec.max_len, "max_tokens": self.cfg.max_tokens,
                 "tokens_per_s": round(rate.tokens_per_s, 1) if rate and rate.known else None,
-                "pad_factor": round(getattr(self, "pad_factor", 1.0), 4),
+                "pad_factor": round(getattr(self, "pad_factor", 1.0), 4), "batching": self.batching(0).name,
                 "load_s": round(loaded.load_s, 3), "tokenize_s_per_row": loaded.tokenize_s / max(1, self.state.n),
                 "startup_s": round(self.state.stages[0]["seconds"], 3),
                 "length_quantiles": [int(q) for q in np.percentile(full, QUANTILES)] if full else []}
@@ -447,4 +447,4 @@ class BudgetedPredictor:
                 "model_rows": [int(c.sum()) for c in s.covered], "budget_s": self.budget.seconds,
                 "elapsed_s": round(self.budget.elapsed(), 3), "projection": self.projection, "stages": s.stages,
                 "writes": self.writes, "write_s": round(self.write_total_s, 3),
-                "measured": self.measured}
+                "models": sum(bool(c.any()) for c in s.covered), **self.stats.report(), "measured": self.measured}

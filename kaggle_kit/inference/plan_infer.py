@@ -70,8 +70,9 @@ def read_measurement(path: Path) -> Measurement:
                            _number(m, "pad_factor", where), [int(q) for q in quantiles], _number(m, "load_s", where),
                            _number(m, "tokenize_s_per_row", where), _number(m, "startup_s", where))
     if isinstance(data.get("ours"), dict) and "max_len" in data:
-        ours = data["ours"]
-        where = f"{path} ours"
+        packed = isinstance(data.get("packed"), dict)  # a decoder's bench: predict packs it by default
+        ours = data["packed"] if packed else data["ours"]
+        where = f"{path} {'packed' if packed else 'ours'}"
         if "tokens_per_s" not in ours or "length_quantiles" not in data:
             raise DataError(f"{path}: this bench output has no tokens_per_s",
                             hint="rerun `kaggle-kit bench predict --json` with this version")

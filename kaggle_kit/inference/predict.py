@@ -14,7 +14,7 @@ from kaggle_kit.competition.spec import CompetitionSpec
 from kaggle_kit.data.encode import Encoder, EncodingSpec
 from kaggle_kit.data.reading import Pairs
 from kaggle_kit.errors import KitError
-from kaggle_kit.model.batching import predict_logits
+from kaggle_kit.model.batching import BatchStats, batching_for, predict_logits
 from kaggle_kit.model.model_dir import TrainedModel
 from kaggle_kit.model.side_head import pair_features
 
@@ -25,6 +25,8 @@ def gpu_replicas(model: torch.nn.Module, load: Callable[[str], torch.nn.Module] 
     its own device; a deep copy would first be built on cuda:0 (a 4-bit 9B copy would briefly fill most of it)."""
     count = torch.cuda.device_count()
     if count < 2 or int(os.environ.get("WORLD_SIZE", "1")) > 1:  # under torchrun each rank keeps to its own GPU
+        return None
+    if len(set((getattr(model, "hf_device_map", None) or {}).values())) > 1:  # split over the GPUs already
         return None
     if load is None:
         return [model] + [copy.deepcopy(model).to(f"cuda:{k}") for k in range(1, count)]
@@ -54,9 +56,11 @@ def encoder_for(trained: TrainedModel) -> Encoder:
 
 
 def predict_probs(trained: TrainedModel, pairs: Pairs, spec: CompetitionSpec, max_tokens: int, tta: str = "none",
-                  progress: bool = True, replicas: list[torch.nn.Module] | None = None) -> np.ndarray:
+                  progress: bool = True, replicas: list[torch.nn.Module] | None = None, batching: str = "auto",
+                  stats: BatchStats | None = None) -> np.ndarray:
     """`replicas`: the model's copies from gpu_replicas, one per GPU (loaded once by the caller, which predicts
-    many row sets with them); None: the model alone."""
+    many row sets with them); None: the model alone. `batching`: auto, packed or padded (batching.batching_for);
+    `stats` collects the tokens computed."""
     encoder = encoder_for(trained)
     tokens = encoder.tokenize_turns(pairs, progress=progress)
     fields = encoder.spec.fields
@@ -64,15 +68,19 @@ def predict_probs(trained: TrainedModel, pairs: Pairs, spec: CompetitionSpec, ma
     pad_id = trained.tokenizer.pad_token_id
     n = trained.info["num_labels"]
     features = pair_features(pairs, spec) if trained.side_head else None
-    probs = trained.probs(predict_logits(trained.model, pad_id, encoded, max_tokens, n, progress, replicas), features)
+    how = batching_for(trained.model, batching)
+
+    def logits_of(rows: list[list[int]]) -> np.ndarray:
+        return predict_logits(trained.model, pad_id, rows, max_tokens, n, progress, replicas, how, stats)
+
+    probs = trained.probs(logits_of(encoded), features)
     if tta == "swap":
         a, b = spec.swap_pairs[0]
         # The same turns, responses exchanged: no re-tokenising.
         swapped_fields = [{a: b, b: a}.get(f, f) for f in fields]
         swapped = [encoder.assemble([tokens[f][r] for f in swapped_fields]) for r in range(len(pairs))]
         swapped_features = pair_features(pairs.swapped(spec), spec) if trained.side_head else None
-        swapped_probs = trained.probs(predict_logits(trained.model, pad_id, swapped, max_tokens, n, progress, replicas),
-                                      swapped_features)
+        swapped_probs = trained.probs(logits_of(swapped), swapped_features)
         probs = (probs + unswap(swapped_probs, spec)) / 2
     elif tta != "none":
         raise KitError(f"unknown --tta '{tta}'", hint="choose none or swap")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from kaggle_kit.data.reading import _parse_frame, check_unique_ids, read_csv_che
 from kaggle_kit.errors import KitError, UsageProblem
 from kaggle_kit.model.model_dir import check_model_dir
 
+log = logging.getLogger(__name__)
 PROB_FORMAT = "%.6f"  # 6 decimals: rows sum to 1 within 2e-6, far inside the reader's tolerance
 OUT_FORMATS = (".csv", ".parquet")  # what `train --train` reads (data/reading.py)
 
@@ -35,6 +37,7 @@ def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec:
                  weights: list[float] | None = None, min_confidence: float = 0.0, backbone: str | None = None,
                  overwrite: bool = False, progress: bool = True, echo=None) -> dict:
     """PAIRS.csv (test format; extra columns ignored) -> train-format CSV whose winner_* columns are probabilities."""
+    from kaggle_kit.inference.placement import split_of
     from kaggle_kit.inference.predict import check_weights
     from kaggle_kit.inference.shard_job import (
         fitted_models,
@@ -42,6 +45,7 @@ def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec:
         predict_in_shards,
     )
     from kaggle_kit.inference.shards import parts_dir, remove_parts
+    from kaggle_kit.model.batching import check_batching
 
     out_format = check_out_format(out_path)
     check_outputs({"--out": out_path}, [input_path, cfg.blend if cfg.blend.endswith(".json") else None], overwrite)
@@ -62,8 +66,10 @@ def pseudo_label(model_dirs: list[Path], input_path: Path, out_path: Path, spec:
     frame = read_csv_checked(input_path, spec.test_columns, allow_extra=True)
     check_unique_ids(input_path, frame, spec.id_column)
     pairs = _parse_frame(input_path, frame, spec)
-    for d in model_dirs:
-        check_model_dir(d)
+    if note := check_batching(cfg.batching, [check_model_dir(d)["model_type"] for d in model_dirs]):
+        (echo or log.warning)(f"note: {note}")
+    if cfg.placement == "split":  # refused now when this machine cannot split, not after loading
+        split_of(model_dirs[0], backbone, "split", cfg.quantize, cfg.max_tokens)
 
     models = fitted_models(fitted, backbone) if fitted is not None else plain_models(model_dirs, weights, cfg.blend,
                                                                                      backbone)

@@ -18,10 +18,12 @@ from kaggle_kit.inference.blend_run import blend_run
 from kaggle_kit.inference.blending import read_blend, used_model_dirs
 from kaggle_kit.inference.budget import Budget
 from kaggle_kit.inference.budgeted import BudgetedPredictor
+from kaggle_kit.inference.placement import split_of
 from kaggle_kit.inference.predict import check_weights, finite_or_prior
 from kaggle_kit.inference.rules import RULES, apply_rules
 from kaggle_kit.inference.shard_job import fitted_models, plain_models, predict_in_shards, refuse_budget_under_torchrun
 from kaggle_kit.inference.shards import parts_dir, remove_parts
+from kaggle_kit.model.batching import check_batching
 from kaggle_kit.model.model_dir import check_model_dir, recorded_prior
 from kaggle_kit.submission import find_sample_submission, submission_order, write_probabilities, write_submission
 
@@ -59,13 +61,18 @@ def predict_to_submission(model_dirs: list[Path], test_path: Path, out_path: Pat
     if weights is not None or len(model_dirs) > 1:
         check_weights(weights, len(model_dirs))
     pairs = read_test(test_path, spec)
-    for model_dir in model_dirs:
-        check_classes(model_dir, check_model_dir(model_dir), spec)
+    infos = [check_model_dir(model_dir) for model_dir in model_dirs]
+    for model_dir, info in zip(model_dirs, infos):
+        check_classes(model_dir, info, spec)
+    batching_note = check_batching(cfg.batching, [info["model_type"] for info in infos])
+    if cfg.placement == "split":  # refused now when this machine cannot split, not after loading
+        split_of(model_dirs[0], backbone, "split", cfg.quantize, cfg.max_tokens)
     sample = find_sample_submission(sample_submission, test_path.parent / spec.sample_submission_file)
     order = submission_order(spec, pairs.ids, sample)
     rules, fired = None, {}
     prior, nonfinite = recorded_prior(model_dirs[0], spec.num_labels), 0
     notes = [note] if (note := spec.metric_note()) else []
+    notes += [batching_note] if batching_note else []
     if cfg.rules and not spec.rules_rewarded:
         notes.append(f"--rules not applied: they set fixed A / B / tie probability rows, which {spec.slug}'s "
                      f"{spec.metric_name} over {spec.num_labels} classes does not reward")

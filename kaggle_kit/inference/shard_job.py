@@ -104,21 +104,24 @@ def predict_in_shards(kind: str, models: ModelSet, pairs: Pairs, spec: Competiti
                       input_path: Path, out_path: Path, weights: list[float] | None, overwrite: bool,
                       progress: bool, echo: Callable[[str], None] | None) -> tuple[np.ndarray | None, dict]:
     """The combined probabilities in input order (None on ranks other than 0) and the shard report."""
+    from kaggle_kit.inference.placement import load_placed
     from kaggle_kit.inference.predict import gpu_replicas, predict_probs
     from kaggle_kit.model.backbone import free_model_memory, rank_device
+    from kaggle_kit.model.batching import BatchStats
     from kaggle_kit.model.model_dir import load_trained
 
     loaded: dict[int, tuple] = {}  # model index -> (the model, its copies on the other GPUs), loaded once
+    stats = BatchStats()
 
     def predict(model: int, rows: list[int]) -> np.ndarray:
         if model not in loaded:
             release()
-            trained = load_trained(models.model_dirs[model], backbone=models.backbones[model],
-                                   precision=cfg.precision, quantize=cfg.quantize, device=rank_device())
+            trained = load_placed(load_trained, models.model_dirs[model], models.backbones[model], cfg,
+                                  device=rank_device())
             loaded[model] = (trained, gpu_replicas(trained.model, trained.reload))
         trained, replicas = loaded[model]
         return predict_probs(trained, pairs.subset(rows), spec, cfg.max_tokens, tta=cfg.tta, progress=False,
-                             replicas=replicas)
+                             replicas=replicas, batching=cfg.batching, stats=stats)
 
     def release() -> None:
         if loaded:
@@ -131,4 +134,6 @@ def predict_in_shards(kind: str, models: ModelSet, pairs: Pairs, spec: Competiti
                    costs=lambda: row_tokens(models.model_dirs[0], pairs), cost_per_row=2 if cfg.tta == "swap" else 1,
                    progress=progress, echo=echo or (lambda message: None))
     prob_sets, report = run_sharded(job, out_path, overwrite)
+    # models: each model dir is one pass over the rows (an averaged model is one); the tokens: this run's shards
+    report = {**report, "models": len(models.model_dirs), **stats.report()}
     return (None if prob_sets is None else models.combine(prob_sets)), report

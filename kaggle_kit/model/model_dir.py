@@ -303,16 +303,17 @@ def recorded_prior(model_dir: Path, num_labels: int) -> np.ndarray:
 
 
 def load_trained(model_dir: Path, backbone: str | None = None, precision: str = "auto", quantize: str | None = None,
-                 device: str | int | None = None) -> TrainedModel:
+                 device: str | int | None = None, split: dict | None = None) -> TrainedModel:
     """A `train` output dir -> model ready for inference: the saved merged/ model if there is one, else backbone +
     adapter (merged in memory unless quantised); frozen weights in the compute dtype; no K/V cache; the attention
-    implementation it was trained with. `device`: where to load (a rank's own, e.g. backbone.rank_device())."""
+    implementation it was trained with. `device`: where to load (a rank's own, e.g. backbone.rank_device());
+    `split`: max_memory per GPU to split the (unquantised) layers over (model/split.py) instead."""
     from peft import PeftModel
     from transformers import AutoModelForSequenceClassification
 
     info = check_model_dir(model_dir)
     prec = choose_precision(precision)
-    quantize = inference_quantize(quantize, info, torch.cuda.is_available())
+    quantize = None if split is not None else inference_quantize(quantize, info, torch.cuda.is_available())
     attention = attention_for(info["model_type"], info.get("attn_implementation"))
     try:
         if (model_dir / MERGED_DIR / "config.json").exists():
@@ -337,11 +338,15 @@ def load_trained(model_dir: Path, backbone: str | None = None, precision: str = 
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise KitError(f"cannot load the model in {model_dir}: {type(exc).__name__}: {first}",
                        hint="check that the model dir is complete and matches its backbone") from None
-    if quantize is None:
+    if quantize is None and split is not None:
+        from kaggle_kit.model.split import split_model
+
+        model, _ = split_model(model, split)
+    elif quantize is None:
         model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.eval()
 
     def replica(on: str) -> torch.nn.Module:  # another GPU's copy, loaded there (never copied through cuda:0)
         return load_trained(model_dir, backbone, precision, quantize or "none", device=on).model
 
-    return TrainedModel(model=model, tokenizer=tokenizer, info=info, reload=replica)
+    return TrainedModel(model=model, tokenizer=tokenizer, info=info, reload=None if split is not None else replica)

@@ -1,5 +1,5 @@
-"""A tiny random backbone (DeBERTa-v3, Gemma-2, Llama, Qwen2 or BERT shaped) with a locally trained tokenizer: for
-tests, the quickstart and benchmarks, never for scores."""
+"""A tiny random backbone (DeBERTa-v3, Gemma-2, Llama, Qwen2, Mistral or BERT shaped) with a locally trained
+tokenizer: for tests, the quickstart and benchmarks, never for scores."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from kaggle_kit.compat import deberta_tokenizer
 from kaggle_kit.errors import KitError
 
-ARCHES = ("deberta-v3", "gemma2", "llama", "qwen2", "bert")
+ARCHES = ("deberta-v3", "gemma2", "llama", "qwen2", "mistral", "bert")
 SPECIAL = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
 # At the usual 0.02 a random encoder's [CLS] output barely depends on the input (std 0.003 across inputs), so nothing
 # downstream can learn; 0.2 makes the random features input-dependent (std 0.6) while staying a real, unpretrained
@@ -87,6 +87,9 @@ def build_tiny_backbone(directory: Path, arch: str = "deberta-v3", seed: int = 0
         elif arch == "qwen2":
             config = transformers.Qwen2Config(**common)
             model = transformers.Qwen2ForSequenceClassification(config)
+        elif arch == "mistral":
+            config = transformers.MistralConfig(**common)
+            model = transformers.MistralForSequenceClassification(config)
         else:
             config = transformers.LlamaConfig(**common)
             model = transformers.LlamaForSequenceClassification(config)

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 
 from kaggle_kit.config.recipes import DECODER_MLP3, estimated_params, get_recipe
 from kaggle_kit.errors import KitError
-from kaggle_kit.training.backbone_shape import trained_layers
+from kaggle_kit.model.backbone_shape import trained_layers
 
 GIB = 1024 ** 3
 # Usable memory per device, as the device reports it (torch.cuda.mem_get_info's total), rounded down: a T4 reports

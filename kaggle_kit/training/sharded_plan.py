@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 from kaggle_kit.config.recipes import estimated_params, get_recipe
 from kaggle_kit.errors import KitError
-from kaggle_kit.training.backbone_shape import trained_layers
+from kaggle_kit.model.backbone_shape import trained_layers
 from kaggle_kit.training.memory_plan import (
     CUDA_OVERHEAD_GIB,
     GIB,
