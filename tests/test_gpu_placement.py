@@ -97,5 +97,5 @@ def test_plan_infer_shows_both_placements_with_their_memory(tmp_path):
     assert as_json["placement"]["chosen"] == "split"
     config.write_text(json.dumps({"hidden_size": "big"}))
     one_line_error(run_cli("plan", "infer", "--from", bench, "--backbone-config", config, "--rows", 25000,
-                           "--limit", "9h"), "not a transformers config")
+                           "--limit", "9h"), "has no model_type", code=2)
 

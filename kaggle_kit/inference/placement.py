@@ -144,7 +144,8 @@ def placement_table(plan: dict) -> str:
         memory = " + ".join(f"{g:.1f}" for g in o["per_gpu_gib"])
         lines.append(f"  {o['label']:<34} {memory} GiB (of {o['usable_gib']:.1f} usable per GPU)  {mark}")
     if plan["chosen"] is None:
-        lines.append("  nothing fits: a smaller backbone, shorter rows or a smaller --max-tokens")
+        lines.append("  nothing fits: a smaller backbone, shorter rows or fewer tokens per batch "
+                     "(--set predict.max_tokens=N)")
     return "\n".join(lines)
 
 
