@@ -206,5 +206,5 @@ def test_filesystem_errors_anywhere_become_one_line(tmp_path, monkeypatch):
 
 def test_recipe_driven_flags_say_where_their_default_comes_from():
     text = run_cli("train", "--help").output
-    assert "--lr" in text and "from the backbone's recipe unless set" in text
+    assert "--lr" in text and "[default: 0.001, or the recipe's]" in text
     assert "[default: 0.001]" not in text

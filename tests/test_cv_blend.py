@@ -142,9 +142,10 @@ def test_bad_teacher_and_soft_rows_fail_in_one_line_before_training(tmp_path, sm
     teacher.loc[0, "id"] = "no-such-id"
     teacher.to_csv(tmp_path / "teacher.csv", index=False)
     base = ["train", "--train", small_files.train, "--backbone", tiny_backbone, "--max-len", 64]
-    one_line_error(run(*base, "--out", tmp_path / "a", "--teacher", tmp_path / "teacher.csv", "--distill-weight", 0.5),
+    one_line_error(run(*base, "--out", tmp_path / "a", "--set", f"train.teacher={tmp_path / 'teacher.csv'}",
+                       "--set", "train.distill_weight=0.5"),
                    "1 id(s) are not training rows: no-such-id")
-    one_line_error(run(*base, "--out", tmp_path / "b", "--teacher", tmp_path / "teacher.csv"),
+    one_line_error(run(*base, "--out", tmp_path / "b", "--set", f"train.teacher={tmp_path / 'teacher.csv'}"),
                    "--distill-weight is 0")
     bad = with_targets(small_files.train, tmp_path / "bad.csv", [0.5, 0.3, 0.1])
     one_line_error(run("train", "--train", bad, "--backbone", tiny_backbone, "--out", tmp_path / "c"),

@@ -110,7 +110,9 @@ def test_uploaded_code_wheel_installs_offline_and_runs_without_the_checkout(dist
     assert done.returncode == 0, done.stderr[-2000:]
     found = json.loads(done.stdout)
     assert Path(found["file"]).resolve() == (target / "kaggle_kit" / "__init__.py").resolve()
-    assert not any(str(ROOT) == p or p.startswith(f"{ROOT}{os.sep}") for p in found["path"])
+    venv = str(Path(sys.prefix).resolve())  # the test's own environment may sit inside the checkout (.venv/)
+    assert not any(str(ROOT) == p or (p.startswith(f"{ROOT}{os.sep}") and not p.startswith(venv))
+                   for p in found["path"])
     stages = {name.split(".")[1] for name in found["modules"]}
     assert stages == {p.parent.name for p in (ROOT / "kaggle_kit").glob("*/__init__.py")} | {
         p.stem for p in (ROOT / "kaggle_kit").glob("*.py") if p.stem != "__init__"}

@@ -279,18 +279,19 @@ def test_resumed_predict_refuses_a_replaced_backbone_and_keeps_shards_through_ha
     out = tmp_path / "sub.csv"
     monkeypatch.setattr(predict_module, "predict_probs", stop_after_one)
     with pytest.raises(RuntimeError, match="stopped"):
-        run_cli("predict", "--test", small_files.test, "--model", model, "--out", out, "--shard-rows", "10")
+        run_cli("predict", "--test", small_files.test, "--model", model, "--out", out, "--set", "predict.shard_rows=10")
     monkeypatch.setattr(predict_module, "predict_probs", real)
     with _new_version(_weights_file(_backbone_of(model))):
-        refused = run_cli("predict", "--test", small_files.test, "--model", model, "--out", out, "--shard-rows", "10")
+        refused = run_cli("predict", "--test", small_files.test, "--model", model, "--out", out,
+                          "--set", "predict.shard_rows=10", "--batching", "padded")  # no note: one line
     assert refused.exit_code == 2 and "another backbone" in refused.output
     assert len(refused.output.strip().splitlines()) == 1
     resaved = tmp_path / "data" / "test.csv"
     resaved.parent.mkdir()
     pd.read_csv(small_files.test).to_csv(resaved, index=False, lineterminator="\r\n", quoting=1)
     shutil.copy(small_files.sample_submission, resaved.parent / "sample_submission.csv")
-    resumed = run_cli("predict", "--test", resaved, "--model", model, "--out", out, "--shard-rows", "6",
-                      "--max-tokens", "2048", "--json")
+    resumed = run_cli("predict", "--test", resaved, "--model", model, "--out", out, "--set", "predict.shard_rows=6",
+                      "--set", "predict.max_tokens=2048", "--json")
     assert resumed.exit_code == 0, resumed.output
     report = json.loads(resumed.stdout)
     assert report["shards_reused"] == 1 and report["shards"] == 3

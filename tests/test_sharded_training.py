@@ -71,7 +71,7 @@ def test_allowed_with_cuda_and_deepspeed_needs_its_extra(llama, tiny_backbone):
         check_sharded_training("full_shard", None, None, tiny_backbone, cuda=True)  # DeBERTa: an encoder
 
 
-@pytest.mark.parametrize("flag", [["--fsdp", "full_shard"], ["--deepspeed", "zero3"]])
+@pytest.mark.parametrize("flag", [["--set", "train.fsdp=full_shard"], ["--set", "train.deepspeed=zero3"]])
 def test_train_with_fsdp_or_deepspeed_on_cpu_is_one_line(tmp_path, small_files, llama, flag):
     """On this CPU the Trainer would silently run DDP: refused before the model loads, one line, no traceback."""
     result = CliRunner().invoke(main, ["train", "--train", str(small_files.train), "--backbone", str(llama),

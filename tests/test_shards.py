@@ -67,14 +67,14 @@ def test_stopped_run_resumes_keeping_its_shards(model, small_files, tmp_path, mo
     out = tmp_path / "sub.csv"
     monkeypatch.setattr(predict_module, "predict_probs", failing_after_two)
     with pytest.raises(RuntimeError, match="stopped"):
-        _predict(model, small_files.test, out, "--shard-rows", "5", "--tta", "swap")
+        _predict(model, small_files.test, out, "--set", "predict.shard_rows=5", "--tta", "swap")
     assert not out.exists() and len(list(parts_dir(out).glob("*.npz"))) == 2
-    changed = _predict(model, small_files.test, out, "--shard-rows", "5")  # --tta none: other numbers
+    changed = _predict(model, small_files.test, out, "--set", "predict.shard_rows=5")  # --tta none: other numbers
     assert changed.exit_code == 2 and "predicted with other settings (tta)" in changed.output
     assert len(changed.output.strip().splitlines()) == 1
     calls.clear()
     monkeypatch.setattr(predict_module, "predict_probs", lambda *a, **k: (calls.append(len(a[1])), real(*a, **k))[1])
-    resumed = _predict(model, small_files.test, out, "--shard-rows", "5", "--tta", "swap")
+    resumed = _predict(model, small_files.test, out, "--set", "predict.shard_rows=5", "--tta", "swap")
     assert resumed.exit_code == 0, resumed.output
     report = json.loads(resumed.output)
     assert calls == [5, 5, 4] and report["shards"] == 5 and report["shards_reused"] == 2
@@ -94,7 +94,8 @@ def test_other_input_refused_and_overwrite_removes_only_our_files(model, small_f
     pd.read_csv(small_files.test).head(12).to_csv(half, index=False)
     out = tmp_path / "pl.csv"
     folder = parts_dir(out)
-    args = ("pseudo-label", "--model", model, "--out", out, "--shard-rows", "5")
+    args = ("pseudo-label", "--model", model, "--out", out, "--set", "predict.shard_rows=5",
+            "--set", "predict.batching=padded")  # the tiny DeBERTa: no note that auto chose padded
     first = run(*args, "--input", half)
     assert first.exit_code == 0 and not folder.exists()  # nothing left behind after the merge
     folder.mkdir()
@@ -157,8 +158,8 @@ def test_two_ranks_predict_half_each_and_write_the_one_process_file(model, small
     import kaggle_kit.inference.predict as predict_module
 
     out = tmp_path / "two.csv"
-    args = ("predict", "--test", small_files.test, "--model", model, "--out", out, "--tta", "swap", "--rules",
-            "--shard-rows", "4", "--json")
+    args = ("predict", "--test", small_files.test, "--model", model, "--out", out, "--tta", "swap",
+            "--set", "predict.rules=true", "--set", "predict.shard_rows=4", "--json")
     real, calls = predict_module.predict_probs, []
 
     def failing_after_two(*a, **k):
@@ -178,7 +179,7 @@ def test_two_ranks_predict_half_each_and_write_the_one_process_file(model, small
     assert [r["rows"] for r in report["ranks"]] == [8, 8]  # 4 rows x 2 shards each
     assert "rank 1/2: predicted" in proc.stderr and not parts_dir(out).exists()
     monkeypatch.setattr(predict_module, "predict_probs", real)
-    one = _predict(model, small_files.test, tmp_path / "one.csv", "--tta", "swap", "--rules")
+    one = _predict(model, small_files.test, tmp_path / "one.csv", "--tta", "swap", "--set", "predict.rules=true")
     assert one.exit_code == 0 and json.loads(one.output)["shards"] == 1
     a, b = pd.read_csv(out), pd.read_csv(tmp_path / "one.csv")
     assert list(a["id"]) == list(b["id"]) == list(pd.read_csv(small_files.sample_submission)["id"])
@@ -201,7 +202,8 @@ def test_distillation_chain_teacher_folds_two_node_labels_student(small_files, t
     pairs["id"] = pairs["id"] + 10_000_000  # unlabelled pairs: ids the teachers never trained on
     pairs.to_csv(tmp_path / "unlabelled.csv", index=False)
     teachers = ["--model", tmp_path / "teacher-0", "--model", tmp_path / "teacher-1"]
-    label = ["pseudo-label", *teachers, "--input", tmp_path / "unlabelled.csv", "--shard-rows", "16", "--json"]
+    label = ["pseudo-label", *teachers, "--input", tmp_path / "unlabelled.csv", "--set", "predict.shard_rows=16",
+             "--json"]
     once = run(*label, "--out", tmp_path / "pl-all.csv")
     assert once.exit_code == 0, once.output
     threshold = round(json.loads(once.output)["mean_confidence"], 4)  # drops about half of the rows
@@ -217,8 +219,8 @@ def test_distillation_chain_teacher_folds_two_node_labels_student(small_files, t
     assert 0 < len(a) < 120 and list(a["id"]) == list(b["id"])
     labels = ["winner_model_a", "winner_model_b", "winner_tie"]
     assert np.abs(a[labels].to_numpy() - b[labels].to_numpy()).max() < 1e-5
-    student = run("train", "--train", tmp_path / "pl.csv", "--teacher", tmp_path / "pl.csv", "--distill-weight",
-                  "0.5", "--backbone", tiny_backbone, "--out", tmp_path / "student", "--max-len", "128",
-                  "--max-steps", "2", "--eval-steps", "2", "--json")
+    student = run("train", "--train", tmp_path / "pl.csv", "--set", f"train.teacher={tmp_path / 'pl.csv'}",
+                  "--set", "train.distill_weight=0.5", "--backbone", tiny_backbone, "--out", tmp_path / "student",
+                  "--max-len", "128", "--max-steps", "2", "--eval-steps", "2", "--json")
     assert student.exit_code == 0, student.output
     assert json.loads(student.stdout)["teacher_rows"] == len(a)
