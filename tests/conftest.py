@@ -211,3 +211,20 @@ def silent_server(monkeypatch):
     for conn in held:
         conn.close()
     listener.close()
+
+
+def stop_predict_after(monkeypatch, shards: int):
+    """Make predict stop (RuntimeError "stopped") after `shards` model passes, as a preempted run does; returns the
+    rows of each pass made and the real predict_probs."""
+    import kaggle_kit.inference.predict as predict_module
+
+    real, calls = predict_module.predict_probs, []
+
+    def stopping(trained, pairs, *args, **kwargs):
+        if len(calls) == shards:
+            raise RuntimeError("stopped")
+        calls.append(len(pairs))
+        return real(trained, pairs, *args, **kwargs)
+
+    monkeypatch.setattr(predict_module, "predict_probs", stopping)
+    return calls, real

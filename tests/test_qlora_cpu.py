@@ -130,7 +130,8 @@ def test_budgeted_blend_of_4bit_models_keeps_the_eager_row_cap(monkeypatch, qlor
                         lambda self, *a, **k: real_init(self, *a, **{**k, "loader": loader}))
     sub = tmp_path / "submission.csv"
     predict_to_submission([qlora_llama, qlora_gemma_merged], small_files.test, sub, spec,
-                          PredictConfig(max_tokens=4096, tta="none"), progress=False, budget=Budget(600))
+                          PredictConfig(max_tokens=4096, tta="none", batching="padded"), progress=False,
+                          budget=Budget(600))  # padded: the hook sees the classifier's own forward
     assert validate_file(sub, pd.read_csv(small_files.test)["id"].astype(str).tolist(), spec).ok
     assert shapes["eager"] and shapes["sdpa"]
     assert all(rows * length ** 2 <= 40_000 or rows == 1 for rows, length in shapes["eager"])

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import quick_config, run_cli
+from conftest import quick_config, run_cli, stop_predict_after
 from kaggle_kit.config import PredictConfig
 from kaggle_kit.errors import KitError
 from kaggle_kit.inference.shards import ShardJob, Unit, World, parts_dir, run_sharded
@@ -267,17 +267,8 @@ def test_resumed_predict_refuses_a_replaced_backbone_and_keeps_shards_through_ha
     -> the shard is kept and the file equals a run in one go."""
     import kaggle_kit.inference.predict as predict_module
 
-    real = predict_module.predict_probs
-    calls = []
-
-    def stop_after_one(trained, pairs, *args, **kwargs):
-        if calls:
-            raise RuntimeError("stopped")
-        calls.append(len(pairs))
-        return real(trained, pairs, *args, **kwargs)
-
     out = tmp_path / "sub.csv"
-    monkeypatch.setattr(predict_module, "predict_probs", stop_after_one)
+    _, real = stop_predict_after(monkeypatch, 1)
     with pytest.raises(RuntimeError, match="stopped"):
         run_cli("predict", "--test", small_files.test, "--model", model, "--out", out, "--set", "predict.shard_rows=10")
     monkeypatch.setattr(predict_module, "predict_probs", real)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import quick_config
+from conftest import quick_config, stop_predict_after
 from kaggle_kit.cli import main
 from kaggle_kit.inference.shards import Unit, World, assign, current_world, parts_dir, shard_ranges
 
@@ -55,17 +55,8 @@ def test_stopped_run_resumes_keeping_its_shards(model, small_files, tmp_path, mo
     shards are kept, only the other three are predicted, and the file equals a run without shards (one shard)."""
     import kaggle_kit.inference.predict as predict_module
 
-    real = predict_module.predict_probs
-    calls = []
-
-    def failing_after_two(trained, pairs, *args, **kwargs):
-        if len(calls) == 2:
-            raise RuntimeError("stopped")
-        calls.append(len(pairs))
-        return real(trained, pairs, *args, **kwargs)
-
     out = tmp_path / "sub.csv"
-    monkeypatch.setattr(predict_module, "predict_probs", failing_after_two)
+    calls, real = stop_predict_after(monkeypatch, 2)
     with pytest.raises(RuntimeError, match="stopped"):
         _predict(model, small_files.test, out, "--set", "predict.shard_rows=5", "--tta", "swap")
     assert not out.exists() and len(list(parts_dir(out).glob("*.npz"))) == 2
