@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -284,3 +285,14 @@ def test_infer_kernel_runs_an_averaged_model(averaged, llama, small_files, tmp_p
                   "--input", f"tester/tiny-llama={llama}", "--input", f"tester/lmsys-avg={out}", "--working", "work")
     assert ran.exit_code == 0, ran.output
     assert run_cli("validate", "work/submission.csv", "--test", small_files.test).exit_code == 0
+
+
+def test_average_is_recorded_in_the_runs_ledger_without_a_headline_score(averaged):
+    """The ledger keeps the averaged model dir with its members; no held-out figure is claimed for it."""
+    from kaggle_kit.ledger import runs_table
+
+    out, result = averaged
+    runs = [row["run"] for row in runs_table() if row["run"] and row["run"]["kind"] == "average"]
+    mine = [run for run in runs if Path(run["model_dir"]).resolve() == out.resolve()]
+    assert len(mine) == 1 and mine[0]["score"] is None and mine[0]["score_kind"] is None
+    assert mine[0]["figures"]["members"] == result["members"]

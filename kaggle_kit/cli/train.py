@@ -227,7 +227,7 @@ def average_cmd(kit: KitContext, model_dirs, out: Path, weights, overwrite: bool
 def _note_average(spec, out: Path, result: dict) -> None:
     """An average has no held-out figure of its own (its calibration rows were trained on by the other members):
     the ledger records its members and calibration, and no headline score."""
-    from kaggle_kit.cli.runs import note_run
+    from kaggle_kit.cli.runs import note
 
     figures = {"members": result["members"], "calibration": result["calibration"]}
-    note_run("average", out, spec, "none", "none", figures, None, [])
+    note("average run", "record_run", "average", out, competition=spec.slug, metric=spec.metric, figures=figures)
